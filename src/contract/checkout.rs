@@ -1,0 +1,114 @@
+//! `events.checkout`: the booking side asks the payment side to take payment for a hold.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::error::ParseError;
+use super::fields::{Fields, object_from_bytes, ser_rfc3339};
+use super::ids::{ActorId, OccKey, Ref};
+use super::money::{Amount, Currency, Money};
+
+/// The `kind` of a checkout request.
+pub const CHECKOUT_KIND: &str = "events.checkout";
+
+/// "Take payment for this hold": sent by the booking side when a hold is placed.
+///
+/// The payment side must echo `occ_key`, `actor` and `ref` in its [`PaymentResult`]
+/// (crate::contract::PaymentResult), should echo `amount` and `currency` (seathold then
+/// refuses a result whose money differs), and should not take payment after `expires_at`:
+/// a payment that arrives after it is answered with a refund signal.
+///
+/// Wire shape (field order is frozen):
+/// ```json
+/// {"kind":"events.checkout","occ_key":"gig-2026-12-01","actor":"user-42",
+///  "amount":"25.00","currency":"EUR","ref":"r-7f3a","quantity":1,
+///  "expires_at":"2026-12-01T19:10:00Z"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckoutRequest {
+    kind: Kind,
+    /// The occurrence the hold is on.
+    pub occ_key: OccKey,
+    /// Who is paying.
+    pub actor: ActorId,
+    /// The total to charge for the hold.
+    pub amount: Amount,
+    /// The currency to charge in.
+    pub currency: Currency,
+    /// The checkout attempt's ref; the payment result must carry it back.
+    #[serde(rename = "ref")]
+    pub hold_ref: Ref,
+    /// How many seats the hold takes.
+    pub quantity: u32,
+    /// When the hold lapses; a payment after this instant is refunded, not booked.
+    #[serde(serialize_with = "ser_rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Serializes as the constant `kind` string, keeping it first in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Kind;
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(CHECKOUT_KIND)
+    }
+}
+
+impl CheckoutRequest {
+    /// Build a checkout request.
+    pub fn new(
+        occ_key: OccKey,
+        actor: ActorId,
+        price: Money,
+        hold_ref: Ref,
+        quantity: u32,
+        expires_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            kind: Kind,
+            occ_key,
+            actor,
+            amount: price.amount,
+            currency: price.currency,
+            hold_ref,
+            quantity,
+            expires_at,
+        }
+    }
+
+    /// The amount and currency together.
+    pub fn price(&self) -> Money {
+        Money { amount: self.amount, currency: self.currency }
+    }
+
+    /// Parse a checkout request from raw bytes (for the payment side). Unknown fields are
+    /// ignored; `quantity` defaults to 1.
+    ///
+    /// # Errors
+    /// A [`ParseError`] variant for every way the message can be wrong.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
+        let map = object_from_bytes(bytes)?;
+        let f = Fields(&map);
+        f.kind(CHECKOUT_KIND)?;
+        let amount = f.opt_amount()?.ok_or(ParseError::MissingField { field: "amount" })?;
+        let currency = f.opt_currency()?.ok_or(ParseError::MissingField { field: "currency" })?;
+        let expires_at = f.opt_timestamp("expires_at")?.ok_or(ParseError::MissingField { field: "expires_at" })?;
+        Ok(Self {
+            kind: Kind,
+            occ_key: f.occ_key()?,
+            actor: f.actor()?,
+            amount,
+            currency,
+            hold_ref: f.hold_ref()?,
+            quantity: f.quantity()?,
+            expires_at,
+        })
+    }
+
+    /// The exact wire bytes of this message.
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings and numbers into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

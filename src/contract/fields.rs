@@ -1,0 +1,123 @@
+//! Reading required and optional fields out of a JSON object with typed errors.
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::error::{MoneyError, ParseError, clip};
+use super::ids::{ActorId, OccKey, ProviderRef, Ref};
+use super::money::{Amount, Currency};
+use super::{MAX_MESSAGE_BYTES, MAX_QUANTITY};
+
+/// Parse raw bytes into a JSON object, refusing oversize bodies first.
+pub(super) fn object_from_bytes(bytes: &[u8]) -> Result<Map<String, Value>, ParseError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(ParseError::TooLarge { len: bytes.len(), max: MAX_MESSAGE_BYTES });
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ParseError::NotAnObject),
+        Err(e) => Err(ParseError::NotJson { detail: e.to_string() }),
+    }
+}
+
+/// A JSON object being read field by field.
+pub(super) struct Fields<'a>(pub(super) &'a Map<String, Value>);
+
+impl<'a> Fields<'a> {
+    fn get(&self, field: &'static str) -> Option<&'a Value> {
+        self.0.get(field).filter(|v| !v.is_null())
+    }
+
+    fn req(&self, field: &'static str) -> Result<&'a Value, ParseError> {
+        self.get(field).ok_or(ParseError::MissingField { field })
+    }
+
+    pub(super) fn req_str(&self, field: &'static str) -> Result<&'a str, ParseError> {
+        self.req(field)?.as_str().ok_or(ParseError::WrongType { field, expected: "a string" })
+    }
+
+    fn opt_str(&self, field: &'static str) -> Result<Option<&'a str>, ParseError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => v.as_str().map(Some).ok_or(ParseError::WrongType { field, expected: "a string" }),
+        }
+    }
+
+    pub(super) fn kind(&self, expected: &'static str) -> Result<(), ParseError> {
+        let found = self.req_str("kind")?;
+        if found == expected { Ok(()) } else { Err(ParseError::WrongKind { expected, found: clip(found) }) }
+    }
+
+    pub(super) fn occ_key(&self) -> Result<OccKey, ParseError> {
+        OccKey::new(self.req_str("occ_key")?).map_err(|source| ParseError::BadId { field: "occ_key", source })
+    }
+
+    pub(super) fn actor(&self) -> Result<ActorId, ParseError> {
+        ActorId::new(self.req_str("actor")?).map_err(|source| ParseError::BadId { field: "actor", source })
+    }
+
+    pub(super) fn hold_ref(&self) -> Result<Ref, ParseError> {
+        Ref::new(self.req_str("ref")?).map_err(|source| ParseError::BadId { field: "ref", source })
+    }
+
+    pub(super) fn opt_provider_ref(&self) -> Result<Option<ProviderRef>, ParseError> {
+        self.opt_str("provider_ref")?
+            .map(|s| ProviderRef::new(s).map_err(|source| ParseError::BadId { field: "provider_ref", source }))
+            .transpose()
+    }
+
+    pub(super) fn opt_amount(&self) -> Result<Option<Amount>, ParseError> {
+        let bad = |source| ParseError::BadMoney { field: "amount", source };
+        match self.get("amount") {
+            None => Ok(None),
+            Some(Value::String(s)) => Amount::parse(s).map(Some).map_err(bad),
+            Some(Value::Number(_)) => Err(bad(MoneyError::NotAString)),
+            Some(_) => Err(ParseError::WrongType { field: "amount", expected: "a decimal string" }),
+        }
+    }
+
+    pub(super) fn opt_currency(&self) -> Result<Option<Currency>, ParseError> {
+        self.opt_str("currency")?
+            .map(|s| Currency::parse(s).map_err(|source| ParseError::BadMoney { field: "currency", source }))
+            .transpose()
+    }
+
+    pub(super) fn opt_timestamp(&self, field: &'static str) -> Result<Option<OffsetDateTime>, ParseError> {
+        self.opt_str(field)?
+            .map(|s| OffsetDateTime::parse(s, &Rfc3339).map_err(|_| ParseError::BadTimestamp { field }))
+            .transpose()
+    }
+
+    /// `quantity`, defaulting to 1 when absent.
+    pub(super) fn quantity(&self) -> Result<u32, ParseError> {
+        let bad = ParseError::BadQuantity { max: MAX_QUANTITY };
+        match self.get("quantity") {
+            None => Ok(1),
+            Some(v) => match v.as_u64() {
+                Some(q) if (1..=u64::from(MAX_QUANTITY)).contains(&q) => Ok(q as u32),
+                _ => Err(bad),
+            },
+        }
+    }
+}
+
+/// Format a timestamp as RFC 3339 (UTC offsets print as `Z`).
+pub(super) fn rfc3339(t: OffsetDateTime) -> String {
+    // Formatting an in-range OffsetDateTime as RFC 3339 fails only for years outside
+    // 0..=9999 or offsets with seconds; fall back to the Debug form rather than panic.
+    t.format(&Rfc3339).unwrap_or_else(|_| format!("{t:?}"))
+}
+
+/// Serialize a timestamp as an RFC 3339 string.
+pub(super) fn ser_rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+/// Serialize an optional timestamp as an RFC 3339 string.
+pub(super) fn ser_opt_rfc3339<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => ser_rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}

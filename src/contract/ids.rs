@@ -1,0 +1,124 @@
+//! Validated identifiers. Cheap to clone (shared, immutable strings).
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+
+use super::error::IdError;
+
+/// The longest `occ_key`, `actor` or `ref` accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// The longest `provider_ref` accepted, in bytes.
+pub const MAX_PROVIDER_REF_BYTES: usize = 256;
+
+fn check(s: &str, max: usize) -> Result<(), IdError> {
+    if s.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if s.len() > max {
+        return Err(IdError::TooLong { len: s.len(), max });
+    }
+    if s.chars().any(char::is_control) {
+        return Err(IdError::ControlCharacter);
+    }
+    Ok(())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Validate and wrap an identifier.
+            ///
+            /// # Errors
+            /// [`IdError`] if it is empty, too long, or contains a control character.
+            pub fn new(s: impl AsRef<str>) -> Result<Self, IdError> {
+                let s = s.as_ref();
+                check(s, $max)?;
+                Ok(Self(Arc::from(s)))
+            }
+
+            /// The identifier as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = IdError;
+            fn try_from(s: &str) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Identifies one occurrence: one thing with a capacity (a show on a date, a resale
+    /// listing, a slot). Wire field `occ_key`.
+    OccKey,
+    MAX_ID_BYTES
+);
+id_type!(
+    /// Identifies who books (a user id). Opaque to seathold. Wire field `actor`.
+    ActorId,
+    MAX_ID_BYTES
+);
+id_type!(
+    /// The correlation and idempotency id of one checkout attempt, chosen by the booking side
+    /// and echoed by the payment side. Wire field `ref`.
+    ///
+    /// Use a fresh ref for every attempt ([`Ref::random`] gives one): a payment result is
+    /// matched to a hold by its ref, and that is what keeps a late result for an old attempt
+    /// from touching a newer one.
+    Ref,
+    MAX_ID_BYTES
+);
+id_type!(
+    /// The payment provider's own id for a payment, carried by payment results and passed on
+    /// in refund signals so the refund can be issued. Wire field `provider_ref`.
+    ProviderRef,
+    MAX_PROVIDER_REF_BYTES
+);
+
+impl Ref {
+    /// A fresh random ref (a UUID v4 in its hyphenated form).
+    pub fn random() -> Self {
+        Self(Arc::from(uuid::Uuid::new_v4().hyphenated().to_string()))
+    }
+}

@@ -1,0 +1,156 @@
+//! Amounts and currencies: decimals carried as strings, never floats.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
+
+use super::error::MoneyError;
+
+/// A non-negative decimal amount, as it travels on the wire (`"25.00"`).
+///
+/// Equality is numeric: `"25.0"` equals `"25.00"`. Display keeps the scale it was written
+/// with, so what was sent is what is echoed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Amount(Decimal);
+
+impl Amount {
+    /// Parse a wire amount: 1 to 18 integer digits, optionally `.` and 1 to 9 fraction
+    /// digits. No sign, exponent, spaces or thousands separators.
+    ///
+    /// # Errors
+    /// [`MoneyError::Negative`] for a leading `-`, [`MoneyError::Malformed`] otherwise.
+    pub fn parse(s: &str) -> Result<Self, MoneyError> {
+        if s.starts_with('-') {
+            return Err(MoneyError::Negative);
+        }
+        let malformed = || MoneyError::Malformed(super::error::clip(s));
+        let (int, frac) = match s.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (s, None),
+        };
+        let digits = |p: &str, max: usize| !p.is_empty() && p.len() <= max && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(int, 18) || frac.is_some_and(|f| !digits(f, 9)) {
+            return Err(malformed());
+        }
+        Decimal::from_str(s).map(Self).map_err(|_| malformed())
+    }
+
+    /// Wrap a decimal.
+    ///
+    /// # Errors
+    /// [`MoneyError::Negative`] if it is below zero.
+    pub fn from_decimal(d: Decimal) -> Result<Self, MoneyError> {
+        if d.is_sign_negative() && !d.is_zero() {
+            return Err(MoneyError::Negative);
+        }
+        Ok(Self(d))
+    }
+
+    /// The amount as a decimal.
+    pub fn as_decimal(&self) -> Decimal {
+        self.0
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for Amount {
+    type Err = MoneyError;
+    fn from_str(s: &str) -> Result<Self, MoneyError> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for Amount {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// A currency code: three ASCII upper-case letters, the shape of an ISO 4217 alphabetic code.
+///
+/// seathold checks the shape, not membership of the current ISO list (which changes); the
+/// payment side is the authority on which codes it can charge in.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    /// Parse a currency code.
+    ///
+    /// # Errors
+    /// [`MoneyError::BadCurrency`] unless it is exactly three ASCII upper-case letters.
+    pub fn parse(s: &str) -> Result<Self, MoneyError> {
+        match s.as_bytes() {
+            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => Ok(Self([a, b, c])),
+            _ => Err(MoneyError::BadCurrency(super::error::clip(s))),
+        }
+    }
+
+    /// The code as a string slice.
+    pub fn as_str(&self) -> &str {
+        // Invariant: three ASCII upper-case letters, so always valid UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Currency {
+    type Err = MoneyError;
+    fn from_str(s: &str) -> Result<Self, MoneyError> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for Currency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// An amount in a currency: the price of a hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Money {
+    /// How much.
+    pub amount: Amount,
+    /// In what currency.
+    pub currency: Currency,
+}
+
+impl Money {
+    /// Parse an amount and a currency code.
+    ///
+    /// # Errors
+    /// [`MoneyError`] if either is not acceptable.
+    pub fn parse(amount: &str, currency: &str) -> Result<Self, MoneyError> {
+        Ok(Self { amount: Amount::parse(amount)?, currency: Currency::parse(currency)? })
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.amount, self.currency)
+    }
+}

@@ -1,0 +1,1 @@
+//! The generic conformance suite (placeholder, filled in below).
