@@ -1,6 +1,56 @@
+//! # seathold — capacity-safe paid bookings
+//!
+//! Sell a limited capacity (seats at an occurrence, a resale listing, a slot) to actors who
+//! must pay before the seat is theirs: never oversell, never lose a payment.
+//!
+//! The crate is layered so that every rule lives in one place and does no I/O:
+//!
+//! | module | owns | may not touch |
+//! | --- | --- | --- |
+//! | [`contract`] | the JSON wire messages, ids, money, outbox events | anything else in the crate |
+//! | [`holds`] | occurrences, holds, the request decision, lapse-when-read | I/O, the clock |
+//! | [`settlement`] | the settlement truth table, refund signals, settlement records | I/O, the clock |
+//! | [`store`] | the [`Store`] / [`AsyncStore`] contract, [`MemoryStore`], the conformance suite | the rules |
+//! | engine ([`Engine`], [`AsyncEngine`]) | load -> decide -> commit, retry on a lost race | the rules, storage details |
+//! | [`clock`] | where "now" comes from ([`SystemClock`], [`ManualClock`]) | |
+//!
+//! The engine reads the clock once per operation and hands the instant to the pure code, so
+//! tests and simulations run on a [`ManualClock`] and every decision is reproducible.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use seathold::contract::{ActorId, Money, OccKey, PaymentResult, Ref};
+//! use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+//! use seathold::settlement::Settlement;
+//! use seathold::{Engine, ManualClock, MemoryStore};
+//! use time::{Duration, macros::datetime};
+//!
+//! let clock = Arc::new(ManualClock::new(datetime!(2026-12-01 19:00 UTC)));
+//! let engine = Engine::with_clock(MemoryStore::new(), clock.clone());
+//! let slot = OccKey::new("slot-9am")?;
+//! engine.open(&slot, OccurrenceConfig::new(1, 600)?)?;
+//!
+//! let ann = ActorId::new("ann")?;
+//! let price = Money::parse("5.00", "USD")?;
+//! let first = HoldRequest::new(slot.clone(), ann.clone(), Ref::new("a-1")?, price);
+//! assert!(matches!(engine.request(&first)?, RequestOutcome::AwaitingPayment { .. }));
+//!
+//! // Ann does not pay in time; her hold lapses and stops counting at once.
+//! clock.advance(Duration::minutes(10));
+//! assert_eq!(engine.availability(&slot)?.available, 1);
+//!
+//! // Her payment arrives late: a refund signal, not a seat.
+//! let late = PaymentResult::paid(slot.clone(), ann, Ref::new("a-1")?);
+//! let Settlement::PaidButNoHold { refund, .. } = engine.settle(&late)? else { unreachable!() };
+//! assert_eq!(refund.reason.as_str(), "expired");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! See the README for the guarantees, the truth table, the wire format and the store
+//! contract in one place.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
-//! seathold
+
 pub mod clock;
 pub mod contract;
 mod engine;
@@ -13,3 +63,8 @@ pub use engine::{
     AsyncEngine, AvailabilityError, DEFAULT_MAX_ATTEMPTS, Engine, OpenError, RequestError, SettleError, SweepError,
 };
 pub use store::{AsyncStore, MemoryStore, Store};
+
+/// The README's code examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
