@@ -1,0 +1,51 @@
+//! Shared by the PostgreSQL tests: where the server is, and a fresh schema per test.
+//!
+//! The tests read `SEATHOLD_PG_URL`. Without it they fail when `CI` is set, and otherwise
+//! print a loud skip message and pass; `scripts/with-postgres.sh cargo test --all-features`
+//! runs them against a throwaway server.
+#![allow(dead_code, unreachable_pub)]
+
+use seathold::store::postgres::{PostgresOptions, PostgresStore};
+
+/// The server's URL, or `None` (after a loud message) when the test must be skipped.
+///
+/// # Panics
+/// When `SEATHOLD_PG_URL` is missing and `CI` is set: CI must run these tests.
+pub fn pg_url(test: &str) -> Option<String> {
+    if let Some(url) = std::env::var("SEATHOLD_PG_URL").ok().filter(|u| !u.trim().is_empty()) {
+        return Some(url);
+    }
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!(
+            "{test}: SEATHOLD_PG_URL is not set, and CI is: the PostgreSQL tests must run in CI. \
+             Run them as `scripts/with-postgres.sh cargo test --all-features`."
+        );
+    }
+    eprintln!(
+        "\n\
+         ************************************************************************\n\
+         *  SKIPPED {test}: SEATHOLD_PG_URL is not set, so this PostgreSQL test\n\
+         *  did NOT run. Run: scripts/with-postgres.sh cargo test --all-features\n\
+         ************************************************************************\n"
+    );
+    None
+}
+
+/// A schema name no other test uses: `prefix` and 12 random hex digits.
+pub fn fresh_schema(prefix: &str) -> String {
+    format!("{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A store on a fresh, migrated schema.
+pub async fn fresh_store(url: &str, prefix: &str, pool_size: usize) -> PostgresStore {
+    store_in(url, &fresh_schema(prefix), pool_size).await
+}
+
+/// A store on `schema`, migrated.
+pub async fn store_in(url: &str, schema: &str, pool_size: usize) -> PostgresStore {
+    let store = PostgresStore::connect(url, PostgresOptions::new(schema).with_pool_size(pool_size))
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    store.migrate().await.unwrap_or_else(|e| panic!("migrate {schema}: {e}"));
+    store
+}
