@@ -56,8 +56,31 @@ impl Serialize for Kind {
 }
 
 impl CheckoutRequest {
-    /// Build a checkout request.
+    /// Build a checkout request, under the same rules its parser enforces.
+    ///
+    /// # Errors
+    /// [`ParseError::BadQuantity`] unless `quantity` is 1 to
+    /// [`MAX_QUANTITY`](super::MAX_QUANTITY); [`ParseError::BadTimestamp`] if `expires_at`
+    /// is outside what RFC 3339 can express (years 0000 to 9999).
     pub fn new(
+        occ_key: OccKey,
+        actor: ActorId,
+        price: Money,
+        hold_ref: Ref,
+        quantity: u32,
+        expires_at: OffsetDateTime,
+    ) -> Result<Self, ParseError> {
+        if !(1..=super::MAX_QUANTITY).contains(&quantity) {
+            return Err(ParseError::BadQuantity { max: super::MAX_QUANTITY });
+        }
+        if !super::fields::in_rfc3339_range(expires_at) {
+            return Err(ParseError::BadTimestamp { field: "expires_at" });
+        }
+        Ok(Self::from_parts(occ_key, actor, price, hold_ref, quantity, expires_at))
+    }
+
+    /// Build from parts already validated (a placed hold's).
+    pub(crate) fn from_parts(
         occ_key: OccKey,
         actor: ActorId,
         price: Money,
@@ -83,7 +106,7 @@ impl CheckoutRequest {
     }
 
     /// Parse a checkout request from raw bytes (for the payment side). Unknown fields are
-    /// ignored; `quantity` defaults to 1.
+    /// ignored; `quantity` defaults to 1 and must be a JSON integer (`1.0` is refused).
     ///
     /// # Errors
     /// A [`ParseError`] variant for every way the message can be wrong.

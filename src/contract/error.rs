@@ -72,6 +72,13 @@ pub enum ParseError {
         /// The JSON parser's description, with line and column.
         detail: String,
     },
+    /// The object has the same field twice. Refused rather than picking one, because two
+    /// parsers (a signature check and this one, say) could pick differently.
+    #[error("field {field:?} appears more than once")]
+    DuplicateField {
+        /// The repeated field (cut to 64 characters).
+        field: String,
+    },
     /// The body is JSON, but not a JSON object.
     #[error("message must be a JSON object")]
     NotAnObject,

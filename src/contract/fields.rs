@@ -1,5 +1,9 @@
 //! Reading required and optional fields out of a JSON object with typed errors.
 
+use std::fmt;
+
+use serde::Deserializer as _;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -9,15 +13,78 @@ use super::ids::{ActorId, OccKey, ProviderRef, Ref};
 use super::money::{Amount, Currency};
 use super::{MAX_MESSAGE_BYTES, MAX_QUANTITY};
 
-/// Parse raw bytes into a JSON object, refusing oversize bodies first.
+/// Parse raw bytes into a JSON object, refusing oversize bodies first and duplicate
+/// top-level keys after.
 pub(super) fn object_from_bytes(bytes: &[u8]) -> Result<Map<String, Value>, ParseError> {
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(ParseError::TooLarge { len: bytes.len(), max: MAX_MESSAGE_BYTES });
     }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ParseError::NotAnObject),
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let top = de.deserialize_any(TopVisitor).and_then(|top| de.end().map(|()| top));
+    match top {
+        Ok(Top::Object(map, None)) => Ok(map),
+        Ok(Top::Object(_, Some(field))) => Err(ParseError::DuplicateField { field: clip(&field) }),
+        Ok(Top::Other) => Err(ParseError::NotAnObject),
         Err(e) => Err(ParseError::NotJson { detail: e.to_string() }),
+    }
+}
+
+/// A top-level JSON value: an object (with the first repeated key, if any) or anything else.
+enum Top {
+    Object(Map<String, Value>, Option<String>),
+    Other,
+}
+
+struct TopVisitor;
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Top, A::Error> {
+        let mut map = Map::new();
+        let mut duplicate = None;
+        while let Some(key) = access.next_key::<String>()? {
+            let value: Value = access.next_value()?;
+            if map.contains_key(&key) {
+                duplicate.get_or_insert(key);
+            } else {
+                map.insert(key, value);
+            }
+        }
+        Ok(Top::Object(map, duplicate))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Top, A::Error> {
+        while access.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Top::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Top, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Top, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Top, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Top, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Top, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Top, E> {
+        Ok(Top::Other)
     }
 }
 
@@ -102,11 +169,25 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Format a timestamp as RFC 3339 (UTC offsets print as `Z`).
+/// The instants RFC 3339 can express: years 0000 to 9999, in UTC.
+pub(super) fn rfc3339_range() -> (OffsetDateTime, OffsetDateTime) {
+    (time::macros::datetime!(0000-01-01 00:00:00 UTC), time::macros::datetime!(9999-12-31 23:59:59.999_999_999 UTC))
+}
+
+/// Format a timestamp as RFC 3339 in UTC (`2026-12-01T19:10:00Z`). Every wire timestamp is
+/// written in UTC, so offsets with seconds (which RFC 3339 cannot express) never reach the
+/// wire; an instant outside years 0000..=9999 is clamped to the nearest one RFC 3339 can
+/// express (constructors refuse such instants; this only guards public fields set by hand).
 pub(super) fn rfc3339(t: OffsetDateTime) -> String {
-    // Formatting an in-range OffsetDateTime as RFC 3339 fails only for years outside
-    // 0..=9999 or offsets with seconds; fall back to the Debug form rather than panic.
-    t.format(&Rfc3339).unwrap_or_else(|_| format!("{t:?}"))
+    let (min, max) = rfc3339_range();
+    let utc = t.clamp(min, max).to_offset(time::UtcOffset::UTC);
+    utc.format(&Rfc3339).unwrap_or_else(|_| String::from("9999-12-31T23:59:59Z"))
+}
+
+/// Whether RFC 3339 can express `t`.
+pub(super) fn in_rfc3339_range(t: OffsetDateTime) -> bool {
+    let (min, max) = rfc3339_range();
+    (min..=max).contains(&t)
 }
 
 /// Serialize a timestamp as an RFC 3339 string.

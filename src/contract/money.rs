@@ -37,15 +37,24 @@ impl Amount {
         Decimal::from_str(s).map(Self).map_err(|_| malformed())
     }
 
-    /// Wrap a decimal.
+    /// Wrap a decimal, under the same limits as [`Amount::parse`] so that every `Amount`
+    /// prints as a wire amount its own parser accepts. Trailing fraction zeros beyond nine
+    /// places are dropped (`1.0000000000` becomes `1`); any other tenth fraction digit is
+    /// refused rather than rounded — rounding money is the caller's decision.
     ///
     /// # Errors
-    /// [`MoneyError::Negative`] if it is below zero.
+    /// [`MoneyError::Negative`] below zero; [`MoneyError::Malformed`] with more than 18
+    /// integer digits or more than 9 significant fraction digits.
     pub fn from_decimal(d: Decimal) -> Result<Self, MoneyError> {
         if d.is_sign_negative() && !d.is_zero() {
             return Err(MoneyError::Negative);
         }
-        Ok(Self(d))
+        let d = if d.scale() > 9 { d.normalize() } else { d };
+        if d.scale() > 9 || d.abs() >= Decimal::from(1_000_000_000_000_000_000u64) {
+            return Err(MoneyError::Malformed(super::error::clip(&d.to_string())));
+        }
+        // Zero may carry a negative sign ("-0"); print it as "0".
+        Ok(Self(if d.is_zero() { d.abs() } else { d }))
     }
 
     /// The amount as a decimal.

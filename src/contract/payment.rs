@@ -75,8 +75,7 @@ impl Serialize for PaymentStatus {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentResult {
-    #[serde(serialize_with = "ser_kind")]
-    kind: (),
+    kind: Kind,
     /// The occurrence the checkout was for.
     pub occ_key: OccKey,
     /// Who paid.
@@ -100,15 +99,21 @@ pub struct PaymentResult {
     pub occurred_at: Option<OffsetDateTime>,
 }
 
-fn ser_kind<S: Serializer>(_: &(), s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(PAYMENT_KIND)
+/// Serializes as the constant `kind` string, keeping it first in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Kind;
+
+impl Serialize for Kind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(PAYMENT_KIND)
+    }
 }
 
 impl PaymentResult {
     /// A result with only the required fields.
     pub fn new(occ_key: OccKey, actor: ActorId, hold_ref: Ref, status: PaymentStatus) -> Self {
         Self {
-            kind: (),
+            kind: Kind,
             occ_key,
             actor,
             hold_ref,
@@ -152,7 +157,9 @@ impl PaymentResult {
         Self::from_map(&object_from_bytes(bytes)?)
     }
 
-    /// Parse a payment result from an already-parsed JSON value.
+    /// Parse a payment result from an already-parsed JSON value. (A `Value` has already
+    /// collapsed duplicate keys; prefer [`PaymentResult::from_json`] on raw bodies, which
+    /// refuses them.)
     ///
     /// # Errors
     /// As [`PaymentResult::from_json`].
@@ -167,7 +174,7 @@ impl PaymentResult {
         let f = Fields(map);
         f.kind(PAYMENT_KIND)?;
         Ok(Self {
-            kind: (),
+            kind: Kind,
             occ_key: f.occ_key()?,
             actor: f.actor()?,
             hold_ref: f.hold_ref()?,

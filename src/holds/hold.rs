@@ -99,7 +99,7 @@ impl Hold {
 
     /// The checkout request for this hold.
     pub fn checkout_request(&self) -> CheckoutRequest {
-        CheckoutRequest::new(
+        CheckoutRequest::from_parts(
             self.occ_key.clone(),
             self.actor.clone(),
             self.price,

@@ -21,6 +21,9 @@ use crate::settlement::SettlementRecord;
 
 const SHARDS: usize = 64;
 
+/// One shard: occurrence key -> that occurrence's cell.
+type Shard = RwLock<HashMap<OccKey, Arc<Mutex<Cell>>>>;
+
 /// An in-memory [`Store`]: `Send + Sync`, one lock per occurrence, O(1) work per operation.
 ///
 /// Nothing survives the process. Settlement records (one per `paid` result) and ended holds
@@ -28,7 +31,7 @@ const SHARDS: usize = 64;
 /// long-running process accordingly, or use a persistent store.
 #[derive(Debug)]
 pub struct MemoryStore {
-    shards: Box<[RwLock<HashMap<OccKey, Arc<Mutex<Cell>>>>]>,
+    shards: Box<[Shard]>,
     next_event: AtomicU64,
 }
 
@@ -61,7 +64,7 @@ impl MemoryStore {
         Self { shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(), next_event: AtomicU64::new(1) }
     }
 
-    fn shard(&self, key: &OccKey) -> &RwLock<HashMap<OccKey, Arc<Mutex<Cell>>>> {
+    fn shard(&self, key: &OccKey) -> &Shard {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
         &self.shards[(h.finish() as usize) % SHARDS]
