@@ -93,34 +93,35 @@ impl MemoryStore {
 }
 
 impl Cell {
-    /// Visit the held, lapsed holds of this cell in expiry order, dropping stale index
-    /// entries on the way; stop when `visit` returns false.
+    /// Visit the held, lapsed holds of this cell in expiry order (oldest first), dropping
+    /// stale index entries on the way; stop when `visit` returns false.
     fn for_each_lapsed(&mut self, now: OffsetDateTime, mut visit: impl FnMut(&Versioned<Hold>) -> bool) {
         let holds = &self.holds;
         let mut emptied = Vec::new();
-        'buckets: for (&second, entries) in self.expiry.range_mut(..=now.unix_timestamp()) {
-            let mut i = 0;
-            while i < entries.len() {
-                let (expires_at, actor, version) = &entries[i];
+        let mut stopped = false;
+        for (&second, entries) in self.expiry.range_mut(..=now.unix_timestamp()) {
+            // One order-preserving pass: drop stale entries, visit due ones.
+            entries.retain(|(expires_at, actor, version)| {
+                if stopped {
+                    return true;
+                }
                 let current = holds.get(actor).filter(|h| {
                     h.version == *version && h.value.state == HoldState::Held && h.value.expires_at == *expires_at
                 });
                 match current {
-                    None => {
-                        entries.swap_remove(i);
-                        continue;
-                    }
+                    None => false,
                     Some(h) if h.value.expires_at <= now => {
-                        if !visit(h) {
-                            break 'buckets;
-                        }
+                        stopped = !visit(h);
+                        true
                     }
-                    Some(_) => {}
+                    Some(_) => true,
                 }
-                i += 1;
-            }
+            });
             if entries.is_empty() {
                 emptied.push(second);
+            }
+            if stopped {
+                break;
             }
         }
         for second in emptied {
@@ -180,7 +181,11 @@ impl Cell {
             let version = w.expected.map_or(1, |v| v + 1);
             if w.hold.state == HoldState::Held {
                 let e = w.hold.expires_at;
-                self.expiry.entry(e.unix_timestamp()).or_default().push((e, w.hold.actor.clone(), version));
+                // Keep each second's entries sorted by expiry; with a steady clock the new
+                // entry goes at the end.
+                let bucket = self.expiry.entry(e.unix_timestamp()).or_default();
+                let at = bucket.partition_point(|(other, _, _)| *other <= e);
+                bucket.insert(at, (e, w.hold.actor.clone(), version));
             }
             match self.holds.entry(w.hold.actor.clone()) {
                 Entry::Occupied(mut o) => *o.get_mut() = Versioned { version, value: w.hold },
