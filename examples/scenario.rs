@@ -1,10 +1,15 @@
 //! The language-neutral scenario runner of DESIGN.md: one JSON command per line on standard
-//! input, one JSON answer per line on standard output, on the in-memory store with a manual
-//! clock that starts at 2026-01-01T00:00:00Z. A bad command answers
-//! `{"status":"error","error":…}` and the run goes on.
+//! input, one JSON answer per line on standard output, with a manual clock that starts at
+//! 2026-01-01T00:00:00Z. A bad command answers `{"status":"error","error":…}` and the run
+//! goes on.
+//!
+//! On the in-memory store by default; with `--store postgres://…` (built with the `postgres`
+//! feature) on PostgreSQL, in a fresh schema of its own that is dropped at the end, so every
+//! run starts empty. Both go through the same engine code ([`AsyncEngine`]).
 //!
 //! ```text
 //! cargo run --example scenario < ../shared/conformance/basic.jsonl
+//! cargo run --features postgres --example scenario -- --store "$SEATHOLD_PG_URL" < …
 //! ```
 
 use std::io::{self, BufRead, Write};
@@ -13,15 +18,57 @@ use std::sync::Arc;
 use seathold::contract::{ActorId, Money, OccKey, OutboxEvent, PaymentResult, Ref};
 use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
 use seathold::settlement::Settlement;
-use seathold::{Engine, ManualClock, MemoryStore};
+use seathold::store::AsyncStore;
+use seathold::{AsyncEngine, ManualClock, MemoryStore};
 use serde_json::{Value, json};
 use time::macros::datetime;
 
-type Runner = Engine<MemoryStore, Arc<ManualClock>>;
+type Runner<S> = AsyncEngine<S, Arc<ManualClock>>;
 
-fn main() -> io::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let store_url = match args.as_slice() {
+        [] => None,
+        [flag, url] if flag == "--store" => Some(url.clone()),
+        _ => return Err("usage: scenario [--store postgres://…] < commands.jsonl".into()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00:00 UTC)));
-    let engine = Engine::with_clock(MemoryStore::new(), clock.clone());
+    match store_url.as_deref() {
+        None | Some("memory") => {
+            runtime.block_on(serve(AsyncEngine::with_clock(MemoryStore::new(), clock.clone()), &clock))
+        }
+        Some(url) => runtime.block_on(postgres::serve(url, clock)),
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use seathold::store::postgres::{PostgresOptions, PostgresStore};
+
+    /// Run on PostgreSQL in a fresh schema, dropped afterwards (also after an I/O error).
+    pub(super) async fn serve(url: &str, clock: Arc<ManualClock>) -> Result<(), Box<dyn std::error::Error>> {
+        let schema = format!("seathold_scenario_{}", uuid::Uuid::new_v4().simple());
+        let store = PostgresStore::connect(url, PostgresOptions::new(schema).with_pool_size(2)).await?;
+        store.migrate().await?;
+        let result = super::serve(AsyncEngine::with_clock(store.clone(), clock.clone()), &clock).await;
+        store.drop_schema().await?;
+        result
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+mod postgres {
+    use super::*;
+
+    pub(super) async fn serve(url: &str, _: Arc<ManualClock>) -> Result<(), Box<dyn std::error::Error>> {
+        Err(format!("--store {url}: this runner was built without the `postgres` feature (add --features postgres)")
+            .into())
+    }
+}
+
+async fn serve<S: AsyncStore>(engine: Runner<S>, clock: &ManualClock) -> Result<(), Box<dyn std::error::Error>> {
     let stdin = io::stdin();
     let mut out = io::BufWriter::new(io::stdout().lock());
     for line in stdin.lock().lines() {
@@ -30,7 +77,7 @@ fn main() -> io::Result<()> {
             continue;
         }
         let answer = match serde_json::from_str::<Value>(&line) {
-            Ok(cmd) => run(&engine, &clock, &cmd).unwrap_or_else(|e| json!({"status": "error", "error": e})),
+            Ok(cmd) => run(&engine, clock, &cmd).await.unwrap_or_else(|e| json!({"status": "error", "error": e})),
             Err(e) => json!({"status": "error", "error": format!("command is not JSON: {e}")}),
         };
         writeln!(out, "{answer}")?;
@@ -55,14 +102,14 @@ fn occ_key(cmd: &Value) -> Result<OccKey, String> {
     OccKey::new(str_field(cmd, "occ_key")?).map_err(|e| format!("occ_key {e}"))
 }
 
-fn run(engine: &Runner, clock: &ManualClock, cmd: &Value) -> Result<Value, String> {
+async fn run<S: AsyncStore>(engine: &Runner<S>, clock: &ManualClock, cmd: &Value) -> Result<Value, String> {
     match str_field(cmd, "op")? {
         "open" => {
             let capacity =
                 u32::try_from(u64_field(cmd, "capacity")?).map_err(|_| "capacity is too large".to_string())?;
             let config =
                 OccurrenceConfig::new(capacity, u64_field(cmd, "hold_ttl_secs")?).map_err(|e| e.to_string())?;
-            engine.open(&occ_key(cmd)?, config).map_err(|e| e.to_string())?;
+            engine.open(&occ_key(cmd)?, config).await.map_err(|e| e.to_string())?;
             Ok(json!({"ok": true}))
         }
         "request" => {
@@ -77,7 +124,7 @@ fn run(engine: &Runner, clock: &ManualClock, cmd: &Value) -> Result<Value, Strin
                 }
             };
             let req = HoldRequest::new(occ_key(cmd)?, actor, hold_ref, price).with_quantity(quantity);
-            Ok(match engine.request(&req).map_err(|e| e.to_string())? {
+            Ok(match engine.request(&req).await.map_err(|e| e.to_string())? {
                 RequestOutcome::AwaitingPayment { checkout, replayed } => {
                     json!({"status": "awaiting_payment", "request": checkout, "replayed": replayed})
                 }
@@ -96,7 +143,7 @@ fn run(engine: &Runner, clock: &ManualClock, cmd: &Value) -> Result<Value, Strin
                 _ => return Err("settle needs exactly one of \"result\" (an object) or \"wire\" (a string)".into()),
             }
             .map_err(|e| e.to_string())?;
-            let outcome = engine.settle(&result).map_err(|e| e.to_string())?;
+            let outcome = engine.settle(&result).await.map_err(|e| e.to_string())?;
             Ok(settlement_json(&outcome))
         }
         "advance" => {
@@ -104,13 +151,13 @@ fn run(engine: &Runner, clock: &ManualClock, cmd: &Value) -> Result<Value, Strin
             clock.advance(time::Duration::seconds(secs));
             Ok(json!({"ok": true}))
         }
-        "expire" => Ok(json!({"expired": engine.expire_due(usize::MAX).map_err(|e| e.to_string())?})),
+        "expire" => Ok(json!({"expired": engine.expire_due(usize::MAX).await.map_err(|e| e.to_string())?})),
         "availability" => {
-            let a = engine.availability(&occ_key(cmd)?).map_err(|e| e.to_string())?;
+            let a = engine.availability(&occ_key(cmd)?).await.map_err(|e| e.to_string())?;
             Ok(json!({"capacity": a.capacity, "held": a.held, "confirmed": a.confirmed, "available": a.available}))
         }
         "outbox" => {
-            let events: Vec<OutboxEvent> = engine.drain_events(usize::MAX).map_err(|e| e.to_string())?;
+            let events: Vec<OutboxEvent> = engine.drain_events(usize::MAX).await.map_err(|e| e.to_string())?;
             Ok(json!({"events": events}))
         }
         other => Err(format!("unknown op {:?}", other.chars().take(64).collect::<String>())),
