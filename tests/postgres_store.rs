@@ -1,1 +1,279 @@
-//! placeholder
+//! What is particular to `PostgresStore`, on a live server (`SEATHOLD_PG_URL`): migrations,
+//! exact timestamps, the sweep's lease, error mapping, and the guards under concurrency.
+
+mod postgres_support;
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use postgres_support::{fresh_schema, fresh_store, pg_url, store_in, with_app_name};
+use seathold::contract::{ActorId, EventKind, Money, OccKey, PaymentResult, Ref};
+use seathold::holds::{Hold, HoldRequest, HoldState, OccurrenceConfig, RequestOutcome, SeatDelta};
+use seathold::settlement::Settlement;
+use seathold::store::postgres::{PostgresOptions, PostgresStore};
+use seathold::store::{AsyncStore, Commit, CommitError, Conflict, HoldWrite, LoadRequest, StoreError};
+use seathold::{AsyncEngine, ManualClock};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const T0: OffsetDateTime = datetime!(2026-06-01 12:00:00.123456789 UTC);
+
+fn occ(s: &str) -> OccKey {
+    OccKey::new(s).unwrap()
+}
+
+fn actor(s: &str) -> ActorId {
+    ActorId::new(s).unwrap()
+}
+
+fn hold(k: &OccKey, who: &str, expires_at: OffsetDateTime) -> Hold {
+    Hold {
+        occ_key: k.clone(),
+        actor: actor(who),
+        hold_ref: Ref::new(format!("r-{who}")).unwrap(),
+        quantity: 1,
+        price: Money::parse("25.00", "EUR").unwrap(),
+        attempt: 1,
+        placed_at: expires_at - Duration::seconds(600),
+        expires_at,
+        state: HoldState::Held,
+        ended_at: None,
+    }
+}
+
+async fn open(store: &PostgresStore, k: &OccKey, capacity: u32) {
+    let mut c = Commit::new(k.clone());
+    c.configure = Some(OccurrenceConfig::new(capacity, 600).unwrap());
+    store.commit(c).await.unwrap();
+}
+
+async fn place(store: &PostgresStore, h: &Hold) -> Result<(), CommitError> {
+    let mut c = Commit::new(h.occ_key.clone());
+    c.seats = SeatDelta { held: i64::from(h.quantity), confirmed: 0 };
+    c.holds.push(HoldWrite { expected: None, hold: h.clone() });
+    store.commit(c).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_is_idempotent_and_safe_to_race() {
+    let Some(url) = pg_url("migrate_is_idempotent_and_safe_to_race") else { return };
+    let schema = fresh_schema("migrate");
+    let a = store_in(&url, &schema, 2).await;
+    let k = occ("m");
+    open(&a, &k, 5).await;
+    place(&a, &hold(&k, "x", T0)).await.unwrap();
+    // Several instances starting at once, each migrating: no error, nothing lost.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (url, schema) = (url.clone(), schema.clone());
+        tasks.push(tokio::spawn(async move {
+            let s = PostgresStore::connect(&url, PostgresOptions::new(schema).with_pool_size(1)).await.unwrap();
+            s.migrate().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    a.migrate().await.unwrap();
+    let snap = a.load(LoadRequest { occ_key: &k, actor: Some(&actor("x")), settlement_ref: None }).await.unwrap();
+    assert_eq!(snap.occurrence.unwrap().held, 1);
+    assert_eq!(snap.hold.unwrap().version, 1);
+    a.drop_schema().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_round_trip_to_the_nanosecond_and_lapse_exactly() {
+    let Some(url) = pg_url("timestamps_round_trip_to_the_nanosecond_and_lapse_exactly") else { return };
+    let store = fresh_store(&url, "time", 2).await;
+    let k = occ("t");
+    open(&store, &k, 10).await;
+    // Two holds one nanosecond apart, inside one microsecond.
+    let a = hold(&k, "a", T0);
+    let b = hold(&k, "b", T0 + Duration::nanoseconds(1));
+    place(&store, &a).await.unwrap();
+    place(&store, &b).await.unwrap();
+    let got = store.load(LoadRequest { occ_key: &k, actor: Some(&a.actor), settlement_ref: None }).await.unwrap();
+    assert_eq!(got.hold.unwrap().value, a, "a hold reads back exactly, nanoseconds included");
+
+    let lapsed = |now| {
+        let store = store.clone();
+        let k = k.clone();
+        async move {
+            let holds = store.lapsed_holds(Some(&k), now, 10).await.unwrap();
+            let seats = store.lapsed_seats(&k, now).await.unwrap();
+            (holds.iter().map(|h| h.value.actor.to_string()).collect::<Vec<_>>(), seats)
+        }
+    };
+    assert_eq!(lapsed(T0 - Duration::nanoseconds(1)).await, (vec![], 0));
+    assert_eq!(lapsed(T0).await, (vec!["a".to_string()], 1), "expires_at <= now, to the nanosecond");
+    assert_eq!(lapsed(T0 + Duration::nanoseconds(1)).await, (vec!["a".to_string(), "b".to_string()], 2));
+
+    // The rules agree with the store at the boundary: at T0 the hold of `a` is lapsed and
+    // frees its seat for a request; `b`'s is live and blocks.
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = AsyncEngine::with_clock(store.clone(), clock.clone());
+    let avail = engine.availability(&k).await.unwrap();
+    assert_eq!((avail.held, avail.available), (1, 9));
+
+    // Out of the stored range: refused before anything is sent, not truncated.
+    let far = hold(&k, "far", datetime!(2300-01-01 00:00:00 UTC));
+    assert!(matches!(place(&store, &far).await, Err(CommitError::Store(StoreError::Corrupt(_)))));
+    store.drop_schema().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweepers_of_different_instances_take_disjoint_batches() {
+    let Some(url) = pg_url("sweepers_of_different_instances_take_disjoint_batches") else { return };
+    let schema = fresh_schema("sweep");
+    let one = store_in(&url, &schema, 2).await;
+    let lease = StdDuration::from_millis(400);
+    let two = PostgresStore::connect(&url, PostgresOptions { sweep_lease: lease, ..PostgresOptions::new(&schema) })
+        .await
+        .unwrap();
+    let k = occ("s");
+    open(&one, &k, 100).await;
+    for i in 0..10 {
+        place(&one, &hold(&k, &format!("h{i:02}"), T0 - Duration::seconds(100 - i))).await.unwrap();
+    }
+    let names =
+        |v: &[seathold::store::Versioned<Hold>]| v.iter().map(|h| h.value.actor.to_string()).collect::<Vec<_>>();
+    let a = one.lapsed_holds(None, T0, 4).await.unwrap();
+    assert_eq!(names(&a), ["h00", "h01", "h02", "h03"], "oldest first");
+    let b = two.lapsed_holds(None, T0, 4).await.unwrap();
+    assert_eq!(names(&b), ["h04", "h05", "h06", "h07"], "another instance's sweep takes the next batch");
+    // A store sees its own claim again (a sweep retried after an error finds its batch).
+    assert_eq!(names(&one.lapsed_holds(None, T0, 4).await.unwrap()), ["h00", "h01", "h02", "h03"]);
+    let c = two.lapsed_holds(None, T0, 100).await.unwrap();
+    assert_eq!(names(&c), ["h04", "h05", "h06", "h07", "h08", "h09"]);
+    // The per-occurrence view ignores leases (it serves requests and availability).
+    assert_eq!(one.lapsed_holds(Some(&k), T0, 100).await.unwrap().len(), 10);
+    assert_eq!(one.lapsed_seats(&k, T0).await.unwrap(), 10);
+    // Once the other store's lease runs out, its holds are anyone's again.
+    tokio::time::sleep(StdDuration::from_millis(600)).await;
+    // `one`'s own lease (30 s) still keeps `two` off h00..h03.
+    let d = two.lapsed_holds(None, T0, 100).await.unwrap();
+    assert_eq!(names(&d), ["h04", "h05", "h06", "h07", "h08", "h09"]);
+    let three = PostgresStore::connect(&url, PostgresOptions::new(&schema)).await.unwrap();
+    assert_eq!(names(&three.lapsed_holds(None, T0, 100).await.unwrap()), Vec::<String>::new(), "all leased");
+
+    // Writing a hold (here: expiring it) clears its lease.
+    let engine = AsyncEngine::with_clock(one.clone(), ManualClock::new(T0));
+    assert_eq!(engine.expire_due(100).await.unwrap(), 4);
+    assert!(one.lapsed_holds(Some(&k), T0, 100).await.unwrap().iter().all(|h| h.value.actor.as_str() >= "h04"));
+    one.drop_schema().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guards_hold_under_concurrent_commits() {
+    let Some(url) = pg_url("guards_hold_under_concurrent_commits") else { return };
+    let store = fresh_store(&url, "guards", 16).await;
+    let k = occ("g");
+    open(&store, &k, 7).await;
+    // 64 different actors race for 7 seats through raw commits: exactly 7 win, the rest see
+    // Conflict::Capacity.
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (store, k) = (store.clone(), k.clone());
+        tasks.push(tokio::spawn(async move { place(&store, &hold(&k, &format!("a{i}"), T0)).await }));
+    }
+    let (mut won, mut full) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(CommitError::Conflict(Conflict::Capacity)) => full += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((won, full), (7, 57));
+    // 16 writers race to update one hold at version 1: exactly one wins, the others are told
+    // whose hold changed.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (store, k) = (store.clone(), k.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut h = hold(&k, "a0", T0 + Duration::seconds(i));
+            h.state = HoldState::Released;
+            let mut c = Commit::new(k);
+            c.seats = SeatDelta { held: -1, confirmed: 0 };
+            c.holds.push(HoldWrite { expected: Some(1), hold: h });
+            store.commit(c).await
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for r in results.iter().filter(|r| r.is_err()) {
+        assert!(matches!(r, Err(CommitError::Conflict(Conflict::HoldChanged { actor })) if actor.as_str() == "a0"));
+    }
+    let o = store.load(LoadRequest { occ_key: &k, actor: None, settlement_ref: None }).await.unwrap();
+    assert_eq!(o.occurrence.unwrap().held, 6);
+    store.drop_schema().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_is_unavailable_and_the_pool_recovers() {
+    let Some(url) = pg_url("a_lost_connection_is_unavailable_and_the_pool_recovers") else { return };
+    // Nothing listens on port 1: connecting fails as Unavailable, quickly.
+    let refused = PostgresStore::connect(
+        "postgres://postgres@127.0.0.1:1/postgres",
+        PostgresOptions { timeout: StdDuration::from_secs(2), ..PostgresOptions::default() },
+    )
+    .await;
+    assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+    assert!(matches!(
+        PostgresStore::connect(&url, PostgresOptions::new("Bad-Name")).await,
+        Err(StoreError::Unavailable(_))
+    ));
+
+    // Its own application_name, so that only its connections are killed below.
+    let app = fresh_schema("seathold_lost");
+    let store = store_in(&with_app_name(&url, &app), &fresh_schema("lost"), 2).await;
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = AsyncEngine::with_clock(store.clone(), clock.clone());
+    let k = occ("l");
+    engine.open(&k, OccurrenceConfig::new(3, 600).unwrap()).await.unwrap();
+    let req = HoldRequest::new(k.clone(), actor("u"), Ref::new("r1").unwrap(), Money::parse("5", "EUR").unwrap());
+    assert!(matches!(engine.request(&req).await.unwrap(), RequestOutcome::AwaitingPayment { replayed: false, .. }));
+    // Kill every connection of this store's pool from outside.
+    let admin = PostgresStore::connect(&url, PostgresOptions::new("admin").with_pool_size(1)).await.unwrap();
+    let killed = admin
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert!(killed >= 1);
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    // The next operations may fail as Unavailable (never as anything else), then succeed.
+    let paid = PaymentResult::paid(k.clone(), actor("u"), Ref::new("r1").unwrap());
+    let mut outcome = None;
+    for _ in 0..5 {
+        match engine.settle(&paid).await {
+            Ok(s) => {
+                outcome = Some(s);
+                break;
+            }
+            Err(seathold::SettleError::Store(StoreError::Unavailable(_))) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(outcome, Some(Settlement::Confirmed { replayed: false }));
+    // Redelivered: the replay.
+    assert_eq!(engine.settle(&paid).await.unwrap(), Settlement::Confirmed { replayed: true });
+    let again = engine.request(&req).await;
+    assert!(matches!(again, Ok(RequestOutcome::Already { confirmed: true, .. })), "{again:?}");
+    let events = engine.drain_events(100).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.kind.type_str()).collect();
+    assert_eq!(kinds, ["hold_placed", "hold_confirmed"]);
+    assert!(matches!(events[1].event.kind, EventKind::HoldConfirmed { quantity: 1 }));
+    store.drop_schema().await.unwrap();
+}

@@ -49,3 +49,9 @@ pub async fn store_in(url: &str, schema: &str, pool_size: usize) -> PostgresStor
     store.migrate().await.unwrap_or_else(|e| panic!("migrate {schema}: {e}"));
     store
 }
+
+/// `url` with `application_name` set, so a test can find (and kill) its own connections.
+pub fn with_app_name(url: &str, name: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}application_name={name}")
+}
