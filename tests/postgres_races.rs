@@ -1,1 +1,663 @@
-//! placeholder
+//! Races and faults on a real database (`SEATHOLD_PG_URL`).
+//!
+//! Many tokio tasks over many pooled connections, in TWO OS processes (this test binary runs
+//! itself again in worker mode, selected by an environment variable), race for the seats of
+//! one occurrence, with random payment results: paid, failed, late, abandoned, duplicated
+//! (also across processes), and paid under refs that were never issued. Afterwards an SQL
+//! audit proves:
+//!
+//! - `held + confirmed <= capacity`, and the counters equal the sums over the hold rows;
+//! - every paid (actor, ref) any worker sent is accounted exactly once: one settlement row,
+//!   and exactly one `hold_confirmed` or exactly one `refund_required` event for it, never
+//!   both, never neither; every answer a worker got agrees with that record, and at most one
+//!   of them was not a replay;
+//! - every placed hold ends in exactly one terminal event; no event is doubled or orphaned.
+//!
+//! The second test then kills a worker process mid-run (`Child::kill`) and terminates the
+//! workers' database connections (`pg_terminate_backend`) again and again, and proves the
+//! same audit after recovery: operations retried after `Unavailable` (as a service and a
+//! payment provider do), the killed worker's unanswered payments redelivered, and a sweep.
+
+mod postgres_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use postgres_support::{fresh_schema, pg_url, store_in, store_with, with_app_name};
+use seathold::contract::{ActorId, Money, OccKey, PaymentResult, Ref};
+use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+use seathold::settlement::Settlement;
+use seathold::store::AsyncStore;
+use seathold::store::postgres::{PostgresOptions, PostgresStore};
+use seathold::{AsyncEngine, RequestError, SettleError};
+
+const WORKER_ENV: &str = "SEATHOLD_RACE_WORKER";
+const OCC: &str = "race-gig";
+const CAPACITY: u32 = 150;
+const TTL_SECS: u64 = 1;
+const ACTORS: u64 = 400;
+/// Short, so that a killed worker's claim on a sweep batch does not hold recovery up long.
+const SWEEP_LEASE: Duration = Duration::from_secs(2);
+
+/// A store for a race participant: its own application name (for the chaos task to find its
+/// connections), a short sweep lease.
+async fn race_store(url: &str, schema: &str, app: &str) -> PostgresStore {
+    let options = PostgresOptions { sweep_lease: SWEEP_LEASE, ..PostgresOptions::new(schema).with_pool_size(8) };
+    store_with(&with_app_name(url, app), options).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker: used by the test process's own tasks and by the spawned worker process.
+// ---------------------------------------------------------------------------------------------
+
+/// What a worker tells the auditor: every paid result it is about to send (`intent`), and
+/// every answer it got.
+trait Ledger: Send + Sync {
+    fn intent(&self, actor: &str, r: &str);
+    fn answer(&self, actor: &str, r: &str, answer: &str);
+}
+
+/// In the test process: kept in memory.
+#[derive(Default)]
+struct MemLedger {
+    lines: Mutex<Vec<LedgerLine>>,
+}
+
+#[derive(Debug, Clone)]
+enum LedgerLine {
+    Intent { actor: String, r: String },
+    Answer { actor: String, r: String, answer: String },
+}
+
+impl Ledger for MemLedger {
+    fn intent(&self, actor: &str, r: &str) {
+        self.lines.lock().unwrap().push(LedgerLine::Intent { actor: actor.into(), r: r.into() });
+    }
+    fn answer(&self, actor: &str, r: &str, answer: &str) {
+        self.lines.lock().unwrap().push(LedgerLine::Answer { actor: actor.into(), r: r.into(), answer: answer.into() });
+    }
+}
+
+/// In a worker process: one line per entry on standard output, flushed at once, so the
+/// parent has every intent the worker wrote before it was killed.
+struct StdoutLedger;
+
+impl Ledger for StdoutLedger {
+    fn intent(&self, actor: &str, r: &str) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "LEDGER\tintent\t{actor}\t{r}");
+        let _ = out.flush();
+    }
+    fn answer(&self, actor: &str, r: &str, answer: &str) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "LEDGER\tanswer\t{actor}\t{r}\t{answer}");
+        let _ = out.flush();
+    }
+}
+
+fn parse_ledger_line(line: &str) -> Option<LedgerLine> {
+    // The test harness may have printed on the same line ("test … ... ") before us.
+    let (_, entry) = line.split_once("LEDGER\t")?;
+    let mut f = entry.split('\t');
+    match (f.next()?, f.next()?, f.next()?) {
+        ("intent", a, r) => Some(LedgerLine::Intent { actor: a.into(), r: r.into() }),
+        ("answer", a, r) => Some(LedgerLine::Answer { actor: a.into(), r: r.into(), answer: f.next()?.into() }),
+        _ => None,
+    }
+}
+
+/// A small deterministic generator (xorshift), so runs can be replayed by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+type Engine = AsyncEngine<PostgresStore>;
+
+fn answer_str(s: &Settlement) -> String {
+    match s {
+        Settlement::Confirmed { replayed } => format!("confirmed {replayed}"),
+        Settlement::PaidButNoHold { refund, replayed } => format!("refund:{} {replayed}", refund.reason),
+        other => format!("{} false", other.status_str()),
+    }
+}
+
+/// Settle, retrying while the store is unavailable or contended (a provider redelivers
+/// until it gets an answer).
+async fn settle(engine: &Engine, result: &PaymentResult) -> Settlement {
+    for attempt in 0..600u64 {
+        match engine.settle(result).await {
+            Ok(s) => return s,
+            Err(SettleError::Store(_) | SettleError::Contention { .. }) => {
+                tokio::time::sleep(Duration::from_millis(5 + attempt.min(20) * 5)).await;
+            }
+            Err(e) => panic!("settle {result:?}: {e}"),
+        }
+    }
+    panic!("settle {result:?}: the store stayed unavailable");
+}
+
+/// Request, retrying while the store is unavailable or contended; `None` if the ref turned
+/// out to be used (a lost acknowledgement whose hold ended before the retry).
+async fn request(engine: &Engine, req: &HoldRequest) -> Option<RequestOutcome> {
+    for attempt in 0..600u64 {
+        match engine.request(req).await {
+            Ok(o) => return Some(o),
+            Err(RequestError::Store(_) | RequestError::Contention { .. }) => {
+                tokio::time::sleep(Duration::from_millis(5 + attempt.min(20) * 5)).await;
+            }
+            Err(RequestError::RefReused { .. }) => return None,
+            Err(e) => panic!("request {req:?}: {e}"),
+        }
+    }
+    panic!("request {req:?}: the store stayed unavailable");
+}
+
+async fn send_paid(engine: &Engine, ledger: &dyn Ledger, actor: &ActorId, r: &Ref) {
+    ledger.intent(actor.as_str(), r.as_str());
+    let s = settle(engine, &PaymentResult::paid(OccKey::new(OCC).unwrap(), actor.clone(), r.clone())).await;
+    ledger.answer(actor.as_str(), r.as_str(), &answer_str(&s));
+}
+
+/// Deliver one paid result `copies` times at once (a provider's duplicate deliveries).
+async fn send_paid_copies(engine: &Arc<Engine>, ledger: &Arc<dyn Ledger>, actor: &ActorId, r: &Ref, copies: usize) {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..copies {
+        let (engine, ledger, actor, r) = (engine.clone(), ledger.clone(), actor.clone(), r.clone());
+        set.spawn(async move { send_paid(&engine, &*ledger, &actor, &r).await });
+    }
+    while let Some(done) = set.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// One worker task: `iterations` checkout attempts by random actors, each with a random fate.
+async fn worker(engine: Arc<Engine>, ledger: Arc<dyn Ledger>, seed: u64, iterations: u32) {
+    let mut rng = Rng::new(seed);
+    let k = OccKey::new(OCC).unwrap();
+    let price = Money::parse("25.00", "EUR").unwrap();
+    for _ in 0..iterations {
+        let actor = ActorId::new(format!("a{}", rng.below(ACTORS))).unwrap();
+        let r = Ref::new(format!("{}-{}", uuid::Uuid::new_v4().simple(), seed % 1000)).unwrap();
+        let quantity = if rng.below(5) == 0 { 2 } else { 1 };
+        let req = HoldRequest::new(k.clone(), actor.clone(), r.clone(), price).with_quantity(quantity);
+        let fate = rng.below(100);
+        match request(&engine, &req).await {
+            Some(RequestOutcome::AwaitingPayment { .. }) => match fate {
+                // Paid at once.
+                0..45 => send_paid(&engine, &*ledger, &actor, &r).await,
+                // Failed (sometimes redelivered).
+                45..60 => {
+                    let failed = PaymentResult::failed(k.clone(), actor.clone(), r.clone());
+                    let first = settle(&engine, &failed).await;
+                    assert!(matches!(first, Settlement::Released | Settlement::Noop), "{first:?}");
+                    if fate % 2 == 0 {
+                        assert_eq!(settle(&engine, &failed).await, Settlement::Noop);
+                    }
+                }
+                // Paid after the hold lapsed: a refund (or, if a duplicate beat it, a replay).
+                60..68 => {
+                    tokio::time::sleep(Duration::from_millis(TTL_SECS * 1000 + 50)).await;
+                    send_paid_copies(&engine, &ledger, &actor, &r, 1 + rng.below(2) as usize).await;
+                }
+                // Abandoned: the sweep or a later request expires it.
+                68..80 => {}
+                // Paid, delivered two or three times at once.
+                _ => send_paid_copies(&engine, &ledger, &actor, &r, 2 + rng.below(2) as usize).await,
+            },
+            // Someone else's checkout for this actor is in flight: sometimes its payment is
+            // delivered from here too (a duplicate, racing the owner's, across processes).
+            Some(RequestOutcome::Already { hold_ref, confirmed: false }) if fate < 40 => {
+                send_paid(&engine, &*ledger, &actor, &hold_ref).await;
+            }
+            // A payment under a ref this side never issued.
+            Some(RequestOutcome::Already { confirmed: true, .. }) if fate < 15 => {
+                let stray = Ref::new(format!("stray-{}", uuid::Uuid::new_v4().simple())).unwrap();
+                send_paid_copies(&engine, &ledger, &actor, &stray, 1 + rng.below(2) as usize).await;
+            }
+            Some(RequestOutcome::Full { .. }) => tokio::time::sleep(Duration::from_millis(2)).await,
+            _ => {}
+        }
+        if rng.below(20) == 0 {
+            // Every worker sweeps now and then: several sweepers, disjoint batches.
+            let _ = engine.expire_due(20).await;
+        }
+    }
+}
+
+/// Run `tasks` worker tasks on one store and wait for them.
+async fn run_workers(engine: Arc<Engine>, ledger: Arc<dyn Ledger>, tasks: u64, iterations: u32, seed: u64) {
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        set.spawn(worker(engine.clone(), ledger.clone(), seed * 1000 + t, iterations));
+    }
+    while let Some(done) = set.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// Worker-process mode: does nothing unless this binary was started by a race test with
+/// `SEATHOLD_RACE_WORKER` set (`schema;app_name;tasks;iterations;seed`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn race_worker_process_entry() {
+    let Ok(spec) = std::env::var(WORKER_ENV) else { return };
+    let f: Vec<&str> = spec.split(';').collect();
+    let [schema, app, tasks, iterations, seed] = f.as_slice() else { panic!("bad {WORKER_ENV}: {spec}") };
+    let url = std::env::var("SEATHOLD_PG_URL").expect("the worker needs SEATHOLD_PG_URL");
+    let engine = Arc::new(AsyncEngine::new(race_store(&url, schema, app).await));
+    run_workers(
+        engine,
+        Arc::new(StdoutLedger),
+        tasks.parse().unwrap(),
+        iterations.parse().unwrap(),
+        seed.parse().unwrap(),
+    )
+    .await;
+    println!("WORKER DONE");
+}
+
+/// Start this test binary again as a worker process.
+fn spawn_worker(url: &str, schema: &str, app: &str, tasks: u64, iterations: u32, seed: u64) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "race_worker_process_entry", "--nocapture", "--test-threads=1"])
+        .env(WORKER_ENV, format!("{schema};{app};{tasks};{iterations};{seed}"))
+        .env("SEATHOLD_PG_URL", url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn a worker process")
+}
+
+/// Collect a worker process's ledger lines as they come (on a thread).
+fn collect_ledger(child: &mut Child) -> (Arc<Mutex<Vec<LedgerLine>>>, Arc<Mutex<bool>>, std::thread::JoinHandle<()>) {
+    let out = child.stdout.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let done = Arc::new(Mutex::new(false));
+    let (l, d) = (lines.clone(), done.clone());
+    let handle = std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if line.ends_with("WORKER DONE") {
+                *d.lock().unwrap() = true;
+            } else if let Some(entry) = parse_ledger_line(&line) {
+                l.lock().unwrap().push(entry);
+            }
+        }
+    });
+    (lines, done, handle)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup, recovery and the audit
+// ---------------------------------------------------------------------------------------------
+
+async fn setup(url: &str, prefix: &str, app: &str) -> (String, Arc<Engine>) {
+    let schema = fresh_schema(prefix);
+    let engine = Arc::new(AsyncEngine::new(race_store(url, &schema, app).await));
+    engine.open(&OccKey::new(OCC).unwrap(), OccurrenceConfig::new(CAPACITY, TTL_SECS).unwrap()).await.unwrap();
+    (schema, engine)
+}
+
+/// Poll the counters while the race runs: the capacity guard holds at every instant.
+fn watch_capacity(store: PostgresStore, stop: Arc<Mutex<bool>>) -> tokio::task::JoinHandle<u32> {
+    tokio::spawn(async move {
+        let sql =
+            format!(r#"SELECT held, confirmed, capacity FROM "{}".occurrences WHERE occ_key = $1"#, store.schema());
+        let mut polls = 0;
+        while !*stop.lock().unwrap() {
+            if let Ok(client) = store.pool().get().await {
+                if let Ok(row) = client.query_one(&sql, &[&OCC]).await {
+                    let (h, c, cap): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+                    assert!(h + c <= cap, "oversold at an instant: held {h} + confirmed {c} > capacity {cap}");
+                    polls += 1;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        polls
+    })
+}
+
+/// Redeliver every paid result some worker meant to send (the provider retries until it
+/// has an answer; one already answered must be answered as a replay), then let every hold
+/// lapse and sweep until nothing is held. Returns the redeliveries' answers and how many
+/// holds the sweep expired.
+async fn recover(engine: &Engine, ledger: &[LedgerLine]) -> (Vec<LedgerLine>, usize) {
+    let mut intents = BTreeSet::new();
+    let mut answered = BTreeSet::new();
+    for l in ledger {
+        match l {
+            LedgerLine::Intent { actor, r } => intents.insert((actor.clone(), r.clone())),
+            LedgerLine::Answer { actor, r, .. } => answered.insert((actor.clone(), r.clone())),
+        };
+    }
+    let k = OccKey::new(OCC).unwrap();
+    let mut lines = Vec::new();
+    for (a, r) in &intents {
+        let result = PaymentResult::paid(k.clone(), ActorId::new(a).unwrap(), Ref::new(r).unwrap());
+        let s = settle(engine, &result).await;
+        if answered.contains(&(a.clone(), r.clone())) {
+            assert!(s.is_replay(), "a redelivered payment must be answered as a replay: {a} {r} {s:?}");
+        }
+        lines.push(LedgerLine::Answer { actor: a.clone(), r: r.clone(), answer: answer_str(&s) });
+    }
+    tokio::time::sleep(Duration::from_millis(TTL_SECS * 1000 + 100)).await;
+    let k = OccKey::new(OCC).unwrap();
+    let deadline = Instant::now() + SWEEP_LEASE * 5;
+    let mut swept = 0;
+    loop {
+        match engine.expire_due(500).await {
+            Ok(0) => {
+                // Holds a killed sweeper had claimed come free when its lease runs out.
+                if engine.availability(&k).await.map(|a| a.held).unwrap_or(1) == 0
+                    && engine.store().lapsed_seats(&k, time::OffsetDateTime::now_utc()).await.unwrap_or(1) == 0
+                {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "lapsed holds were never swept");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(n) => swept += n,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    (lines, swept)
+}
+
+/// What the audit counted (printed by the tests).
+#[derive(Debug, Default)]
+#[allow(dead_code)] // read through Debug
+struct AuditReport {
+    paid_refs: usize,
+    confirmed: i64,
+    refunds: usize,
+    holds_placed: i64,
+    events: i64,
+}
+
+/// The audit, in SQL over the store's tables, plus the workers' ledgers.
+async fn audit(store: &PostgresStore, ledger: &[LedgerLine]) -> AuditReport {
+    let s = store.schema();
+    let client = store.pool().get().await.unwrap();
+    let q = |sql: String| sql.replace("{s}", &format!("\"{s}\""));
+
+    // Capacity, and the counters equal the sums over the hold rows.
+    let row = client
+        .query_one(
+            &q("SELECT o.capacity, o.held, o.confirmed,
+                       (SELECT coalesce(sum(quantity), 0)::bigint FROM {s}.holds h WHERE h.occ_key = o.occ_key AND h.state = 'held'),
+                       (SELECT coalesce(sum(quantity), 0)::bigint FROM {s}.holds h WHERE h.occ_key = o.occ_key AND h.state = 'confirmed')
+                  FROM {s}.occurrences o WHERE o.occ_key = $1".into()),
+            &[&OCC],
+        )
+        .await
+        .unwrap();
+    let (cap, held, confirmed, held_rows, confirmed_rows): (i64, i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    assert!(held + confirmed <= cap, "oversold: held {held} + confirmed {confirmed} > capacity {cap}");
+    assert_eq!((held, confirmed), (held_rows, confirmed_rows), "counters must equal the sums over the hold rows");
+    assert_eq!(held, 0, "after the final sweep nothing is held");
+
+    // Every settlement record has exactly one matching event of its kind, and none of the other.
+    let rows = client
+        .query(
+            &q("SELECT s.actor, s.hold_ref, s.outcome,
+                       count(e.id) FILTER (WHERE e.kind = 'hold_confirmed'),
+                       count(e.id) FILTER (WHERE e.kind = 'refund_required')
+                  FROM {s}.settlements s
+                  LEFT JOIN {s}.outbox e ON e.occ_key = s.occ_key AND e.actor = s.actor AND e.hold_ref = s.hold_ref
+                 GROUP BY s.actor, s.hold_ref, s.outcome"
+                .into()),
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut records: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut refunds = 0;
+    for r in &rows {
+        let (a, rf, outcome, nc, nr): (String, String, String, i64, i64) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        match outcome.as_str() {
+            "confirmed" => assert_eq!((nc, nr), (1, 0), "{a}/{rf}: confirmed must have one hold_confirmed, no refund"),
+            _ => {
+                assert_eq!((nc, nr), (0, 1), "{a}/{rf}: a refund must have one refund_required, no confirmation");
+                refunds += 1;
+            }
+        }
+        records.insert((a, rf), outcome);
+    }
+    // No hold_confirmed or refund_required event without its record.
+    let orphans: i64 = client
+        .query_one(
+            &q("SELECT count(*) FROM {s}.outbox e
+                 WHERE e.kind IN ('hold_confirmed', 'refund_required')
+                   AND NOT EXISTS (SELECT 1 FROM {s}.settlements s
+                                    WHERE s.occ_key = e.occ_key AND s.actor = e.actor AND s.hold_ref = e.hold_ref)"
+                .into()),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0, "payment events without a settlement record");
+    // Confirmed seats are the confirmed records' holds.
+    let confirmed_seats: i64 = client
+        .query_one(
+            &q("SELECT coalesce(sum(h.quantity), 0)::bigint FROM {s}.settlements s
+                  JOIN {s}.holds h ON h.occ_key = s.occ_key AND h.actor = s.actor AND h.hold_ref = s.hold_ref
+                 WHERE s.outcome = 'confirmed' AND h.state = 'confirmed'"
+                .into()),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(confirmed_seats, confirmed, "every sold seat belongs to exactly one confirmed payment");
+
+    // Every placed hold ends in exactly one terminal event; no event is doubled.
+    let bad: Vec<(String, String, i64, i64)> = client
+        .query(
+            &q("SELECT actor, hold_ref,
+                       count(*) FILTER (WHERE kind = 'hold_placed'),
+                       count(*) FILTER (WHERE kind IN ('hold_confirmed', 'hold_released', 'hold_expired'))
+                  FROM {s}.outbox WHERE kind <> 'refund_required'
+                 GROUP BY actor, hold_ref
+                HAVING count(*) FILTER (WHERE kind = 'hold_placed') <> 1
+                    OR count(*) FILTER (WHERE kind IN ('hold_confirmed', 'hold_released', 'hold_expired')) <> 1"
+                .into()),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert!(bad.is_empty(), "holds without exactly one hold_placed and one terminal event: {bad:?}");
+    let dup_refunds: i64 = client
+        .query_one(
+            &q("SELECT count(*) FROM (SELECT 1 FROM {s}.outbox WHERE kind = 'refund_required'
+                 GROUP BY occ_key, actor, hold_ref HAVING count(*) > 1) d"
+                .into()),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(dup_refunds, 0, "a refund signal was given twice");
+    let (holds_placed, events): (i64, i64) = {
+        let r = client
+            .query_one(&q("SELECT count(*) FILTER (WHERE kind = 'hold_placed'), count(*) FROM {s}.outbox".into()), &[])
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let hold_rows: i64 = client.query_one(&q("SELECT count(*) FROM {s}.holds".into()), &[]).await.unwrap().get(0);
+    assert!(holds_placed >= hold_rows, "every hold row was placed");
+    assert!(events >= holds_placed * 2, "every placed hold has its terminal event");
+
+    // The ledgers: every paid result sent was recorded (none lost), and every answer agrees
+    // with the record; at most one answer per payment was not a replay.
+    let mut answers: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut intents = BTreeSet::new();
+    for l in ledger {
+        match l {
+            LedgerLine::Intent { actor, r } => {
+                intents.insert((actor.clone(), r.clone()));
+            }
+            LedgerLine::Answer { actor, r, answer } => {
+                answers.entry((actor.clone(), r.clone())).or_default().push(answer.clone());
+            }
+        }
+    }
+    for key in &intents {
+        assert!(records.contains_key(key), "paid result {key:?} was sent but never accounted");
+    }
+    assert_eq!(records.len(), intents.len(), "settlement records for payments nobody sent");
+    for (key, got) in &answers {
+        let outcome = &records[key];
+        let fresh = got.iter().filter(|a| a.ends_with(" false")).count();
+        assert!(fresh <= 1, "{key:?}: answered as new more than once: {got:?}");
+        for a in got {
+            let status = a.split(' ').next().unwrap();
+            let agrees = if outcome == "confirmed" { status == "confirmed" } else { status.starts_with("refund:") };
+            assert!(agrees, "{key:?}: answer {a} disagrees with the record ({outcome})");
+        }
+        let statuses: BTreeSet<&str> = got.iter().map(|a| a.split(' ').next().unwrap()).collect();
+        assert_eq!(statuses.len(), 1, "{key:?}: different answers to one payment: {got:?}");
+    }
+    AuditReport { paid_refs: intents.len(), confirmed, refunds, holds_placed, events }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_and_two_processes_race_without_overselling_or_losing_a_payment() {
+    let Some(url) = pg_url("tasks_and_two_processes_race_without_overselling_or_losing_a_payment") else { return };
+    let started = Instant::now();
+    let app = fresh_schema("seathold_race");
+    let (schema, engine) = setup(&url, "race", &app).await;
+    let mut child = spawn_worker(&url, &schema, &format!("{app}_w"), 8, 30, 2);
+    let (child_lines, child_done, reader) = collect_ledger(&mut child);
+    let stop = Arc::new(Mutex::new(false));
+    let watcher = watch_capacity(engine.store().clone(), stop.clone());
+
+    let ledger = Arc::new(MemLedger::default());
+    run_workers(engine.clone(), ledger.clone(), 8, 30, 1).await;
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "the worker process failed: {status}");
+    assert!(*child_done.lock().unwrap(), "the worker process did not finish its run");
+    *stop.lock().unwrap() = true;
+    let polls = watcher.await.unwrap();
+
+    let mut all = ledger.lines.lock().unwrap().clone();
+    all.extend(child_lines.lock().unwrap().iter().cloned());
+    let (redelivered, swept) = recover(&engine, &all).await;
+    all.extend(redelivered);
+    let report = audit(engine.store(), &all).await;
+    eprintln!("race: {report:?}, {polls} capacity polls, {swept} swept at the end, in {:.1?}", started.elapsed());
+    assert!(report.paid_refs > 50 && report.refunds > 0 && report.confirmed > 0, "the race exercised too little");
+    engine.store().drop_schema().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_and_dropped_connections_leave_nothing_inconsistent() {
+    let Some(url) = pg_url("a_killed_worker_and_dropped_connections_leave_nothing_inconsistent") else { return };
+    let started = Instant::now();
+    let app = fresh_schema("seathold_fault");
+    let (schema, engine) = setup(&url, "fault", &app).await;
+    // A worker with far more work than it will be allowed to finish.
+    let mut child = spawn_worker(&url, &schema, &format!("{app}_w"), 8, 10_000, 4);
+    let (child_lines, _, reader) = collect_ledger(&mut child);
+    let stop = Arc::new(Mutex::new(false));
+    let watcher = watch_capacity(engine.store().clone(), stop.clone());
+
+    // Chaos: terminate every connection of both processes' pools, again and again.
+    let admin = store_in(&url, &schema, 1).await;
+    let chaos_stop = Arc::new(Mutex::new(false));
+    let chaos = {
+        let (stop, like) = (chaos_stop.clone(), format!("{app}%"));
+        tokio::spawn(async move {
+            let mut killed = 0i64;
+            while !*stop.lock().unwrap() {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                if let Ok(client) = admin.pool().get().await {
+                    if let Ok(row) = client
+                        .query_one(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                              WHERE application_name LIKE $1 AND pid <> pg_backend_pid()",
+                            &[&like],
+                        )
+                        .await
+                    {
+                        killed += row.get::<_, i64>(0);
+                    }
+                }
+            }
+            killed
+        })
+    };
+
+    let ledger = Arc::new(MemLedger::default());
+    let ours = tokio::spawn(run_workers(engine.clone(), ledger.clone(), 8, 40, 3));
+    // Kill the worker process mid-run, whatever it is doing.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    child.kill().expect("kill the worker process");
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(!status.success(), "the worker should have been killed, not have finished");
+    reader.join().unwrap();
+    ours.await.unwrap();
+    *chaos_stop.lock().unwrap() = true;
+    let killed = chaos.await.unwrap();
+    *stop.lock().unwrap() = true;
+    let polls = watcher.await.unwrap();
+
+    let mut all = ledger.lines.lock().unwrap().clone();
+    let child_lines = child_lines.lock().unwrap().clone();
+    let unanswered = {
+        let answered: BTreeSet<(String, String)> = child_lines
+            .iter()
+            .filter_map(|l| match l {
+                LedgerLine::Answer { actor, r, .. } => Some((actor.clone(), r.clone())),
+                LedgerLine::Intent { .. } => None,
+            })
+            .collect();
+        child_lines
+            .iter()
+            .filter(|l| matches!(l, LedgerLine::Intent { actor, r } if !answered.contains(&(actor.clone(), r.clone()))))
+            .count()
+    };
+    all.extend(child_lines);
+    let (redelivered, swept) = recover(&engine, &all).await;
+    all.extend(redelivered);
+    let report = audit(engine.store(), &all).await;
+    eprintln!(
+        "faults: {report:?}; {killed} connections terminated, worker killed with {unanswered} payments \
+         unanswered, {polls} capacity polls, {swept} swept at the end, in {:.1?}",
+        started.elapsed()
+    );
+    assert!(killed > 0, "no connection was terminated: the fault was not injected");
+    assert!(report.paid_refs > 20, "the run exercised too little");
+    engine.store().drop_schema().await.unwrap();
+}

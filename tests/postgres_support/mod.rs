@@ -43,9 +43,13 @@ pub async fn fresh_store(url: &str, prefix: &str, pool_size: usize) -> PostgresS
 
 /// A store on `schema`, migrated.
 pub async fn store_in(url: &str, schema: &str, pool_size: usize) -> PostgresStore {
-    let store = PostgresStore::connect(url, PostgresOptions::new(schema).with_pool_size(pool_size))
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    store_with(url, PostgresOptions::new(schema).with_pool_size(pool_size)).await
+}
+
+/// A store with these options, migrated.
+pub async fn store_with(url: &str, options: PostgresOptions) -> PostgresStore {
+    let schema = options.schema.clone();
+    let store = PostgresStore::connect(url, options).await.unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
     store.migrate().await.unwrap_or_else(|e| panic!("migrate {schema}: {e}"));
     store
 }
