@@ -257,6 +257,11 @@ impl Model {
                 return ExpReq::RefReused;
             }
         }
+        // A ref with a payment already accounted under it is never reused: a redelivery of that
+        // payment would otherwise be answered as a replay while the new hold waits unpaid.
+        if self.records.contains_key(&(occ, actor, r.to_string())) {
+            return ExpReq::RefReused;
+        }
         // Invariant 2: only live holds and sold seats count; lapsed ones never block.
         if self.live_held(occ) + self.confirmed(occ) + u64::from(qty) > u64::from(cap) {
             ExpReq::Full { capacity: cap }

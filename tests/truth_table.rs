@@ -804,3 +804,22 @@ fn every_hold__ends_in_exactly_one_terminal_event() {
     assert_eq!(terminal_total, 7, "no terminal event without a placed hold: {events:?}");
     assert_eq!(f.avail(), (0, 1, 3));
 }
+
+#[test]
+fn request__with_a_ref_that_already_has_money_behind_it__is_refused_ref_reused() {
+    // r1 is paid after it lapsed (refund), r2 is then placed and released. Reusing r1 must be
+    // refused: a redelivery of r1's payment would be answered as a replay of its refund while
+    // a new r1 hold waited unpaid.
+    let f = with_no_hold();
+    f.hold("ann", "r1");
+    f.lapse();
+    let (reason, replayed) = refund(&f.paid("ann", "r1"));
+    assert_eq!((reason, replayed), (NoHoldReason::Expired, false));
+    f.hold("ann", "r2");
+    assert_eq!(f.failed("ann", "r2"), Settlement::Released);
+    let before = f.avail();
+    let err = f.request("ann", "r1").expect_err("a settled ref is refused");
+    assert!(matches!(&err, RequestError::RefReused { hold_ref } if *hold_ref == rf("r1")), "{err:?}");
+    assert_eq!(f.avail(), before, "a refused request changes nothing");
+    assert_eq!(f.state("ann"), Some(("r2".to_string(), HoldState::Released)));
+}

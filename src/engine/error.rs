@@ -25,8 +25,9 @@ pub enum RequestError {
         /// The key asked for.
         occ_key: OccKey,
     },
-    /// This ref was already used by the actor's previous, ended hold. Generate a fresh ref
-    /// per checkout attempt ([`Ref::random`](crate::contract::Ref::random)).
+    /// This ref was already used by the actor's previous, ended hold, or a payment was
+    /// already accounted under it. Generate a fresh ref per checkout attempt
+    /// ([`Ref::random`](crate::contract::Ref::random)).
     #[error("ref {hold_ref} was already used for an earlier hold; use a fresh ref per attempt")]
     RefReused {
         /// The reused ref.

@@ -40,7 +40,7 @@ pub(crate) async fn request<S: AsyncStore>(
     if !(1..=MAX_QUANTITY).contains(&req.quantity) {
         return Err(RequestError::BadQuantity { got: req.quantity, max: MAX_QUANTITY });
     }
-    let load = LoadRequest { occ_key: &req.occ_key, actor: Some(&req.actor), settlement_ref: None };
+    let load = LoadRequest { occ_key: &req.occ_key, actor: Some(&req.actor), settlement_ref: Some(&req.hold_ref) };
     for _ in 0..attempts {
         let snap = store.load(load).await?;
         let own_version = snap.hold.as_ref().map(|h| h.version);
@@ -49,6 +49,7 @@ pub(crate) async fn request<S: AsyncStore>(
             let d = decide_request(
                 snap.occurrence.as_ref(),
                 snap.hold.as_ref().map(|h| &h.value),
+                snap.settlement.is_some(),
                 req,
                 now,
                 lapsed.as_deref(),

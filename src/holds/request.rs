@@ -70,8 +70,9 @@ pub enum RequestOutcome {
 pub enum RequestRefusal {
     /// No occurrence has this key: open it first.
     UnknownOccurrence,
-    /// The ref was already used by this actor's previous, ended hold. A late result for that
-    /// attempt would be taken for this one: use a fresh ref per attempt.
+    /// The ref was already used by this actor's previous, ended hold, or a `paid` result was
+    /// already accounted under it. A late result for that attempt would be taken for this
+    /// one: use a fresh ref per attempt.
     RefReused,
 }
 
@@ -108,15 +109,18 @@ pub enum RequestDecision {
 
 /// Decide a request.
 ///
-/// `own` is the actor's hold record at this occurrence, if any. `lapsed` is `None` on the
-/// first call; if the answer is [`RequestDecision::NeedLapsed`], call again with the
-/// occurrence's lapsed holds. A request that does not fit answers `Full` and writes nothing.
+/// `own` is the actor's hold record at this occurrence, if any. `ref_settled` says whether a
+/// `paid` result was already accounted for (occurrence, actor, `req.hold_ref`) — a ref with
+/// money behind it is never reused. `lapsed` is `None` on the first call; if the answer is
+/// [`RequestDecision::NeedLapsed`], call again with the occurrence's lapsed holds. A request
+/// that does not fit answers `Full` and writes nothing.
 ///
 /// # Errors
 /// [`RequestRefusal`] when the request cannot be considered at all.
 pub fn decide_request<L: Borrow<Hold>>(
     occ: Option<&Occurrence>,
     own: Option<&Hold>,
+    ref_settled: bool,
     req: &HoldRequest,
     now: OffsetDateTime,
     lapsed: Option<&[L]>,
@@ -152,6 +156,9 @@ pub fn decide_request<L: Borrow<Hold>>(
         }
         attempt = own.attempt.saturating_add(1);
     }
+    if ref_settled {
+        return Err(RequestRefusal::RefReused);
+    }
 
     let mut reclaimed = Vec::new();
     if req.quantity > occ.config.capacity() {
@@ -161,9 +168,11 @@ pub fn decide_request<L: Borrow<Hold>>(
         let Some(lapsed) = lapsed else {
             let shortfall = occ.in_use() as i128 + i128::from(seats.net()) + i128::from(req.quantity)
                 - i128::from(occ.config.capacity());
-            // Each lapsed hold frees at least one seat; never ask for more than the request
-            // could use, so the work stays bounded by the request's own size.
-            let up_to = usize::try_from(shortfall.clamp(1, i128::from(req.quantity))).unwrap_or(1);
+            // Each lapsed hold frees at least one seat. The shortfall can exceed the quantity
+            // when the capacity was lowered below counters that still include lapsed holds;
+            // load enough to cover it, or lapsed holds would block (invariant 2). Each hold
+            // is expired once, so this work is amortized O(1) per hold.
+            let up_to = usize::try_from(shortfall.max(1)).unwrap_or(usize::MAX);
             return Ok(RequestDecision::NeedLapsed { up_to });
         };
         for (i, h) in lapsed.iter().map(Borrow::borrow).enumerate() {
