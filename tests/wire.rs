@@ -59,7 +59,8 @@ fn design_checkout() -> CheckoutRequest {
         hold_ref("r-7f3a"),
         1,
         datetime!(2026-12-01 19:10:00 UTC),
-    ).expect("valid checkout request")
+    )
+    .expect("valid checkout request")
 }
 
 /// The payment result of the DESIGN.md example.
@@ -130,7 +131,8 @@ fn checkout_quantity_many_snapshot() {
         hold_ref("r-9b1c"),
         4,
         datetime!(2026-12-01 19:10:00 UTC),
-    ).expect("valid checkout request");
+    )
+    .expect("valid checkout request");
     insta::assert_snapshot!("checkout_quantity_many", c.to_json());
 }
 
@@ -144,7 +146,8 @@ fn checkout_max_quantity_fraction_and_offset_snapshot() {
         hold_ref("0190c0de-7e57-7000-8000-00000000beef"),
         MAX_QUANTITY,
         datetime!(2026-06-30 23:59:59.123456789 -07:00),
-    ).expect("valid checkout request");
+    )
+    .expect("valid checkout request");
     insta::assert_snapshot!("checkout_max_quantity_fraction_offset", c.to_json());
 }
 
@@ -423,7 +426,8 @@ fn golden_checkout_with_extras_and_default_quantity() {
         hold_ref("0190c0de-7e57-7000-8000-00000000beef"),
         1,
         datetime!(2026-06-30 23:59:59.999999999 -07:00),
-    ).expect("valid checkout request");
+    )
+    .expect("valid checkout request");
     assert_eq!(parsed, expected);
     assert_eq!(parsed.quantity, 1, "quantity defaults to 1 when absent");
     assert_eq!(parsed.price(), money("1234.50", "JPY"));
@@ -439,7 +443,8 @@ fn golden_checkout_quantity_four() {
         hold_ref("r-9b1c"),
         4,
         datetime!(2026-12-01 19:10:00 UTC),
-    ).expect("valid checkout request");
+    )
+    .expect("valid checkout request");
     assert_eq!(parsed, expected);
     assert!(parsed.to_json().contains(r#""amount":"100.000""#), "scale kept: {}", parsed.to_json());
 }
@@ -471,7 +476,8 @@ fn round_trip_fixed_messages() {
             hold_ref("r"),
             MAX_QUANTITY,
             datetime!(0000-01-01 00:00:00 UTC),
-        ).expect("valid checkout request"),
+        )
+        .expect("valid checkout request"),
         CheckoutRequest::new(
             occ(&"o".repeat(MAX_ID_BYTES)),
             actor(&"é".repeat(MAX_ID_BYTES / 2)),
@@ -479,7 +485,8 @@ fn round_trip_fixed_messages() {
             hold_ref("\"quoted\" \\ back/slash"),
             7,
             datetime!(9999-12-31 23:59:59.999999999 +23:59),
-        ).expect("valid checkout request"),
+        )
+        .expect("valid checkout request"),
     ];
     for c in checkouts {
         let json = c.to_json();
@@ -525,7 +532,8 @@ fn amount_from_decimal_never_emits_an_amount_the_wire_refuses() {
             hold_ref("r"),
             1,
             datetime!(2026-12-01 19:10 UTC),
-        ).expect("valid checkout request");
+        )
+        .expect("valid checkout request");
         let json = c.to_json();
         assert_eq!(CheckoutRequest::from_json(json.as_bytes()), Ok(c), "Amount::from_decimal({d}) emits {json}");
     }
@@ -536,7 +544,8 @@ fn timestamps_with_sub_minute_offsets_serialize_as_rfc3339() {
     // RFC 3339 offsets are whole minutes; `time` allows seconds (historic local mean times,
     // `to_offset` with a computed offset). The wire must still carry RFC 3339.
     let at = datetime!(2026-12-01 19:10:00 +01:00:30);
-    let c = CheckoutRequest::new(occ("gig"), actor("a"), money("25.00", "EUR"), hold_ref("r"), 1, at).expect("valid checkout request");
+    let c = CheckoutRequest::new(occ("gig"), actor("a"), money("25.00", "EUR"), hold_ref("r"), 1, at)
+        .expect("valid checkout request");
     let json = c.to_json();
     let back = CheckoutRequest::from_json(json.as_bytes());
     assert_eq!(back.map(|b| b.expires_at), Ok(at), "expires_at emitted as {json}");
@@ -660,7 +669,8 @@ fn to_json_keeps_the_scale_it_was_given() {
             hold_ref("r"),
             1,
             datetime!(2026-12-01 19:10 UTC),
-        ).expect("valid checkout request");
+        )
+        .expect("valid checkout request");
         assert!(c.to_json().contains(wire), "{given}: {}", c.to_json());
         let p = design_payment().with_money(amount(given), currency("EUR"));
         assert!(p.to_json().contains(wire), "{given}: {}", p.to_json());
