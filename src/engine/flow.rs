@@ -112,6 +112,7 @@ pub(crate) async fn settle<S: AsyncStore>(
         };
         let mut commit = Commit::new(result.occ_key.clone());
         commit.seats = write.seats;
+        commit.holds.reserve_exact(1);
         if let Some(hold) = write.hold {
             commit.holds.push(HoldWrite { expected: snap.hold.as_ref().map(|h| h.version), hold });
         }
@@ -139,8 +140,8 @@ pub(crate) async fn expire_due<S: AsyncStore>(
         };
         let mut commit = Commit::new(hold.occ_key.clone());
         commit.seats = seats;
-        commit.holds.push(HoldWrite { expected: Some(h.version), hold });
-        commit.events.push(event);
+        commit.holds = vec![HoldWrite { expected: Some(h.version), hold }];
+        commit.events = vec![event];
         match store.commit(commit).await {
             Ok(()) => expired += 1,
             // Someone else (a request, a settlement, another sweeper) got to it first.

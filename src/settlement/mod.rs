@@ -165,9 +165,14 @@ pub enum PaidOutcome {
     Refund(Refund),
 }
 
-/// The durable record that a `paid` result for (occ_key, actor, ref) was accounted. A store
-/// keeps at most one per key (insert-if-absent), which is what makes invariant 3 hold under
-/// redelivery, reordering and races.
+/// The durable record that a `paid` result for (occ_key, actor, ref) was answered with a
+/// refund signal. A store keeps at most one per key (insert-if-absent), so a redelivery,
+/// however reordered or raced, answers the same signal as a replay (invariant 3).
+///
+/// The engine writes records for refunds only: a confirmation's record is the hold itself,
+/// confirmed under that ref, which no operation ever changes again. Stores must still store
+/// and return [`PaidOutcome::Confirmed`] records faithfully (the conformance suite checks it),
+/// so a store or a future version may record confirmations too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettlementRecord {
     /// The occurrence.
@@ -233,7 +238,7 @@ pub fn decide_settlement(
         }
     }
 
-    let mut write = SettlementWrite::default();
+    let mut write = SettlementWrite { events: Vec::with_capacity(2), ..SettlementWrite::default() };
     // A lapsed hold met here ends here (invariant 7), whatever the result says.
     if let Some((expired, delta, event)) = hold.and_then(|h| h.lapse(now)) {
         write.hold = Some(expired);
@@ -265,7 +270,8 @@ pub fn decide_settlement(
                     write.hold = Some(confirmed);
                     write.seats = write.seats.plus(delta);
                     write.events.push(event);
-                    write.record = Some(record_for(result, PaidOutcome::Confirmed, now));
+                    // No settlement record: the hold, confirmed under this ref, is the record.
+                    // It never changes again, and it answers every redelivery as a replay.
                     Settlement::Confirmed { replayed: false }
                 }
                 Err(reason) => {

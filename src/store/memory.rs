@@ -6,12 +6,14 @@
 //! Each cell keeps its holds, its settlement records, its expiry index (holds bucketed by
 //! the second they lapse, stale entries dropped lazily) and its slice of the outbox.
 
-use std::collections::hash_map::{DefaultHasher, Entry};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
+use foldhash::HashMap;
+use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
 use super::{Commit, CommitError, Conflict, LoadRequest, Snapshot, Store, StoreError, Versioned};
@@ -32,6 +34,7 @@ type Shard = RwLock<HashMap<OccKey, Arc<Mutex<Cell>>>>;
 #[derive(Debug)]
 pub struct MemoryStore {
     shards: Box<[Shard]>,
+    shard_hasher: RandomState,
     next_event: AtomicU64,
 }
 
@@ -61,13 +64,15 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
-        Self { shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(), next_event: AtomicU64::new(1) }
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::default())).collect(),
+            shard_hasher: RandomState::default(),
+            next_event: AtomicU64::new(1),
+        }
     }
 
     fn shard(&self, key: &OccKey) -> &Shard {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.shard_hasher.hash_one(key) as usize) % SHARDS]
     }
 
     fn cell(&self, key: &OccKey) -> Option<Arc<Mutex<Cell>>> {
