@@ -9,7 +9,7 @@
 //! [`settlement`](crate::settlement)) or any storage detail beyond the [`Store`] /
 //! [`AsyncStore`] traits.
 
-mod block_on;
+pub(crate) mod block_on;
 mod error;
 mod flow;
 

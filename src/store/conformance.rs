@@ -79,7 +79,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::task::{Context, Poll, Waker};
 
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -128,18 +127,9 @@ pub fn run_all_blocking<S: Store>(mut fresh: impl FnMut() -> S) {
 }
 
 /// Drive a future to completion on the calling thread: use it to run one check on a blocking
-/// [`Store`] (`block_on(check_outbox_ack(&store))`). A blocking store's futures are always
-/// ready; for any other future this busy-polls, which is correct if slow.
-pub fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        match fut.as_mut().poll(&mut cx) {
-            Poll::Ready(v) => return v,
-            Poll::Pending => std::thread::yield_now(),
-        }
-    }
-}
+/// [`Store`] (`block_on(check_outbox_ack(&store))`). The same executor the blocking
+/// [`Engine`](crate::Engine) uses.
+pub use crate::engine::block_on::block_on;
 
 // ---------------------------------------------------------------------------------------------
 // Clause names used in panic messages
