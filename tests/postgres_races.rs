@@ -7,9 +7,10 @@
 //! audit proves:
 //!
 //! - `held + confirmed <= capacity`, and the counters equal the sums over the hold rows;
-//! - every paid (actor, ref) any worker sent is accounted exactly once: one settlement row,
-//!   and exactly one `hold_confirmed` or exactly one `refund_required` event for it, never
-//!   both, never neither; every answer a worker got agrees with that record, and at most one
+//! - every paid (actor, ref) any worker sent is accounted exactly once: either its hold is
+//!   confirmed under that ref with exactly one `hold_confirmed` event, or it has exactly one
+//!   refund record and exactly one `refund_required` event — never both, never neither;
+//!   nothing is accounted that nobody paid; every answer a worker got agrees, and at most one
 //!   of them was not a replay;
 //! - every placed hold ends in exactly one terminal event; no event is doubled or orphaned.
 //!
@@ -417,57 +418,96 @@ async fn audit(store: &PostgresStore, ledger: &[LedgerLine]) -> AuditReport {
     assert_eq!((held, confirmed), (held_rows, confirmed_rows), "counters must equal the sums over the hold rows");
     assert_eq!(held, 0, "after the final sweep nothing is held");
 
-    // Every settlement record has exactly one matching event of its kind, and none of the other.
+    // Every paid (actor, ref) any worker sent is accounted exactly once: either its hold is
+    // confirmed under that ref (the engine keeps no settlement record for a confirmation: the
+    // confirmed hold is the record) with exactly one hold_confirmed event and no refund, or it
+    // has exactly one refund record and exactly one refund_required event and no confirmation.
+    let mut intents = BTreeSet::new();
+    for l in ledger {
+        if let LedgerLine::Intent { actor, r } = l {
+            intents.insert((actor.clone(), r.clone()));
+        }
+    }
+    let (actors, refs): (Vec<String>, Vec<String>) = intents.iter().cloned().unzip();
     let rows = client
         .query(
-            &q("SELECT s.actor, s.hold_ref, s.outcome,
-                       count(e.id) FILTER (WHERE e.kind = 'hold_confirmed'),
-                       count(e.id) FILTER (WHERE e.kind = 'refund_required')
-                  FROM {s}.settlements s
-                  LEFT JOIN {s}.outbox e ON e.occ_key = s.occ_key AND e.actor = s.actor AND e.hold_ref = s.hold_ref
-                 GROUP BY s.actor, s.hold_ref, s.outcome"
+            &q("SELECT k.actor, k.ref,
+                       EXISTS (SELECT 1 FROM {s}.holds h WHERE h.occ_key = $1 AND h.actor = k.actor
+                                  AND h.hold_ref = k.ref AND h.state = 'confirmed'),
+                       (SELECT count(*) FROM {s}.settlements st WHERE st.occ_key = $1 AND st.actor = k.actor
+                           AND st.hold_ref = k.ref AND st.outcome = 'refund'),
+                       (SELECT count(*) FROM {s}.settlements st WHERE st.occ_key = $1 AND st.actor = k.actor
+                           AND st.hold_ref = k.ref AND st.outcome = 'confirmed'),
+                       (SELECT count(*) FROM {s}.outbox e WHERE e.occ_key = $1 AND e.actor = k.actor
+                           AND e.hold_ref = k.ref AND e.kind = 'hold_confirmed'),
+                       (SELECT count(*) FROM {s}.outbox e WHERE e.occ_key = $1 AND e.actor = k.actor
+                           AND e.hold_ref = k.ref AND e.kind = 'refund_required')
+                  FROM unnest($2::text[], $3::text[]) AS k(actor, ref)"
                 .into()),
-            &[],
+            &[&OCC, &actors, &refs],
         )
         .await
         .unwrap();
-    let mut records: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut records: BTreeMap<(String, String), &str> = BTreeMap::new();
     let mut refunds = 0;
     for r in &rows {
-        let (a, rf, outcome, nc, nr): (String, String, String, i64, i64) =
-            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-        match outcome.as_str() {
-            "confirmed" => assert_eq!((nc, nr), (1, 0), "{a}/{rf}: confirmed must have one hold_confirmed, no refund"),
-            _ => {
-                assert_eq!((nc, nr), (0, 1), "{a}/{rf}: a refund must have one refund_required, no confirmation");
-                refunds += 1;
-            }
+        let (a, rf, hold_confirmed, refund_rows, confirmed_rows, nc, nr): (String, String, bool, i64, i64, i64, i64) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6));
+        if hold_confirmed {
+            assert_eq!(
+                (nc, nr, refund_rows),
+                (1, 0, 0),
+                "{a}/{rf}: a confirmed payment must have exactly one hold_confirmed, and no refund"
+            );
+            assert!(confirmed_rows <= 1);
+            records.insert((a, rf), "confirmed");
+        } else {
+            assert_eq!(
+                (refund_rows, nr, nc, confirmed_rows),
+                (1, 1, 0, 0),
+                "{a}/{rf}: a payment that confirmed nothing must have exactly one refund record and one \
+                 refund_required, and no confirmation (else it was lost)"
+            );
+            records.insert((a, rf), "refund");
+            refunds += 1;
         }
-        records.insert((a, rf), outcome);
     }
-    // No hold_confirmed or refund_required event without its record.
+    assert_eq!(records.len(), intents.len());
+    // Nothing accounted that nobody paid: every refund record and every confirmed hold is one
+    // of the payments sent; no payment event without its record.
+    let (refund_rows, confirmed_holds): (i64, i64) = {
+        let r = client
+            .query_one(
+                &q("SELECT (SELECT count(*) FROM {s}.settlements WHERE outcome = 'refund'),
+                           (SELECT count(*) FROM {s}.holds WHERE state = 'confirmed')"
+                    .into()),
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(refund_rows as usize, refunds, "refund records for payments nobody sent");
+    assert_eq!(confirmed_holds as usize, intents.len() - refunds, "confirmed holds nobody paid for");
     let orphans: i64 = client
         .query_one(
             &q("SELECT count(*) FROM {s}.outbox e
-                 WHERE e.kind IN ('hold_confirmed', 'refund_required')
-                   AND NOT EXISTS (SELECT 1 FROM {s}.settlements s
-                                    WHERE s.occ_key = e.occ_key AND s.actor = e.actor AND s.hold_ref = e.hold_ref)"
+                 WHERE (e.kind = 'refund_required' AND NOT EXISTS (SELECT 1 FROM {s}.settlements st
+                           WHERE st.occ_key = e.occ_key AND st.actor = e.actor AND st.hold_ref = e.hold_ref
+                             AND st.outcome = 'refund'))
+                    OR (e.kind = 'hold_confirmed' AND NOT EXISTS (SELECT 1 FROM {s}.holds h
+                           WHERE h.occ_key = e.occ_key AND h.actor = e.actor AND h.hold_ref = e.hold_ref
+                             AND h.state = 'confirmed'))"
                 .into()),
             &[],
         )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(orphans, 0, "payment events without a settlement record");
-    // Confirmed seats are the confirmed records' holds.
+    assert_eq!(orphans, 0, "payment events without their record");
+    // Confirmed seats are the confirmed holds' seats.
     let confirmed_seats: i64 = client
-        .query_one(
-            &q("SELECT coalesce(sum(h.quantity), 0)::bigint FROM {s}.settlements s
-                  JOIN {s}.holds h ON h.occ_key = s.occ_key AND h.actor = s.actor AND h.hold_ref = s.hold_ref
-                 WHERE s.outcome = 'confirmed' AND h.state = 'confirmed'"
-                .into()),
-            &[],
-        )
+        .query_one(&q("SELECT coalesce(sum(quantity), 0)::bigint FROM {s}.holds WHERE state = 'confirmed'".into()), &[])
         .await
         .unwrap()
         .get(0);
@@ -514,26 +554,16 @@ async fn audit(store: &PostgresStore, ledger: &[LedgerLine]) -> AuditReport {
     assert!(holds_placed >= hold_rows, "every hold row was placed");
     assert!(events >= holds_placed * 2, "every placed hold has its terminal event");
 
-    // The ledgers: every paid result sent was recorded (none lost), and every answer agrees
-    // with the record; at most one answer per payment was not a replay.
+    // The ledgers: every answer a worker got agrees with the accounting; at most one answer
+    // per payment was not a replay.
     let mut answers: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    let mut intents = BTreeSet::new();
     for l in ledger {
-        match l {
-            LedgerLine::Intent { actor, r } => {
-                intents.insert((actor.clone(), r.clone()));
-            }
-            LedgerLine::Answer { actor, r, answer } => {
-                answers.entry((actor.clone(), r.clone())).or_default().push(answer.clone());
-            }
+        if let LedgerLine::Answer { actor, r, answer } = l {
+            answers.entry((actor.clone(), r.clone())).or_default().push(answer.clone());
         }
     }
-    for key in &intents {
-        assert!(records.contains_key(key), "paid result {key:?} was sent but never accounted");
-    }
-    assert_eq!(records.len(), intents.len(), "settlement records for payments nobody sent");
     for (key, got) in &answers {
-        let outcome = &records[key];
+        let outcome = records[key];
         let fresh = got.iter().filter(|a| a.ends_with(" false")).count();
         assert!(fresh <= 1, "{key:?}: answered as new more than once: {got:?}");
         for a in got {

@@ -191,14 +191,32 @@ pub(super) fn event_from_row(row: &Row) -> Result<OutboxEvent, StoreError> {
     })
 }
 
-/// The parameters of one `seathold_commit` call, owned.
+/// The parameters of one `seathold_commit` call, owned: a batch of commits, with the holds
+/// and events of all of them in flat arrays (each commit names its 1-based range).
 #[derive(Debug, Default)]
 pub(super) struct CommitParams {
-    occ: String,
-    capacity: Option<i64>,
-    ttl: Option<i64>,
-    dh: i64,
-    dc: i64,
+    c_occ: Vec<String>,
+    c_capacity: Vec<Option<i64>>,
+    c_ttl: Vec<Option<i64>>,
+    c_dh: Vec<i64>,
+    c_dc: Vec<i64>,
+    c_fail: Vec<Option<&'static str>>,
+    c_fail_actor: Vec<Option<String>>,
+    c_h_from: Vec<i64>,
+    c_h_to: Vec<i64>,
+    c_e_from: Vec<i64>,
+    c_e_to: Vec<i64>,
+    s_actor: Vec<Option<String>>,
+    s_ref: Vec<Option<String>>,
+    s_outcome: Vec<Option<&'static str>>,
+    s_reason: Vec<Option<&'static str>>,
+    s_amount: Vec<Option<String>>,
+    s_currency: Vec<Option<String>>,
+    s_provider_ref: Vec<Option<String>>,
+    s_refund_occ: Vec<Option<String>>,
+    s_refund_actor: Vec<Option<String>>,
+    s_refund_ref: Vec<Option<String>>,
+    s_settled: Vec<Option<i64>>,
     h_actor: Vec<String>,
     h_expected: Vec<Option<i64>>,
     h_ref: Vec<String>,
@@ -210,19 +228,6 @@ pub(super) struct CommitParams {
     h_expires: Vec<i64>,
     h_state: Vec<&'static str>,
     h_ended: Vec<Option<i64>>,
-    fail: Option<&'static str>,
-    fail_actor: Option<String>,
-    s_actor: Option<String>,
-    s_ref: Option<String>,
-    s_outcome: Option<&'static str>,
-    s_reason: Option<&'static str>,
-    s_amount: Option<String>,
-    s_currency: Option<String>,
-    s_provider_ref: Option<String>,
-    s_refund_occ: Option<String>,
-    s_refund_actor: Option<String>,
-    s_refund_ref: Option<String>,
-    s_settled: Option<i64>,
     e_kind: Vec<&'static str>,
     e_occ: Vec<String>,
     e_actor: Vec<String>,
@@ -240,65 +245,96 @@ fn version(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| corrupt(format!("version {v}")))
 }
 
+fn pos(n: usize) -> i64 {
+    // Array positions; a batch holds far fewer than i64::MAX entries.
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 impl CommitParams {
+    /// A batch of one commit.
     pub(super) fn new(c: &Commit) -> Result<Self, StoreError> {
-        let mut p = CommitParams {
-            occ: c.occ_key.as_str().to_owned(),
-            capacity: c.configure.map(|cfg| i64::from(cfg.capacity())),
-            ttl: c.configure.map(|cfg| i64::from(cfg.hold_ttl_secs())),
-            dh: c.seats.held,
-            dc: c.seats.confirmed,
-            ..Default::default()
-        };
+        let mut p = CommitParams::default();
+        p.push(c)?;
+        Ok(p)
+    }
+
+    fn push(&mut self, c: &Commit) -> Result<(), StoreError> {
+        self.c_occ.push(c.occ_key.as_str().to_owned());
+        self.c_capacity.push(c.configure.map(|cfg| i64::from(cfg.capacity())));
+        self.c_ttl.push(c.configure.map(|cfg| i64::from(cfg.hold_ttl_secs())));
+        self.c_dh.push(c.seats.held);
+        self.c_dc.push(c.seats.confirmed);
+        let (mut fail, mut fail_actor) = (None, None);
+        self.c_h_from.push(pos(self.h_actor.len() + 1));
         for (i, w) in c.holds.iter().enumerate() {
             // Conflicts found without the database, in MemoryStore's order; the holds before
             // it are still checked by the database first.
             if c.holds[..i].iter().any(|o| o.hold.actor == w.hold.actor) {
-                p.fail = Some(SQLSTATE_HOLD_CHANGED);
-                p.fail_actor = Some(w.hold.actor.as_str().to_owned());
+                fail = Some(SQLSTATE_HOLD_CHANGED);
+                fail_actor = Some(w.hold.actor.as_str().to_owned());
                 break;
             }
             if w.hold.occ_key != c.occ_key {
-                p.fail = Some(SQLSTATE_UNKNOWN_OCCURRENCE);
+                fail = Some(SQLSTATE_UNKNOWN_OCCURRENCE);
                 break;
             }
             let h = &w.hold;
-            p.h_actor.push(h.actor.as_str().to_owned());
-            p.h_expected.push(w.expected.map(version).transpose()?);
-            p.h_ref.push(h.hold_ref.as_str().to_owned());
-            p.h_qty.push(i64::from(h.quantity));
-            p.h_amount.push(h.price.amount.to_string());
-            p.h_currency.push(h.price.currency.as_str().to_owned());
-            p.h_attempt.push(i64::from(h.attempt));
-            p.h_placed.push(to_ns(h.placed_at)?);
-            p.h_expires.push(to_ns(h.expires_at)?);
-            p.h_state.push(h.state.as_str());
-            p.h_ended.push(h.ended_at.map(to_ns).transpose()?);
+            self.h_actor.push(h.actor.as_str().to_owned());
+            self.h_expected.push(w.expected.map(version).transpose()?);
+            self.h_ref.push(h.hold_ref.as_str().to_owned());
+            self.h_qty.push(i64::from(h.quantity));
+            self.h_amount.push(h.price.amount.to_string());
+            self.h_currency.push(h.price.currency.as_str().to_owned());
+            self.h_attempt.push(i64::from(h.attempt));
+            self.h_placed.push(to_ns(h.placed_at)?);
+            self.h_expires.push(to_ns(h.expires_at)?);
+            self.h_state.push(h.state.as_str());
+            self.h_ended.push(h.ended_at.map(to_ns).transpose()?);
         }
+        self.c_h_to.push(pos(self.h_actor.len()));
+        self.c_fail.push(fail);
+        self.c_fail_actor.push(fail_actor);
+
+        let mut s: [Option<String>; 8] = Default::default();
+        let (mut outcome, mut reason, mut settled) = (None, None, None);
         if let Some(rec) = &c.settlement {
-            p.s_actor = Some(rec.actor.as_str().to_owned());
-            p.s_ref = Some(rec.hold_ref.as_str().to_owned());
-            p.s_settled = Some(to_ns(rec.settled_at)?);
+            s[0] = Some(rec.actor.as_str().to_owned());
+            s[1] = Some(rec.hold_ref.as_str().to_owned());
+            settled = Some(to_ns(rec.settled_at)?);
             match &rec.outcome {
-                PaidOutcome::Confirmed => p.s_outcome = Some("confirmed"),
+                PaidOutcome::Confirmed => outcome = Some("confirmed"),
                 PaidOutcome::Refund(r) => {
-                    p.s_outcome = Some("refund");
-                    p.s_reason = Some(r.reason.as_str());
-                    p.s_amount = r.amount.map(|a| a.to_string());
-                    p.s_currency = r.currency.map(|c| c.as_str().to_owned());
-                    p.s_provider_ref = r.provider_ref.as_ref().map(|x| x.as_str().to_owned());
-                    p.s_refund_occ = (r.occ_key != c.occ_key).then(|| r.occ_key.as_str().to_owned());
-                    p.s_refund_actor = (r.actor != rec.actor).then(|| r.actor.as_str().to_owned());
-                    p.s_refund_ref = (r.hold_ref != rec.hold_ref).then(|| r.hold_ref.as_str().to_owned());
+                    outcome = Some("refund");
+                    reason = Some(r.reason.as_str());
+                    s[2] = r.amount.map(|a| a.to_string());
+                    s[3] = r.currency.map(|c| c.as_str().to_owned());
+                    s[4] = r.provider_ref.as_ref().map(|x| x.as_str().to_owned());
+                    s[5] = (r.occ_key != c.occ_key).then(|| r.occ_key.as_str().to_owned());
+                    s[6] = (r.actor != rec.actor).then(|| r.actor.as_str().to_owned());
+                    s[7] = (r.hold_ref != rec.hold_ref).then(|| r.hold_ref.as_str().to_owned());
                 }
             }
         }
+        let [actor, r, amount, currency, provider_ref, refund_occ, refund_actor, refund_ref] = s;
+        self.s_actor.push(actor);
+        self.s_ref.push(r);
+        self.s_outcome.push(outcome);
+        self.s_reason.push(reason);
+        self.s_amount.push(amount);
+        self.s_currency.push(currency);
+        self.s_provider_ref.push(provider_ref);
+        self.s_refund_occ.push(refund_occ);
+        self.s_refund_actor.push(refund_actor);
+        self.s_refund_ref.push(refund_ref);
+        self.s_settled.push(settled);
+
+        self.c_e_from.push(pos(self.e_kind.len() + 1));
         for e in &c.events {
-            p.e_kind.push(e.kind.type_str());
-            p.e_occ.push(e.occ_key.as_str().to_owned());
-            p.e_actor.push(e.actor.as_str().to_owned());
-            p.e_ref.push(e.hold_ref.as_str().to_owned());
-            p.e_at.push(to_ns(e.at)?);
+            self.e_kind.push(e.kind.type_str());
+            self.e_occ.push(e.occ_key.as_str().to_owned());
+            self.e_actor.push(e.actor.as_str().to_owned());
+            self.e_ref.push(e.hold_ref.as_str().to_owned());
+            self.e_at.push(to_ns(e.at)?);
             let (mut qty, mut amt, mut cur, mut exp, mut why, mut pref) = (None, None, None, None, None, None);
             match &e.kind {
                 EventKind::HoldPlaced { quantity, price, expires_at } => {
@@ -317,37 +353,85 @@ impl CommitParams {
                     pref = provider_ref.as_ref().map(|x| x.as_str().to_owned());
                 }
             }
-            p.e_qty.push(qty);
-            p.e_amount.push(amt);
-            p.e_currency.push(cur);
-            p.e_expires.push(exp);
-            p.e_reason.push(why);
-            p.e_provider_ref.push(pref);
+            self.e_qty.push(qty);
+            self.e_amount.push(amt);
+            self.e_currency.push(cur);
+            self.e_expires.push(exp);
+            self.e_reason.push(why);
+            self.e_provider_ref.push(pref);
         }
-        Ok(p)
+        self.c_e_to.push(pos(self.e_kind.len()));
+        Ok(())
+    }
+
+    /// Append the commits of `other` (their ranges renumbered).
+    pub(super) fn append(&mut self, other: &CommitParams) {
+        let (h, e) = (pos(self.h_actor.len()), pos(self.e_kind.len()));
+        self.c_h_from.extend(other.c_h_from.iter().map(|x| x + h));
+        self.c_h_to.extend(other.c_h_to.iter().map(|x| x + h));
+        self.c_e_from.extend(other.c_e_from.iter().map(|x| x + e));
+        self.c_e_to.extend(other.c_e_to.iter().map(|x| x + e));
+        macro_rules! take {
+            ($($f:ident),*) => { $( self.$f.extend_from_slice(&other.$f); )* };
+        }
+        take!(
+            c_occ,
+            c_capacity,
+            c_ttl,
+            c_dh,
+            c_dc,
+            c_fail,
+            c_fail_actor,
+            s_actor,
+            s_ref,
+            s_outcome,
+            s_reason,
+            s_amount,
+            s_currency,
+            s_provider_ref,
+            s_refund_occ,
+            s_refund_actor,
+            s_refund_ref,
+            s_settled,
+            h_actor,
+            h_expected,
+            h_ref,
+            h_qty,
+            h_amount,
+            h_currency,
+            h_attempt,
+            h_placed,
+            h_expires,
+            h_state,
+            h_ended,
+            e_kind,
+            e_occ,
+            e_actor,
+            e_ref,
+            e_at,
+            e_qty,
+            e_amount,
+            e_currency,
+            e_expires,
+            e_reason,
+            e_provider_ref
+        );
     }
 
     /// The parameters in the order `seathold_commit` declares them.
     pub(super) fn as_params(&self) -> [&(dyn ToSql + Sync); COMMIT_PARAMS] {
         [
-            &self.occ,
-            &self.capacity,
-            &self.ttl,
-            &self.dh,
-            &self.dc,
-            &self.h_actor,
-            &self.h_expected,
-            &self.h_ref,
-            &self.h_qty,
-            &self.h_amount,
-            &self.h_currency,
-            &self.h_attempt,
-            &self.h_placed,
-            &self.h_expires,
-            &self.h_state,
-            &self.h_ended,
-            &self.fail,
-            &self.fail_actor,
+            &self.c_occ,
+            &self.c_capacity,
+            &self.c_ttl,
+            &self.c_dh,
+            &self.c_dc,
+            &self.c_fail,
+            &self.c_fail_actor,
+            &self.c_h_from,
+            &self.c_h_to,
+            &self.c_e_from,
+            &self.c_e_to,
             &self.s_actor,
             &self.s_ref,
             &self.s_outcome,
@@ -359,6 +443,17 @@ impl CommitParams {
             &self.s_refund_actor,
             &self.s_refund_ref,
             &self.s_settled,
+            &self.h_actor,
+            &self.h_expected,
+            &self.h_ref,
+            &self.h_qty,
+            &self.h_amount,
+            &self.h_currency,
+            &self.h_attempt,
+            &self.h_placed,
+            &self.h_expires,
+            &self.h_state,
+            &self.h_ended,
             &self.e_kind,
             &self.e_occ,
             &self.e_actor,

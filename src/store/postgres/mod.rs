@@ -16,24 +16,29 @@
 //!
 //! # How it keeps the store contract
 //!
-//! - **One round trip per commit.** `migrate()` creates a PL/pgSQL function,
-//!   `seathold_commit`, that applies a whole [`Commit`] as one statement — so in one
-//!   transaction — and RAISEs a custom SQLSTATE (`SH001`..`SH004`) when a guard fails, which
-//!   rolls all of it back; the store answers that as [`CommitError::Conflict`]. A connection
-//!   or I/O failure is [`StoreError::Unavailable`] (the commit may or may not have been
-//!   applied; retrying the whole operation is safe). [`load`](AsyncStore::load) is one
-//!   query too (LEFT JOINs of the occurrence, the hold and the settlement record).
-//! - **Guards on O(1) rows, at write time.** The occurrence row carries the counters and is
-//!   updated by `... SET held = held + dh, confirmed = confirmed + dc WHERE occ_key = k AND
-//!   (dh + dc <= 0 OR held + confirmed + dh + dc <= capacity)`; a hold row by `... WHERE
-//!   version = expected` (an INSERT for a new one, refused if it exists); a settlement record
-//!   by an insert-if-absent on its key (occ_key, actor, ref); events into an outbox with a
+//! - **One round trip per commit, one transaction per batch.** `migrate()` creates a
+//!   PL/pgSQL function, `seathold_commit`, that applies whole [`Commit`]s in one statement,
+//!   so in one transaction. The commits of one occurrence that wait at the same moment are
+//!   sent together (a lone one alone): every commit of an occurrence writes its counters row,
+//!   and a row lock is held until the WAL flush, so one commit per transaction would cap a hot
+//!   occurrence at one commit per flush. Each commit of a batch is still applied or refused
+//!   on its own: its guards are checked first, on rows it has locked, and only then does it
+//!   write. A failed guard answers a custom code (`SH001`..`SH004`, mapped to
+//!   [`CommitError::Conflict`]); a connection or I/O failure is [`StoreError::Unavailable`]
+//!   (the commit may or may not have been applied; retrying the whole operation is safe).
+//!   [`load`](AsyncStore::load) is one query (LEFT JOINs of the occurrence, the hold and the
+//!   settlement record).
+//! - **Guards on O(1) rows, at write time.** The occurrence row carries the counters; a
+//!   commit locks it and applies `held + dh`, `confirmed + dc` only if `dh + dc <= 0` or
+//!   `held + confirmed + dh + dc <= capacity`; a hold row is written only at the version the
+//!   commit expects (an INSERT for a new one, refused if it exists); a settlement record is
+//!   inserted only if absent on its key (occ_key, actor, ref); events go to an outbox with a
 //!   `bigserial` id. No operation reads a whole occurrence.
 //! - **READ COMMITTED is enough** (the store sets it on each connection, whatever the
-//!   server's default): every guard is a predicate of the single row the statement writes,
-//!   and PostgreSQL re-checks an UPDATE's predicate against the newest committed version of
-//!   the row after waiting for its lock. A guard can therefore never pass against a stale
-//!   row, and there are no serialization failures to retry.
+//!   server's default): every guard is checked on rows the commit has locked (`FOR UPDATE`),
+//!   and a locking read in READ COMMITTED returns the newest committed version of the row
+//!   after waiting for its lock. A guard can therefore never pass against a stale row, and
+//!   there are no serialization failures to retry.
 //! - **A fixed lock order**: the occurrence row first, whenever counters or holds are
 //!   written (so the commits of one occurrence queue on one row, for microseconds), then the
 //!   holds in actor order. The sweep's claim never waits (`SKIP LOCKED`). No deadlocks.
@@ -58,12 +63,15 @@
 mod codec;
 mod schema;
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 use tokio_postgres::NoTls;
 
 use self::codec::{CommitParams, event_from_row, get, hold_from_row, lapsed_from_row, to_ns};
@@ -128,7 +136,24 @@ pub struct PostgresStore {
     /// This store's identity as a sweeper (for the sweep lease).
     sweeper: uuid::Uuid,
     lease_ms: f64,
+    combiner: Arc<Combiner>,
 }
+
+/// Commits waiting to be sent, by occurrence. An occurrence has an entry while a task is
+/// sending its commits (one batch at a time: they would queue on its row lock anyway).
+#[derive(Debug, Default)]
+struct Combiner {
+    queues: Mutex<HashMap<String, Vec<Pending>>>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    params: CommitParams,
+    reply: oneshot::Sender<Result<(), CommitError>>,
+}
+
+/// The most commits sent in one `seathold_commit` call.
+const MAX_BATCH: usize = 64;
 
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -225,6 +250,7 @@ impl PostgresStore {
             pool,
             sweeper: uuid::Uuid::new_v4(),
             lease_ms,
+            combiner: Arc::default(),
         })
     }
 
@@ -268,6 +294,133 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(unavailable)
+    }
+
+    /// Send one occurrence's queued commits, a batch at a time, until none is left. Runs as
+    /// its own task, so a caller that stops waiting never strands the others' commits.
+    async fn drain(self, occ: String, first: Pending) {
+        let mut batch = vec![first];
+        loop {
+            self.send_batch(batch).await;
+            let mut queues = self.combiner.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(pending) = queues.get_mut(&occ) else { return };
+            if pending.is_empty() {
+                queues.remove(&occ);
+                return;
+            }
+            let n = pending.len().min(MAX_BATCH);
+            batch = pending.drain(..n).collect();
+        }
+    }
+
+    /// One `seathold_commit` call for the batch; every commit gets its own answer.
+    async fn send_batch(&self, mut batch: Vec<Pending>) {
+        let merged;
+        let params = if batch.len() == 1 {
+            &batch[0].params
+        } else {
+            let mut m = CommitParams::default();
+            for p in &batch {
+                m.append(&p.params);
+            }
+            merged = m;
+            &merged
+        };
+        match self.call_commit(params).await {
+            Ok(answers) if answers.len() == batch.len() => {
+                for (p, answer) in batch.into_iter().zip(answers) {
+                    let _ = p.reply.send(answer);
+                }
+            }
+            Ok(answers) => {
+                let e = format!("seathold_commit answered {} codes for {} commits", answers.len(), batch.len());
+                for p in batch {
+                    let _ = p.reply.send(Err(StoreError::Corrupt(e.clone()).into()));
+                }
+            }
+            // The database refused the statement, so nothing of the batch was applied: one
+            // commit's trouble must not become the others', so send them one by one.
+            Err(CallError::Db(e)) if batch.len() > 1 && e.as_db_error().is_some() => {
+                for p in batch {
+                    let answer = match self.call_commit(&p.params).await {
+                        Ok(mut a) if a.len() == 1 => a.remove(0),
+                        Ok(_) => Err(StoreError::Corrupt("seathold_commit answered no code".into()).into()),
+                        Err(CallError::Db(e)) => Err(commit_error(e)),
+                        Err(CallError::Pool(e)) => Err(unavailable(e).into()),
+                    };
+                    let _ = p.reply.send(answer);
+                }
+            }
+            Err(CallError::Db(e)) if batch.len() == 1 => {
+                let _ = batch.remove(0).reply.send(Err(commit_error(e)));
+            }
+            // Lost connection and the like: each commit may or may not have been applied.
+            Err(e) => {
+                let shared = Arc::new(e);
+                for p in batch {
+                    let _ = p.reply.send(Err(StoreError::Unavailable(Box::new(SharedError(shared.clone()))).into()));
+                }
+            }
+        }
+    }
+
+    async fn call_commit(&self, params: &CommitParams) -> Result<Vec<Result<(), CommitError>>, CallError> {
+        let client = self.pool.get().await.map_err(CallError::Pool)?;
+        let stmt = client.prepare_cached(&self.sql.commit).await.map_err(CallError::Db)?;
+        let row = client.query_one(&stmt, &params.as_params()).await.map_err(CallError::Db)?;
+        let codes: Vec<String> = row.try_get(0).map_err(CallError::Db)?;
+        Ok(codes.iter().map(|code| answer_of(code)).collect())
+    }
+}
+
+/// Why a `seathold_commit` call failed.
+#[derive(Debug)]
+enum CallError {
+    /// No connection could be had.
+    Pool(deadpool_postgres::PoolError),
+    /// The call failed: refused by the database, or the connection was lost.
+    Db(tokio_postgres::Error),
+}
+
+/// A commit's answer from its code in `seathold_commit`'s result.
+fn answer_of(code: &str) -> Result<(), CommitError> {
+    let (state, detail) = match code.split_once(':') {
+        Some((s, d)) => (s, Some(d)),
+        None => (code, None),
+    };
+    let conflict = match state {
+        "" => return Ok(()),
+        SQLSTATE_CAPACITY => Conflict::Capacity,
+        SQLSTATE_HOLD_CHANGED => match detail.map(ActorId::new) {
+            Some(Ok(actor)) => Conflict::HoldChanged { actor },
+            _ => return Err(StoreError::Corrupt(format!("hold conflict without an actor: {code:?}")).into()),
+        },
+        SQLSTATE_SETTLEMENT_EXISTS => Conflict::SettlementExists,
+        SQLSTATE_UNKNOWN_OCCURRENCE => Conflict::UnknownOccurrence,
+        other => return Err(StoreError::Corrupt(format!("unknown commit code {other:?}")).into()),
+    };
+    Err(conflict.into())
+}
+
+/// One failure reported to every commit of a batch.
+#[derive(Debug)]
+struct SharedError(Arc<CallError>);
+
+impl fmt::Display for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            CallError::Pool(e) => write!(f, "no connection: {e}"),
+            CallError::Db(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.0 {
+            CallError::Pool(e) => Some(e),
+            CallError::Db(e) => Some(e),
+        }
     }
 }
 
@@ -326,12 +479,35 @@ impl AsyncStore for PostgresStore {
         u64::try_from(seats).map_err(|_| StoreError::Corrupt(format!("lapsed seats {seats}")))
     }
 
+    /// Queued, and sent with the other commits waiting at the same moment in one
+    /// `seathold_commit` call (one round trip, one transaction, one WAL flush for all of
+    /// them), each commit still applied or refused on its own.
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let params = CommitParams::new(&commit)?;
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(&self.sql.commit).await.map_err(commit_error)?;
-        client.query(&stmt, &params.as_params()).await.map_err(commit_error)?;
-        Ok(())
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending { params, reply };
+        let first = {
+            let mut queues = self.combiner.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            match queues.entry(commit.occ_key.as_str().to_owned()) {
+                Entry::Occupied(mut e) => {
+                    e.get_mut().push(pending);
+                    None
+                }
+                Entry::Vacant(e) => {
+                    e.insert(Vec::new());
+                    Some(pending)
+                }
+            }
+        };
+        if let Some(first) = first {
+            tokio::spawn(self.clone().drain(commit.occ_key.as_str().to_owned(), first));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the commit task ended without an answer; the commit may or may not be applied".into(),
+            )
+            .into())
+        })
     }
 
     async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {

@@ -7,15 +7,15 @@
 //! The range is 1677-09-21 to 2262-04-11, the same as [`ManualClock`](crate::ManualClock)'s.
 //! Each table has a `*_time` view column for people (see [`schema_sql`]).
 
-/// The SQLSTATEs `seathold_commit` raises when a guard fails (class `SH`, which PostgreSQL
-/// leaves to applications). The whole transaction is rolled back.
+/// The SQLSTATE-style codes `seathold_commit` answers for a failed guard (class `SH`, which
+/// PostgreSQL leaves to applications).
 pub(super) const SQLSTATE_CAPACITY: &str = "SH001";
 pub(super) const SQLSTATE_HOLD_CHANGED: &str = "SH002";
 pub(super) const SQLSTATE_SETTLEMENT_EXISTS: &str = "SH003";
 pub(super) const SQLSTATE_UNKNOWN_OCCURRENCE: &str = "SH004";
 
 /// How many parameters `seathold_commit` takes.
-pub(super) const COMMIT_PARAMS: usize = 40;
+pub(super) const COMMIT_PARAMS: usize = 44;
 
 /// Bumped when the schema changes; `migrate()` records it.
 pub(super) const SCHEMA_VERSION: i32 = 1;
@@ -136,133 +136,196 @@ INSERT INTO "{s}".seathold_meta (singleton, schema_version) VALUES (true, {SCHEM
     )
 }
 
-/// `seathold_commit`: one operation's whole commit in one statement, so one round trip.
+/// `seathold_commit`: a batch of commits (one operation's whole commit each) in one
+/// statement, so one round trip and one transaction — one WAL flush for all of them.
 ///
-/// Order of work, which is also the lock order (so two commits never deadlock):
-/// 1. the occurrence row, by the guarded counter UPDATE (or, for a commit that only
-///    configures, an upsert; for one that only appends events, a row lock, so outbox ids of
-///    one occurrence follow commit order);
-/// 2. the hold rows, in actor order (`COLLATE "C"`), each by a write guarded on its version
-///    (UPDATE ... WHERE version = expected, or INSERT ... ON CONFLICT DO NOTHING);
-/// 3. the settlement record, insert-if-absent;
-/// 4. the events.
+/// Why a batch: every commit of an occurrence writes its counters row, and a row lock is held
+/// until the transaction's WAL flush; one commit per transaction would cap a hot occurrence
+/// at one commit per flush. The store combines the commits waiting at the same moment into
+/// one call (see `PostgresStore::commit`); a lone commit is a batch of one.
 ///
-/// A failed guard RAISEs an `SH00x` SQLSTATE: the statement, and so the whole transaction,
-/// rolls back. Guards are checked in the order `MemoryStore` checks them (counters, then
-/// holds in commit order, then the settlement record) so both stores name the same conflict.
-/// `p_fail`/`p_fail_actor` carry a conflict the caller found without the database (a hold
-/// written twice, or for another occurrence); it is raised after the holds before it were
-/// checked, again as `MemoryStore` would.
+/// Each commit of the batch is atomic on its own, without subtransactions: all its guards are
+/// checked first — on rows it has locked — and only then is anything written. Per commit,
+/// the order of work, which is also the lock order (so two batches never deadlock; commits
+/// come sorted by `occ_key`, and every lock of an occurrence is taken under its row lock):
+/// 1. the occurrence row, `FOR NO KEY UPDATE` (for a commit that only configures, an
+///    upsert; for an occurrence that does not exist, a transaction-scoped advisory lock on
+///    its key, so its outbox ids and settlement records are still written one at a time);
+/// 2. the hold rows, in actor order (`COLLATE "C"`), `FOR UPDATE`;
+/// 3. then the guards, in the order `MemoryStore` checks them — counters, holds in commit
+///    order, the caller's pure conflict (`c_fail`: a hold written twice, or for another
+///    occurrence), the settlement record — and, if all pass, the writes: counters, holds
+///    (version + 1), the settlement record, the events (ids in order).
+///
+/// Returns one code per commit: `''` when applied, else the conflict's SQLSTATE (`SH00x`),
+/// followed by `:actor` for a hold conflict. A write that fails although its guard passed
+/// (impossible while every writer follows this lock order) RAISEs that SQLSTATE instead,
+/// rolling the whole batch back; the store then retries the batch's commits one by one.
 fn commit_function_sql(s: &str) -> String {
     format!(
         r#"
 CREATE OR REPLACE FUNCTION "{s}".seathold_commit(
-    p_occ text, p_capacity bigint, p_ttl bigint, p_dh bigint, p_dc bigint,
+    c_occ text[], c_capacity bigint[], c_ttl bigint[], c_dh bigint[], c_dc bigint[],
+    c_fail text[], c_fail_actor text[],
+    c_h_from bigint[], c_h_to bigint[], c_e_from bigint[], c_e_to bigint[],
+    s_actor text[], s_ref text[], s_outcome text[], s_reason text[], s_amount text[], s_currency text[],
+    s_provider_ref text[], s_refund_occ text[], s_refund_actor text[], s_refund_ref text[], s_settled bigint[],
     h_actor text[], h_expected bigint[], h_ref text[], h_qty bigint[], h_amount text[],
     h_currency text[], h_attempt bigint[], h_placed bigint[], h_expires bigint[],
     h_state text[], h_ended bigint[],
-    p_fail text, p_fail_actor text,
-    s_actor text, s_ref text, s_outcome text, s_reason text, s_amount text, s_currency text,
-    s_provider_ref text, s_refund_occ text, s_refund_actor text, s_refund_ref text,
-    s_settled bigint,
     e_kind text[], e_occ text[], e_actor text[], e_ref text[], e_at bigint[], e_qty bigint[],
     e_amount text[], e_currency text[], e_expires bigint[], e_reason text[],
     e_provider_ref text[]
-) RETURNS void LANGUAGE plpgsql AS $fn$
+) RETURNS text[] LANGUAGE plpgsql AS $fn$
 DECLARE
-    n integer := coalesce(cardinality(h_actor), 0);
+    nc integer := cardinality(c_occ);
+    codes text[] := array_fill(''::text, ARRAY[cardinality(c_occ)]);
+    c integer;
     i integer;
+    k text;
+    hf integer;
+    ht integer;
+    ef integer;
+    et integer;
+    touch boolean;
+    found_occ boolean;
+    v_cap bigint;
+    v_held bigint;
+    v_conf bigint;
+    new_cap bigint;
+    new_held bigint;
+    new_conf bigint;
+    cur bigint;
     fail_idx integer;
+    fail_code text;
+    fail_detail text;
 BEGIN
-    -- 1. The occurrence row.
-    IF p_dh <> 0 OR p_dc <> 0 OR n > 0 THEN
-        UPDATE "{s}".occurrences
-           SET held = held + p_dh,
-               confirmed = confirmed + p_dc,
-               capacity = coalesce(p_capacity, capacity),
-               hold_ttl_secs = coalesce(p_ttl, hold_ttl_secs)
-         WHERE occ_key = p_occ
-           AND held + p_dh >= 0
-           AND confirmed + p_dc >= 0
-           AND (p_dh + p_dc <= 0 OR held + confirmed + p_dh + p_dc <= coalesce(p_capacity, capacity));
-        IF NOT FOUND THEN
-            PERFORM 1 FROM "{s}".occurrences
-             WHERE occ_key = p_occ AND held + p_dh >= 0 AND confirmed + p_dc >= 0;
-            IF FOUND THEN
-                RAISE EXCEPTION USING ERRCODE = '{SQLSTATE_CAPACITY}', MESSAGE = 'capacity guard failed';
-            END IF;
-            RAISE EXCEPTION USING ERRCODE = '{SQLSTATE_UNKNOWN_OCCURRENCE}',
-                MESSAGE = 'occurrence missing or counters inconsistent';
-        END IF;
-    ELSIF p_capacity IS NOT NULL THEN
-        INSERT INTO "{s}".occurrences (occ_key, capacity, hold_ttl_secs)
-             VALUES (p_occ, p_capacity, p_ttl)
-        ON CONFLICT (occ_key) DO UPDATE
-               SET capacity = EXCLUDED.capacity, hold_ttl_secs = EXCLUDED.hold_ttl_secs;
-    ELSIF coalesce(cardinality(e_kind), 0) > 0 THEN
-        PERFORM 1 FROM "{s}".occurrences WHERE occ_key = p_occ FOR NO KEY UPDATE;
-        IF NOT FOUND THEN
-            -- No row to lock (a refund signal for an unknown occurrence): serialize the
-            -- outbox writes of this one key for this transaction only.
-            PERFORM pg_advisory_xact_lock(hashtextextended('{s}.' || p_occ, 7));
-        END IF;
-    END IF;
+    FOR c IN 1..nc LOOP
+        k := c_occ[c];
+        hf := c_h_from[c]; ht := c_h_to[c];
+        ef := c_e_from[c]; et := c_e_to[c];
+        touch := c_dh[c] <> 0 OR c_dc[c] <> 0 OR ht >= hf;
+        fail_code := NULL;
+        fail_detail := NULL;
+        found_occ := false;
 
-    -- 2. The hold rows, in actor order; report the first failure in commit order.
-    FOR i IN
-        SELECT t.ord FROM unnest(h_actor) WITH ORDINALITY AS t(actor, ord) ORDER BY t.actor COLLATE "C"
-    LOOP
-        IF h_expected[i] IS NULL THEN
-            INSERT INTO "{s}".holds (occ_key, actor, version, hold_ref, quantity, amount, currency,
-                                     attempt, placed_at_ns, expires_at_ns, state, ended_at_ns)
-                 VALUES (p_occ, h_actor[i], 1, h_ref[i], h_qty[i], h_amount[i], h_currency[i],
-                         h_attempt[i], h_placed[i], h_expires[i], h_state[i], h_ended[i])
-            ON CONFLICT (occ_key, actor) DO NOTHING;
-        ELSE
-            UPDATE "{s}".holds
-               SET version = version + 1, hold_ref = h_ref[i], quantity = h_qty[i],
-                   amount = h_amount[i], currency = h_currency[i], attempt = h_attempt[i],
-                   placed_at_ns = h_placed[i], expires_at_ns = h_expires[i], state = h_state[i],
-                   ended_at_ns = h_ended[i], sweep_claimed_by = NULL, sweep_claimed_until = NULL
-             WHERE occ_key = p_occ AND actor = h_actor[i] AND version = h_expected[i];
+        -- 1. The occurrence row (or, for an unknown occurrence, its key).
+        SELECT capacity, held, confirmed INTO v_cap, v_held, v_conf
+          FROM "{s}".occurrences WHERE occ_key = k FOR NO KEY UPDATE;
+        found_occ := FOUND;
+        IF touch THEN
+            IF NOT found_occ THEN
+                fail_code := '{SQLSTATE_UNKNOWN_OCCURRENCE}';
+            ELSE
+                new_cap := coalesce(c_capacity[c], v_cap);
+                new_held := v_held + c_dh[c];
+                new_conf := v_conf + c_dc[c];
+                IF new_held < 0 OR new_conf < 0 THEN
+                    fail_code := '{SQLSTATE_UNKNOWN_OCCURRENCE}';
+                ELSIF c_dh[c] + c_dc[c] > 0 AND new_held + new_conf > new_cap THEN
+                    fail_code := '{SQLSTATE_CAPACITY}';
+                END IF;
+            END IF;
+        ELSIF NOT found_occ AND c_capacity[c] IS NULL THEN
+            PERFORM pg_advisory_xact_lock(hashtextextended('{s}.' || k, 7));
         END IF;
-        IF NOT FOUND AND (fail_idx IS NULL OR i < fail_idx) THEN
-            fail_idx := i;
+
+        -- 2. The hold rows, locked in actor order; the first failure in commit order counts.
+        IF fail_code IS NULL AND ht >= hf THEN
+            fail_idx := NULL;
+            FOR i IN
+                SELECT hf - 1 + t.ord FROM unnest(h_actor[hf:ht]) WITH ORDINALITY AS t(actor, ord)
+                 ORDER BY t.actor COLLATE "C"
+            LOOP
+                SELECT version INTO cur FROM "{s}".holds WHERE occ_key = k AND actor = h_actor[i] FOR UPDATE;
+                IF NOT FOUND THEN
+                    cur := NULL;
+                END IF;
+                IF cur IS DISTINCT FROM h_expected[i] AND (fail_idx IS NULL OR i < fail_idx) THEN
+                    fail_idx := i;
+                END IF;
+            END LOOP;
+            IF fail_idx IS NOT NULL THEN
+                fail_code := '{SQLSTATE_HOLD_CHANGED}';
+                fail_detail := h_actor[fail_idx];
+            END IF;
+        END IF;
+        IF fail_code IS NULL AND c_fail[c] IS NOT NULL THEN
+            fail_code := c_fail[c];
+            fail_detail := c_fail_actor[c];
+        END IF;
+
+        -- 3. The settlement record must not exist.
+        IF fail_code IS NULL AND s_actor[c] IS NOT NULL THEN
+            PERFORM 1 FROM "{s}".settlements WHERE occ_key = k AND actor = s_actor[c] AND hold_ref = s_ref[c];
+            IF FOUND THEN
+                fail_code := '{SQLSTATE_SETTLEMENT_EXISTS}';
+            END IF;
+        END IF;
+
+        IF fail_code IS NOT NULL THEN
+            codes[c] := fail_code || coalesce(':' || fail_detail, '');
+            CONTINUE;
+        END IF;
+
+        -- Every guard passed: write.
+        IF touch THEN
+            UPDATE "{s}".occurrences
+               SET held = new_held, confirmed = new_conf, capacity = new_cap,
+                   hold_ttl_secs = coalesce(c_ttl[c], hold_ttl_secs)
+             WHERE occ_key = k;
+        ELSIF c_capacity[c] IS NOT NULL THEN
+            INSERT INTO "{s}".occurrences (occ_key, capacity, hold_ttl_secs)
+                 VALUES (k, c_capacity[c], c_ttl[c])
+            ON CONFLICT (occ_key) DO UPDATE
+                   SET capacity = EXCLUDED.capacity, hold_ttl_secs = EXCLUDED.hold_ttl_secs;
+        END IF;
+        FOR i IN hf..ht LOOP
+            IF h_expected[i] IS NULL THEN
+                INSERT INTO "{s}".holds (occ_key, actor, version, hold_ref, quantity, amount, currency,
+                                         attempt, placed_at_ns, expires_at_ns, state, ended_at_ns)
+                     VALUES (k, h_actor[i], 1, h_ref[i], h_qty[i], h_amount[i], h_currency[i],
+                             h_attempt[i], h_placed[i], h_expires[i], h_state[i], h_ended[i])
+                ON CONFLICT (occ_key, actor) DO NOTHING;
+            ELSE
+                UPDATE "{s}".holds
+                   SET version = version + 1, hold_ref = h_ref[i], quantity = h_qty[i],
+                       amount = h_amount[i], currency = h_currency[i], attempt = h_attempt[i],
+                       placed_at_ns = h_placed[i], expires_at_ns = h_expires[i], state = h_state[i],
+                       ended_at_ns = h_ended[i], sweep_claimed_by = NULL, sweep_claimed_until = NULL
+                 WHERE occ_key = k AND actor = h_actor[i] AND version = h_expected[i];
+            END IF;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = '{SQLSTATE_HOLD_CHANGED}', MESSAGE = 'hold changed',
+                    DETAIL = h_actor[i];
+            END IF;
+        END LOOP;
+        IF s_actor[c] IS NOT NULL THEN
+            INSERT INTO "{s}".settlements (occ_key, actor, hold_ref, outcome, reason, amount, currency,
+                                           provider_ref, refund_occ_key, refund_actor, refund_ref,
+                                           settled_at_ns)
+                 VALUES (k, s_actor[c], s_ref[c], s_outcome[c], s_reason[c], s_amount[c], s_currency[c],
+                         s_provider_ref[c], s_refund_occ[c], s_refund_actor[c], s_refund_ref[c], s_settled[c])
+            ON CONFLICT (occ_key, actor, hold_ref) DO NOTHING;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = '{SQLSTATE_SETTLEMENT_EXISTS}',
+                    MESSAGE = 'settlement already recorded';
+            END IF;
+        END IF;
+        IF et >= ef THEN
+            INSERT INTO "{s}".outbox (kind, occ_key, actor, hold_ref, at_ns, quantity, amount, currency,
+                                      expires_at_ns, reason, provider_ref)
+            SELECT t.kind, t.occ, t.actor, t.ref, t.at_ns, t.qty, t.amount, t.currency, t.expires, t.reason,
+                   t.provider_ref
+              FROM unnest(e_kind[ef:et], e_occ[ef:et], e_actor[ef:et], e_ref[ef:et], e_at[ef:et],
+                          e_qty[ef:et], e_amount[ef:et], e_currency[ef:et], e_expires[ef:et],
+                          e_reason[ef:et], e_provider_ref[ef:et])
+                   WITH ORDINALITY AS t(kind, occ, actor, ref, at_ns, qty, amount, currency, expires,
+                                        reason, provider_ref, ord)
+             ORDER BY t.ord;
         END IF;
     END LOOP;
-    IF fail_idx IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = '{SQLSTATE_HOLD_CHANGED}', MESSAGE = 'hold changed',
-            DETAIL = h_actor[fail_idx];
-    END IF;
-    IF p_fail IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = p_fail, MESSAGE = 'conflict', DETAIL = coalesce(p_fail_actor, '');
-    END IF;
-
-    -- 3. The settlement record, insert-if-absent.
-    IF s_actor IS NOT NULL THEN
-        INSERT INTO "{s}".settlements (occ_key, actor, hold_ref, outcome, reason, amount, currency,
-                                       provider_ref, refund_occ_key, refund_actor, refund_ref,
-                                       settled_at_ns)
-             VALUES (p_occ, s_actor, s_ref, s_outcome, s_reason, s_amount, s_currency,
-                     s_provider_ref, s_refund_occ, s_refund_actor, s_refund_ref, s_settled)
-        ON CONFLICT (occ_key, actor, hold_ref) DO NOTHING;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION USING ERRCODE = '{SQLSTATE_SETTLEMENT_EXISTS}',
-                MESSAGE = 'settlement already recorded';
-        END IF;
-    END IF;
-
-    -- 4. The events, ids in order.
-    IF coalesce(cardinality(e_kind), 0) > 0 THEN
-        INSERT INTO "{s}".outbox (kind, occ_key, actor, hold_ref, at_ns, quantity, amount, currency,
-                                  expires_at_ns, reason, provider_ref)
-        SELECT kind, occ, actor, ref, at_ns, qty, amount, currency, expires, reason, provider_ref
-          FROM unnest(e_kind, e_occ, e_actor, e_ref, e_at, e_qty, e_amount, e_currency, e_expires,
-                      e_reason, e_provider_ref)
-               WITH ORDINALITY AS t(kind, occ, actor, ref, at_ns, qty, amount, currency, expires,
-                                    reason, provider_ref, ord)
-         ORDER BY ord;
-    END IF;
+    RETURN codes;
 END
 $fn$;
 "#
