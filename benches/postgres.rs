@@ -1,1 +1,394 @@
-fn main() {}
+//! Hold + settle cycles per second on `PostgresStore`, side by side in one run with
+//!
+//! (a) the naive approach many ticketing apps use — one transaction that locks the
+//!     occurrence row (`SELECT … FOR UPDATE`), `COUNT(*)`s the live reservations and
+//!     inserts one, then an UPDATE to confirm it — with the same 10,000 existing holds on the
+//!     occurrence and the same number of concurrent clients (connections);
+//! (b) pgbench's built-in simple-update transaction (`pgbench -N`) on the same server with
+//!     the same client count.
+//!
+//! All clients hit ONE occurrence (the flash-sale case). Ratios are printed, with the targets
+//! (>= 5x naive, >= 50% of pgbench TPS), so a noisy machine moves the absolute numbers but
+//! less the comparison. A benchmark, not a test: it reports, it does not fail on a target.
+//!
+//! ```text
+//! scripts/with-postgres.sh cargo bench --features postgres --bench postgres
+//! SEATHOLD_PG_URL=postgres://… cargo bench --features postgres --bench postgres
+//! ```
+//!
+//! Environment: `SEATHOLD_PG_URL` (required: without it the bench starts nothing, explains,
+//! and exits 0), `SEATHOLD_BENCH_QUICK=1` (a short smoke run), `SEATHOLD_BENCH_CLIENTS`
+//! (default 8), `SEATHOLD_BENCH_SECS` (seconds per measurement, default 10), `PGBENCH`
+//! (the pgbench binary; default: `$SEATHOLD_PG_BIN/pgbench`, then the PostgreSQL 15 install,
+//! then `pgbench` on the PATH).
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use seathold::AsyncEngine;
+use seathold::contract::{ActorId, Money, OccKey, Ref};
+use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+use seathold::settlement::Settlement;
+use seathold::store::postgres::{PostgresOptions, PostgresStore};
+
+const OCC: &str = "bench-gig";
+const EXISTING_HOLDS: i64 = 10_000;
+
+struct Settings {
+    url: String,
+    clients: usize,
+    secs: f64,
+    quick: bool,
+}
+
+fn settings() -> Option<Settings> {
+    let Ok(url) = std::env::var("SEATHOLD_PG_URL") else {
+        println!(
+            "benches/postgres: SEATHOLD_PG_URL is not set, so nothing was measured (this bench starts no \
+             server). Run it as:\n  scripts/with-postgres.sh cargo bench --features postgres --bench postgres"
+        );
+        return None;
+    };
+    let quick = std::env::var("SEATHOLD_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let clients = std::env::var("SEATHOLD_BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let secs = std::env::var("SEATHOLD_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick {
+        1.5
+    } else {
+        10.0
+    });
+    Some(Settings { url, clients, secs, quick })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let Some(s) = settings() else { return Ok(()) };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(run(s))
+}
+
+async fn run(s: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let schema = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let store = PostgresStore::connect(&s.url, PostgresOptions::new(&schema).with_pool_size(s.clients)).await?;
+    store.migrate().await?;
+    println!(
+        "benches/postgres: {} clients, {:.1}s per measurement, one occurrence with {EXISTING_HOLDS} existing holds{}",
+        s.clients,
+        s.secs,
+        if s.quick { " (quick mode)" } else { "" }
+    );
+    let result = measure_all(&s, &store).await;
+    store.drop_schema().await?;
+    result
+}
+
+async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
+    seed_seathold(store).await?;
+    seed_naive(store).await?;
+    let pgbench = pgbench_init(s, store).await;
+    if let Err(e) = &pgbench {
+        println!("  pgbench: not measured: {e}");
+    }
+    // Rounds of the three, interleaved, so that a machine busy with something else for a
+    // while weighs on all three alike; the medians are compared.
+    let rounds = if s.quick { 1 } else { 3 };
+    let (mut ours, mut naive, mut tps) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        ours.push(seathold_cycles(s, store, round).await?);
+        naive.push(naive_cycles(s, store, round).await?);
+        if let Ok(schema) = &pgbench {
+            match pgbench_run(s, schema).await {
+                Ok(t) => tps.push(t),
+                Err(e) => println!("  pgbench: {e}"),
+            }
+        }
+        println!(
+            "  round {}: seathold {:>6.0} cycles/s   naive {:>6.0} cycles/s   pgbench -N {:>6} tps",
+            round + 1,
+            ours[round],
+            naive[round],
+            tps.get(round).map_or("-".to_owned(), |t| format!("{t:.0}"))
+        );
+    }
+    if let Ok(schema) = &pgbench {
+        let client = store.pool().get().await?;
+        let _ = client.batch_execute(&format!(r#"DROP SCHEMA IF EXISTS "{schema}" CASCADE"#)).await;
+    }
+    let (ours, naive) = (median(&ours), median(&naive));
+    println!();
+    println!("  seathold PostgresStore      {ours:>8.0} hold+settle cycles/s (median)");
+    println!("  naive FOR UPDATE + COUNT    {naive:>8.0} hold+settle cycles/s (median)");
+    if !tps.is_empty() {
+        println!(
+            "  pgbench -N (simple-update)  {:>8.0} transactions/s (median)   [{}]",
+            median(&tps),
+            pgbench_command(s, "<schema>")
+        );
+    }
+    let vs_naive = ours / naive;
+    println!(
+        "  seathold / naive   = {vs_naive:>6.2}x   (target >= 5x: {})",
+        if vs_naive >= 5.0 { "met" } else { "NOT met" }
+    );
+    if !tps.is_empty() {
+        let vs_pgbench = ours / median(&tps);
+        println!(
+            "  seathold / pgbench = {:>5.0}%    (target >= 50%: {}; a cycle is 2 loads + 2 commits, a pgbench -N \
+             transaction is 1 commit)",
+            vs_pgbench * 100.0,
+            if vs_pgbench >= 0.5 { "met" } else { "NOT met" }
+        );
+    }
+    Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The occurrence, with its existing holds.
+async fn seed_seathold(store: &PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
+    let engine = AsyncEngine::new(store.clone());
+    let k = OccKey::new(OCC)?;
+    engine.open(&k, OccurrenceConfig::new(u32::MAX, 3600)?).await?;
+    // The existing holds, written directly (10,000 requests would only slow the setup down):
+    // live, unpaid, each with its own actor, and counted in the occurrence's counters.
+    let client = store.pool().get().await?;
+    let s = store.schema();
+    let now_ns = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+    client
+        .execute(
+            &format!(
+                r#"INSERT INTO "{s}".holds (occ_key, actor, version, hold_ref, quantity, amount, currency, attempt,
+                                            placed_at_ns, expires_at_ns, state)
+                   SELECT $1, 'existing-' || i, 1, 'r-existing-' || i, 1, '25.00', 'EUR', 1, $2, $2 + 3600e9::bigint, 'held'
+                     FROM generate_series(1, $3::bigint) AS i"#
+            ),
+            &[&OCC, &now_ns, &EXISTING_HOLDS],
+        )
+        .await?;
+    client
+        .execute(&format!(r#"UPDATE "{s}".occurrences SET held = $2 WHERE occ_key = $1"#), &[&OCC, &EXISTING_HOLDS])
+        .await?;
+    client.batch_execute(&format!(r#"ANALYZE "{s}".holds; ANALYZE "{s}".occurrences"#)).await?;
+    Ok(())
+}
+
+/// Run `cycle` on `clients` tasks until the time is up; cycles per second.
+async fn drive<F, Fut>(s: &Settings, cycle: F) -> Result<f64, Box<dyn std::error::Error>>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let cycle = Arc::new(cycle);
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..s.clients {
+        let (cycle, done, stop, measuring) = (cycle.clone(), done.clone(), stop.clone(), measuring.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                cycle(c, i).await?;
+                i += 1;
+                if measuring.load(Ordering::Relaxed) {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    // Warm up (connections, prepared statements, caches), then measure.
+    tokio::time::sleep(Duration::from_secs_f64((s.secs / 5.0).min(2.0))).await;
+    measuring.store(true, Ordering::Relaxed);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(s.secs)).await;
+    let n = done.load(Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await??;
+    }
+    Ok(n as f64 / elapsed)
+}
+
+async fn seathold_cycles(s: &Settings, store: &PostgresStore, round: usize) -> Result<f64, Box<dyn std::error::Error>> {
+    let engine = Arc::new(AsyncEngine::new(store.clone()));
+    let price = Money::parse("25.00", "EUR")?;
+    drive(s, move |c, i| {
+        let engine = engine.clone();
+        async move {
+            let k = OccKey::new(OCC).map_err(|e| e.to_string())?;
+            let actor = format!("c{c}-{round}-{i}");
+            let r = format!("r-{c}-{round}-{i}");
+            let req = HoldRequest::new(
+                k,
+                ActorId::new(&actor).map_err(|e| e.to_string())?,
+                Ref::new(&r).map_err(|e| e.to_string())?,
+                price,
+            );
+            match engine.request(&req).await.map_err(|e| e.to_string())? {
+                RequestOutcome::AwaitingPayment { .. } => {}
+                other => return Err(format!("unexpected {other:?}")),
+            }
+            // The payment provider's webhook body, as it arrives.
+            let body = format!(
+                r#"{{"kind":"events.payment","occ_key":"{OCC}","actor":"{actor}","ref":"{r}","status":"paid","amount":"25.00","currency":"EUR"}}"#
+            );
+            match engine.settle_json(body.as_bytes()).await.map_err(|e| e.to_string())? {
+                Settlement::Confirmed { replayed: false } => Ok(()),
+                other => Err(format!("unexpected {other:?}")),
+            }
+        }
+    })
+    .await
+}
+
+async fn seed_naive(store: &PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
+    let sc = store.schema();
+    let client = store.pool().get().await?;
+    client
+        .batch_execute(&format!(
+            r#"CREATE TABLE "{sc}".naive_occurrences (occ_key text PRIMARY KEY, capacity bigint NOT NULL);
+               CREATE TABLE "{sc}".naive_reservations (
+                   id bigserial PRIMARY KEY, occ_key text NOT NULL, actor text NOT NULL, ref text NOT NULL,
+                   quantity integer NOT NULL, amount numeric NOT NULL, currency text NOT NULL,
+                   state text NOT NULL, expires_at timestamptz NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+               -- Generous to the naive approach: an index that serves its COUNT.
+               CREATE INDEX ON "{sc}".naive_reservations (occ_key, state, expires_at);
+               CREATE UNIQUE INDEX ON "{sc}".naive_reservations (occ_key, actor, ref);
+               INSERT INTO "{sc}".naive_occurrences VALUES ('{OCC}', 4000000000);
+               INSERT INTO "{sc}".naive_reservations (occ_key, actor, ref, quantity, amount, currency, state, expires_at)
+                   SELECT '{OCC}', 'existing-' || i, 'r-existing-' || i, 1, 25.00, 'EUR', 'held', now() + interval '1 hour'
+                     FROM generate_series(1, {EXISTING_HOLDS}) AS i;
+               ANALYZE "{sc}".naive_reservations;"#
+        ))
+        .await?;
+    Ok(())
+}
+
+async fn naive_cycles(s: &Settings, store: &PostgresStore, round: usize) -> Result<f64, Box<dyn std::error::Error>> {
+    let sc = store.schema().to_owned();
+    let pool = store.pool().clone();
+    drive(s, move |c, i| {
+        let (pool, sc) = (pool.clone(), sc.clone());
+        async move {
+            let e = |e: tokio_postgres::Error| e.to_string();
+            let mut client = pool.get().await.map_err(|e| e.to_string())?;
+            let actor = format!("c{c}-{round}-{i}");
+            let r = format!("r-{c}-{round}-{i}");
+            let lock = client
+                .prepare_cached(&format!(r#"SELECT capacity FROM "{sc}".naive_occurrences WHERE occ_key = $1 FOR UPDATE"#))
+                .await
+                .map_err(e)?;
+            let count = client
+                .prepare_cached(&format!(
+                    r#"SELECT coalesce(sum(quantity), 0)::bigint FROM "{sc}".naive_reservations
+                        WHERE occ_key = $1 AND (state = 'confirmed' OR (state = 'held' AND expires_at > now()))"#
+                ))
+                .await
+                .map_err(e)?;
+            let insert = client
+                .prepare_cached(&format!(
+                    r#"INSERT INTO "{sc}".naive_reservations (occ_key, actor, ref, quantity, amount, currency, state, expires_at)
+                       VALUES ($1, $2, $3, 1, 25.00, 'EUR', 'held', now() + interval '10 minutes') RETURNING id"#
+                ))
+                .await
+                .map_err(e)?;
+            let confirm = client
+                .prepare_cached(&format!(
+                    r#"UPDATE "{sc}".naive_reservations SET state = 'confirmed'
+                        WHERE occ_key = $1 AND actor = $2 AND ref = $3 AND state = 'held' AND expires_at > now()"#
+                ))
+                .await
+                .map_err(e)?;
+            // Hold: lock the occurrence, count, insert.
+            let tx = client.transaction().await.map_err(e)?;
+            let capacity: i64 = tx.query_one(&lock, &[&OCC]).await.map_err(e)?.get(0);
+            let taken: i64 = tx.query_one(&count, &[&OCC]).await.map_err(e)?.get(0);
+            if taken + 1 > capacity {
+                return Err("naive: full".into());
+            }
+            tx.query_one(&insert, &[&OCC, &actor, &r]).await.map_err(e)?;
+            tx.commit().await.map_err(e)?;
+            // Settle: confirm the reservation.
+            let n = client.execute(&confirm, &[&OCC, &actor, &r]).await.map_err(e)?;
+            if n != 1 {
+                return Err(format!("naive: confirm touched {n} rows"));
+            }
+            Ok(())
+        }
+    })
+    .await
+}
+
+fn pgbench_binary() -> String {
+    if let Ok(p) = std::env::var("PGBENCH") {
+        return p;
+    }
+    for dir in
+        [std::env::var("SEATHOLD_PG_BIN").ok(), Some("/usr/lib/postgresql/15/bin".to_owned())].into_iter().flatten()
+    {
+        let p = format!("{dir}/pgbench");
+        if std::path::Path::new(&p).exists() {
+            return p;
+        }
+    }
+    "pgbench".to_owned()
+}
+
+fn pgbench_command(s: &Settings, schema: &str) -> String {
+    format!(
+        "PGOPTIONS='-c search_path={schema}' pgbench -N -n -c {} -j 2 -T {} (initialized with -i -s {}) $SEATHOLD_PG_URL",
+        s.clients,
+        pgbench_secs(s),
+        pgbench_scale(s)
+    )
+}
+
+fn pgbench_scale(s: &Settings) -> &'static str {
+    if s.quick { "1" } else { "10" }
+}
+
+fn pgbench_secs(s: &Settings) -> String {
+    (s.secs.round() as u64).max(1).to_string()
+}
+
+fn run_pgbench(s: &Settings, schema: &str, args: &[&str]) -> Result<String, String> {
+    let bin = pgbench_binary();
+    let out = Command::new(&bin)
+        .args(args)
+        .arg(&s.url)
+        .env("PGOPTIONS", format!("-c search_path={schema}"))
+        .output()
+        .map_err(|e| format!("cannot run {bin}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{bin} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// pgbench's tables on the same server, in a schema of their own (through `search_path`).
+async fn pgbench_init(s: &Settings, store: &PostgresStore) -> Result<String, String> {
+    let schema = format!("{}_pgbench", store.schema());
+    let client = store.pool().get().await.map_err(|e| e.to_string())?;
+    client.batch_execute(&format!(r#"CREATE SCHEMA "{schema}""#)).await.map_err(|e| e.to_string())?;
+    run_pgbench(s, &schema, &["-i", "-q", "-s", pgbench_scale(s)])?;
+    Ok(schema)
+}
+
+/// One pgbench -N run: its TPS.
+async fn pgbench_run(s: &Settings, schema: &str) -> Result<f64, String> {
+    let clients = s.clients.to_string();
+    let secs = pgbench_secs(s);
+    let stdout = run_pgbench(s, schema, &["-N", "-n", "-c", &clients, "-j", "2", "-T", &secs])?;
+    stdout
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l["tps = ".len()..].split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .ok_or_else(|| format!("no tps in pgbench's output: {stdout}"))
+}
