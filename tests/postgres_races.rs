@@ -288,8 +288,11 @@ fn spawn_worker(url: &str, schema: &str, app: &str, tasks: u64, iterations: u32,
         .expect("spawn a worker process")
 }
 
+/// A worker process's ledger lines, whether it said it finished, and the thread reading them.
+type ChildLedger = (Arc<Mutex<Vec<LedgerLine>>>, Arc<Mutex<bool>>, std::thread::JoinHandle<()>);
+
 /// Collect a worker process's ledger lines as they come (on a thread).
-fn collect_ledger(child: &mut Child) -> (Arc<Mutex<Vec<LedgerLine>>>, Arc<Mutex<bool>>, std::thread::JoinHandle<()>) {
+fn collect_ledger(child: &mut Child) -> ChildLedger {
     let out = child.stdout.take().unwrap();
     let lines = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(Mutex::new(false));
