@@ -13,8 +13,8 @@ pub const CHECKOUT_KIND: &str = "events.checkout";
 
 /// "Take payment for this hold": sent by the booking side when a hold is placed.
 ///
-/// The payment side must echo `occ_key`, `actor` and `ref` in its [`PaymentResult`]
-/// (crate::contract::PaymentResult), should echo `amount` and `currency` (seathold then
+/// The payment side must echo `occ_key`, `actor` and `ref` in its
+/// [`PaymentResult`](crate::contract::PaymentResult), should echo `amount` and `currency` (seathold then
 /// refuses a result whose money differs), and should not take payment after `expires_at`:
 /// a payment that arrives after it is answered with a refund signal.
 ///
