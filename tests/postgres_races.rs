@@ -1,7 +1,8 @@
 //! Races and faults on a real database (`SEATHOLD_PG_URL`).
 //!
-//! Many tokio tasks over many pooled connections, in TWO OS processes (this test binary runs
-//! itself again in worker mode, selected by an environment variable), race for the seats of
+//! Many tokio tasks over many pooled connections, in TWO OS processes (this test and the
+//! worker process `examples/postgres_race_worker.rs`, sharing the workload in
+//! `tests/postgres_support/race.rs`), race for the seats of
 //! one occurrence, with random payment results: paid, failed, late, abandoned, duplicated
 //! (also across processes), and paid under refs that were never issued. Afterwards an SQL
 //! audit proves:
@@ -27,259 +28,31 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use postgres_support::{fresh_schema, pg_url, store_in, store_with, with_app_name};
-use seathold::contract::{ActorId, Money, OccKey, PaymentResult, Ref};
-use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
-use seathold::settlement::Settlement;
+use postgres_support::race::*;
+use postgres_support::{fresh_schema, pg_url, store_in};
+use seathold::contract::{ActorId, OccKey, PaymentResult, Ref};
+use seathold::holds::OccurrenceConfig;
 use seathold::store::AsyncStore;
-use seathold::store::postgres::{PostgresOptions, PostgresStore};
-use seathold::{AsyncEngine, RequestError, SettleError};
+use seathold::store::postgres::PostgresStore;
+use seathold::AsyncEngine;
 
-const WORKER_ENV: &str = "SEATHOLD_RACE_WORKER";
-const OCC: &str = "race-gig";
-const CAPACITY: u32 = 150;
-const TTL_SECS: u64 = 1;
-const ACTORS: u64 = 400;
-/// Short, so that a killed worker's claim on a sweep batch does not hold recovery up long.
-const SWEEP_LEASE: Duration = Duration::from_secs(2);
-
-/// A store for a race participant: its own application name (for the chaos task to find its
-/// connections), a short sweep lease.
-async fn race_store(url: &str, schema: &str, app: &str) -> PostgresStore {
-    let options = PostgresOptions { sweep_lease: SWEEP_LEASE, ..PostgresOptions::new(schema).with_pool_size(8) };
-    store_with(&with_app_name(url, app), options).await
-}
-
-// ---------------------------------------------------------------------------------------------
-// The worker: used by the test process's own tasks and by the spawned worker process.
-// ---------------------------------------------------------------------------------------------
-
-/// What a worker tells the auditor: every paid result it is about to send (`intent`), and
-/// every answer it got.
-trait Ledger: Send + Sync {
-    fn intent(&self, actor: &str, r: &str);
-    fn answer(&self, actor: &str, r: &str, answer: &str);
-}
-
-/// In the test process: kept in memory.
-#[derive(Default)]
-struct MemLedger {
-    lines: Mutex<Vec<LedgerLine>>,
-}
-
-#[derive(Debug, Clone)]
-enum LedgerLine {
-    Intent { actor: String, r: String },
-    Answer { actor: String, r: String, answer: String },
-}
-
-impl Ledger for MemLedger {
-    fn intent(&self, actor: &str, r: &str) {
-        self.lines.lock().unwrap().push(LedgerLine::Intent { actor: actor.into(), r: r.into() });
-    }
-    fn answer(&self, actor: &str, r: &str, answer: &str) {
-        self.lines.lock().unwrap().push(LedgerLine::Answer { actor: actor.into(), r: r.into(), answer: answer.into() });
-    }
-}
-
-/// In a worker process: one line per entry on standard output, flushed at once, so the
-/// parent has every intent the worker wrote before it was killed.
-struct StdoutLedger;
-
-impl Ledger for StdoutLedger {
-    fn intent(&self, actor: &str, r: &str) {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "LEDGER\tintent\t{actor}\t{r}");
-        let _ = out.flush();
-    }
-    fn answer(&self, actor: &str, r: &str, answer: &str) {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "LEDGER\tanswer\t{actor}\t{r}\t{answer}");
-        let _ = out.flush();
-    }
-}
-
-fn parse_ledger_line(line: &str) -> Option<LedgerLine> {
-    // The test harness may have printed on the same line ("test … ... ") before us.
-    let (_, entry) = line.split_once("LEDGER\t")?;
-    let mut f = entry.split('\t');
-    match (f.next()?, f.next()?, f.next()?) {
-        ("intent", a, r) => Some(LedgerLine::Intent { actor: a.into(), r: r.into() }),
-        ("answer", a, r) => Some(LedgerLine::Answer { actor: a.into(), r: r.into(), answer: f.next()?.into() }),
-        _ => None,
-    }
-}
-
-/// A small deterministic generator (xorshift), so runs can be replayed by seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-type Engine = AsyncEngine<PostgresStore>;
-
-fn answer_str(s: &Settlement) -> String {
-    match s {
-        Settlement::Confirmed { replayed } => format!("confirmed {replayed}"),
-        Settlement::PaidButNoHold { refund, replayed } => format!("refund:{} {replayed}", refund.reason),
-        other => format!("{} false", other.status_str()),
-    }
-}
-
-/// Settle, retrying while the store is unavailable or contended (a provider redelivers
-/// until it gets an answer).
-async fn settle(engine: &Engine, result: &PaymentResult) -> Settlement {
-    for attempt in 0..600u64 {
-        match engine.settle(result).await {
-            Ok(s) => return s,
-            Err(SettleError::Store(_) | SettleError::Contention { .. }) => {
-                tokio::time::sleep(Duration::from_millis(5 + attempt.min(20) * 5)).await;
-            }
-            Err(e) => panic!("settle {result:?}: {e}"),
-        }
-    }
-    panic!("settle {result:?}: the store stayed unavailable");
-}
-
-/// Request, retrying while the store is unavailable or contended; `None` if the ref turned
-/// out to be used (a lost acknowledgement whose hold ended before the retry).
-async fn request(engine: &Engine, req: &HoldRequest) -> Option<RequestOutcome> {
-    for attempt in 0..600u64 {
-        match engine.request(req).await {
-            Ok(o) => return Some(o),
-            Err(RequestError::Store(_) | RequestError::Contention { .. }) => {
-                tokio::time::sleep(Duration::from_millis(5 + attempt.min(20) * 5)).await;
-            }
-            Err(RequestError::RefReused { .. }) => return None,
-            Err(e) => panic!("request {req:?}: {e}"),
-        }
-    }
-    panic!("request {req:?}: the store stayed unavailable");
-}
-
-async fn send_paid(engine: &Engine, ledger: &dyn Ledger, actor: &ActorId, r: &Ref) {
-    ledger.intent(actor.as_str(), r.as_str());
-    let s = settle(engine, &PaymentResult::paid(OccKey::new(OCC).unwrap(), actor.clone(), r.clone())).await;
-    ledger.answer(actor.as_str(), r.as_str(), &answer_str(&s));
-}
-
-/// Deliver one paid result `copies` times at once (a provider's duplicate deliveries).
-async fn send_paid_copies(engine: &Arc<Engine>, ledger: &Arc<dyn Ledger>, actor: &ActorId, r: &Ref, copies: usize) {
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..copies {
-        let (engine, ledger, actor, r) = (engine.clone(), ledger.clone(), actor.clone(), r.clone());
-        set.spawn(async move { send_paid(&engine, &*ledger, &actor, &r).await });
-    }
-    while let Some(done) = set.join_next().await {
-        done.unwrap();
-    }
-}
-
-/// One worker task: `iterations` checkout attempts by random actors, each with a random fate.
-async fn worker(engine: Arc<Engine>, ledger: Arc<dyn Ledger>, seed: u64, iterations: u32) {
-    let mut rng = Rng::new(seed);
-    let k = OccKey::new(OCC).unwrap();
-    let price = Money::parse("25.00", "EUR").unwrap();
-    for _ in 0..iterations {
-        let actor = ActorId::new(format!("a{}", rng.below(ACTORS))).unwrap();
-        let r = Ref::new(format!("{}-{}", uuid::Uuid::new_v4().simple(), seed % 1000)).unwrap();
-        let quantity = if rng.below(5) == 0 { 2 } else { 1 };
-        let req = HoldRequest::new(k.clone(), actor.clone(), r.clone(), price).with_quantity(quantity);
-        let fate = rng.below(100);
-        match request(&engine, &req).await {
-            Some(RequestOutcome::AwaitingPayment { .. }) => match fate {
-                // Paid at once.
-                0..45 => send_paid(&engine, &*ledger, &actor, &r).await,
-                // Failed (sometimes redelivered).
-                45..60 => {
-                    let failed = PaymentResult::failed(k.clone(), actor.clone(), r.clone());
-                    let first = settle(&engine, &failed).await;
-                    assert!(matches!(first, Settlement::Released | Settlement::Noop), "{first:?}");
-                    if fate % 2 == 0 {
-                        assert_eq!(settle(&engine, &failed).await, Settlement::Noop);
-                    }
-                }
-                // Paid after the hold lapsed: a refund (or, if a duplicate beat it, a replay).
-                60..68 => {
-                    tokio::time::sleep(Duration::from_millis(TTL_SECS * 1000 + 50)).await;
-                    send_paid_copies(&engine, &ledger, &actor, &r, 1 + rng.below(2) as usize).await;
-                }
-                // Abandoned: the sweep or a later request expires it.
-                68..80 => {}
-                // Paid, delivered two or three times at once.
-                _ => send_paid_copies(&engine, &ledger, &actor, &r, 2 + rng.below(2) as usize).await,
-            },
-            // Someone else's checkout for this actor is in flight: sometimes its payment is
-            // delivered from here too (a duplicate, racing the owner's, across processes).
-            Some(RequestOutcome::Already { hold_ref, confirmed: false }) if fate < 40 => {
-                send_paid(&engine, &*ledger, &actor, &hold_ref).await;
-            }
-            // A payment under a ref this side never issued.
-            Some(RequestOutcome::Already { confirmed: true, .. }) if fate < 15 => {
-                let stray = Ref::new(format!("stray-{}", uuid::Uuid::new_v4().simple())).unwrap();
-                send_paid_copies(&engine, &ledger, &actor, &stray, 1 + rng.below(2) as usize).await;
-            }
-            Some(RequestOutcome::Full { .. }) => tokio::time::sleep(Duration::from_millis(2)).await,
-            _ => {}
-        }
-        if rng.below(20) == 0 {
-            // Every worker sweeps now and then: several sweepers, disjoint batches.
-            let _ = engine.expire_due(20).await;
-        }
-    }
-}
-
-/// Run `tasks` worker tasks on one store and wait for them.
-async fn run_workers(engine: Arc<Engine>, ledger: Arc<dyn Ledger>, tasks: u64, iterations: u32, seed: u64) {
-    let mut set = tokio::task::JoinSet::new();
-    for t in 0..tasks {
-        set.spawn(worker(engine.clone(), ledger.clone(), seed * 1000 + t, iterations));
-    }
-    while let Some(done) = set.join_next().await {
-        done.unwrap();
-    }
-}
-
-/// Worker-process mode: does nothing unless this binary was started by a race test with
-/// `SEATHOLD_RACE_WORKER` set (`schema;app_name;tasks;iterations;seed`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn race_worker_process_entry() {
-    let Ok(spec) = std::env::var(WORKER_ENV) else { return };
-    let f: Vec<&str> = spec.split(';').collect();
-    let [schema, app, tasks, iterations, seed] = f.as_slice() else { panic!("bad {WORKER_ENV}: {spec}") };
-    let url = std::env::var("SEATHOLD_PG_URL").expect("the worker needs SEATHOLD_PG_URL");
-    let engine = Arc::new(AsyncEngine::new(race_store(&url, schema, app).await));
-    run_workers(
-        engine,
-        Arc::new(StdoutLedger),
-        tasks.parse().unwrap(),
-        iterations.parse().unwrap(),
-        seed.parse().unwrap(),
-    )
-    .await;
-    println!("WORKER DONE");
-}
-
-/// Start this test binary again as a worker process.
+/// Start the worker process: `examples/postgres_race_worker.rs`, which `cargo test` builds
+/// beside the test binaries (`cargo build --features postgres --example postgres_race_worker`
+/// builds it alone).
 fn spawn_worker(url: &str, schema: &str, app: &str, tasks: u64, iterations: u32, seed: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "race_worker_process_entry", "--nocapture", "--test-threads=1"])
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let worker = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join(format!("postgres_race_worker{}", std::env::consts::EXE_SUFFIX)))
+        .expect("target/<profile>/examples");
+    assert!(
+        worker.exists(),
+        "{} is missing: build it with `cargo build --features postgres --example postgres_race_worker` \
+         (`cargo test --all-features` builds it)",
+        worker.display()
+    );
+    Command::new(worker)
         .env(WORKER_ENV, format!("{schema};{app};{tasks};{iterations};{seed}"))
         .env("SEATHOLD_PG_URL", url)
         .stdout(Stdio::piped())

@@ -5,6 +5,8 @@
 //! runs them against a throwaway server.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod race;
+
 use seathold::store::postgres::{PostgresOptions, PostgresStore};
 
 /// The server's URL, or `None` (after a loud message) when the test must be skipped.
