@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 /// Drive a future to completion on the calling thread. A blocking store's futures are always
 /// ready, so the first poll completes; any other future is busy-polled, which is correct if
 /// slow.
-pub fn block_on<F: Future>(fut: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     let mut cx = Context::from_waker(Waker::noop());
     loop {

@@ -129,7 +129,9 @@ pub fn run_all_blocking<S: Store>(mut fresh: impl FnMut() -> S) {
 /// Drive a future to completion on the calling thread: use it to run one check on a blocking
 /// [`Store`] (`block_on(check_outbox_ack(&store))`). The same executor the blocking
 /// [`Engine`](crate::Engine) uses.
-pub use crate::engine::block_on::block_on;
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    crate::engine::block_on::block_on(fut)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Clause names used in panic messages
