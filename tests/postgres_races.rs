@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 
 use postgres_support::race::*;
 use postgres_support::{fresh_schema, pg_url, store_in};
+use seathold::AsyncEngine;
 use seathold::contract::{ActorId, OccKey, PaymentResult, Ref};
 use seathold::holds::OccurrenceConfig;
 use seathold::store::AsyncStore;
 use seathold::store::postgres::PostgresStore;
-use seathold::AsyncEngine;
 
 /// Start the worker process: `examples/postgres_race_worker.rs`, which `cargo test` builds
 /// beside the test binaries (`cargo build --features postgres --example postgres_race_worker`
