@@ -31,6 +31,7 @@ one_check!(
     check_round_trip,
     check_capacity_guard,
     check_capacity_lowered_refuses_nothing_non_positive,
+    check_capacity_guard_on_a_placement_with_non_positive_net,
     check_hold_version_guards,
     check_settlement_insert_if_absent,
     check_settlement_for_unknown_occurrence,

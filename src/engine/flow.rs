@@ -67,6 +67,18 @@ pub(crate) async fn request<S: AsyncStore>(
             }
         };
         let placement = match decision {
+            // Full after loading lapsed holds: if something (a sweep, a settlement) expired
+            // some of them between the two loads, the counters moved and the lapsed list
+            // came back short against stale counters. Decide again on fresh counters rather
+            // than answer Full with seats free (invariant 2).
+            RequestDecision::Answer(outcome @ RequestOutcome::Full { .. }) if lapsed.is_some() => {
+                let fresh =
+                    store.load(LoadRequest { occ_key: &req.occ_key, actor: None, settlement_ref: None }).await?;
+                if fresh.occurrence == snap.occurrence {
+                    return Ok(outcome);
+                }
+                continue;
+            }
             RequestDecision::Answer(outcome) => return Ok(outcome),
             RequestDecision::Place(p) => p,
             // decide_request asks for lapsed holds only once; answer as full rather than loop.

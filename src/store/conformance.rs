@@ -19,7 +19,8 @@
 //! | [`check_configure_keeps_counters`] | 1 atomic commit: `configure` creates, then changes capacity and TTL and keeps the counters |
 //! | [`check_round_trip`] | 1 atomic commit: holds, settlement records and events read back exactly as written |
 //! | [`check_capacity_guard`] | 2 guards: a positive net change that would exceed the capacity is refused |
-//! | [`check_capacity_lowered_refuses_nothing_non_positive`] | 2 guards: a zero or negative net change is never refused, even over capacity |
+//! | [`check_capacity_lowered_refuses_nothing_non_positive`] | 2 guards: a commit that admits no seats is never refused, even over capacity |
+//! | [`check_capacity_guard_on_a_placement_with_non_positive_net`] | 2 guards: a commit that places a hold is guarded even when the lapsed holds it replaces make its net change <= 0 |
 //! | [`check_hold_version_guards`] | 2 guards: `expected: None` / `Some(v)`; versions start at 1 and grow by 1 |
 //! | [`check_settlement_insert_if_absent`] | 2 guards: one settlement record per (occurrence, actor, ref) |
 //! | [`check_settlement_for_unknown_occurrence`] | 2 guards: a refund record needs no occurrence (the `no_hold` row) |
@@ -106,6 +107,7 @@ pub async fn run_all<S: AsyncStore>(mut fresh: impl AsyncFnMut() -> S) {
     check_round_trip(&fresh().await).await;
     check_capacity_guard(&fresh().await).await;
     check_capacity_lowered_refuses_nothing_non_positive(&fresh().await).await;
+    check_capacity_guard_on_a_placement_with_non_positive_net(&fresh().await).await;
     check_hold_version_guards(&fresh().await).await;
     check_settlement_insert_if_absent(&fresh().await).await;
     check_settlement_for_unknown_occurrence(&fresh().await).await;
@@ -576,6 +578,49 @@ pub async fn check_capacity_lowered_refuses_nothing_non_positive<S: AsyncStore>(
     commit_ok(store, configure(&k, config(1, 600)), CAPACITY, "capacity 1").await;
     commit_ok(store, mixed, CAPACITY, "held -1, confirmed +1 (net 0) over capacity").await;
     assert_eq!(counters(store, &k, CAPACITY).await, (0, 3), "{CAPACITY}: counters after a net-zero move");
+}
+
+/// Capacity guard: a commit that places a hold while expiring lapsed holds has a net seat
+/// change of zero or less, yet it admits seats ([`Commit::admits_seats`]): if the capacity was
+/// lowered after the request decided, it must be refused, and write nothing.
+pub async fn check_capacity_guard_on_a_placement_with_non_positive_net<S: AsyncStore>(store: &S) {
+    let k = occ("conf-replace");
+    commit_ok(store, configure(&k, config(3, 600)), ATOMIC, "configure capacity 3").await;
+    let a = hold(&k, "a", "ra", 1, T0 + secs(10));
+    let b = hold(&k, "b", "rb", 1, T0 + secs(600));
+    let c = hold(&k, "c", "rc", 1, T0 + secs(600));
+    for h in [&a, &b, &c] {
+        commit_ok(store, place(h), CAPACITY, "fill capacity 3").await;
+    }
+    // d takes the seat of a's lapsed hold: expire a, place d, one commit, net change 0.
+    let d = hold(&k, "d", "rd", 1, T0 + secs(600));
+    let replace = || {
+        let mut commit = Commit::new(k.clone());
+        commit.seats = seats(0, 0);
+        commit.holds.push(HoldWrite { expected: Some(1), hold: ended(&a, HoldState::Expired, a.expires_at) });
+        commit.holds.push(HoldWrite { expected: None, hold: d.clone() });
+        commit.events.push(event(&a, EventKind::HoldExpired { quantity: a.quantity }));
+        commit.events.push(placed_event(&d));
+        commit
+    };
+    assert!(replace().admits_seats(), "a commit that places a hold admits seats");
+    commit_ok(store, configure(&k, config(1, 600)), CAPACITY, "lower capacity to 1").await;
+    let events_before = pending(store, usize::MAX).await.len();
+    let conflict = commit_conflict(store, replace(), CAPACITY, "placing d over a lowered capacity, net 0").await;
+    assert_eq!(
+        conflict,
+        Conflict::Capacity,
+        "{CAPACITY}: a placement whose net change is 0 over a lowered capacity is Conflict::Capacity"
+    );
+    assert_eq!(counters(store, &k, CAPACITY).await, (3, 0), "{CAPACITY}: the refused commit changed the counters");
+    let a_now = hold_of(store, &k, "a").await.map(|h| (h.version, h.value.state));
+    assert_eq!(a_now, Some((1, HoldState::Held)), "{CAPACITY}: the refused commit wrote a's hold");
+    assert!(hold_of(store, &k, "d").await.is_none(), "{CAPACITY}: the refused commit wrote d's hold");
+    assert_eq!(pending(store, usize::MAX).await.len(), events_before, "{CAPACITY}: the refused commit wrote events");
+
+    commit_ok(store, configure(&k, config(3, 600)), CAPACITY, "capacity back to 3").await;
+    commit_ok(store, replace(), CAPACITY, "the same replacement within capacity 3").await;
+    assert_eq!(counters(store, &k, CAPACITY).await, (3, 0), "{CAPACITY}: counters after a net-zero replacement");
 }
 
 /// Hold records are written under version guards: `expected: None` only when no record

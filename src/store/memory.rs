@@ -146,7 +146,7 @@ impl Cell {
             if held < 0 || confirmed < 0 {
                 return Err(Conflict::UnknownOccurrence);
             }
-            if c.seats.net() > 0 && held + confirmed > i128::from(capacity) {
+            if c.admits_seats() && held + confirmed > i128::from(capacity) {
                 return Err(Conflict::Capacity);
             }
         }

@@ -16,11 +16,14 @@
 //!    or nothing. A commit that returns `Ok` is durable for the store's durability level.
 //! 2. **Guards, checked at commit time against the current state, never against what was
 //!    loaded:**
-//!    - *capacity:* if `seats.net() > 0`, the commit must be refused with
-//!      [`Conflict::Capacity`] unless `held + confirmed + seats.net() <= capacity` after it
-//!      (capacity as set by `configure` in the same commit, if any). A commit whose net change
-//!      is zero or negative is never refused for capacity (lowering the capacity revokes
-//!      nothing);
+//!    - *capacity:* a commit that admits seats ([`Commit::admits_seats`]: its net seat change
+//!      is positive, or it writes a hold in state `Held`, i.e. places one) must be refused
+//!      with [`Conflict::Capacity`] unless `held + confirmed <= capacity` after it (capacity as
+//!      set by `configure` in the same commit, if any). The second condition matters: a
+//!      request that replaces lapsed holds places seats with a net change of zero or less,
+//!      and if the capacity was lowered after it was decided it must not go in. A commit that
+//!      admits nothing (a confirmation, a release, an expiry) is never refused for capacity:
+//!      lowering the capacity revokes nothing;
 //!    - *hold versions:* a [`HoldWrite`] with `expected: None` must find no record for that
 //!      (occurrence, actor), and one with `expected: Some(v)` must find version `v`; otherwise
 //!      [`Conflict::HoldChanged`]. Each applied write stores the hold with version `v + 1`
@@ -63,7 +66,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::contract::{ActorId, DomainEvent, EventId, OccKey, OutboxEvent, Ref};
-use crate::holds::{Hold, Occurrence, OccurrenceConfig, SeatDelta};
+use crate::holds::{Hold, HoldState, Occurrence, OccurrenceConfig, SeatDelta};
 use crate::settlement::SettlementRecord;
 
 /// A record's version, for conditional writes. Starts at 1 and grows by 1 per write.
@@ -144,6 +147,12 @@ impl Commit {
             settlement: None,
             events: Vec::new(),
         }
+    }
+
+    /// Whether this commit admits seats — its net seat change is positive, or it places a hold
+    /// (writes one in state `Held`) — and so falls under the capacity guard.
+    pub fn admits_seats(&self) -> bool {
+        self.seats.net() > 0 || self.holds.iter().any(|w| w.hold.state == HoldState::Held)
     }
 }
 

@@ -29,7 +29,8 @@
 //!   [`load`](AsyncStore::load) is one query (LEFT JOINs of the occurrence, the hold and the
 //!   settlement record).
 //! - **Guards on O(1) rows, at write time.** The occurrence row carries the counters; a
-//!   commit locks it and applies `held + dh`, `confirmed + dc` only if `dh + dc <= 0` or
+//!   commit locks it and applies `held + dh`, `confirmed + dc`, refusing one that admits seats
+//!   ([`Commit::admits_seats`]: a positive net change, or a hold placed) unless
 //!   `held + confirmed + dh + dc <= capacity`; a hold row is written only at the version the
 //!   commit expects (an INSERT for a new one, refused if it exists); a settlement record is
 //!   inserted only if absent on its key (occ_key, actor, ref); events go to an outbox with a

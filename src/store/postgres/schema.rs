@@ -222,7 +222,10 @@ BEGIN
                 new_conf := v_conf + c_dc[c];
                 IF new_held < 0 OR new_conf < 0 THEN
                     fail_code := '{SQLSTATE_UNKNOWN_OCCURRENCE}';
-                ELSIF c_dh[c] + c_dc[c] > 0 AND new_held + new_conf > new_cap THEN
+                -- Commit::admits_seats: a positive net change, or a hold placed (written
+                -- 'held'), even when lapsed holds it replaces make the net change <= 0.
+                ELSIF (c_dh[c] + c_dc[c] > 0 OR (ht >= hf AND 'held' = ANY (h_state[hf:ht])))
+                      AND new_held + new_conf > new_cap THEN
                     fail_code := '{SQLSTATE_CAPACITY}';
                 END IF;
             END IF;
