@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use super::error::{AvailabilityError, OpenError, RequestError, SettleError, SweepError};
 use crate::contract::{MAX_QUANTITY, OccKey, PaymentResult, PaymentStatus};
 use crate::holds::{
-    Availability, HoldRequest, OccurrenceConfig, RequestDecision, RequestOutcome, RequestRefusal, decide_expiry,
-    decide_request,
+    Availability, HoldRequest, Occurrence, OccurrenceConfig, RequestDecision, RequestOutcome, RequestRefusal,
+    decide_expiry, decide_request,
 };
 use crate::settlement::{Settlement, decide_settlement};
 use crate::store::{AsyncStore, Commit, CommitError, HoldWrite, LoadRequest, Versioned};
@@ -68,13 +68,14 @@ pub(crate) async fn request<S: AsyncStore>(
         };
         let placement = match decision {
             // Full after loading lapsed holds: if something (a sweep, a settlement) expired
-            // some of them between the two loads, the counters moved and the lapsed list
-            // came back short against stale counters. Decide again on fresh counters rather
-            // than answer Full with seats free (invariant 2).
+            // some of them between the two loads, the lapsed list came back short against
+            // stale counters. If the fresh counters show more room than the ones decided on,
+            // decide again rather than answer Full with seats free (invariant 2); otherwise
+            // (the common case on a busy sold-out occurrence) Full stands.
             RequestDecision::Answer(outcome @ RequestOutcome::Full { .. }) if lapsed.is_some() => {
                 let fresh =
                     store.load(LoadRequest { occ_key: &req.occ_key, actor: None, settlement_ref: None }).await?;
-                if fresh.occurrence == snap.occurrence {
+                if room(fresh.occurrence.as_ref()) <= room(snap.occurrence.as_ref()) {
                     return Ok(outcome);
                 }
                 continue;
@@ -173,4 +174,10 @@ pub(crate) async fn availability<S: AsyncStore>(
     let occ = snap.occurrence.ok_or_else(|| AvailabilityError::UnknownOccurrence { occ_key: occ_key.clone() })?;
     let lapsed = store.lapsed_seats(occ_key, now).await?;
     Ok(occ.availability(lapsed))
+}
+
+/// Seats free by the counters (capacity minus held and confirmed, lapsed holds included);
+/// lowest for a missing occurrence.
+fn room(occ: Option<&Occurrence>) -> i128 {
+    occ.map_or(i128::MIN, |o| i128::from(o.config.capacity()) - i128::from(o.in_use()))
 }
