@@ -32,7 +32,7 @@ type Shard = RwLock<HashMap<OccKey, Arc<Mutex<Cell>>>>;
 /// cross-occurrence operations — the sweep's `lapsed_holds(None, …)`, `pending_events` and
 /// `ack_events` — visit every occurrence's cell once per call, so they cost
 /// O(occurrences + results): independent of the number of holds, but not of the number of
-/// occurrences (about a microsecond per thousand idle occurrences).
+/// occurrences.
 ///
 /// Nothing survives the process. Settlement records (one per `paid` result) and ended holds
 /// are kept for the life of the store, since they are what answers redeliveries; size a
