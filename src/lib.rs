@@ -20,7 +20,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use seathold::contract::{ActorId, Money, OccKey, PaymentResult, Ref};
-//! use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+//! use seathold::catalogue::OccurrenceConfig;
+//! use seathold::holds::{HoldRequest, RequestOutcome};
 //! use seathold::settlement::Settlement;
 //! use seathold::{Engine, ManualClock, MemoryStore};
 //! use time::{Duration, macros::datetime};
@@ -51,16 +52,25 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod catalogue;
 pub mod clock;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod contract;
 mod engine;
 pub mod holds;
+pub mod ledger;
+pub mod records;
 pub mod settlement;
 pub mod store;
+pub mod tickets;
+pub mod waitlist;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    AsyncEngine, AvailabilityError, DEFAULT_MAX_ATTEMPTS, Engine, OpenError, RequestError, SettleError, SweepError,
+    AsyncEngine, AvailabilityError, Basket, BlockError, CancelError, DEFAULT_MAX_ATTEMPTS, Engine, ExtendError, Never,
+    OpError, OpenError, OpenRefusal, PriceError, PriceRefusal, RequestError, SettleError, SweepError, TicketError,
+    TicketRefusal, UnknownOccurrence, WaitlistError,
 };
 pub use store::{AsyncStore, MemoryStore, Store};
 

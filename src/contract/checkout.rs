@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::error::ParseError;
 use super::fields::{Fields, object_from_bytes, ser_rfc3339};
-use super::ids::{ActorId, OccKey, Ref};
+use super::ids::{ActorId, OccKey, Ref, TierName};
 use super::money::{Amount, Currency, Money};
 
 /// The `kind` of a checkout request.
@@ -43,6 +43,21 @@ pub struct CheckoutRequest {
     /// When the hold lapses; a payment after this instant is refunded, not booked.
     #[serde(serialize_with = "ser_rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// The order's lines, for an order of tiers (empty, and not written, otherwise): what
+    /// the amount is made of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<CheckoutLine>,
+}
+
+/// One line of a tiered order, as the checkout request carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CheckoutLine {
+    /// The tier.
+    pub tier: TierName,
+    /// Seats of that tier.
+    pub quantity: u32,
+    /// The price of one seat of it when the hold was placed.
+    pub unit_price: Amount,
 }
 
 /// Serializes as the constant `kind` string, keeping it first in the output.
@@ -97,7 +112,14 @@ impl CheckoutRequest {
             hold_ref,
             quantity,
             expires_at,
+            lines: Vec::new(),
         }
+    }
+
+    /// The same request, carrying the lines of a tiered order.
+    pub fn with_lines(mut self, lines: Vec<CheckoutLine>) -> Self {
+        self.lines = lines;
+        self
     }
 
     /// The amount and currency together.
@@ -126,6 +148,7 @@ impl CheckoutRequest {
             hold_ref: f.hold_ref()?,
             quantity: f.quantity()?,
             expires_at,
+            lines: f.opt_lines()?,
         })
     }
 

@@ -3,31 +3,58 @@
 use std::fmt;
 
 use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use super::checkout::CheckoutLine;
+use super::error::ParseError;
 use super::fields::rfc3339;
-use super::ids::{ActorId, OccKey, ProviderRef, Ref};
+use super::ids::{ActorId, OccKey, ProviderRef, Ref, TierName};
+use super::metadata::Metadata;
 use super::money::{Amount, Currency, Money};
 
-/// Why money arrived for a seat that is not (or no longer) the payer's. Carried by refund
-/// signals; wire values in parentheses.
+/// Why money must go back to the payer: carried by every refund signal. Wire values in
+/// parentheses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum NoHoldReason {
-    /// There is no hold for this actor at this occurrence, or no such occurrence (`no_hold`).
+    /// There is no hold for this payment: no such booking, another actor's booking, or no
+    /// such occurrence (`no_hold`).
     NoHold,
     /// The hold lapsed before the payment arrived (`expired`).
     Expired,
-    /// The hold was released (its payment failed or expired) before this payment arrived
-    /// (`released`).
+    /// The hold was released (its payment failed or expired, or the buyer abandoned it)
+    /// before this payment arrived (`released`).
     Released,
     /// The actor's hold belongs to another checkout attempt (`ref_mismatch`).
     RefMismatch,
-    /// The actor already paid for this hold under another ref (`already_paid`).
+    /// The actor already paid for this hold under another ref, or the booking needed no
+    /// payment (`already_paid`).
     AlreadyPaid,
+    /// A second, different payment (another `provider_ref`) for a checkout that was already
+    /// accounted: the customer was charged twice (`duplicate_payment`).
+    DuplicatePayment,
+    /// The booking (or some of its tickets) was cancelled (`cancelled`).
+    Cancelled,
 }
 
+/// The reason carried by a refund signal (the same type; the historical name says where it
+/// started).
+pub type RefundReason = NoHoldReason;
+
 impl NoHoldReason {
+    /// Every reason, in wire order.
+    pub const ALL: [NoHoldReason; 7] = [
+        Self::NoHold,
+        Self::Expired,
+        Self::Released,
+        Self::RefMismatch,
+        Self::AlreadyPaid,
+        Self::DuplicatePayment,
+        Self::Cancelled,
+    ];
+
     /// The wire value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,25 +63,33 @@ impl NoHoldReason {
             Self::Released => "released",
             Self::RefMismatch => "ref_mismatch",
             Self::AlreadyPaid => "already_paid",
+            Self::DuplicatePayment => "duplicate_payment",
+            Self::Cancelled => "cancelled",
         }
     }
 
     /// Parse a wire value; `None` for an unknown one.
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "no_hold" => Self::NoHold,
-            "expired" => Self::Expired,
-            "released" => Self::Released,
-            "ref_mismatch" => Self::RefMismatch,
-            "already_paid" => Self::AlreadyPaid,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 
 impl fmt::Display for NoHoldReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for NoHoldReason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for NoHoldReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown refund reason {s:?}")))
     }
 }
 
@@ -70,14 +105,23 @@ pub enum EventKind {
         price: Money,
         /// When the hold lapses.
         expires_at: OffsetDateTime,
+        /// The order's lines (tiered orders only; not written when empty).
+        lines: Vec<CheckoutLine>,
+        /// The caller's metadata snapshot, if the request carried one.
+        metadata: Option<Metadata>,
     },
-    /// A hold was paid and its seats are sold (`hold_confirmed`). Terminal.
+    /// A hold was paid (or needed no payment) and its seats are sold (`hold_confirmed`).
+    /// Terminal — except that with `late_payment: revive` a hold that had ended
+    /// (`hold_expired` / `hold_released`) can be revived by its payment: it then gets this
+    /// event with `revived: true`.
     HoldConfirmed {
         /// Seats sold.
         quantity: u32,
+        /// Whether a late payment revived a hold that had already ended.
+        revived: bool,
     },
-    /// A hold's payment failed or expired and its seats are free again (`hold_released`).
-    /// Terminal.
+    /// A hold's payment failed or expired, or the buyer abandoned it, and its seats are free
+    /// again (`hold_released`). Terminal.
     HoldReleased {
         /// Seats freed.
         quantity: u32,
@@ -87,13 +131,57 @@ pub enum EventKind {
         /// Seats freed.
         quantity: u32,
     },
-    /// Money arrived that must go back (`refund_required`): the refund signal.
+    /// A live hold was given more time (`hold_extended`).
+    HoldExtended {
+        /// The new expiry.
+        expires_at: OffsetDateTime,
+    },
+    /// Money must go back (`refund_required`): the refund signal.
     RefundRequired {
-        /// Why the payment could not be booked.
+        /// Why.
         reason: NoHoldReason,
-        /// The amount to refund, if the result or the hold says it.
+        /// The amount to refund, if known (it is unknown only for a payment that names no
+        /// booking and carries no amount).
         amount: Option<Amount>,
         /// The currency of `amount`.
+        currency: Option<Currency>,
+        /// The provider's payment id, if known.
+        provider_ref: Option<ProviderRef>,
+    },
+    /// A ticket was issued for a confirmed seat (`ticket_issued`).
+    TicketIssued {
+        /// The ticket's id.
+        ticket: String,
+        /// Its tier, for a tiered occurrence.
+        tier: Option<TierName>,
+    },
+    /// A ticket was voided by a cancellation (`ticket_cancelled`).
+    TicketCancelled {
+        /// The ticket's id.
+        ticket: String,
+    },
+    /// A ticket was admitted at the door (`checked_in`).
+    CheckedIn {
+        /// The ticket's id.
+        ticket: String,
+    },
+    /// Seats were set aside for the first waiting-list entry that fits (`waitlist_offered`).
+    WaitlistOffered {
+        /// The tier, if the entry named one.
+        tier: Option<TierName>,
+        /// Seats set aside.
+        seats: u32,
+        /// When the offer lapses.
+        expires_at: OffsetDateTime,
+    },
+    /// A `paid` result was refused because its money differs from the hold's
+    /// (`payment_rejected`): the money is still with the provider; investigate.
+    PaymentRejected {
+        /// `amount_mismatch` or `currency_mismatch`.
+        reason: String,
+        /// What the result said was paid.
+        amount: Option<Amount>,
+        /// In what currency.
         currency: Option<Currency>,
         /// The provider's payment id, if the result carried it.
         provider_ref: Option<ProviderRef>,
@@ -108,7 +196,13 @@ impl EventKind {
             Self::HoldConfirmed { .. } => "hold_confirmed",
             Self::HoldReleased { .. } => "hold_released",
             Self::HoldExpired { .. } => "hold_expired",
+            Self::HoldExtended { .. } => "hold_extended",
             Self::RefundRequired { .. } => "refund_required",
+            Self::TicketIssued { .. } => "ticket_issued",
+            Self::TicketCancelled { .. } => "ticket_cancelled",
+            Self::CheckedIn { .. } => "checked_in",
+            Self::WaitlistOffered { .. } => "waitlist_offered",
+            Self::PaymentRejected { .. } => "payment_rejected",
         }
     }
 
@@ -118,15 +212,17 @@ impl EventKind {
     }
 }
 
-/// A domain fact about one hold or one payment, before the store gives it an id.
+/// A domain fact about one hold, one payment, one ticket or one waiting-list offer, before
+/// the store gives it an id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainEvent {
     /// The occurrence.
     pub occ_key: OccKey,
     /// The actor.
     pub actor: ActorId,
-    /// The checkout attempt.
-    pub hold_ref: Ref,
+    /// The checkout attempt (booking) the event is about; `None` only for waiting-list
+    /// offers, which no ref names yet.
+    pub hold_ref: Option<Ref>,
     /// When the fact became true (for `hold_expired`, when the hold lapsed).
     pub at: OffsetDateTime,
     /// What happened.
@@ -135,7 +231,7 @@ pub struct DomainEvent {
 
 /// The id a store gives an event when it commits it. Unique within one store; consumers
 /// deduplicate on it. Within one occurrence, ids increase in commit order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EventId(pub u64);
 
 impl fmt::Display for EventId {
@@ -147,8 +243,12 @@ impl fmt::Display for EventId {
 /// A committed event as the outbox yields it.
 ///
 /// Wire shape: `{"id":7,"type":"hold_placed","occ_key":…,"actor":…,"ref":…,"at":…}` plus the
-/// kind's own fields (`quantity`; `amount`, `currency`, `expires_at` for `hold_placed`;
-/// `reason` and, when known, `amount`, `currency`, `provider_ref` for `refund_required`).
+/// kind's own fields (`quantity`; `amount`, `currency`, `expires_at`, and for tiered orders
+/// `lines`, for requests with metadata `metadata`, for `hold_placed`; `revived` when true
+/// for `hold_confirmed`; `reason` and, when known, `amount`, `currency`, `provider_ref` for
+/// `refund_required`; `ticket` (and `tier`) for ticket events; `tier`, `seats`,
+/// `expires_at` for `waitlist_offered`). Optional fields are omitted when absent, so the
+/// Part 1 events keep their exact bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEvent {
     /// The event's id.
@@ -162,32 +262,171 @@ impl OutboxEvent {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    /// Parse an event from its wire bytes (what a consumer of the outbox receives).
+    ///
+    /// # Errors
+    /// [`ParseError`] if the bytes are not an event this version writes.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
+        let map = super::fields::object_from_bytes(bytes)?;
+        let id = map.get("id").and_then(Value::as_u64).ok_or(ParseError::MissingField { field: "id" })?;
+        Ok(Self { id: EventId(id), event: DomainEvent::from_map(&map)? })
+    }
+}
+
+impl DomainEvent {
+    /// The event's wire object without an id (how a store may keep it before it has one).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&EventBody { id: None, event: self }).unwrap_or_default()
+    }
+
+    /// Parse what [`DomainEvent::to_json`] (or [`OutboxEvent::to_json`]) wrote.
+    ///
+    /// # Errors
+    /// [`ParseError`] if the bytes are not an event this version writes.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
+        Self::from_map(&super::fields::object_from_bytes(bytes)?)
+    }
+
+    fn from_map(map: &Map<String, Value>) -> Result<Self, ParseError> {
+        let f = super::fields::Fields(map);
+        let hold_ref = f.opt_hold_ref()?;
+        let at = f.opt_timestamp("at")?.ok_or(ParseError::MissingField { field: "at" })?;
+        let qty = || f.quantity_req();
+        let amount = f.opt_amount()?;
+        let currency = f.opt_currency()?;
+        let expires_at = || f.opt_timestamp("expires_at")?.ok_or(ParseError::MissingField { field: "expires_at" });
+        let ticket = || f.req_str("ticket").map(str::to_owned);
+        let tier = || f.opt_tier();
+        let kind = match f.req_str("type")? {
+            "hold_placed" => EventKind::HoldPlaced {
+                quantity: qty()?,
+                price: Money {
+                    amount: amount.ok_or(ParseError::MissingField { field: "amount" })?,
+                    currency: currency.ok_or(ParseError::MissingField { field: "currency" })?,
+                },
+                expires_at: expires_at()?,
+                lines: f.opt_lines()?,
+                metadata: f.opt_metadata()?,
+            },
+            "hold_confirmed" => EventKind::HoldConfirmed { quantity: qty()?, revived: f.opt_bool("revived")? },
+            "hold_released" => EventKind::HoldReleased { quantity: qty()? },
+            "hold_expired" => EventKind::HoldExpired { quantity: qty()? },
+            "hold_extended" => EventKind::HoldExtended { expires_at: expires_at()? },
+            "refund_required" => EventKind::RefundRequired {
+                reason: NoHoldReason::parse(f.req_str("reason")?)
+                    .ok_or(ParseError::WrongType { field: "reason", expected: "a refund reason" })?,
+                amount,
+                currency,
+                provider_ref: f.opt_provider_ref()?,
+            },
+            "ticket_issued" => EventKind::TicketIssued { ticket: ticket()?, tier: tier()? },
+            "ticket_cancelled" => EventKind::TicketCancelled { ticket: ticket()? },
+            "checked_in" => EventKind::CheckedIn { ticket: ticket()? },
+            "waitlist_offered" => {
+                EventKind::WaitlistOffered { tier: tier()?, seats: f.seats_req()?, expires_at: expires_at()? }
+            }
+            "payment_rejected" => EventKind::PaymentRejected {
+                reason: f.req_str("reason")?.to_owned(),
+                amount,
+                currency,
+                provider_ref: f.opt_provider_ref()?,
+            },
+            other => {
+                return Err(ParseError::WrongKind {
+                    expected: "an outbox event type",
+                    found: super::error::clip(other),
+                });
+            }
+        };
+        Ok(DomainEvent { occ_key: f.occ_key()?, actor: f.actor()?, hold_ref, at, kind })
+    }
 }
 
 impl Serialize for OutboxEvent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let e = &self.event;
+        EventBody { id: Some(self.id), event: &self.event }.serialize(s)
+    }
+}
+
+struct EventBody<'a> {
+    id: Option<EventId>,
+    event: &'a DomainEvent,
+}
+
+fn time_str(t: &OffsetDateTime) -> String {
+    rfc3339(*t)
+}
+
+impl Serialize for EventBody<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = self.event;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("id", &self.id)?;
+        if let Some(id) = self.id {
+            m.serialize_entry("id", &id)?;
+        }
         m.serialize_entry("type", e.kind.type_str())?;
         m.serialize_entry("occ_key", &e.occ_key)?;
         m.serialize_entry("actor", &e.actor)?;
-        m.serialize_entry("ref", &e.hold_ref)?;
-        m.serialize_entry("at", &rfc3339(e.at))?;
+        if let Some(r) = &e.hold_ref {
+            m.serialize_entry("ref", r)?;
+        }
+        m.serialize_entry("at", &time_str(&e.at))?;
         match &e.kind {
-            EventKind::HoldPlaced { quantity, price, expires_at } => {
+            EventKind::HoldPlaced { quantity, price, expires_at, lines, metadata } => {
                 m.serialize_entry("quantity", quantity)?;
                 m.serialize_entry("amount", &price.amount)?;
                 m.serialize_entry("currency", &price.currency)?;
-                m.serialize_entry("expires_at", &rfc3339(*expires_at))?;
+                m.serialize_entry("expires_at", &time_str(expires_at))?;
+                if !lines.is_empty() {
+                    m.serialize_entry("lines", lines)?;
+                }
+                if let Some(md) = metadata {
+                    m.serialize_entry("metadata", md)?;
+                }
             }
-            EventKind::HoldConfirmed { quantity }
-            | EventKind::HoldReleased { quantity }
-            | EventKind::HoldExpired { quantity } => {
+            EventKind::HoldConfirmed { quantity, revived } => {
                 m.serialize_entry("quantity", quantity)?;
+                if *revived {
+                    m.serialize_entry("revived", &true)?;
+                }
+            }
+            EventKind::HoldReleased { quantity } | EventKind::HoldExpired { quantity } => {
+                m.serialize_entry("quantity", quantity)?;
+            }
+            EventKind::HoldExtended { expires_at } => {
+                m.serialize_entry("expires_at", &time_str(expires_at))?;
             }
             EventKind::RefundRequired { reason, amount, currency, provider_ref } => {
                 m.serialize_entry("reason", reason.as_str())?;
+                if let Some(a) = amount {
+                    m.serialize_entry("amount", a)?;
+                }
+                if let Some(c) = currency {
+                    m.serialize_entry("currency", c)?;
+                }
+                if let Some(p) = provider_ref {
+                    m.serialize_entry("provider_ref", p)?;
+                }
+            }
+            EventKind::TicketIssued { ticket, tier } => {
+                m.serialize_entry("ticket", ticket)?;
+                if let Some(t) = tier {
+                    m.serialize_entry("tier", t)?;
+                }
+            }
+            EventKind::TicketCancelled { ticket } | EventKind::CheckedIn { ticket } => {
+                m.serialize_entry("ticket", ticket)?;
+            }
+            EventKind::WaitlistOffered { tier, seats, expires_at } => {
+                if let Some(t) = tier {
+                    m.serialize_entry("tier", t)?;
+                }
+                m.serialize_entry("seats", seats)?;
+                m.serialize_entry("expires_at", &time_str(expires_at))?;
+            }
+            EventKind::PaymentRejected { reason, amount, currency, provider_ref } => {
+                m.serialize_entry("reason", reason)?;
                 if let Some(a) = amount {
                     m.serialize_entry("amount", a)?;
                 }

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::error::{MoneyError, ParseError, clip};
-use super::ids::{ActorId, OccKey, ProviderRef, Ref};
+use super::ids::{ActorId, OccKey, ProviderRef, Ref, TierName};
+use super::metadata::Metadata;
 use super::money::{Amount, Currency};
 use super::{MAX_MESSAGE_BYTES, MAX_QUANTITY};
 
@@ -89,7 +90,7 @@ impl<'de> Visitor<'de> for TopVisitor {
 }
 
 /// A JSON object being read field by field.
-pub(super) struct Fields<'a>(pub(super) &'a Map<String, Value>);
+pub(crate) struct Fields<'a>(pub(crate) &'a Map<String, Value>);
 
 impl<'a> Fields<'a> {
     fn get(&self, field: &'static str) -> Option<&'a Value> {
@@ -154,6 +155,56 @@ impl<'a> Fields<'a> {
         self.opt_str(field)?
             .map(|s| OffsetDateTime::parse(s, &Rfc3339).map_err(|_| ParseError::BadTimestamp { field }))
             .transpose()
+    }
+
+    /// `lines` of a checkout request, empty when absent.
+    pub(super) fn opt_lines(&self) -> Result<Vec<super::checkout::CheckoutLine>, ParseError> {
+        match self.get("lines") {
+            None => Ok(Vec::new()),
+            Some(v @ Value::Array(items)) if items.len() <= super::MAX_LINES => serde_json::from_value(v.clone())
+                .map_err(|_| ParseError::WrongType {
+                    field: "lines",
+                    expected: "a list of {tier, quantity, unit_price}",
+                }),
+            Some(_) => Err(ParseError::WrongType { field: "lines", expected: "a list of at most 64 lines" }),
+        }
+    }
+
+    pub(super) fn opt_hold_ref(&self) -> Result<Option<Ref>, ParseError> {
+        self.opt_str("ref")?
+            .map(|s| Ref::new(s).map_err(|source| ParseError::BadId { field: "ref", source }))
+            .transpose()
+    }
+
+    pub(super) fn opt_tier(&self) -> Result<Option<TierName>, ParseError> {
+        self.opt_str("tier")?
+            .map(|s| TierName::new(s).map_err(|source| ParseError::BadId { field: "tier", source }))
+            .transpose()
+    }
+
+    pub(super) fn opt_bool(&self, field: &'static str) -> Result<bool, ParseError> {
+        match self.get(field) {
+            None => Ok(false),
+            Some(v) => v.as_bool().ok_or(ParseError::WrongType { field, expected: "true or false" }),
+        }
+    }
+
+    pub(super) fn opt_metadata(&self) -> Result<Option<Metadata>, ParseError> {
+        self.get("metadata").map(Metadata::from_value).transpose()
+    }
+
+    /// A required `quantity` (events always carry it).
+    pub(super) fn quantity_req(&self) -> Result<u32, ParseError> {
+        self.req("quantity")?;
+        self.quantity()
+    }
+
+    /// A required `seats` count, 1 to `MAX_QUANTITY`.
+    pub(super) fn seats_req(&self) -> Result<u32, ParseError> {
+        match self.req("seats")?.as_u64() {
+            Some(q) if (1..=u64::from(MAX_QUANTITY)).contains(&q) => Ok(q as u32),
+            _ => Err(ParseError::BadQuantity { max: MAX_QUANTITY }),
+        }
     }
 
     /// `quantity`, defaulting to 1 when absent.

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::IdError;
 
@@ -85,6 +85,13 @@ macro_rules! id_type {
                 s.serialize_str(&self.0)
             }
         }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::new(&s).map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 
@@ -114,6 +121,22 @@ id_type!(
     /// in refund signals so the refund can be issued. Wire field `provider_ref`.
     ProviderRef,
     MAX_PROVIDER_REF_BYTES
+);
+
+id_type!(
+    /// Names a ticket tier of an occurrence (`adult`, `vip`, …). Wire field `tier`.
+    TierName,
+    MAX_ID_BYTES
+);
+id_type!(
+    /// Names a shared pool of seats that several tiers draw on (pretix's quotas).
+    PoolName,
+    MAX_ID_BYTES
+);
+id_type!(
+    /// Names a block: seats an organiser took out of sale.
+    BlockName,
+    MAX_ID_BYTES
 );
 
 impl Ref {

@@ -21,20 +21,23 @@
 //! | `amount` | a JSON *string*: 1 to 18 integer digits, optionally `.` and 1 to 9 fraction digits; no sign, no exponent |
 //! | `currency` | three ASCII upper-case letters (the shape of an ISO 4217 alphabetic code) |
 //! | `quantity` | 1 to [`MAX_QUANTITY`] (10,000) |
+//! | `lines` | at most [`MAX_LINES`] (64) |
 //! | timestamps | RFC 3339 |
 
 mod checkout;
 mod error;
 mod event;
-mod fields;
+pub(crate) mod fields;
 mod ids;
+mod metadata;
 mod money;
 mod payment;
 
-pub use checkout::{CHECKOUT_KIND, CheckoutRequest};
+pub use checkout::{CHECKOUT_KIND, CheckoutLine, CheckoutRequest};
 pub use error::{IdError, MoneyError, ParseError};
-pub use event::{DomainEvent, EventId, EventKind, NoHoldReason, OutboxEvent};
-pub use ids::{ActorId, MAX_ID_BYTES, MAX_PROVIDER_REF_BYTES, OccKey, ProviderRef, Ref};
+pub use event::{DomainEvent, EventId, EventKind, NoHoldReason, OutboxEvent, RefundReason};
+pub use ids::{ActorId, BlockName, MAX_ID_BYTES, MAX_PROVIDER_REF_BYTES, OccKey, PoolName, ProviderRef, Ref, TierName};
+pub use metadata::{MAX_METADATA_BYTES, Metadata};
 pub use money::{Amount, Currency, Money};
 pub use payment::{PAYMENT_KIND, PaymentResult, PaymentStatus};
 
@@ -42,5 +45,8 @@ pub use payment::{PAYMENT_KIND, PaymentResult, PaymentStatus};
 /// accept, in bytes. A webhook body larger than this is refused before it is parsed.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// The largest number of seats one hold may take.
+/// The largest number of seats one hold may take (over all its lines).
 pub const MAX_QUANTITY: u32 = 10_000;
+
+/// The most lines one order may have.
+pub const MAX_LINES: usize = 64;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::MoneyError;
 
@@ -88,6 +88,54 @@ impl Serialize for Amount {
     }
 }
 
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Amount {
+    /// Zero.
+    pub const ZERO: Amount = Amount(Decimal::ZERO);
+
+    /// `self × n` (a unit price times a quantity), or `None` past the wire limits.
+    pub fn checked_mul(self, n: u32) -> Option<Amount> {
+        self.0.checked_mul(Decimal::from(n)).and_then(|d| Amount::from_decimal(d).ok())
+    }
+
+    /// `self + other`, or `None` past the wire limits.
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0.checked_add(other.0).and_then(|d| Amount::from_decimal(d).ok())
+    }
+
+    /// `self - other`, or `None` if it would be negative.
+    pub fn checked_sub(self, other: Amount) -> Option<Amount> {
+        self.0.checked_sub(other.0).and_then(|d| Amount::from_decimal(d).ok())
+    }
+
+    /// Whether the amount is zero.
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+
+    /// `self × num / den`, rounded down to `scale` fraction digits (a share of a total, in a
+    /// currency's minor unit). `None` when `den` is zero.
+    pub fn share(self, num: u32, den: u32, scale: u32) -> Option<Amount> {
+        if den == 0 {
+            return None;
+        }
+        let d = self.0.checked_mul(Decimal::from(num))?.checked_div(Decimal::from(den))?;
+        let d = d.round_dp_with_strategy(scale, rust_decimal::RoundingStrategy::ToZero);
+        Amount::from_decimal(d).ok()
+    }
+
+    /// The number of fraction digits written (`"25.00"` has 2).
+    pub fn scale(&self) -> u32 {
+        self.0.scale()
+    }
+}
+
 /// A currency code: three ASCII upper-case letters, the shape of an ISO 4217 alphabetic code.
 ///
 /// seathold checks the shape, not membership of the current ISO list (which changes); the
@@ -139,8 +187,15 @@ impl Serialize for Currency {
     }
 }
 
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// An amount in a currency: the price of a hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
     /// How much.
     pub amount: Amount,
@@ -155,6 +210,27 @@ impl Money {
     /// [`MoneyError`] if either is not acceptable.
     pub fn parse(amount: &str, currency: &str) -> Result<Self, MoneyError> {
         Ok(Self { amount: Amount::parse(amount)?, currency: Currency::parse(currency)? })
+    }
+}
+
+impl Money {
+    /// Zero in `currency`.
+    pub fn zero(currency: Currency) -> Self {
+        Self { amount: Amount::ZERO, currency }
+    }
+
+    /// `self × n`, or `None` past the wire limits.
+    pub fn checked_mul(self, n: u32) -> Option<Money> {
+        Some(Money { amount: self.amount.checked_mul(n)?, currency: self.currency })
+    }
+
+    /// `self + other` in the same currency; `None` for different currencies or past the
+    /// wire limits.
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        (self.currency == other.currency)
+            .then(|| self.amount.checked_add(other.amount))
+            .flatten()
+            .map(|amount| Money { amount, currency: self.currency })
     }
 }
 

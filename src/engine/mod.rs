@@ -1,38 +1,555 @@
 //! The engine: the thin shell that ties the pure rules to a store.
 //!
-//! Owns: [`Engine`] (blocking) and [`AsyncEngine`], the per-operation errors, and the one
-//! copy of each operation's flow — read the clock once, load, decide in pure code, commit,
-//! and on a lost race (a [`Conflict`](crate::store::Conflict)) load and decide again, a
-//! bounded number of times.
+//! Owns: [`AsyncEngine`] — every operation, each run through the one loop in `run.rs`
+//! (read the clock once, load, decide in pure code, commit; on a lost race load and decide
+//! again, a bounded number of times) — and [`Engine`], its blocking face for blocking
+//! stores (the same futures, driven to completion on the calling thread). Errors:
+//! [`OpError`], typed per operation by what the rules refuse.
 //!
-//! May not touch: the rules themselves (they live in [`holds`](crate::holds) and
-//! [`settlement`](crate::settlement)) or any storage detail beyond the [`Store`] /
-//! [`AsyncStore`] traits.
+//! May not touch: the rules themselves (they live in the lifecycle modules) or any storage
+//! detail beyond the [`Store`] / [`AsyncStore`] traits.
 
 pub(crate) mod block_on;
 mod error;
-mod flow;
+mod ops;
+mod run;
 
-pub use error::{AvailabilityError, OpenError, RequestError, SettleError, SweepError};
+pub use error::{OpError, SweepError, UnknownOccurrence};
+pub use ops::{Never, OpenRefusal, PriceRefusal};
 
+use serde::Serialize;
+use thiserror::Error;
+use time::Duration;
+
+use crate::catalogue::{Availability, BlockOutcome, BlockRefusal, OccurrenceConfig, availability};
 use crate::clock::{Clock, SystemClock};
-use crate::contract::{EventId, OccKey, OutboxEvent, PaymentResult};
-use crate::holds::{Availability, HoldRequest, OccurrenceConfig, RequestOutcome};
+use crate::contract::{
+    ActorId, BlockName, CheckoutRequest, EventId, Money, OccKey, OutboxEvent, ParseError, PaymentResult, Ref, TierName,
+};
+use crate::holds::{
+    AbandonOutcome, CancelOutcome, CancelRefusal, ExtendRefusal, Hold, HoldRequest, RequestOutcome, RequestRefusal,
+};
+use crate::ledger::Ledger;
+use crate::records::{Occurrence, Record, RecordKey, RecordKind};
 use crate::settlement::Settlement;
 use crate::store::{AsyncStore, Store, StoreError};
+use crate::tickets::{CheckIn, Ticket, TicketKey, tickets_of};
+use crate::waitlist::{Joined, WaitlistRefusal};
 use block_on::block_on;
+use ops::WaitOutcome;
 
 /// How many times an operation reloads and decides again after losing a race before it
 /// answers `Contention`.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 64;
 
-/// The blocking engine, over any [`Store`]. `Send + Sync`: share it (for example in an `Arc`)
-/// between threads.
+/// Why [`open`](AsyncEngine::open) or [`create`](AsyncEngine::create) failed.
+pub type OpenError = OpError<OpenRefusal>;
+/// Why [`request`](AsyncEngine::request) failed.
+pub type RequestError = OpError<RequestRefusal>;
+/// Why [`settle`](AsyncEngine::settle) or [`settle_json`](AsyncEngine::settle_json) failed
+/// (a result is never refused by the rules; a body may be unparsable).
+pub type SettleError = OpError<ParseError>;
+/// Why a read of one occurrence failed.
+pub type AvailabilityError = OpError<UnknownOccurrence>;
+/// Why [`set_price`](AsyncEngine::set_price) failed.
+pub type PriceError = OpError<PriceRefusal>;
+/// Why [`block`](AsyncEngine::block) or [`unblock`](AsyncEngine::unblock) failed.
+pub type BlockError = OpError<BlockRefusal>;
+/// Why [`cancel`](AsyncEngine::cancel) failed.
+pub type CancelError = OpError<CancelRefusal>;
+/// Why [`extend`](AsyncEngine::extend) failed.
+pub type ExtendError = OpError<ExtendRefusal>;
+/// Why a waiting-list operation failed.
+pub type WaitlistError = OpError<WaitlistRefusal>;
+/// Why a ticket operation failed.
+pub type TicketError = OpError<TicketRefusal>;
+
+/// Why a ticket operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum TicketRefusal {
+    /// The engine has no ticket key: give it one with
+    /// [`with_ticket_key`](AsyncEngine::with_ticket_key).
+    #[error("no ticket key configured")]
+    NoTicketKey,
+    /// No booking has this ref at this occurrence.
+    #[error("no booking has this ref")]
+    UnknownBooking,
+}
+
+/// What [`request_basket`](AsyncEngine::request_basket) answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Basket {
+    /// Every part was placed (or, free, confirmed): send each checkout request.
+    Placed {
+        /// Each part's answer, in order.
+        parts: Vec<RequestOutcome>,
+    },
+    /// Part `part` could not be placed (`outcome` says why); the parts placed before it were
+    /// released (or, free, cancelled).
+    NotPlaced {
+        /// Which part, from 0.
+        part: usize,
+        /// Its answer.
+        outcome: RequestOutcome,
+    },
+}
+
+/// The asynchronous engine, over any [`AsyncStore`] (every [`Store`] is one). No runtime is
+/// assumed; it does no I/O but the store's. [`Engine`] is its blocking face.
+///
+/// Time comes from its [`Clock`] (read once per operation), ticket credentials from its
+/// [`TicketKey`]: both injected, so the rules stay deterministic in tests.
+#[derive(Debug)]
+pub struct AsyncEngine<S, C = SystemClock> {
+    store: S,
+    clock: C,
+    max_attempts: u32,
+    ticket_key: Option<TicketKey>,
+}
+
+impl<S: AsyncStore> AsyncEngine<S, SystemClock> {
+    /// An engine over `store`, on the system clock.
+    pub fn new(store: S) -> Self {
+        Self::with_clock(store, SystemClock)
+    }
+}
+
+impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
+    /// An engine over `store`, reading time from `clock`.
+    pub fn with_clock(store: S, clock: C) -> Self {
+        Self { store, clock, max_attempts: DEFAULT_MAX_ATTEMPTS, ticket_key: None }
+    }
+
+    /// Change how many attempts an operation makes when it keeps losing races (at least 1).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Use `key` for ticket credentials (needed by [`tickets`](Self::tickets) and
+    /// [`check_in`](Self::check_in); see [`tickets`](crate::tickets) for why the store never
+    /// sees it).
+    pub fn with_ticket_key(mut self, key: TicketKey) -> Self {
+        self.ticket_key = Some(key);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    async fn run<O: run::Operation>(&self, op: &O) -> Result<O::Output, OpError<O::Refusal>> {
+        run::run(&self.store, op, self.clock.now(), self.max_attempts).await
+    }
+
+    /// Create an occurrence, or change its configuration. Lowering a capacity revokes
+    /// nothing (it only refuses new holds until they fit); a change that would strand seats
+    /// (removing a tier or pool in use) is refused. Seats a larger capacity frees go to the
+    /// waiting list at once.
+    ///
+    /// # Errors
+    /// [`OpenError`].
+    pub async fn open(&self, occ_key: &OccKey, config: OccurrenceConfig) -> Result<(), OpenError> {
+        self.run(&ops::Configure { occ_key, config: &config, create_only: false }).await.map(|_| ())
+    }
+
+    /// Create an occurrence; refused with [`OpenRefusal::Exists`] if it exists already (a
+    /// create-only [`open`](Self::open), for services that must not reconfigure by mistake).
+    ///
+    /// # Errors
+    /// [`OpenError`].
+    pub async fn create(&self, occ_key: &OccKey, config: OccurrenceConfig) -> Result<(), OpenError> {
+        self.run(&ops::Configure { occ_key, config: &config, create_only: true }).await.map(|_| ())
+    }
+
+    /// Ask for a hold. Answers `AwaitingPayment` with the checkout request to send,
+    /// `Confirmed` for a free order, `Already` with the actor's live hold (or booking),
+    /// `PriceChanged`, `LimitReached` or `Full` — by the precedence in
+    /// [`decide_request`](crate::holds::decide_request).
+    ///
+    /// Idempotent by ref: repeating a request with the ref of its live hold answers the same
+    /// checkout (marked `replayed`) and writes nothing; refs are single-use per occurrence,
+    /// so any other reuse is refused.
+    ///
+    /// # Errors
+    /// [`RequestError`].
+    pub async fn request(&self, req: &HoldRequest) -> Result<RequestOutcome, RequestError> {
+        self.run(&ops::Request(req)).await
+    }
+
+    /// Settle a payment result (see the [`settlement`](crate::settlement) truth table).
+    ///
+    /// # Errors
+    /// [`SettleError`].
+    pub async fn settle(&self, result: &PaymentResult) -> Result<Settlement, SettleError> {
+        self.run(&ops::Settle(result)).await.map_err(|e| match e {
+            OpError::Refused(never) => match never {},
+            OpError::Contention { attempts } => OpError::Contention { attempts },
+            OpError::Store(s) => OpError::Store(s),
+        })
+    }
+
+    /// Parse a raw payment-result body (a webhook's) and settle it. Bad bytes answer
+    /// [`OpError::Refused`] with the [`ParseError`] and change nothing.
+    ///
+    /// # Errors
+    /// [`SettleError`].
+    pub async fn settle_json(&self, body: &[u8]) -> Result<Settlement, SettleError> {
+        let result = PaymentResult::from_json(body).map_err(OpError::Refused)?;
+        self.settle(&result).await
+    }
+
+    /// Expire up to `limit` due records (run it on a timer): lapsed holds are expired (their
+    /// seats freed, `hold_expired` emitted, the waiting list offered the seats) and lapsed
+    /// waiting-list offers pass on. Returns how many holds this call moved to `Expired`.
+    /// Lapsed holds never block or show anyway.
+    ///
+    /// # Errors
+    /// [`SweepError`].
+    pub async fn expire_due(&self, limit: usize) -> Result<usize, SweepError> {
+        self.sweep(None, limit).await
+    }
+
+    /// As [`expire_due`](Self::expire_due), for one occurrence only.
+    ///
+    /// # Errors
+    /// [`SweepError`].
+    pub async fn expire_due_of(&self, occ_key: &OccKey, limit: usize) -> Result<usize, SweepError> {
+        self.sweep(Some(occ_key), limit).await
+    }
+
+    async fn sweep(&self, occ_key: Option<&OccKey>, limit: usize) -> Result<usize, SweepError> {
+        let now = self.clock.now();
+        let due =
+            self.store.due(occ_key, now, limit).await.map_err(|source| SweepError::Store { expired: 0, source })?;
+        let mut expired = 0usize;
+        for d in due {
+            let key = d.record.value.key();
+            let op = ops::Expire { occ_key: &d.occ_key, key: &key };
+            match run::run(&self.store, &op, now, self.max_attempts).await {
+                Ok(n) => expired += n as usize,
+                // Others kept changing it: it is theirs to finish; the next sweep sees it.
+                Err(OpError::Contention { .. }) => {}
+                Err(OpError::Refused(never)) => match never {},
+                Err(OpError::Store(source)) => return Err(SweepError::Store { expired, source }),
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Seats held (live holds only), sold, blocked, offered and available now, per tier too.
+    ///
+    /// # Errors
+    /// [`AvailabilityError`].
+    pub async fn availability(&self, occ_key: &OccKey) -> Result<Availability, AvailabilityError> {
+        let now = self.clock.now();
+        let occ = self.occurrence(occ_key).await?;
+        let due = self.store.due(Some(occ_key), now, usize::MAX).await?;
+        let due: Vec<Record> = due.into_iter().map(|d| d.record.value).collect();
+        Ok(availability(&occ, &due, now))
+    }
+
+    /// The occurrence: its configuration and counters.
+    ///
+    /// # Errors
+    /// [`AvailabilityError`] (unknown occurrence, or the store failed).
+    pub async fn occurrence(&self, occ_key: &OccKey) -> Result<Occurrence, AvailabilityError> {
+        let snap = self.store.load(occ_key, &[]).await?;
+        snap.occurrence.ok_or_else(|| OpError::Refused(UnknownOccurrence { occ_key: occ_key.clone() }))
+    }
+
+    /// Up to `limit` occurrence keys in ascending order, after `after`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
+        self.store.occurrences(after, limit).await
+    }
+
+    /// The hold or booking `hold_ref` names at `occ_key`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn booking(&self, occ_key: &OccKey, hold_ref: &Ref) -> Result<Option<Hold>, StoreError> {
+        let snap = self.store.load(occ_key, &[RecordKey::Booking(hold_ref.clone())]).await?;
+        Ok(snap.records.into_iter().flatten().find_map(|r| match r.value {
+            Record::Booking(h) => Some(h),
+            _ => None,
+        }))
+    }
+
+    /// Every hold and booking `actor` has at `occ_key`, oldest first. A listing: it reads
+    /// the occurrence's bookings (O(bookings)), not for hot paths.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn bookings_of(&self, occ_key: &OccKey, actor: &ActorId) -> Result<Vec<Hold>, StoreError> {
+        let mut out: Vec<Hold> = self
+            .scan_all(occ_key, RecordKind::Booking)
+            .await?
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Booking(h) if &h.actor == actor => Some(h),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| (a.placed_at, &a.hold_ref).cmp(&(b.placed_at, &b.hold_ref)));
+        Ok(out)
+    }
+
+    async fn scan_all(&self, occ_key: &OccKey, kind: RecordKind) -> Result<Vec<Record>, StoreError> {
+        const PAGE: usize = 1_000;
+        let mut out = Vec::new();
+        let mut after: Option<RecordKey> = None;
+        loop {
+            let page = self.store.scan(occ_key, kind, after.as_ref(), PAGE).await?;
+            let n = page.len();
+            after = page.last().map(|r| r.value.key());
+            out.extend(page.into_iter().map(|r| r.value));
+            if n < PAGE {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The occurrence's ledger: every accounted payment and refund signal.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn ledger(&self, occ_key: &OccKey) -> Result<Ledger, StoreError> {
+        let mut records = self.scan_all(occ_key, RecordKind::Payment).await?;
+        records.extend(self.scan_all(occ_key, RecordKind::Cancellation).await?);
+        Ok(Ledger::from_records(&records))
+    }
+
+    /// Change a tier's price. Existing holds keep their amounts; a tier opened with
+    /// `lock_price_while_held` refuses while a live hold has seats of it.
+    ///
+    /// # Errors
+    /// [`PriceError`].
+    pub async fn set_price(&self, occ_key: &OccKey, tier: &TierName, price: Money) -> Result<(), PriceError> {
+        self.run(&ops::SetPrice { occ_key, tier, price }).await
+    }
+
+    /// Take `seats` seats (of `tier`) out of sale under the name `block`.
+    ///
+    /// # Errors
+    /// [`BlockError`].
+    pub async fn block(
+        &self,
+        occ_key: &OccKey,
+        block: &BlockName,
+        seats: u32,
+        tier: Option<&TierName>,
+    ) -> Result<BlockOutcome, BlockError> {
+        self.run(&ops::BlockOp { occ_key, block, seats: Some((seats, tier)) }).await
+    }
+
+    /// Give a block's seats back (to the waiting list first).
+    ///
+    /// # Errors
+    /// [`BlockError`].
+    pub async fn unblock(&self, occ_key: &OccKey, block: &BlockName) -> Result<BlockOutcome, BlockError> {
+        self.run(&ops::BlockOp { occ_key, block, seats: None }).await
+    }
+
+    /// The tickets of booking `hold_ref`, with their credentials (empty before payment, or
+    /// at an occurrence that issues none).
+    ///
+    /// # Errors
+    /// [`TicketError`].
+    pub async fn tickets(&self, occ_key: &OccKey, hold_ref: &Ref) -> Result<Vec<Ticket>, TicketError> {
+        let key = self.ticket_key.as_ref().ok_or(OpError::Refused(TicketRefusal::NoTicketKey))?;
+        let hold = self.booking(occ_key, hold_ref).await?.ok_or(OpError::Refused(TicketRefusal::UnknownBooking))?;
+        Ok(tickets_of(&hold, key))
+    }
+
+    /// Scan a ticket at the door: `Admitted` the first time, then `AlreadyCheckedIn`;
+    /// `Invalid` for a forged, unknown or unreadable credential; `Cancelled` for a cancelled
+    /// ticket. Concurrent scans of one credential admit once.
+    ///
+    /// # Errors
+    /// [`TicketError`] (no key; the store failed).
+    pub async fn check_in(&self, credential: &str) -> Result<CheckIn, TicketError> {
+        let key = self.ticket_key.as_ref().ok_or(OpError::Refused(TicketRefusal::NoTicketKey))?;
+        let Ok((occ_key, hold_ref, index)) = key.verify(credential) else {
+            return Ok(CheckIn::Invalid);
+        };
+        self.run(&ops::CheckInOp { occ_key: &occ_key, hold_ref: &hold_ref, index }).await.map_err(|e| match e {
+            OpError::Refused(never) => match never {},
+            OpError::Contention { attempts } => OpError::Contention { attempts },
+            OpError::Store(s) => OpError::Store(s),
+        })
+    }
+
+    /// Cancel a confirmed booking, or (with `tickets`) some of its tickets: seats freed,
+    /// tickets voided, a refund signalled (see [`decide_cancel`](crate::holds::decide_cancel)).
+    ///
+    /// # Errors
+    /// [`CancelError`].
+    pub async fn cancel(
+        &self,
+        occ_key: &OccKey,
+        hold_ref: &Ref,
+        tickets: Option<&[u32]>,
+    ) -> Result<CancelOutcome, CancelError> {
+        self.run(&ops::Cancel { occ_key, hold_ref, tickets }).await
+    }
+
+    /// Join the waiting list of `occ_key` (for `tier`) for `seats` seats.
+    ///
+    /// # Errors
+    /// [`WaitlistError`].
+    pub async fn join_waitlist(
+        &self,
+        occ_key: &OccKey,
+        actor: &ActorId,
+        tier: Option<&TierName>,
+        seats: u32,
+    ) -> Result<Joined, WaitlistError> {
+        match self.run(&ops::Wait { occ_key, actor, tier, seats: Some(seats) }).await? {
+            WaitOutcome::Joined(j) => Ok(j),
+            WaitOutcome::Left(_) => Err(OpError::Store(StoreError::Internal("join answered leave".into()))),
+        }
+    }
+
+    /// Leave the waiting list (an offer held passes on). Answers whether there was an entry.
+    ///
+    /// # Errors
+    /// [`WaitlistError`].
+    pub async fn leave_waitlist(
+        &self,
+        occ_key: &OccKey,
+        actor: &ActorId,
+        tier: Option<&TierName>,
+    ) -> Result<bool, WaitlistError> {
+        match self.run(&ops::Wait { occ_key, actor, tier, seats: None }).await? {
+            WaitOutcome::Left(b) => Ok(b),
+            WaitOutcome::Joined(_) => Err(OpError::Store(StoreError::Internal("leave answered join".into()))),
+        }
+    }
+
+    /// Give a live hold more time (a buyer on a slow 3-D Secure page), up to the
+    /// occurrence's `max_extension` in all. Answers the checkout request with the new expiry.
+    ///
+    /// # Errors
+    /// [`ExtendError`].
+    pub async fn extend(&self, occ_key: &OccKey, hold_ref: &Ref, by: Duration) -> Result<CheckoutRequest, ExtendError> {
+        self.run(&ops::Extend { occ_key, hold_ref, by }).await
+    }
+
+    /// The buyer abandons the checkout of `hold_ref`: its live hold is released (no payment
+    /// result is forged).
+    ///
+    /// # Errors
+    /// [`OpError`] (contention, the store).
+    pub async fn abandon(
+        &self,
+        occ_key: &OccKey,
+        actor: &ActorId,
+        hold_ref: &Ref,
+    ) -> Result<AbandonOutcome, OpError<Never>> {
+        self.run(&ops::Abandon { occ_key, actor, hold_ref }).await
+    }
+
+    /// Place a basket: one hold per part (each its own occurrence and ref), all or none. If
+    /// a part cannot be placed, the parts placed before it are released (or, free,
+    /// cancelled). Safe to retry after an error: parts already placed answer their replay.
+    ///
+    /// # Errors
+    /// [`RequestError`] (the first part that failed; parts placed before it stay placed
+    /// until they lapse or the basket is retried).
+    pub async fn request_basket(&self, parts: &[HoldRequest]) -> Result<Basket, RequestError> {
+        let mut placed = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let outcome = self.request(part).await?;
+            match outcome {
+                RequestOutcome::AwaitingPayment { .. } | RequestOutcome::Confirmed { .. } => placed.push(outcome),
+                outcome => {
+                    for (p, done) in parts.iter().zip(&placed) {
+                        match done {
+                            RequestOutcome::Confirmed { .. } => {
+                                let _ = self.cancel(&p.occ_key, &p.hold_ref, None).await;
+                            }
+                            _ => {
+                                self.abandon(&p.occ_key, &p.actor, &p.hold_ref).await.map_err(|e| match e {
+                                    OpError::Refused(never) => match never {},
+                                    OpError::Contention { attempts } => OpError::Contention { attempts },
+                                    OpError::Store(s) => OpError::Store(s),
+                                })?;
+                            }
+                        }
+                    }
+                    return Ok(Basket::NotPlaced { part: i, outcome });
+                }
+            }
+        }
+        Ok(Basket::Placed { parts: placed })
+    }
+
+    /// Settle one payment for a basket, part by part: each part's result (its own
+    /// occurrence, ref and amount, the basket's `provider_ref`) is settled and accounted on
+    /// its own, so a lapsed part is a refund signal for that part's amount while the others
+    /// confirm. Safe to retry after an error: parts already settled replay.
+    ///
+    /// # Errors
+    /// [`SettleError`] (the first part that failed).
+    pub async fn settle_basket(&self, parts: &[PaymentResult]) -> Result<Vec<Settlement>, SettleError> {
+        let mut out = Vec::with_capacity(parts.len());
+        for p in parts {
+            out.push(self.settle(p).await?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` committed, unacknowledged outbox events, oldest first. Publish them, then
+    /// [`ack_events`](Self::ack_events): at-least-once delivery, deduplicated by event id.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.store.pending_events(limit).await
+    }
+
+    /// Acknowledge published events: they are removed from the outbox.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn ack_events(&self, ids: &[EventId]) -> Result<(), StoreError> {
+        self.store.ack_events(ids).await
+    }
+
+    /// Take up to `limit` pending events and acknowledge them at once (at-most-once: for
+    /// tests and in-process consumers that cannot fail).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn drain_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        let events = self.pending_events(limit).await?;
+        let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
+        self.ack_events(&ids).await?;
+        Ok(events)
+    }
+}
+
+/// The blocking engine, over any blocking [`Store`]: [`AsyncEngine`]'s operations, driven to
+/// completion on the calling thread (a blocking store's futures are always ready, so this
+/// costs nothing). `Send + Sync`: share it (for example in an `Arc`) between threads. Inside
+/// a tokio runtime, use [`AsyncEngine`].
 ///
 /// ```
 /// use seathold::{Engine, MemoryStore};
-/// use seathold::contract::{ActorId, Money, OccKey, PaymentResult, Ref};
-/// use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+/// use seathold::catalogue::OccurrenceConfig;
+/// use seathold::contract::{ActorId, Money, OccKey, Ref};
+/// use seathold::holds::{HoldRequest, RequestOutcome};
 /// use seathold::settlement::Settlement;
 ///
 /// let engine = Engine::new(MemoryStore::new());
@@ -51,238 +568,89 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 64;
 /// ```
 #[derive(Debug)]
 pub struct Engine<S, C = SystemClock> {
-    store: S,
-    clock: C,
-    max_attempts: u32,
+    inner: AsyncEngine<S, C>,
 }
 
 impl<S: Store> Engine<S, SystemClock> {
     /// An engine over `store`, on the system clock.
     pub fn new(store: S) -> Self {
-        Self::with_clock(store, SystemClock)
+        Self { inner: AsyncEngine::new(store) }
     }
+}
+
+macro_rules! blocking {
+    ($( fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
+        $(
+            #[doc = concat!("Blocking form of [`AsyncEngine::", stringify!($name), "`].")]
+            ///
+            /// # Errors
+            /// As the async form.
+            pub fn $name(&self $(, $arg: $ty)*) -> $ret {
+                block_on(self.inner.$name($($arg),*))
+            }
+        )*
+    };
 }
 
 impl<S: Store, C: Clock> Engine<S, C> {
     /// An engine over `store`, reading time from `clock`.
     pub fn with_clock(store: S, clock: C) -> Self {
-        Self { store, clock, max_attempts: DEFAULT_MAX_ATTEMPTS }
+        Self { inner: AsyncEngine::with_clock(store, clock) }
     }
 
-    /// Change how many attempts an operation makes when it keeps losing races (at least 1).
-    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
-        self
+    /// As [`AsyncEngine::with_max_attempts`].
+    pub fn with_max_attempts(self, attempts: u32) -> Self {
+        Self { inner: self.inner.with_max_attempts(attempts) }
     }
 
-    /// The store.
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    /// The clock.
-    pub fn clock(&self) -> &C {
-        &self.clock
-    }
-
-    /// Create an occurrence, or change its capacity and hold TTL. Lowering the capacity below
-    /// what is held or sold revokes nothing; it only refuses new holds until they fit.
-    ///
-    /// # Errors
-    /// [`OpenError`].
-    pub fn open(&self, occ_key: &OccKey, config: OccurrenceConfig) -> Result<(), OpenError> {
-        block_on(flow::open(&self.store, occ_key, config))
-    }
-
-    /// Ask for a hold. Answers `AwaitingPayment` with the checkout request to send, `Already`
-    /// with the ref of the actor's live or paid hold, or `Full`.
-    ///
-    /// Idempotent by ref: repeating a request with the ref of the actor's live hold answers
-    /// the same checkout (marked `replayed`) and writes nothing.
-    ///
-    /// # Errors
-    /// [`RequestError`].
-    pub fn request(&self, req: &HoldRequest) -> Result<RequestOutcome, RequestError> {
-        block_on(flow::request(&self.store, req, self.clock.now(), self.max_attempts))
-    }
-
-    /// Settle a payment result (see the [`settlement`](crate::settlement) truth table).
-    ///
-    /// # Errors
-    /// [`SettleError`].
-    pub fn settle(&self, result: &PaymentResult) -> Result<Settlement, SettleError> {
-        block_on(flow::settle(&self.store, result, self.clock.now(), self.max_attempts))
-    }
-
-    /// Parse a raw payment-result body (a webhook's) and settle it. Bad bytes answer
-    /// [`SettleError::Parse`] and change nothing.
-    ///
-    /// # Errors
-    /// [`SettleError`].
-    pub fn settle_json(&self, body: &[u8]) -> Result<Settlement, SettleError> {
-        self.settle(&PaymentResult::from_json(body)?)
-    }
-
-    /// Expire up to `limit` lapsed holds (run it on a timer). Returns how many this call
-    /// moved to `Expired`. Lapsed holds never block or show anyway; the sweep frees their
-    /// counters and emits their `hold_expired` events.
-    ///
-    /// # Errors
-    /// [`SweepError`].
-    pub fn expire_due(&self, limit: usize) -> Result<usize, SweepError> {
-        block_on(flow::expire_due(&self.store, self.clock.now(), limit))
-    }
-
-    /// Seats held (live holds only), sold and available now.
-    ///
-    /// # Errors
-    /// [`AvailabilityError`].
-    pub fn availability(&self, occ_key: &OccKey) -> Result<Availability, AvailabilityError> {
-        block_on(flow::availability(&self.store, occ_key, self.clock.now()))
-    }
-
-    /// Up to `limit` committed, unacknowledged outbox events, oldest first. Publish them, then
-    /// [`ack_events`](Self::ack_events): at-least-once delivery, deduplicated by event id.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        Store::pending_events(&self.store, limit)
-    }
-
-    /// Acknowledge published events: they are removed from the outbox.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn ack_events(&self, ids: &[EventId]) -> Result<(), StoreError> {
-        Store::ack_events(&self.store, ids)
-    }
-
-    /// Take up to `limit` pending events and acknowledge them at once (at-most-once: for
-    /// tests and in-process consumers that cannot fail).
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn drain_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        let events = self.pending_events(limit)?;
-        let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
-        self.ack_events(&ids)?;
-        Ok(events)
-    }
-}
-
-/// The asynchronous engine, over any [`AsyncStore`] (every [`Store`] is one). The same flows
-/// as [`Engine`], awaited instead of blocked on; no runtime is assumed. See [`Engine`] for
-/// what each operation does.
-#[derive(Debug)]
-pub struct AsyncEngine<S, C = SystemClock> {
-    store: S,
-    clock: C,
-    max_attempts: u32,
-}
-
-impl<S: AsyncStore> AsyncEngine<S, SystemClock> {
-    /// An engine over `store`, on the system clock.
-    pub fn new(store: S) -> Self {
-        Self::with_clock(store, SystemClock)
-    }
-}
-
-impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
-    /// An engine over `store`, reading time from `clock`.
-    pub fn with_clock(store: S, clock: C) -> Self {
-        Self { store, clock, max_attempts: DEFAULT_MAX_ATTEMPTS }
-    }
-
-    /// Change how many attempts an operation makes when it keeps losing races (at least 1).
-    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
-        self
+    /// As [`AsyncEngine::with_ticket_key`].
+    pub fn with_ticket_key(self, key: TicketKey) -> Self {
+        Self { inner: self.inner.with_ticket_key(key) }
     }
 
     /// The store.
     pub fn store(&self) -> &S {
-        &self.store
+        self.inner.store()
     }
 
     /// The clock.
     pub fn clock(&self) -> &C {
-        &self.clock
+        self.inner.clock()
     }
 
-    /// As [`Engine::open`].
-    ///
-    /// # Errors
-    /// [`OpenError`].
-    pub async fn open(&self, occ_key: &OccKey, config: OccurrenceConfig) -> Result<(), OpenError> {
-        flow::open(&self.store, occ_key, config).await
+    /// The async engine this one drives.
+    pub fn as_async(&self) -> &AsyncEngine<S, C> {
+        &self.inner
     }
 
-    /// As [`Engine::request`].
-    ///
-    /// # Errors
-    /// [`RequestError`].
-    pub async fn request(&self, req: &HoldRequest) -> Result<RequestOutcome, RequestError> {
-        flow::request(&self.store, req, self.clock.now(), self.max_attempts).await
-    }
-
-    /// As [`Engine::settle`].
-    ///
-    /// # Errors
-    /// [`SettleError`].
-    pub async fn settle(&self, result: &PaymentResult) -> Result<Settlement, SettleError> {
-        flow::settle(&self.store, result, self.clock.now(), self.max_attempts).await
-    }
-
-    /// As [`Engine::settle_json`].
-    ///
-    /// # Errors
-    /// [`SettleError`].
-    pub async fn settle_json(&self, body: &[u8]) -> Result<Settlement, SettleError> {
-        let result = PaymentResult::from_json(body)?;
-        self.settle(&result).await
-    }
-
-    /// As [`Engine::expire_due`].
-    ///
-    /// # Errors
-    /// [`SweepError`].
-    pub async fn expire_due(&self, limit: usize) -> Result<usize, SweepError> {
-        flow::expire_due(&self.store, self.clock.now(), limit).await
-    }
-
-    /// As [`Engine::availability`].
-    ///
-    /// # Errors
-    /// [`AvailabilityError`].
-    pub async fn availability(&self, occ_key: &OccKey) -> Result<Availability, AvailabilityError> {
-        flow::availability(&self.store, occ_key, self.clock.now()).await
-    }
-
-    /// As [`Engine::pending_events`].
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        AsyncStore::pending_events(&self.store, limit).await
-    }
-
-    /// As [`Engine::ack_events`].
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn ack_events(&self, ids: &[EventId]) -> Result<(), StoreError> {
-        AsyncStore::ack_events(&self.store, ids).await
-    }
-
-    /// As [`Engine::drain_events`].
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn drain_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        let events = self.pending_events(limit).await?;
-        let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
-        self.ack_events(&ids).await?;
-        Ok(events)
+    blocking! {
+        fn open(&self, occ_key: &OccKey, config: OccurrenceConfig) -> Result<(), OpenError>;
+        fn create(&self, occ_key: &OccKey, config: OccurrenceConfig) -> Result<(), OpenError>;
+        fn request(&self, req: &HoldRequest) -> Result<RequestOutcome, RequestError>;
+        fn settle(&self, result: &PaymentResult) -> Result<Settlement, SettleError>;
+        fn settle_json(&self, body: &[u8]) -> Result<Settlement, SettleError>;
+        fn expire_due(&self, limit: usize) -> Result<usize, SweepError>;
+        fn expire_due_of(&self, occ_key: &OccKey, limit: usize) -> Result<usize, SweepError>;
+        fn availability(&self, occ_key: &OccKey) -> Result<Availability, AvailabilityError>;
+        fn occurrence(&self, occ_key: &OccKey) -> Result<Occurrence, AvailabilityError>;
+        fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError>;
+        fn booking(&self, occ_key: &OccKey, hold_ref: &Ref) -> Result<Option<Hold>, StoreError>;
+        fn bookings_of(&self, occ_key: &OccKey, actor: &ActorId) -> Result<Vec<Hold>, StoreError>;
+        fn ledger(&self, occ_key: &OccKey) -> Result<Ledger, StoreError>;
+        fn set_price(&self, occ_key: &OccKey, tier: &TierName, price: Money) -> Result<(), PriceError>;
+        fn block(&self, occ_key: &OccKey, block: &BlockName, seats: u32, tier: Option<&TierName>) -> Result<BlockOutcome, BlockError>;
+        fn unblock(&self, occ_key: &OccKey, block: &BlockName) -> Result<BlockOutcome, BlockError>;
+        fn tickets(&self, occ_key: &OccKey, hold_ref: &Ref) -> Result<Vec<Ticket>, TicketError>;
+        fn check_in(&self, credential: &str) -> Result<CheckIn, TicketError>;
+        fn cancel(&self, occ_key: &OccKey, hold_ref: &Ref, tickets: Option<&[u32]>) -> Result<CancelOutcome, CancelError>;
+        fn join_waitlist(&self, occ_key: &OccKey, actor: &ActorId, tier: Option<&TierName>, seats: u32) -> Result<Joined, WaitlistError>;
+        fn leave_waitlist(&self, occ_key: &OccKey, actor: &ActorId, tier: Option<&TierName>) -> Result<bool, WaitlistError>;
+        fn extend(&self, occ_key: &OccKey, hold_ref: &Ref, by: Duration) -> Result<CheckoutRequest, ExtendError>;
+        fn abandon(&self, occ_key: &OccKey, actor: &ActorId, hold_ref: &Ref) -> Result<AbandonOutcome, OpError<Never>>;
+        fn request_basket(&self, parts: &[HoldRequest]) -> Result<Basket, RequestError>;
+        fn settle_basket(&self, parts: &[PaymentResult]) -> Result<Vec<Settlement>, SettleError>;
+        fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError>;
+        fn ack_events(&self, ids: &[EventId]) -> Result<(), StoreError>;
+        fn drain_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError>;
     }
 }

@@ -1,43 +1,43 @@
-//! The pure hold state machine: occurrences with a capacity, holds on their seats, and the
-//! decisions that move holds between states.
+//! Orders: holds on seats, which become bookings when paid.
 //!
-//! Owns: [`Occurrence`] (capacity, hold TTL, seat counters), [`Hold`] and its
-//! [`HoldState`]s, lapse-when-read expiry, and [`decide_request`] — the decision whether a
-//! request places a hold, answers `Already`, or answers `Full`.
+//! Owns: [`Hold`] (one per ref — refs are single-use per occurrence) and its
+//! [`HoldState`]s, lapse-when-read expiry, each actor's [`ActorRecord`] at an occurrence,
+//! [`decide_request`] (place a hold, or a confirmed booking for a free order; or answer
+//! `Already`, `PriceChanged`, `LimitReached`, `Full`), and what happens to a hold after it is
+//! placed except payment: the sweep's expiry ([`decide_expiry`]), abandoning a checkout
+//! ([`decide_abandon`]), extending a live hold ([`decide_extend`]), and cancelling a
+//! booking ([`decide_cancel`]) — the one way a paid seat is released.
 //!
-//! May not touch: storage, the system clock, or any I/O. Every function takes the time as an
-//! argument and returns what should change; the engine commits it. Depends on
-//! [`contract`](crate::contract) only.
+//! May not touch: payments (see [`settlement`](crate::settlement)), storage, the clock.
+//! Every function takes the time and what the engine loaded ([`Loaded`]) and returns a
+//! [`Step`].
 //!
 //! ```text
 //!             request (capacity ok)
 //!    (none) ───────────────────────▶ Held{ref, expires_at}
-//!                                     │  paid(ref)        ─▶ Confirmed{ref}
+//!                                     │  paid(ref)        ─▶ Confirmed{ref}  ── cancel ─▶ Cancelled
 //!                                     │  failed/expired   ─▶ Released
+//!                                     │  abandon          ─▶ Released
 //!                                     │  now >= expires_at ─▶ Expired (lazily, or by sweep)
 //!    Released / Expired / (none): a new request by the same actor may hold again (new ref)
 //! ```
 
+mod actor;
+mod cancel;
 mod hold;
-mod occurrence;
+mod ops;
 mod request;
+mod room;
 
+pub use actor::{ActorRecord, LiveHold};
+pub use cancel::{CancelOutcome, CancelRefusal, Cancellation, decide_cancel};
 pub use hold::{Hold, HoldState, HoldView};
-pub use occurrence::{Availability, ConfigError, MAX_HOLD_TTL_SECS, Occurrence, OccurrenceConfig, SeatDelta};
-pub use request::{HoldRequest, Placement, RequestDecision, RequestOutcome, RequestRefusal, decide_request};
+pub use ops::{AbandonOutcome, ExtendRefusal, decide_abandon, decide_expiry, decide_extend};
+pub use request::{HoldRequest, Order, RequestOutcome, RequestRefusal, decide_request};
 
-use time::OffsetDateTime;
+pub(crate) use ops::release as ops_release;
+pub(crate) use request::request_keys;
+pub(crate) use room::{Need, Room, make_room};
 
-use crate::contract::{DomainEvent, EventKind};
-
-/// Expire one hold found by the sweep: `Some` with the hold's new state, the seats it frees
-/// and its `hold_expired` event if it is held and lapsed at `now`; `None` otherwise (it was
-/// confirmed, released, renewed or is still live, so the sweep leaves it alone).
-pub fn decide_expiry(hold: &Hold, now: OffsetDateTime) -> Option<(Hold, SeatDelta, DomainEvent)> {
-    hold.lapse(now)
-}
-
-/// The `hold_expired` event for a hold that lapsed.
-pub(crate) fn expired_event(hold: &Hold) -> DomainEvent {
-    hold.event(hold.expires_at, EventKind::HoldExpired { quantity: hold.quantity })
-}
+#[allow(unused_imports)]
+use crate::records::{Loaded, Step};

@@ -1,195 +1,366 @@
-//! The request decision: place a hold, answer `Already`, or answer `Full`.
+//! The request decision: place a hold (or, for a free order, a confirmed booking), answer
+//! `Already`, `PriceChanged`, `LimitReached` or `Full`, or refuse.
 
-use std::borrow::Borrow;
-
+use serde::Serialize;
+use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::contract::DomainEvent;
-use crate::contract::{ActorId, CheckoutRequest, EventKind, Money, OccKey, Ref};
+use super::room::{Need, Room, make_room};
+use super::{ActorRecord, Hold, HoldState, HoldView, LiveHold};
+use crate::catalogue::{Dim, Line, PricingError, price_lines};
+use crate::contract::{
+    ActorId, CheckoutLine, CheckoutRequest, MAX_LINES, MAX_QUANTITY, Metadata, Money, OccKey, Ref, TierName,
+};
+use crate::records::{Change, Loaded, LoadedExt, Record, RecordKey, Step, UsageDelta};
+use crate::waitlist;
 
-use super::{Hold, HoldState, HoldView, Occurrence, SeatDelta};
+/// What is ordered: plain seats priced by the caller (Part 1), or lines of tiers priced by
+/// the occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Order {
+    /// `quantity` seats of an occurrence without tiers, for `price` in all.
+    Plain {
+        /// The total price the payment side will charge.
+        price: Money,
+        /// Seats wanted.
+        quantity: u32,
+    },
+    /// Seats of tiers; all lines are placed in one hold, or none.
+    Lines {
+        /// The lines.
+        lines: Vec<Line>,
+        /// The total the buyer was shown, if the caller wants it checked: a different
+        /// server-side total answers `PriceChanged`.
+        expected: Option<Money>,
+    },
+}
 
-/// "Hold `quantity` seats of `occ_key` for `actor`, to be paid under `hold_ref`."
+/// "Hold these seats of `occ_key` for `actor`, to be paid under `hold_ref`."
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldRequest {
     /// The occurrence.
     pub occ_key: OccKey,
     /// Who books.
     pub actor: ActorId,
-    /// A fresh ref for this checkout attempt (see [`Ref`]).
+    /// A fresh ref for this checkout attempt (see [`Ref`]): single-use per occurrence.
     pub hold_ref: Ref,
-    /// The total price the payment side will charge.
-    pub price: Money,
-    /// Seats wanted, 1 to [`MAX_QUANTITY`](crate::contract::MAX_QUANTITY).
-    pub quantity: u32,
+    /// What is ordered.
+    pub order: Order,
+    /// The caller's metadata, kept with the booking and carried on its events.
+    pub metadata: Option<Metadata>,
 }
 
 impl HoldRequest {
-    /// A request for one seat.
+    /// A request for one plain seat at `price` (an occurrence without tiers).
     pub fn new(occ_key: OccKey, actor: ActorId, hold_ref: Ref, price: Money) -> Self {
-        Self { occ_key, actor, hold_ref, price, quantity: 1 }
+        Self { occ_key, actor, hold_ref, order: Order::Plain { price, quantity: 1 }, metadata: None }
     }
 
-    /// The same request for `quantity` seats (checked by the engine: 1 to
-    /// [`MAX_QUANTITY`](crate::contract::MAX_QUANTITY)).
+    /// A request for lines of tiers (an occurrence with tiers).
+    pub fn lines(occ_key: OccKey, actor: ActorId, hold_ref: Ref, lines: Vec<Line>) -> Self {
+        Self { occ_key, actor, hold_ref, order: Order::Lines { lines, expected: None }, metadata: None }
+    }
+
+    /// The same plain request for `quantity` seats (checked by the engine: 1 to
+    /// [`MAX_QUANTITY`]). No effect on a request of lines.
     pub fn with_quantity(mut self, quantity: u32) -> Self {
-        self.quantity = quantity;
+        if let Order::Plain { quantity: q, .. } = &mut self.order {
+            *q = quantity;
+        }
         self
+    }
+
+    /// The same request of lines, checked against the total the buyer was shown. No effect
+    /// on a plain request (whose price is the caller's).
+    pub fn expecting(mut self, price: Money) -> Self {
+        if let Order::Lines { expected, .. } = &mut self.order {
+            *expected = Some(price);
+        }
+        self
+    }
+
+    /// The same request, carrying `metadata`.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// Seats asked for, over all lines (saturating).
+    pub fn quantity(&self) -> u32 {
+        match &self.order {
+            Order::Plain { quantity, .. } => *quantity,
+            Order::Lines { lines, .. } => lines.iter().fold(0u32, |a, l| a.saturating_add(l.quantity)),
+        }
+    }
+
+    /// Check what can be checked without the occurrence: quantities and line counts.
+    ///
+    /// # Errors
+    /// [`RequestRefusal::BadQuantity`], [`RequestRefusal::NoLines`],
+    /// [`RequestRefusal::TooManyLines`].
+    pub fn validate(&self) -> Result<(), RequestRefusal> {
+        if let Order::Lines { lines, .. } = &self.order {
+            if lines.is_empty() {
+                return Err(RequestRefusal::NoLines);
+            }
+            if lines.len() > MAX_LINES {
+                return Err(RequestRefusal::TooManyLines { max: MAX_LINES });
+            }
+            if lines.iter().any(|l| !(1..=MAX_QUANTITY).contains(&l.quantity)) {
+                return Err(RequestRefusal::BadQuantity { max: MAX_QUANTITY });
+            }
+        }
+        if !(1..=MAX_QUANTITY).contains(&self.quantity()) {
+            return Err(RequestRefusal::BadQuantity { max: MAX_QUANTITY });
+        }
+        Ok(())
+    }
+
+    /// Whether `hold` was placed by this very request (same actor, same order): what makes a
+    /// repeat a replay rather than a reuse of the ref.
+    fn placed(&self, hold: &Hold) -> bool {
+        if hold.actor != self.actor {
+            return false;
+        }
+        match &self.order {
+            Order::Plain { price, quantity } => {
+                hold.lines.is_empty() && hold.price == *price && hold.quantity == *quantity
+            }
+            Order::Lines { lines, expected } => {
+                hold.lines.len() == lines.len()
+                    && hold.lines.iter().zip(lines).all(|(h, l)| h.tier == l.tier && h.quantity == l.quantity)
+                    && expected.is_none_or(|e| e == hold.price)
+            }
+        }
     }
 }
 
 /// What a request answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RequestOutcome {
     /// A hold was placed: send `checkout` to the payment side. `replayed` is true when this
-    /// exact request (same actor and ref) had already placed this hold — a retried click or a
-    /// retry after a lost acknowledgement — and nothing new was written.
+    /// exact request had already placed this hold — a retried click or a retry after a lost
+    /// acknowledgement — and nothing new was written.
     AwaitingPayment {
         /// The checkout request to send.
+        #[serde(rename = "request")]
         checkout: CheckoutRequest,
         /// Whether the hold already existed under this ref.
         replayed: bool,
     },
-    /// The actor already holds (live) or bought seats here under another ref: resume that
-    /// checkout instead of starting a second one.
+    /// Every line was free: the booking is confirmed at once, without payment.
+    Confirmed {
+        /// The booking's ref.
+        #[serde(rename = "ref")]
+        hold_ref: Ref,
+        /// Whether this exact request had already confirmed it.
+        replayed: bool,
+    },
+    /// The actor has a live hold here under another ref (or, at an occurrence without
+    /// `max_per_actor`, a booking): resume that checkout instead of starting a second one.
     Already {
         /// The existing hold's ref.
+        #[serde(rename = "ref")]
         hold_ref: Ref,
-        /// Whether that hold is already paid.
+        /// Whether it is already paid.
         confirmed: bool,
+        /// The checkout request to resume a live hold with.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        checkout: Option<CheckoutRequest>,
     },
     /// Not enough seats are free.
     Full {
         /// The occurrence's capacity.
         capacity: u32,
+        /// The tier of the first line that does not fit (tiered orders).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tier: Option<TierName>,
+    },
+    /// The server-side total differs from the one the buyer was shown: show them this one.
+    PriceChanged {
+        /// The current total.
+        #[serde(flatten)]
+        price: Money,
+    },
+    /// The actor would hold or own more than `max_per_actor` seats here.
+    #[serde(rename = "limit")]
+    LimitReached {
+        /// The limit.
+        max_per_actor: u32,
     },
 }
 
 /// Why a request is refused outright. Nothing was changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RequestRefusal {
     /// No occurrence has this key: open it first.
+    #[error("unknown occurrence")]
     UnknownOccurrence,
-    /// The ref was already used by this actor's previous, ended hold, or a `paid` result was
-    /// already accounted under it. A late result for that attempt would be taken for this
-    /// one: use a fresh ref per attempt.
-    RefReused,
-}
-
-/// A hold to place and everything that goes with it, committed as one change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
-    /// The answer once committed.
-    pub outcome: RequestOutcome,
-    /// The actor's new hold (replaces the actor's previous, ended or lapsed, hold record).
-    pub hold: Hold,
-    /// Other actors' lapsed holds this request expires to make room: index into the lapsed
-    /// holds passed to [`decide_request`], and the hold's `Expired` form.
-    pub reclaimed: Vec<(usize, Hold)>,
-    /// The change to the occurrence's counters.
-    pub seats: SeatDelta,
-    /// `hold_expired` for every hold expired here, then `hold_placed`.
-    pub events: Vec<DomainEvent>,
-}
-
-/// What [`decide_request`] decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestDecision {
-    /// Answer without writing anything.
-    Answer(RequestOutcome),
-    /// The counters say full, but lapsed holds may be holding seats: load up to `up_to` of
-    /// this occurrence's lapsed holds (oldest first, from the expiry index) and decide again.
-    NeedLapsed {
-        /// How many lapsed holds are worth loading (each frees at least one seat).
-        up_to: usize,
+    /// The ref was used before at this occurrence (by a hold, whoever's, or by a payment
+    /// accounted under it). Refs are single-use: a late result for that attempt would be
+    /// taken for this one. Use a fresh ref per attempt.
+    #[error("ref already used at this occurrence")]
+    RefUsed,
+    /// The ref names the actor's live hold, but this request orders something else (an
+    /// idempotency key reused with a different request). Resume that hold, or use a fresh ref.
+    #[error("ref names a live hold with a different order")]
+    RequestChanged,
+    /// A quantity is 0 or above [`MAX_QUANTITY`] (per line, or in all).
+    #[error("quantity must be from 1 to {max}")]
+    BadQuantity {
+        /// The maximum.
+        max: u32,
     },
-    /// Place a hold.
-    Place(Placement),
+    /// A request of lines has none.
+    #[error("an order needs at least one line")]
+    NoLines,
+    /// A request has more than [`MAX_LINES`] lines.
+    #[error("at most {max} lines per order")]
+    TooManyLines {
+        /// The maximum.
+        max: usize,
+    },
+    /// A request of lines at an occurrence without tiers.
+    #[error("this occurrence sells no tiers: request a quantity with a price")]
+    LinesNeedTiers,
+    /// A plain request at an occurrence with tiers.
+    #[error("this occurrence sells tiers: request lines")]
+    TiersNeedLines,
+    /// The lines cannot be priced (unknown tier, mixed currencies, total too large).
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
 }
 
-/// Decide a request.
-///
-/// `own` is the actor's hold record at this occurrence, if any. `ref_settled` says whether a
-/// `paid` result was already accounted for (occurrence, actor, `req.hold_ref`) — a ref with
-/// money behind it is never reused. `lapsed` is `None` on the first call; if the answer is
-/// [`RequestDecision::NeedLapsed`], call again with the occurrence's lapsed holds. A request
-/// that does not fit answers `Full` and writes nothing.
+/// The keys a request loads first.
+pub(crate) fn request_keys(req: &HoldRequest) -> Vec<RecordKey> {
+    vec![
+        RecordKey::Booking(req.hold_ref.clone()),
+        RecordKey::Actor(req.actor.clone()),
+        RecordKey::Payment { hold_ref: req.hold_ref.clone(), actor: req.actor.clone(), provider_ref: None },
+        RecordKey::Waitlist,
+    ]
+}
+
+/// Decide a request, by the precedence of DESIGN.md: a typed error for malformed input; the
+/// replay of the live hold's own request; `Already`; a typed error for a used ref;
+/// `PriceChanged`; `LimitReached`; `Full`.
 ///
 /// # Errors
 /// [`RequestRefusal`] when the request cannot be considered at all.
-pub fn decide_request<L: Borrow<Hold>>(
-    occ: Option<&Occurrence>,
-    own: Option<&Hold>,
-    ref_settled: bool,
+pub fn decide_request(
+    view: &impl Loaded,
     req: &HoldRequest,
     now: OffsetDateTime,
-    lapsed: Option<&[L]>,
-) -> Result<RequestDecision, RequestRefusal> {
-    let occ = occ.ok_or(RequestRefusal::UnknownOccurrence)?;
-    let mut seats = SeatDelta::default();
-    let mut events = Vec::with_capacity(2);
-    let mut attempt = 1;
-    if let Some(own) = own {
-        match own.view(now) {
-            HoldView::Live if own.hold_ref == req.hold_ref => {
-                let checkout = own.checkout_request();
-                return Ok(RequestDecision::Answer(RequestOutcome::AwaitingPayment { checkout, replayed: true }));
-            }
-            HoldView::Live | HoldView::Confirmed => {
-                let confirmed = own.state == HoldState::Confirmed;
-                return Ok(RequestDecision::Answer(RequestOutcome::Already {
-                    hold_ref: own.hold_ref.clone(),
-                    confirmed,
+) -> Result<Step<RequestOutcome>, RequestRefusal> {
+    req.validate()?;
+    let occ = view.occurrence().ok_or(RequestRefusal::UnknownOccurrence)?;
+    let cfg = &occ.config;
+    let (price, lines): (Money, Vec<CheckoutLine>) = match (&req.order, cfg.has_tiers()) {
+        (Order::Plain { price, .. }, false) => (*price, Vec::new()),
+        (Order::Lines { lines, .. }, true) => price_lines(cfg, lines)?,
+        (Order::Lines { .. }, false) => return Err(RequestRefusal::LinesNeedTiers),
+        (Order::Plain { .. }, true) => return Err(RequestRefusal::TiersNeedLines),
+    };
+    let quantity = req.quantity();
+    let booking = view.booking(&req.hold_ref);
+    let actor = view.actor(&req.actor);
+
+    // The replay of this very request.
+    if let Some(b) = booking.filter(|b| b.actor == req.actor) {
+        match b.view(now) {
+            HoldView::Live if req.placed(b) => {
+                return Ok(Step::Answer(RequestOutcome::AwaitingPayment {
+                    checkout: b.checkout_request(),
+                    replayed: true,
                 }));
             }
-            HoldView::Lapsed | HoldView::Released | HoldView::Expired if own.hold_ref == req.hold_ref => {
-                return Err(RequestRefusal::RefReused);
+            HoldView::Live => return Err(RequestRefusal::RequestChanged),
+            // A free order (tiers only: a plain hold is always paid for) repeated.
+            HoldView::Confirmed
+                if !b.lines.is_empty()
+                    && b.price.amount.is_zero()
+                    && b.ended_at == Some(b.placed_at)
+                    && req.placed(b) =>
+            {
+                return Ok(Step::Answer(RequestOutcome::Confirmed { hold_ref: b.hold_ref.clone(), replayed: true }));
             }
-            HoldView::Lapsed => {
-                // The actor's own lapsed hold ends here, in the same commit as the new one.
-                if let Some((_, delta, event)) = own.lapse(now) {
-                    seats = seats.plus(delta);
-                    events.push(event);
-                }
-            }
-            HoldView::Released | HoldView::Expired => {}
+            _ => {}
         }
-        attempt = own.attempt.saturating_add(1);
-    }
-    if ref_settled {
-        return Err(RequestRefusal::RefReused);
     }
 
-    let mut reclaimed = Vec::new();
-    if req.quantity > occ.config.capacity() {
-        return Ok(RequestDecision::Answer(RequestOutcome::Full { capacity: occ.config.capacity() }));
-    }
-    if !occ.fits(seats, req.quantity) {
-        let Some(lapsed) = lapsed else {
-            let shortfall = occ.in_use() as i128 + i128::from(seats.net()) + i128::from(req.quantity)
-                - i128::from(occ.config.capacity());
-            // Each lapsed hold frees at least one seat. The shortfall can exceed the quantity
-            // when the capacity was lowered below counters that still include lapsed holds;
-            // load enough to cover it, or lapsed holds would block (invariant 2). Each hold
-            // is expired once, so this work is amortized O(1) per hold.
-            let up_to = usize::try_from(shortfall.max(1)).unwrap_or(usize::MAX);
-            return Ok(RequestDecision::NeedLapsed { up_to });
-        };
-        for (i, h) in lapsed.iter().map(Borrow::borrow).enumerate() {
-            if occ.fits(seats, req.quantity) {
-                break;
-            }
-            if h.actor == req.actor || h.occ_key != req.occ_key {
-                continue;
-            }
-            if let Some((expired, delta, event)) = h.lapse(now) {
-                seats = seats.plus(delta);
-                events.push(event);
-                reclaimed.push((i, expired));
-            }
+    // Already: the actor's live hold under another ref.
+    let mut own_lapsed: Option<&Hold> = None;
+    if let Some(live) = actor.and_then(|a| a.live.as_ref()).filter(|l| l.hold_ref != req.hold_ref) {
+        let key = RecordKey::Booking(live.hold_ref.clone());
+        if !view.is_loaded(&key) {
+            return Ok(Step::Load(vec![key]));
         }
-        if !occ.fits(seats, req.quantity) {
-            return Ok(RequestDecision::Answer(RequestOutcome::Full { capacity: occ.config.capacity() }));
+        match view.booking(&live.hold_ref) {
+            Some(h) if h.is_live(now) => {
+                return Ok(Step::Answer(RequestOutcome::Already {
+                    hold_ref: h.hold_ref.clone(),
+                    confirmed: false,
+                    checkout: Some(h.checkout_request()),
+                }));
+            }
+            Some(h) if h.view(now) == HoldView::Lapsed => own_lapsed = Some(h),
+            _ => {}
+        }
+    }
+    if cfg.max_per_actor().is_none() {
+        if let Some(c) = actor.and_then(|a| a.confirmed_ref.as_ref()) {
+            return Ok(Step::Answer(RequestOutcome::Already { hold_ref: c.clone(), confirmed: true, checkout: None }));
+        }
+    }
+
+    // A used ref.
+    let paid_key = RecordKey::Payment { hold_ref: req.hold_ref.clone(), actor: req.actor.clone(), provider_ref: None };
+    if booking.is_some() || view.get(&paid_key).is_some() {
+        return Err(RequestRefusal::RefUsed);
+    }
+
+    if let Order::Lines { expected: Some(e), .. } = &req.order {
+        if *e != price {
+            return Ok(Step::Answer(RequestOutcome::PriceChanged { price }));
+        }
+    }
+    if let Some(max) = cfg.max_per_actor() {
+        let have = actor.map_or(0, |a| a.confirmed_seats);
+        if u64::from(have) + u64::from(quantity) > u64::from(max) {
+            return Ok(Step::Answer(RequestOutcome::LimitReached { max_per_actor: max }));
+        }
+    }
+
+    let mut change = Change::default();
+    if let Some(h) = own_lapsed {
+        if let Some((expired, freed, event)) = h.lapse(cfg, now) {
+            change.deltas.extend(&freed);
+            change.put(Record::Booking(expired));
+            change.events.push(event);
+        }
+    }
+    if let Some(wl) = view.waitlist() {
+        let mut wl = wl.clone();
+        if waitlist::take_offer(occ, &mut wl, &mut change, &req.actor, now).is_some() {
+            change.put(Record::Waitlist(wl));
+        }
+    }
+
+    let needs: Vec<Need> = if lines.is_empty() {
+        vec![(vec![Dim::Total], UsageDelta::held(quantity))]
+    } else {
+        lines.iter().map(|l| (cfg.dims_of(Some(&l.tier)), UsageDelta::held(l.quantity))).collect()
+    };
+    match make_room(view, occ, &mut change, &needs, Some(&req.actor), now) {
+        Room::Fits => {}
+        Room::NeedDue(n) => return Ok(Step::LoadDue(n)),
+        Room::Full { need, offered } => {
+            let full = RequestOutcome::Full { capacity: cfg.capacity(), tier: lines.get(need).map(|l| l.tier.clone()) };
+            return Ok(if offered { Step::Write(change, full) } else { Step::Answer(full) });
         }
     }
 
@@ -197,21 +368,41 @@ pub fn decide_request<L: Borrow<Hold>>(
         occ_key: req.occ_key.clone(),
         actor: req.actor.clone(),
         hold_ref: req.hold_ref.clone(),
-        quantity: req.quantity,
-        price: req.price,
-        attempt,
+        quantity,
+        price,
+        lines,
+        metadata: req.metadata.clone(),
         placed_at: now,
-        expires_at: occ.expiry_for(now),
+        expires_at: cfg.expiry_for(now),
         state: HoldState::Held,
         ended_at: None,
+        tickets: Vec::new(),
+        revived: false,
+        cancelled_seats: 0,
+        cancellations: 0,
+        refunded: None,
     };
-    seats = seats.plus(SeatDelta { held: i64::from(req.quantity), confirmed: 0 });
-    events.push(
-        hold.event(
-            now,
-            EventKind::HoldPlaced { quantity: hold.quantity, price: hold.price, expires_at: hold.expires_at },
-        ),
-    );
-    let outcome = RequestOutcome::AwaitingPayment { checkout: hold.checkout_request(), replayed: false };
-    Ok(RequestDecision::Place(Placement { outcome, hold, reclaimed, seats, events }))
+    change.events.push(hold.placed_event());
+    let mut summary = actor.cloned().unwrap_or_else(|| ActorRecord::new(req.occ_key.clone(), req.actor.clone()));
+    summary.current = Some(hold.hold_ref.clone());
+    summary.holds = summary.holds.saturating_add(1);
+    let free = !hold.lines.is_empty() && hold.price.amount.is_zero();
+    let outcome = if free {
+        let (confirmed, deltas, events) = hold.confirm(cfg, now, false);
+        change.deltas.extend(&deltas);
+        change.events.extend(events);
+        summary.live = None;
+        summary = summary.confirmed(&hold.hold_ref, quantity);
+        change.put(Record::Booking(confirmed));
+        RequestOutcome::Confirmed { hold_ref: hold.hold_ref.clone(), replayed: false }
+    } else {
+        summary.live = Some(LiveHold { hold_ref: hold.hold_ref.clone(), quantity, expires_at: hold.expires_at });
+        let checkout = hold.checkout_request();
+        change.put(Record::Booking(hold));
+        RequestOutcome::AwaitingPayment { checkout, replayed: false }
+    };
+    change.put(Record::Actor(summary));
+    // Seats an offer set aside beyond what this request took go on down the list.
+    waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, Some(&req.actor));
+    Ok(Step::Write(change, outcome))
 }

@@ -1,11 +1,11 @@
-//! Pure settlement: applying one payment result to the payer's hold.
+//! Pure settlement: applying one payment result to the booking it names.
 //!
 //! Owns: the settlement truth table of DESIGN.md ([`decide_settlement`]), its outcomes
-//! ([`Settlement`]), refund signals ([`Refund`]), and the [`SettlementRecord`] that makes a
+//! ([`Settlement`]), refund signals ([`Refund`]), and the [`PaymentRecord`] that makes a
 //! `paid` result count exactly once.
 //!
-//! May not touch: storage, the clock, or any I/O. Depends on [`contract`](crate::contract)
-//! and [`holds`](crate::holds).
+//! May not touch: storage, the clock, or any I/O. Depends on [`contract`](crate::contract),
+//! [`holds`](crate::holds) and the [`waitlist`] (a release frees seats).
 //!
 //! | hold state | paid, R'=R | paid, R'!=R | failed/expired, R'=R | failed/expired, R'!=R |
 //! | --- | --- | --- | --- | --- |
@@ -16,45 +16,77 @@
 //! | Released | PaidButNoHold(released) | PaidButNoHold(ref_mismatch) | Noop | Noop |
 //! | Expired | PaidButNoHold(expired) | PaidButNoHold(ref_mismatch) | Noop | Noop |
 //!
+//! # Exactly once
+//!
+//! The first delivery of a `paid` result for (occ_key, actor, ref) inserts its
+//! [`PaymentRecord`] — confirmation or refund — in the same commit as its effect, and that
+//! commit also checks the version (or the absence) of every record it decided from: the
+//! booking the ref names, the actor's summary, the record itself. Whatever the
+//! interleaving, one of the racing deliveries wins and every other one, retried, meets the
+//! record and replays it. A delivery is the same payment when it has the same (occ_key,
+//! actor, ref) and, if both carry one, the same `provider_ref`; a different `provider_ref`
+//! for an accounted ref is a second charge: `PaidButNoHold(duplicate_payment)`, recorded
+//! under its own key so that its redeliveries replay it.
+//!
+//! # Which hold a result names
+//!
+//! At an occurrence without `max_per_actor` (one booking per actor, Part 1) the hold is the
+//! actor's *current* one — its latest — and the table applies as written: a ref other than
+//! the current hold's is `R' != R`. With `max_per_actor` (repeat purchases) the booking is
+//! located by (occ_key, ref) only; a ref naming no booking of the actor is `no_hold`.
+//!
 //! Choices where DESIGN.md leaves room, and why:
-//! - A redelivered `paid` is answered from its [`SettlementRecord`] (the first outcome, marked
-//!   `replayed`) and writes nothing, so a caller never refunds twice.
-//! - Money is checked before anything else, and only against a hold carrying the same ref (a
-//!   hold under another ref has another price): a `paid` result whose `currency` or `amount`
-//!   differs from that hold's is [`Settlement::Rejected`], records nothing and changes nothing.
-//!   A redelivery of it is rejected again. The money is still at the provider: alert.
+//! - Money is checked only when a hold is about to be confirmed (a live one, or a revived
+//!   one): a `paid` whose `currency` or `amount` differs is [`Settlement::Rejected`],
+//!   records nothing and confirms nothing; a `payment_rejected` event raises the alarm, once
+//!   per (ref, actor, provider_ref). A replay is answered before any money check.
 //! - A hold met lapsed by a settlement is expired in the same commit (it gets its
-//!   `hold_expired` event), whatever the result says — except for a rejected result or a
-//!   replay, which write nothing.
-//! - For a released or expired hold under another ref the reason is `ref_mismatch` (the table
-//!   allows `no_hold` too): the actor's record exists, the ref is not its.
+//!   `hold_expired` event), whatever the result says — except for a replay or a rejection.
+//! - For a released or expired hold under another ref the reason is `ref_mismatch` (the
+//!   table allows `no_hold` too): the actor has a hold, and the ref is not its.
+//! - With `late_payment: revive`, a `paid` for a lapsed, expired or released booking
+//!   confirms it (event `hold_confirmed` with `revived: true`) if every capacity it touches
+//!   has room now (lapsed holds and offers counted out, the waiting list's offers counted
+//!   in), the actor's limits allow it, and the actor has no other current booking at a
+//!   one-booking occurrence; otherwise it is the refund signal the table says.
+//! - A refund signal carries the amount to refund: the result's, else the price of the
+//!   actor's booking under that ref, else none (a payment naming nothing, without amount).
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
 
+use crate::catalogue::LatePayment;
 use crate::contract::{
     ActorId, Amount, Currency, DomainEvent, EventKind, NoHoldReason, OccKey, PaymentResult, PaymentStatus, ProviderRef,
     Ref,
 };
-use crate::holds::{Hold, HoldView, SeatDelta};
+use crate::holds::{Hold, HoldState, HoldView, Need, Room, make_room};
+use crate::records::{Change, Loaded, LoadedExt, Record, RecordKey, Step, UsageDelta, nanos};
+use crate::waitlist;
 
-/// A refund signal: money was taken for a seat that is not the payer's. The caller must
-/// refund it (with `provider_ref`, when the result carried one).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A refund signal: money was taken that must go back. The caller must refund it (with
+/// `provider_ref`, when known).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
     /// The occurrence the payment was for.
     pub occ_key: OccKey,
     /// Who paid.
     pub actor: ActorId,
     /// The ref the payment came under.
+    #[serde(rename = "ref")]
     pub hold_ref: Ref,
-    /// Why it cannot be booked.
+    /// Why it cannot be kept.
     pub reason: NoHoldReason,
-    /// The amount to refund: the result's, else the price of the hold it names, else unknown.
+    /// The amount to refund: the result's, else the price of the booking it names, else
+    /// unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<Amount>,
     /// The currency of `amount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<Currency>,
     /// The provider's payment id, if the result carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_ref: Option<ProviderRef>,
 }
 
@@ -63,7 +95,7 @@ impl Refund {
         DomainEvent {
             occ_key: self.occ_key.clone(),
             actor: self.actor.clone(),
-            hold_ref: self.hold_ref.clone(),
+            hold_ref: Some(self.hold_ref.clone()),
             at,
             kind: EventKind::RefundRequired {
                 reason: self.reason,
@@ -75,8 +107,10 @@ impl Refund {
     }
 }
 
-/// Why a `paid` result was refused. Nothing was changed or recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+/// Why a `paid` result was refused. Nothing was confirmed or recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RejectReason {
     /// The result's amount differs from the hold's price (compared as decimals). Wire value
     /// `amount_mismatch`.
@@ -108,21 +142,23 @@ impl RejectReason {
 }
 
 /// The outcome of settling one payment result.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
 #[must_use = "a PaidButNoHold outcome is a refund the caller must make"]
+#[non_exhaustive]
 pub enum Settlement {
-    /// The hold is paid and its seats sold. `replayed`: this result had already confirmed it.
+    /// The hold is paid and its seats sold. `replayed`: this payment had already confirmed it.
     Confirmed {
         /// Whether this is a redelivery of a result already applied.
         replayed: bool,
     },
     /// The payment failed or expired and the hold's seats were freed.
     Released,
-    /// Nothing to do (a failure for a hold that is gone, paid, lapsed or another attempt's; or
-    /// a redelivered failure).
+    /// Nothing to do (a failure for a hold that is gone, paid, lapsed or another attempt's;
+    /// a redelivered failure; or a `pending` status from a provider).
     Noop,
-    /// Money arrived for a seat that is gone: refund it. `replayed`: this signal was already
-    /// given for this result (do not refund twice).
+    /// Money arrived that must go back: refund it. `replayed`: this signal was already given
+    /// for this payment (do not refund twice).
     PaidButNoHold {
         /// What to refund, and why.
         refund: Refund,
@@ -133,6 +169,7 @@ pub enum Settlement {
     /// the money is with the provider.
     Rejected {
         /// What did not match.
+        #[serde(flatten)]
         reason: RejectReason,
     },
 }
@@ -150,168 +187,300 @@ impl Settlement {
         }
     }
 
-    /// Whether this answer repeats an earlier one for the same result.
+    /// Whether this answer repeats an earlier one for the same payment.
     pub fn is_replay(&self) -> bool {
         matches!(self, Self::Confirmed { replayed: true } | Self::PaidButNoHold { replayed: true, .. })
     }
 }
 
-/// How a `paid` result was accounted: exactly one of these per (occurrence, actor, ref).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a `paid` result was accounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PaidOutcome {
-    /// It confirmed the hold.
-    Confirmed,
+    /// It confirmed the booking (`revived`: a late payment, under `late_payment: revive`).
+    Confirmed {
+        /// Whether it revived a hold that had lapsed or ended.
+        #[serde(default)]
+        revived: bool,
+    },
     /// It was answered with this refund signal.
     Refund(Refund),
 }
 
-/// The durable record that a `paid` result for (occ_key, actor, ref) was answered with a
-/// refund signal. A store keeps at most one per key (insert-if-absent), so a redelivery,
-/// however reordered or raced, answers the same signal as a replay (invariant 3).
-///
-/// The engine writes records for refunds only: a confirmation's record is the hold itself,
-/// confirmed under that ref, which no operation ever changes again. Stores must still store
-/// and return [`PaidOutcome::Confirmed`] records faithfully (the conformance suite checks it),
-/// so a store or a future version may record confirmations too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettlementRecord {
+/// The durable record that a `paid` result was accounted — one per payment, inserted only if
+/// absent, in the same commit as its effect. It answers every redelivery (invariants 3 and
+/// 5) and is the payment side of the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
     /// The occurrence.
     pub occ_key: OccKey,
     /// The payer.
     pub actor: ActorId,
     /// The ref the payment came under.
+    #[serde(rename = "ref")]
     pub hold_ref: Ref,
+    /// The provider's payment id, if the result carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_ref: Option<ProviderRef>,
+    /// Whether this is a second, different payment for an accounted ref (keyed by its
+    /// provider ref).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// The money received: the result's amount, else the booking's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Amount>,
+    /// Its currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Currency>,
     /// How it was accounted.
     pub outcome: PaidOutcome,
     /// When.
+    #[serde(with = "nanos")]
     pub settled_at: OffsetDateTime,
 }
 
-impl SettlementRecord {
-    fn answer(&self) -> Settlement {
+impl PaymentRecord {
+    /// Its key.
+    pub fn key(&self) -> RecordKey {
+        RecordKey::Payment {
+            hold_ref: self.hold_ref.clone(),
+            actor: self.actor.clone(),
+            provider_ref: if self.duplicate { self.provider_ref.clone() } else { None },
+        }
+    }
+
+    /// What a redelivery of this payment answers.
+    pub fn replay(&self) -> Settlement {
         match &self.outcome {
-            PaidOutcome::Confirmed => Settlement::Confirmed { replayed: true },
+            PaidOutcome::Confirmed { .. } => Settlement::Confirmed { replayed: true },
             PaidOutcome::Refund(refund) => Settlement::PaidButNoHold { refund: refund.clone(), replayed: true },
         }
     }
 }
 
-/// What settling writes, as one atomic change.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SettlementWrite {
-    /// The payer's hold in its new state, if it changes.
-    pub hold: Option<Hold>,
-    /// The change to the occurrence's counters.
-    pub seats: SeatDelta,
-    /// The record of a `paid` result, inserted only if absent.
-    pub record: Option<SettlementRecord>,
-    /// Events, in order.
-    pub events: Vec<DomainEvent>,
-}
-
-/// What [`decide_settlement`] decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettlementDecision {
-    /// The answer once committed.
-    pub outcome: Settlement,
-    /// What to commit; `None` when nothing changes.
-    pub write: Option<SettlementWrite>,
-}
-
-/// Decide how a payment result settles, by the truth table in this module's docs.
-///
-/// `hold` is the payer's hold record at `result.occ_key` (`None` if there is none, or no such
-/// occurrence); `record` is the settlement record for (occ_key, actor, ref), if any.
-pub fn decide_settlement(
-    hold: Option<&Hold>,
-    record: Option<&SettlementRecord>,
-    result: &PaymentResult,
-    now: OffsetDateTime,
-) -> SettlementDecision {
-    let same_ref = hold.filter(|h| h.hold_ref == result.hold_ref);
+/// The keys settling `result` loads first.
+pub(crate) fn settle_keys(result: &PaymentResult) -> Vec<RecordKey> {
+    let mut keys = vec![RecordKey::Booking(result.hold_ref.clone()), RecordKey::Actor(result.actor.clone())];
     if result.status == PaymentStatus::Paid {
-        if let Some(reason) = same_ref.and_then(|h| money_mismatch(h, result)) {
-            return SettlementDecision { outcome: Settlement::Rejected { reason }, write: None };
-        }
-        if let Some(record) = record {
-            return SettlementDecision { outcome: record.answer(), write: None };
+        keys.push(first_key(result));
+        if let Some(p) = &result.provider_ref {
+            keys.push(RecordKey::Payment {
+                hold_ref: result.hold_ref.clone(),
+                actor: result.actor.clone(),
+                provider_ref: Some(p.clone()),
+            });
         }
     }
+    keys.push(RecordKey::Waitlist);
+    keys
+}
 
-    let mut write = SettlementWrite { events: Vec::with_capacity(2), ..SettlementWrite::default() };
-    // A lapsed hold met here ends here (invariant 7), whatever the result says.
-    if let Some((expired, delta, event)) = hold.and_then(|h| h.lapse(now)) {
-        write.hold = Some(expired);
-        write.seats = delta;
-        write.events.push(event);
-    }
+fn first_key(result: &PaymentResult) -> RecordKey {
+    RecordKey::Payment { hold_ref: result.hold_ref.clone(), actor: result.actor.clone(), provider_ref: None }
+}
 
-    let outcome = match result.status {
-        PaymentStatus::Paid => {
-            let verdict = match hold {
-                None => Err(NoHoldReason::NoHold),
-                Some(h) => match (h.view(now), h.hold_ref == result.hold_ref) {
-                    (HoldView::Live, true) => Ok(h),
-                    (HoldView::Confirmed, true) => {
-                        // Confirmed under this ref but no record: cannot happen with a
-                        // conforming store (the record is committed with the confirmation);
-                        // answer as the replay it is and write nothing.
-                        return SettlementDecision { outcome: Settlement::Confirmed { replayed: true }, write: None };
-                    }
-                    (HoldView::Confirmed, false) => Err(NoHoldReason::AlreadyPaid),
-                    (HoldView::Lapsed | HoldView::Expired, true) => Err(NoHoldReason::Expired),
-                    (HoldView::Released, true) => Err(NoHoldReason::Released),
-                    (_, false) => Err(NoHoldReason::RefMismatch),
-                },
-            };
-            match verdict {
-                Ok(h) => {
-                    let (confirmed, delta, event) = h.confirm(now);
-                    write.hold = Some(confirmed);
-                    write.seats = write.seats.plus(delta);
-                    write.events.push(event);
-                    // No settlement record: the hold, confirmed under this ref, is the record.
-                    // It never changes again, and it answers every redelivery as a replay.
-                    Settlement::Confirmed { replayed: false }
-                }
-                Err(reason) => {
-                    let refund = refund_for(result, reason, same_ref);
-                    write.events.push(refund.event(now));
-                    write.record = Some(record_for(result, PaidOutcome::Refund(refund.clone()), now));
-                    Settlement::PaidButNoHold { refund, replayed: false }
-                }
-            }
-        }
-        PaymentStatus::Failed | PaymentStatus::Expired => match same_ref {
-            Some(h) if h.view(now) == HoldView::Live => {
-                let (released, delta, event) = h.release(now);
-                write.hold = Some(released);
-                write.seats = write.seats.plus(delta);
-                write.events.push(event);
-                Settlement::Released
-            }
-            _ => Settlement::Noop,
+/// Decide how a payment result settles: by the truth table in this module's docs, with
+/// replays and second payments answered from the [`PaymentRecord`]s first.
+pub fn decide_settlement(view: &impl Loaded, result: &PaymentResult, now: OffsetDateTime) -> Step<Settlement> {
+    // The actor's booking under this ref (another actor's booking is none of theirs).
+    let named = view.booking(&result.hold_ref).filter(|b| b.actor == result.actor);
+    match result.status {
+        PaymentStatus::Failed | PaymentStatus::Expired => match named {
+            Some(_) => match crate::holds::ops_release(view, &result.hold_ref, now) {
+                Step::Write(c, crate::holds::AbandonOutcome::Released) => Step::Write(c, Settlement::Released),
+                Step::Write(c, _) => Step::Write(c, Settlement::Noop),
+                _ => Step::Answer(Settlement::Noop),
+            },
+            None => Step::Answer(Settlement::Noop),
         },
+        PaymentStatus::Paid => decide_paid(view, result, named, now),
+    }
+}
+
+fn decide_paid(
+    view: &impl Loaded,
+    result: &PaymentResult,
+    named: Option<&Hold>,
+    now: OffsetDateTime,
+) -> Step<Settlement> {
+    if let Some(first) = view.payment(&first_key(result)) {
+        let same = match (&first.provider_ref, &result.provider_ref) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        if same {
+            return Step::Answer(first.replay());
+        }
+        let dup_key = RecordKey::Payment {
+            hold_ref: result.hold_ref.clone(),
+            actor: result.actor.clone(),
+            provider_ref: result.provider_ref.clone(),
+        };
+        if let Some(dup) = view.payment(&dup_key) {
+            return Step::Answer(dup.replay());
+        }
+        // A second, different charge for an accounted checkout: refund it.
+        let (amount, currency) = match (result.amount, result.currency) {
+            (None, None) => {
+                (first.amount.or(named.map(|b| b.price.amount)), first.currency.or(named.map(|b| b.price.currency)))
+            }
+            (a, c) => (a, c),
+        };
+        let refund = refund_of(result, NoHoldReason::DuplicatePayment, amount, currency);
+        let mut change = Change::default();
+        change.events.push(refund.event(now));
+        let mut rec = record(result, amount, currency, PaidOutcome::Refund(refund.clone()), now);
+        rec.duplicate = true;
+        change.put(Record::Payment(rec));
+        return Step::Write(change, Settlement::PaidButNoHold { refund, replayed: false });
+    }
+
+    let mut change = Change::default();
+    let Some(occ) = view.occurrence() else {
+        return refund_step(change, result, NoHoldReason::NoHold, None, now);
     };
-    let write = (!write.events.is_empty()).then_some(write);
-    SettlementDecision { outcome, write }
+    let cfg = &occ.config;
+    let actor = view.actor(&result.actor);
+    // At a one-booking occurrence the table reads the actor's current hold.
+    let one_booking = cfg.max_per_actor().is_none();
+    let hold = match named {
+        Some(b) if one_booking && actor.and_then(|a| a.current.as_ref()) != Some(&b.hold_ref) => None,
+        other => other,
+    };
+    let Some(hold) = hold else {
+        let reason = match actor {
+            Some(a) if one_booking && a.live.is_some() => NoHoldReason::RefMismatch,
+            Some(a) if one_booking && a.confirmed_ref.is_some() => NoHoldReason::AlreadyPaid,
+            Some(a) if one_booking && a.current.is_some() => NoHoldReason::RefMismatch,
+            _ => NoHoldReason::NoHold,
+        };
+        return refund_step(change, result, reason, named, now);
+    };
+
+    let view_now = hold.view(now);
+    if view_now == HoldView::Live {
+        if let Some(reason) = money_mismatch(hold, result) {
+            return Step::Answer(Settlement::Rejected { reason });
+        }
+        let (confirmed, deltas, events) = hold.confirm(cfg, now, false);
+        change.deltas.extend(&deltas);
+        change.events.extend(events);
+        if let Some(a) = actor {
+            change.put(Record::Actor(a.confirmed(&hold.hold_ref, hold.quantity)));
+        }
+        change.put(Record::Booking(confirmed));
+        change.put(Record::Payment(record(
+            result,
+            result.amount.or(Some(hold.price.amount)),
+            result.currency.or(Some(hold.price.currency)),
+            PaidOutcome::Confirmed { revived: false },
+            now,
+        )));
+        return Step::Write(change, Settlement::Confirmed { replayed: false });
+    }
+
+    let reason = match view_now {
+        HoldView::Lapsed | HoldView::Expired => NoHoldReason::Expired,
+        HoldView::Released => NoHoldReason::Released,
+        HoldView::Cancelled => NoHoldReason::Cancelled,
+        // Confirmed with no payment record: a free booking (or one whose record was pruned).
+        _ => NoHoldReason::AlreadyPaid,
+    };
+    if matches!(view_now, HoldView::Lapsed | HoldView::Expired | HoldView::Released)
+        && cfg.late_payment() == LatePayment::Revive
+        && money_mismatch(hold, result).is_none()
+    {
+        // No room, or the actor may not have it: the refund below.
+        if let Some(step) = revive(view, result, hold, now) {
+            return step;
+        }
+    }
+    // A lapsed hold met here ends here.
+    if let Some((expired, freed, event)) = hold.lapse(cfg, now) {
+        change.deltas.extend(&freed);
+        change.put(Record::Booking(expired));
+        change.events.push(event);
+        waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
+    }
+    refund_step(change, result, reason, Some(hold), now)
 }
 
-fn money_mismatch(hold: &Hold, result: &PaymentResult) -> Option<RejectReason> {
-    if let Some(paid) = result.currency.filter(|c| *c != hold.price.currency) {
-        return Some(RejectReason::CurrencyMismatch { expected: hold.price.currency, paid });
+/// Confirm a lapsed or ended hold after all, if there is room and the actor may have it.
+/// `None`: refund instead.
+fn revive(view: &impl Loaded, result: &PaymentResult, hold: &Hold, now: OffsetDateTime) -> Option<Step<Settlement>> {
+    let occ = view.occurrence()?;
+    let cfg = &occ.config;
+    let actor = view.actor(&result.actor);
+    let others_live = actor.and_then(|a| a.live_at(now)).filter(|l| l.hold_ref != hold.hold_ref);
+    match cfg.max_per_actor() {
+        None if others_live.is_some() || actor.is_some_and(|a| a.confirmed_ref.is_some()) => return None,
+        Some(max) => {
+            let have =
+                u64::from(actor.map_or(0, |a| a.confirmed_seats)) + others_live.map_or(0, |l| u64::from(l.quantity));
+            if have + u64::from(hold.quantity) > u64::from(max) {
+                return None;
+            }
+        }
+        None => {}
     }
-    if let Some(paid) = result.amount.filter(|a| *a != hold.price.amount) {
-        return Some(RejectReason::AmountMismatch { expected: hold.price.amount, paid });
+    let mut change = Change::default();
+    // A hold still held (lapsed) gives its held seats back first; the booking then takes
+    // them, or others, as sold seats.
+    if hold.state == HoldState::Held {
+        change.deltas.extend(&hold.deltas(cfg, UsageDelta::held(1).negated()));
     }
-    None
+    let mut as_ended = hold.clone();
+    as_ended.state = HoldState::Expired;
+    change.put(Record::Booking(as_ended.clone()));
+    let needs: Vec<Need> = if hold.lines.is_empty() {
+        vec![(vec![crate::catalogue::Dim::Total], UsageDelta::confirmed(hold.quantity))]
+    } else {
+        hold.lines.iter().map(|l| (cfg.dims_of(Some(&l.tier)), UsageDelta::confirmed(l.quantity))).collect()
+    };
+    match make_room(view, occ, &mut change, &needs, Some(&result.actor), now) {
+        Room::Fits => {}
+        Room::NeedDue(n) => return Some(Step::LoadDue(n)),
+        Room::Full { .. } => return None,
+    }
+    let (confirmed, _, events) = as_ended.confirm(cfg, now, true);
+    change.events.extend(events);
+    change.put(Record::Booking(confirmed));
+    let summary =
+        actor.cloned().unwrap_or_else(|| crate::holds::ActorRecord::new(hold.occ_key.clone(), hold.actor.clone()));
+    change.put(Record::Actor(summary.confirmed(&hold.hold_ref, hold.quantity)));
+    change.put(Record::Payment(record(
+        result,
+        result.amount.or(Some(hold.price.amount)),
+        result.currency.or(Some(hold.price.currency)),
+        PaidOutcome::Confirmed { revived: true },
+        now,
+    )));
+    Some(Step::Write(change, Settlement::Confirmed { replayed: false }))
 }
 
-fn refund_for(result: &PaymentResult, reason: NoHoldReason, same_ref: Option<&Hold>) -> Refund {
-    let (amount, currency) = match (result.amount, result.currency, same_ref) {
+fn refund_step(
+    mut change: Change,
+    result: &PaymentResult,
+    reason: NoHoldReason,
+    named: Option<&Hold>,
+    now: OffsetDateTime,
+) -> Step<Settlement> {
+    let (amount, currency) = match (result.amount, result.currency, named) {
         (None, None, Some(h)) => (Some(h.price.amount), Some(h.price.currency)),
-        (amount, currency, _) => (amount, currency),
+        (a, c, _) => (a, c),
     };
+    let refund = refund_of(result, reason, amount, currency);
+    change.events.push(refund.event(now));
+    change.put(Record::Payment(record(result, amount, currency, PaidOutcome::Refund(refund.clone()), now)));
+    Step::Write(change, Settlement::PaidButNoHold { refund, replayed: false })
+}
+
+fn refund_of(
+    result: &PaymentResult,
+    reason: NoHoldReason,
+    amount: Option<Amount>,
+    currency: Option<Currency>,
+) -> Refund {
     Refund {
         occ_key: result.occ_key.clone(),
         actor: result.actor.clone(),
@@ -323,12 +492,32 @@ fn refund_for(result: &PaymentResult, reason: NoHoldReason, same_ref: Option<&Ho
     }
 }
 
-fn record_for(result: &PaymentResult, outcome: PaidOutcome, now: OffsetDateTime) -> SettlementRecord {
-    SettlementRecord {
+fn record(
+    result: &PaymentResult,
+    amount: Option<Amount>,
+    currency: Option<Currency>,
+    outcome: PaidOutcome,
+    now: OffsetDateTime,
+) -> PaymentRecord {
+    PaymentRecord {
         occ_key: result.occ_key.clone(),
         actor: result.actor.clone(),
         hold_ref: result.hold_ref.clone(),
+        provider_ref: result.provider_ref.clone(),
+        duplicate: false,
+        amount,
+        currency,
         outcome,
         settled_at: now,
     }
+}
+
+fn money_mismatch(hold: &Hold, result: &PaymentResult) -> Option<RejectReason> {
+    if let Some(paid) = result.currency.filter(|c| *c != hold.price.currency) {
+        return Some(RejectReason::CurrencyMismatch { expected: hold.price.currency, paid });
+    }
+    if let Some(paid) = result.amount.filter(|a| *a != hold.price.amount) {
+        return Some(RejectReason::AmountMismatch { expected: hold.price.amount, paid });
+    }
+    None
 }

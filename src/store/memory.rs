@@ -3,11 +3,10 @@
 //! Layout: occurrences live in cells, one `Mutex` per occurrence, found through a fixed
 //! number of read-mostly shards. Different occurrences never wait on one another's lock;
 //! the only state all threads share is the outbox id counter (one atomic add per commit).
-//! Each cell keeps its holds, its settlement records, its expiry index (holds bucketed by
-//! the second they lapse, stale entries dropped lazily) and its slice of the outbox.
+//! Each cell keeps its occurrence, its records in a hash map, its expiry index (records by
+//! due time, kept in step with every write) and its slice of the outbox.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -16,10 +15,11 @@ use foldhash::HashMap;
 use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
-use super::{Commit, CommitError, Conflict, LoadRequest, Snapshot, Store, StoreError, Versioned};
-use crate::contract::{ActorId, EventId, OccKey, OutboxEvent, Ref};
-use crate::holds::{Hold, HoldState, Occurrence};
-use crate::settlement::SettlementRecord;
+use super::{
+    Commit, CommitError, Conflict, Due, OccurrenceGuard, Snapshot, Store, StoreError, WriteOp, validate_commit,
+};
+use crate::contract::{EventId, OccKey, OutboxEvent};
+use crate::records::{Occurrence, Record, RecordKey, RecordKind, Versioned};
 
 const SHARDS: usize = 64;
 
@@ -29,14 +29,14 @@ type Shard = RwLock<HashMap<OccKey, Arc<Mutex<Cell>>>>;
 /// An in-memory [`Store`]: `Send + Sync`, one lock per occurrence, O(1) work per operation.
 ///
 /// Cost: a request, settlement or per-occurrence lookup touches one occurrence's cell. The
-/// cross-occurrence operations — the sweep's `lapsed_holds(None, …)`, `pending_events` and
-/// `ack_events` — visit every occurrence's cell once per call, so they cost
+/// cross-occurrence operations — the sweep's `due(None, …)`, `pending_events`, `ack_events`
+/// and `occurrences` — visit every occurrence's cell once per call, so they cost
 /// O(occurrences + results): independent of the number of holds, but not of the number of
-/// occurrences.
+/// occurrences. `scan` sorts the records of one kind of one occurrence.
 ///
-/// Nothing survives the process. Settlement records (one per `paid` result) and ended holds
-/// are kept for the life of the store, since they are what answers redeliveries; size a
-/// long-running process accordingly, or use a persistent store.
+/// Nothing survives the process. Ended holds and payment records are kept for the life of
+/// the store, since they are what answers redeliveries; size a long-running process
+/// accordingly, or use a persistent store.
 #[derive(Debug)]
 pub struct MemoryStore {
     shards: Box<[Shard]>,
@@ -47,11 +47,9 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Cell {
     occurrence: Option<Occurrence>,
-    holds: HashMap<ActorId, Versioned<Hold>>,
-    /// Held holds by the unix second they lapse in: (expires_at, actor, version written). An
-    /// entry is stale, and dropped when met, once its hold record has another version.
-    expiry: BTreeMap<i64, Vec<(OffsetDateTime, ActorId, u64)>>,
-    settlements: HashMap<(ActorId, Ref), SettlementRecord>,
+    records: HashMap<RecordKey, Versioned<Record>>,
+    /// The expiry index: every record with a due time, by (due time, key).
+    due: BTreeSet<(OffsetDateTime, RecordKey)>,
     outbox: VecDeque<OutboxEvent>,
 }
 
@@ -94,119 +92,113 @@ impl MemoryStore {
         shard.entry(key.clone()).or_default().clone()
     }
 
-    fn all_cells(&self) -> Vec<Arc<Mutex<Cell>>> {
+    fn all_cells(&self) -> Vec<(OccKey, Arc<Mutex<Cell>>)> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
-            out.extend(shard.read().unwrap_or_else(PoisonError::into_inner).values().cloned());
+            let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+            out.extend(shard.iter().map(|(k, c)| (k.clone(), c.clone())));
         }
         out
     }
 }
 
 impl Cell {
-    /// Visit the held, lapsed holds of this cell in expiry order (oldest first), dropping
-    /// stale index entries on the way; stop when `visit` returns false.
-    fn for_each_lapsed(&mut self, now: OffsetDateTime, mut visit: impl FnMut(&Versioned<Hold>) -> bool) {
-        let holds = &self.holds;
-        let mut emptied = Vec::new();
-        let mut stopped = false;
-        for (&second, entries) in self.expiry.range_mut(..=now.unix_timestamp()) {
-            // One order-preserving pass: drop stale entries, visit due ones.
-            entries.retain(|(expires_at, actor, version)| {
-                if stopped {
-                    return true;
-                }
-                let current = holds.get(actor).filter(|h| {
-                    h.version == *version && h.value.state == HoldState::Held && h.value.expires_at == *expires_at
-                });
-                match current {
-                    None => false,
-                    Some(h) if h.value.expires_at <= now => {
-                        stopped = !visit(h);
-                        true
-                    }
-                    Some(_) => true,
-                }
-            });
-            if entries.is_empty() {
-                emptied.push(second);
-            }
-            if stopped {
+    fn due_upto(&self, occ_key: &OccKey, now: OffsetDateTime, limit: usize, out: &mut Vec<Due>) {
+        for (t, key) in self.due.iter() {
+            if *t > now || out.len() >= limit {
                 break;
             }
-        }
-        for second in emptied {
-            self.expiry.remove(&second);
+            if let Some(r) = self.records.get(key) {
+                out.push(Due { occ_key: occ_key.clone(), record: r.clone() });
+            }
         }
     }
 
-    fn check(&self, c: &Commit) -> Result<(), Conflict> {
-        let touches_seats = !c.seats.is_zero() || !c.holds.is_empty();
-        if touches_seats {
-            let Some(occ) = self.occurrence.as_ref() else {
-                return Err(Conflict::UnknownOccurrence);
-            };
-            let capacity = c.configure.map_or(occ.config.capacity(), |cfg| cfg.capacity());
-            let held = occ.held as i128 + i128::from(c.seats.held);
-            let confirmed = occ.confirmed as i128 + i128::from(c.seats.confirmed);
-            if held < 0 || confirmed < 0 {
-                return Err(Conflict::UnknownOccurrence);
+    /// Check every guard; on success, the occurrence as the commit leaves it.
+    fn check(&self, c: &Commit) -> Result<Option<Occurrence>, CommitError> {
+        let next_occ = match (&c.occurrence, &self.occurrence) {
+            (OccurrenceGuard::Unchecked, occ) => occ.clone(),
+            (OccurrenceGuard::At(v), Some(occ)) if occ.config_version == *v => Some(occ.clone()),
+            (OccurrenceGuard::Create(cfg), None) => Some(Occurrence::new(c.occ_key.clone(), cfg.clone())),
+            (OccurrenceGuard::Update { expected, config }, Some(occ)) if occ.config_version == *expected => {
+                let mut next = occ.clone();
+                next.config = config.clone();
+                next.config_version = expected + 1;
+                Some(next)
             }
-            if c.admits_seats() && held + confirmed > i128::from(capacity) {
-                return Err(Conflict::Capacity);
-            }
-        }
-        for (i, w) in c.holds.iter().enumerate() {
-            if c.holds[..i].iter().any(|o| o.hold.actor == w.hold.actor) {
-                return Err(Conflict::HoldChanged { actor: w.hold.actor.clone() });
-            }
-            if w.hold.occ_key != c.occ_key {
-                return Err(Conflict::UnknownOccurrence);
-            }
-            let found = self.holds.get(&w.hold.actor).map(|h| h.version);
+            _ => return Err(Conflict::Occurrence.into()),
+        };
+        // Record guards before the counters: arithmetic on counters means something only if
+        // every record the commit decided from is as it was read (a counter going negative
+        // after that is a bug, not a race).
+        for w in &c.records {
+            let found = self.records.get(&w.key).map(|r| r.version);
             if found != w.expected {
-                return Err(Conflict::HoldChanged { actor: w.hold.actor.clone() });
+                return Err(Conflict::Record { key: w.key.clone() }.into());
             }
         }
-        if let Some(rec) = &c.settlement {
-            if self.settlements.contains_key(&(rec.actor.clone(), rec.hold_ref.clone())) {
-                return Err(Conflict::SettlementExists);
+        let next_occ = match next_occ {
+            Some(mut occ) => {
+                if !c.deltas.is_empty() {
+                    for (dim, _) in &c.deltas {
+                        if occ.config.capacity_of(dim).is_none() {
+                            return Err(CommitError::Invalid(format!("no dimension {dim} at {}", c.occ_key)));
+                        }
+                    }
+                    occ.counters = occ
+                        .counters
+                        .apply(&c.deltas)
+                        .map_err(|dim| CommitError::Invalid(format!("counter {dim} would go negative")))?;
+                    if c.admits {
+                        for (dim, _) in &c.deltas {
+                            if let Some(Some(cap)) = occ.config.capacity_of(dim) {
+                                if occ.counters.get(dim).total() > cap {
+                                    return Err(Conflict::Capacity { dim: dim.clone() }.into());
+                                }
+                            }
+                        }
+                    }
+                }
+                // Dimensions a new configuration drops must count nothing.
+                if occ.counters.iter().any(|(d, u)| u.total() > 0 && occ.config.capacity_of(d).is_none()) {
+                    return Err(Conflict::Occurrence.into());
+                }
+                let config = occ.config.clone();
+                occ.counters.retain(|d| config.capacity_of(d).is_some());
+                Some(occ)
             }
-        }
-        Ok(())
+            None if c.deltas.is_empty() => None,
+            None => return Err(Conflict::Occurrence.into()),
+        };
+        Ok(next_occ)
     }
 
-    fn apply(&mut self, c: Commit, first_event_id: u64) {
-        if let Some(cfg) = c.configure {
-            match &mut self.occurrence {
-                Some(occ) => occ.config = cfg,
-                None => self.occurrence = Some(Occurrence::new(c.occ_key.clone(), cfg)),
-            }
-        }
-        if let Some(occ) = &mut self.occurrence {
-            // `check` proved both results are non-negative.
-            occ.held = (occ.held as i128 + i128::from(c.seats.held)) as u64;
-            occ.confirmed = (occ.confirmed as i128 + i128::from(c.seats.confirmed)) as u64;
-        }
-        for w in c.holds {
+    fn apply(&mut self, c: Commit, occ: Option<Occurrence>, first_event_id: u64) {
+        self.occurrence = occ;
+        for w in c.records {
             let version = w.expected.map_or(1, |v| v + 1);
-            if w.hold.state == HoldState::Held {
-                let e = w.hold.expires_at;
-                // Keep each second's entries sorted by expiry; with a steady clock the new
-                // entry goes at the end.
-                let bucket = self.expiry.entry(e.unix_timestamp()).or_default();
-                let at = bucket.partition_point(|(other, _, _)| *other <= e);
-                bucket.insert(at, (e, w.hold.actor.clone(), version));
-            }
-            match self.holds.entry(w.hold.actor.clone()) {
-                Entry::Occupied(mut o) => *o.get_mut() = Versioned { version, value: w.hold },
-                Entry::Vacant(v) => {
-                    v.insert(Versioned { version, value: w.hold });
+            let old_due = self.records.get(&w.key).and_then(|r| r.value.due());
+            match w.op {
+                WriteOp::Check => continue,
+                WriteOp::Put(record) => {
+                    let new_due = record.due();
+                    if old_due != new_due {
+                        if let Some(t) = old_due {
+                            self.due.remove(&(t, w.key.clone()));
+                        }
+                        if let Some(t) = new_due {
+                            self.due.insert((t, w.key.clone()));
+                        }
+                    }
+                    self.records.insert(w.key, Versioned { version, value: record });
+                }
+                WriteOp::Delete => {
+                    if let Some(t) = old_due {
+                        self.due.remove(&(t, w.key.clone()));
+                    }
+                    self.records.remove(&w.key);
                 }
             }
-        }
-        if let Some(rec) = c.settlement {
-            self.settlements.insert((rec.actor.clone(), rec.hold_ref.clone()), rec);
         }
         for (i, event) in c.events.into_iter().enumerate() {
             self.outbox.push_back(OutboxEvent { id: EventId(first_event_id + i as u64), event });
@@ -215,72 +207,80 @@ impl Cell {
 }
 
 impl Store for MemoryStore {
-    fn load(&self, req: LoadRequest<'_>) -> Result<Snapshot, StoreError> {
-        let Some(cell) = self.cell(req.occ_key) else {
-            return Ok(Snapshot::default());
+    fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError> {
+        let Some(cell) = self.cell(occ_key) else {
+            return Ok(Snapshot { occurrence: None, records: vec![None; keys.len()] });
         };
         let cell = lock(&cell);
-        let hold = req.actor.and_then(|a| cell.holds.get(a).cloned());
-        let settlement = match (req.actor, req.settlement_ref) {
-            (Some(a), Some(r)) if !cell.settlements.is_empty() => {
-                cell.settlements.get(&(a.clone(), r.clone())).cloned()
-            }
-            _ => None,
-        };
-        Ok(Snapshot { occurrence: cell.occurrence.clone(), hold, settlement })
+        Ok(Snapshot {
+            occurrence: cell.occurrence.clone(),
+            records: keys.iter().map(|k| cell.records.get(k).cloned()).collect(),
+        })
     }
 
-    fn lapsed_holds(
-        &self,
-        occ_key: Option<&OccKey>,
-        now: OffsetDateTime,
-        limit: usize,
-    ) -> Result<Vec<Versioned<Hold>>, StoreError> {
+    fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError> {
         let mut out = Vec::new();
-        let cells = match occ_key {
-            Some(k) => self.cell(k).into_iter().collect(),
-            None => self.all_cells(),
-        };
-        for cell in cells {
-            if out.len() >= limit {
-                break;
+        match occ_key {
+            Some(k) => {
+                if let Some(cell) = self.cell(k) {
+                    lock(&cell).due_upto(k, now, limit, &mut out);
+                }
             }
-            lock(&cell).for_each_lapsed(now, |h| {
-                out.push(h.clone());
-                out.len() < limit
-            });
+            None => {
+                for (k, cell) in self.all_cells() {
+                    lock(&cell).due_upto(&k, now, limit, &mut out);
+                }
+                out.sort_by_key(|d| d.record.value.due());
+                out.truncate(limit);
+            }
         }
         Ok(out)
     }
 
-    fn lapsed_seats(&self, occ_key: &OccKey, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let Some(cell) = self.cell(occ_key) else {
-            return Ok(0);
-        };
-        let mut seats = 0u64;
-        lock(&cell).for_each_lapsed(now, |h| {
-            seats += u64::from(h.value.quantity);
-            true
-        });
-        Ok(seats)
+    fn scan(
+        &self,
+        occ_key: &OccKey,
+        kind: RecordKind,
+        after: Option<&RecordKey>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Record>>, StoreError> {
+        let Some(cell) = self.cell(occ_key) else { return Ok(Vec::new()) };
+        let cell = lock(&cell);
+        let mut found: Vec<(&RecordKey, &Versioned<Record>)> =
+            cell.records.iter().filter(|(k, _)| k.kind() == kind && after.is_none_or(|a| *k > a)).collect();
+        found.sort_by(|a, b| a.0.cmp(b.0));
+        Ok(found.into_iter().take(limit).map(|(_, r)| r.clone()).collect())
+    }
+
+    fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
+        let mut keys: Vec<OccKey> = self
+            .all_cells()
+            .into_iter()
+            .filter(|(k, c)| after.is_none_or(|a| k > a) && lock(c).occurrence.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort();
+        keys.truncate(limit);
+        Ok(keys)
     }
 
     fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        validate_commit(&commit).map_err(CommitError::Invalid)?;
         let cell = self.cell_or_create(&commit.occ_key);
         let mut cell = lock(&cell);
-        cell.check(&commit)?;
+        let occ = cell.check(&commit)?;
         let first = if commit.events.is_empty() {
             0
         } else {
             self.next_event.fetch_add(commit.events.len() as u64, Ordering::Relaxed)
         };
-        cell.apply(commit, first);
+        cell.apply(commit, occ, first);
         Ok(())
     }
 
     fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
         let mut out = Vec::new();
-        for cell in self.all_cells() {
+        for (_, cell) in self.all_cells() {
             out.extend(lock(&cell).outbox.iter().take(limit).cloned());
         }
         out.sort_unstable_by_key(|e| e.id);
@@ -293,7 +293,7 @@ impl Store for MemoryStore {
         if left.is_empty() {
             return Ok(());
         }
-        for cell in self.all_cells() {
+        for (_, cell) in self.all_cells() {
             let mut cell = lock(&cell);
             while cell.outbox.front().is_some_and(|e| left.remove(&e.id)) {
                 cell.outbox.pop_front();
@@ -310,6 +310,10 @@ impl Store for MemoryStore {
             }
             if left.is_empty() {
                 break;
+            }
+            // Shrink a drained outbox's buffer so acknowledged events give their memory back.
+            if cell.outbox.is_empty() && cell.outbox.capacity() > 64 {
+                cell.outbox.shrink_to_fit();
             }
         }
         Ok(())

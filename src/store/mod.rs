@@ -1,58 +1,65 @@
 //! The storage boundary: what the engine asks of a store, and what a store guarantees.
 //!
 //! Owns: the [`Store`] trait (blocking) and its twin [`AsyncStore`], the unit of change
-//! ([`Commit`]) and what one operation reads ([`Snapshot`]), their errors, the in-memory
-//! default [`MemoryStore`], and (behind the `conformance` feature) the generic
-//! [`conformance`] suite every store must pass.
+//! ([`Commit`]: seat deltas, conditional record writes, events) and what one operation reads
+//! ([`Snapshot`]), their errors, the in-memory default [`MemoryStore`], and (feature
+//! `postgres`) [`PostgresStore`](postgres::PostgresStore).
 //!
 //! May not touch: the rules. A store never decides whether a hold fits or how a payment
-//! settles; it loads records, enforces the guards written in a [`Commit`], and applies the
-//! whole commit or none of it.
+//! settles; it keeps occurrences and [`Record`]s, enforces the guards written in a
+//! [`Commit`], and applies the whole commit or none of it. It never interprets a record
+//! beyond [`Record::due`] (for the expiry index) and [`Record::key`].
 //!
 //! # The contract a store must keep
 //!
-//! 1. **Atomic commit.** [`Store::commit`] applies everything in the [`Commit`] — occurrence
-//!    configuration, seat counters, hold writes, the settlement record and the outbox events —
-//!    or nothing. A commit that returns `Ok` is durable for the store's durability level.
-//! 2. **Guards, checked at commit time against the current state, never against what was
-//!    loaded:**
-//!    - *capacity:* a commit that admits seats ([`Commit::admits_seats`]: its net seat change
-//!      is positive, or it writes a hold in state `Held`, i.e. places one) must be refused
-//!      with [`Conflict::Capacity`] unless `held + confirmed <= capacity` after it (capacity as
-//!      set by `configure` in the same commit, if any). The second condition matters: a
-//!      request that replaces lapsed holds places seats with a net change of zero or less,
-//!      and if the capacity was lowered after it was decided it must not go in. A commit that
-//!      admits nothing (a confirmation, a release, an expiry) is never refused for capacity:
-//!      lowering the capacity revokes nothing;
-//!    - *hold versions:* a [`HoldWrite`] with `expected: None` must find no record for that
-//!      (occurrence, actor), and one with `expected: Some(v)` must find version `v`; otherwise
-//!      [`Conflict::HoldChanged`]. Each applied write stores the hold with version `v + 1`
-//!      (`1` for a new record);
-//!    - *settlement records:* inserted only if no record exists for (occ_key, actor, ref),
-//!      otherwise [`Conflict::SettlementExists`];
-//!    - seat changes or hold writes for an occurrence that does not exist:
-//!      [`Conflict::UnknownOccurrence`].
+//! The consistency boundary is one occurrence: one commit changes one occurrence, atomically,
+//! under one lock (or its equivalent); every operation reads and writes O(1) records.
 //!
-//!    A lost guard is a [`CommitError::Conflict`]: retryable, nothing written. It must never
-//!    be a silent overwrite.
-//! 3. **O(1) per operation.** Loading and committing touch a constant number of records
-//!    (the occurrence's counters, a few holds, one settlement record, a few events), whatever
-//!    the number of holds the occurrence has. No whole-occurrence document is read or
-//!    rewritten per hold.
-//! 4. **An expiry index.** [`Store::lapsed_holds`] finds held holds with
-//!    `expires_at <= now` without scanning live or ended ones.
+//! 1. **Atomic commit.** [`Store::commit`] applies everything in the [`Commit`] — the
+//!    occurrence's configuration, its seat counters, every record write and the outbox
+//!    events — or nothing. A commit that returns `Ok` is durable for the store's durability
+//!    level.
+//! 2. **Guards, checked at commit time against the current state, never against what was
+//!    loaded** (object_store's `PutMode`, per record):
+//!    - *occurrence* ([`OccurrenceGuard`]): `At(v)` — it exists at config version `v`;
+//!      `Create` — it does not exist; `Update { expected }` — it exists at version
+//!      `expected` (the new configuration is stored at `expected + 1`); `Unchecked` — nothing
+//!      asserted, and then the commit must carry no seat deltas. Otherwise
+//!      [`Conflict::Occurrence`];
+//!    - *records* ([`RecordWrite`]): `expected: None` — no record under the key;
+//!      `expected: Some(v)` — the record is at version `v`; whatever the [`WriteOp`]
+//!      (`Check` writes nothing, `Put` stores the record at `v + 1`, or `1` if new,
+//!      `Delete` removes it). Otherwise [`Conflict::Record`];
+//!    - *capacity*: seat deltas are added to the occurrence's counters per dimension; when
+//!      [`Commit::admits`] is set, every dimension the deltas touch must stay within its cap
+//!      (the caps of the configuration the commit leaves, from
+//!      [`OccurrenceConfig::capacity_of`]), otherwise [`Conflict::Capacity`]. A commit that
+//!      does not admit seats (a confirmation, a release, an expiry) is never refused for
+//!      capacity: lowering a capacity revokes nothing.
+//!
+//!    A lost guard is a [`CommitError::Conflict`]: retryable, nothing written. It must
+//!    never be a silent overwrite. A commit that is malformed — a counter that would go
+//!    negative, one key written twice, a record put under another key, seat deltas on a
+//!    dimension the configuration does not have, deltas with an `Unchecked` occurrence — is
+//!    not a race: it is refused with [`CommitError::Invalid`] and the engine does not retry
+//!    it.
+//! 3. **O(1) per operation.** Loading and committing touch the occurrence and the records
+//!    named, whatever the number of records the occurrence has. No whole-occurrence document
+//!    is read or rewritten per hold.
+//! 4. **An expiry index.** Every record whose [`Record::due`] is `Some(t)` is found by
+//!    [`Store::due`] once `t <= now`, oldest first, without scanning the others; the index
+//!    follows every write.
 //! 5. **An ordered outbox.** Committed events get ids ([`EventId`]) that never repeat; within
 //!    one occurrence ids increase in commit order, and [`Store::pending_events`] yields events
-//!    oldest first until [`Store::ack_events`] removes them. Acknowledging must reliably delete.
+//!    oldest first until [`Store::ack_events`] removes them. Acknowledging must reliably
+//!    delete.
 //! 6. **A lost acknowledgement is safe.** If a commit was applied but the caller saw an error,
 //!    a retry of the whole operation loads the committed state and answers the same outcome;
 //!    the store needs nothing special for this beyond 1 and 2.
 //!
-//! Run [`conformance`] against your store to check all of this (enable the `conformance`
-//! feature in your dev-dependencies).
+//! The conformance suite ([`conformance`](crate::conformance), feature `conformance`) checks
+//! all of this, clause by clause, against any store.
 
-#[cfg(any(test, feature = "conformance"))]
-pub mod conformance;
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -65,57 +72,69 @@ use std::future::Future;
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::contract::{ActorId, DomainEvent, EventId, OccKey, OutboxEvent, Ref};
-use crate::holds::{Hold, HoldState, Occurrence, OccurrenceConfig, SeatDelta};
-use crate::settlement::SettlementRecord;
+use crate::catalogue::{Dim, OccurrenceConfig};
+use crate::contract::{DomainEvent, EventId, OccKey, OutboxEvent};
+pub use crate::records::{Occurrence, Record, RecordKey, RecordKind, UsageDelta, Version, Versioned};
 
-/// A record's version, for conditional writes. Starts at 1 and grows by 1 per write.
-pub type Version = u64;
-
-/// A record with the version it was read at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Versioned<T> {
-    /// The version read.
-    pub version: Version,
-    /// The record.
-    pub value: T,
-}
-
-impl<T> std::borrow::Borrow<T> for Versioned<T> {
-    fn borrow(&self) -> &T {
-        &self.value
-    }
-}
-
-/// What one operation needs to read, all of it O(1) records.
-#[derive(Debug, Clone, Copy)]
-pub struct LoadRequest<'a> {
-    /// The occurrence (its configuration and counters).
-    pub occ_key: &'a OccKey,
-    /// Load this actor's hold record at the occurrence.
-    pub actor: Option<&'a ActorId>,
-    /// Load the settlement record for (occ_key, actor, this ref). Ignored without `actor`.
-    pub settlement_ref: Option<&'a Ref>,
-}
-
-/// What a [`LoadRequest`] found.
+/// What a [`Store::load`] found: the occurrence, and one entry per key asked for (in order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Snapshot {
     /// The occurrence, if it exists.
     pub occurrence: Option<Occurrence>,
-    /// The actor's hold record, if any.
-    pub hold: Option<Versioned<Hold>>,
-    /// The settlement record, if any.
-    pub settlement: Option<SettlementRecord>,
+    /// The records, in the order of the keys asked for (`None`: absent).
+    pub records: Vec<Option<Versioned<Record>>>,
 }
 
-/// Write one hold record, guarded by the version it was read at.
+/// A record the expiry index says is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HoldWrite {
-    /// `None`: the record must not exist yet. `Some(v)`: it must be at version `v`.
+pub struct Due {
+    /// Its occurrence.
+    pub occ_key: OccKey,
+    /// The record, with its version.
+    pub record: Versioned<Record>,
+}
+
+/// What a commit asserts about (and does to) its occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OccurrenceGuard {
+    /// Nothing asserted: the occurrence may or may not exist. The commit must carry no seat
+    /// deltas (a refund signal for an unknown occurrence, say).
+    Unchecked,
+    /// The occurrence exists at this config version.
+    At(Version),
+    /// Create the occurrence with this configuration; it must not exist.
+    Create(OccurrenceConfig),
+    /// Replace the configuration of the occurrence at config version `expected`; counters are
+    /// kept (dimensions the new configuration drops must count nothing).
+    Update {
+        /// The config version it must be at.
+        expected: Version,
+        /// The new configuration.
+        config: OccurrenceConfig,
+    },
+}
+
+/// What a [`RecordWrite`] does once its guard holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // a commit holds a few of these, briefly
+pub enum WriteOp {
+    /// Nothing: the guard alone (the record was read for the decision).
+    Check,
+    /// Store this record (its [`Record::key`] must be the write's key).
+    Put(Record),
+    /// Remove the record.
+    Delete,
+}
+
+/// A conditional write of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordWrite {
+    /// The record's key.
+    pub key: RecordKey,
+    /// `None`: no record may exist under the key. `Some(v)`: it must be at version `v`.
     pub expected: Option<Version>,
-    /// The hold's new state (keyed by `hold.occ_key` and `hold.actor`).
-    pub hold: Hold,
+    /// What to do.
+    pub op: WriteOp,
 }
 
 /// One operation's whole change to one occurrence, applied atomically (see the module docs
@@ -124,35 +143,29 @@ pub struct HoldWrite {
 pub struct Commit {
     /// The occurrence changed.
     pub occ_key: OccKey,
-    /// Create the occurrence, or change its capacity and TTL; counters are kept.
-    pub configure: Option<OccurrenceConfig>,
-    /// Change to the seat counters, under the capacity guard.
-    pub seats: SeatDelta,
-    /// Hold records written, at most one per actor.
-    pub holds: Vec<HoldWrite>,
-    /// A settlement record to insert if absent.
-    pub settlement: Option<SettlementRecord>,
+    /// What the occurrence must be, and any configuration written.
+    pub occurrence: OccurrenceGuard,
+    /// Changes to the seat counters, per dimension (one entry per dimension).
+    pub deltas: Vec<(Dim, UsageDelta)>,
+    /// Whether the capacity guard applies (the commit admits seats).
+    pub admits: bool,
+    /// Conditional record writes (one per key).
+    pub records: Vec<RecordWrite>,
     /// Events to append to the outbox, in order.
     pub events: Vec<DomainEvent>,
 }
 
 impl Commit {
-    /// An empty commit for an occurrence.
+    /// A commit that asserts nothing and changes nothing, for `occ_key`.
     pub fn new(occ_key: OccKey) -> Self {
         Self {
             occ_key,
-            configure: None,
-            seats: SeatDelta::default(),
-            holds: Vec::new(),
-            settlement: None,
+            occurrence: OccurrenceGuard::Unchecked,
+            deltas: Vec::new(),
+            admits: false,
+            records: Vec::new(),
             events: Vec::new(),
         }
-    }
-
-    /// Whether this commit admits seats — its net seat change is positive, or it places a hold
-    /// (writes one in state `Held`) — and so falls under the capacity guard.
-    pub fn admits_seats(&self) -> bool {
-        self.seats.net() > 0 || self.holds.iter().any(|w| w.hold.state == HoldState::Held)
     }
 }
 
@@ -169,27 +182,31 @@ pub enum StoreError {
     /// version). Not retryable: needs an operator.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The store refused a malformed commit ([`CommitError::Invalid`]): a bug in seathold or
+    /// in the store, not a race. Not retryable: report it.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Which guard of a [`Commit`] failed. Nothing was written; reload and decide again.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum Conflict {
-    /// The seats no longer fit the capacity.
-    #[error("capacity guard failed")]
-    Capacity,
-    /// A hold record is not at the expected version.
-    #[error("hold of {actor} changed since it was read")]
-    HoldChanged {
-        /// Whose hold.
-        actor: ActorId,
+    /// The seats no longer fit this dimension's cap.
+    #[error("capacity guard failed on {dim}")]
+    Capacity {
+        /// The dimension.
+        dim: Dim,
     },
-    /// A settlement record for this (occurrence, actor, ref) already exists.
-    #[error("settlement already recorded")]
-    SettlementExists,
-    /// The occurrence does not exist (or the counters would go negative).
-    #[error("occurrence missing or counters inconsistent")]
-    UnknownOccurrence,
+    /// A record is not at the expected version (or exists / does not exist).
+    #[error("record {key} changed since it was read")]
+    Record {
+        /// The record.
+        key: RecordKey,
+    },
+    /// The occurrence is not as expected: created, removed or reconfigured since it was read.
+    #[error("occurrence changed since it was read")]
+    Occurrence,
 }
 
 /// Why a commit was not applied.
@@ -199,44 +216,58 @@ pub enum CommitError {
     /// A guard failed: nothing was written. Reload and decide again.
     #[error("conflict: {0}")]
     Conflict(#[from] Conflict),
+    /// The commit is malformed (see the module docs): nothing was written, and retrying
+    /// cannot help.
+    #[error("invalid commit: {0}")]
+    Invalid(String),
     /// The store failed; the commit may or may not have been applied.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// A blocking store. Small, `&self`, and contractual: read the [module docs](self) before
-/// implementing it, then run [`conformance`] against it. Every `Store` is also an
+/// implementing it, then run the conformance suite against it. Every `Store` is also an
 /// [`AsyncStore`] (through a blanket implementation), so one engine serves both.
 pub trait Store: Send + Sync {
-    /// Load what one operation needs. Must read O(1) records.
+    /// The occurrence `occ_key` and the records `keys` of it. Must read O(`keys`) records.
     ///
     /// # Errors
     /// [`StoreError`] if the store failed.
-    fn load(&self, req: LoadRequest<'_>) -> Result<Snapshot, StoreError>;
+    fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError>;
 
-    /// Up to `limit` holds in state `Held` with `expires_at <= now`, from the expiry index:
-    /// of one occurrence if `occ_key` is given (oldest first), else of any occurrences.
+    /// Up to `limit` records due at `now` (`Record::due() <= now`), oldest first: of one
+    /// occurrence if `occ_key` is given, else of any (the sweep; a store shared by several
+    /// sweepers may lease what it returns so they take disjoint batches).
     ///
     /// # Errors
     /// [`StoreError`] if the store failed.
-    fn lapsed_holds(
+    fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError>;
+
+    /// Up to `limit` records of one kind of an occurrence, in a stable store-defined order,
+    /// after `after` (a key a previous page ended on). For listings (the ledger, an actor's
+    /// bookings), not for decisions: it is O(records of that kind).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store failed.
+    fn scan(
         &self,
-        occ_key: Option<&OccKey>,
-        now: OffsetDateTime,
+        occ_key: &OccKey,
+        kind: RecordKind,
+        after: Option<&RecordKey>,
         limit: usize,
-    ) -> Result<Vec<Versioned<Hold>>, StoreError>;
+    ) -> Result<Vec<Versioned<Record>>, StoreError>;
 
-    /// Seats in holds of this occurrence in state `Held` with `expires_at <= now`. Work is
-    /// proportional to the lapsed holds not yet expired, which the sweep keeps small.
+    /// Up to `limit` occurrence keys in ascending order, after `after`.
     ///
     /// # Errors
     /// [`StoreError`] if the store failed.
-    fn lapsed_seats(&self, occ_key: &OccKey, now: OffsetDateTime) -> Result<u64, StoreError>;
+    fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError>;
 
     /// Apply a commit atomically, checking its guards against the current state.
     ///
     /// # Errors
     /// [`CommitError::Conflict`] if a guard failed (nothing written);
+    /// [`CommitError::Invalid`] if the commit is malformed (nothing written);
     /// [`CommitError::Store`] if the store failed (outcome unknown).
     fn commit(&self, commit: Commit) -> Result<(), CommitError>;
 
@@ -258,20 +289,28 @@ pub trait Store: Send + Sync {
 /// I/O (such as PostgreSQL). No runtime is assumed. Every [`Store`] is an `AsyncStore`.
 pub trait AsyncStore: Send + Sync {
     /// As [`Store::load`].
-    fn load(&self, req: LoadRequest<'_>) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
-    /// As [`Store::lapsed_holds`].
-    fn lapsed_holds(
+    fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
+    /// As [`Store::due`].
+    fn due(
         &self,
         occ_key: Option<&OccKey>,
         now: OffsetDateTime,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Versioned<Hold>>, StoreError>> + Send;
-    /// As [`Store::lapsed_seats`].
-    fn lapsed_seats(
+    ) -> impl Future<Output = Result<Vec<Due>, StoreError>> + Send;
+    /// As [`Store::scan`].
+    fn scan(
         &self,
         occ_key: &OccKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+        kind: RecordKind,
+        after: Option<&RecordKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Versioned<Record>>, StoreError>> + Send;
+    /// As [`Store::occurrences`].
+    fn occurrences(
+        &self,
+        after: Option<&OccKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OccKey>, StoreError>> + Send;
     /// As [`Store::commit`].
     fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
     /// As [`Store::pending_events`].
@@ -281,23 +320,32 @@ pub trait AsyncStore: Send + Sync {
 }
 
 impl<S: Store + ?Sized> AsyncStore for S {
-    fn load(&self, req: LoadRequest<'_>) -> impl Future<Output = Result<Snapshot, StoreError>> + Send {
-        std::future::ready(Store::load(self, req))
+    fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> impl Future<Output = Result<Snapshot, StoreError>> + Send {
+        std::future::ready(Store::load(self, occ_key, keys))
     }
-    fn lapsed_holds(
+    fn due(
         &self,
         occ_key: Option<&OccKey>,
         now: OffsetDateTime,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Versioned<Hold>>, StoreError>> + Send {
-        std::future::ready(Store::lapsed_holds(self, occ_key, now, limit))
+    ) -> impl Future<Output = Result<Vec<Due>, StoreError>> + Send {
+        std::future::ready(Store::due(self, occ_key, now, limit))
     }
-    fn lapsed_seats(
+    fn scan(
         &self,
         occ_key: &OccKey,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        std::future::ready(Store::lapsed_seats(self, occ_key, now))
+        kind: RecordKind,
+        after: Option<&RecordKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Versioned<Record>>, StoreError>> + Send {
+        std::future::ready(Store::scan(self, occ_key, kind, after, limit))
+    }
+    fn occurrences(
+        &self,
+        after: Option<&OccKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OccKey>, StoreError>> + Send {
+        std::future::ready(Store::occurrences(self, after, limit))
     }
     fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send {
         std::future::ready(Store::commit(self, commit))
@@ -311,19 +359,23 @@ impl<S: Store + ?Sized> AsyncStore for S {
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
-    fn load(&self, req: LoadRequest<'_>) -> Result<Snapshot, StoreError> {
-        (**self).load(req)
+    fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError> {
+        (**self).load(occ_key, keys)
     }
-    fn lapsed_holds(
+    fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError> {
+        (**self).due(occ_key, now, limit)
+    }
+    fn scan(
         &self,
-        occ_key: Option<&OccKey>,
-        now: OffsetDateTime,
+        occ_key: &OccKey,
+        kind: RecordKind,
+        after: Option<&RecordKey>,
         limit: usize,
-    ) -> Result<Vec<Versioned<Hold>>, StoreError> {
-        (**self).lapsed_holds(occ_key, now, limit)
+    ) -> Result<Vec<Versioned<Record>>, StoreError> {
+        (**self).scan(occ_key, kind, after, limit)
     }
-    fn lapsed_seats(&self, occ_key: &OccKey, now: OffsetDateTime) -> Result<u64, StoreError> {
-        (**self).lapsed_seats(occ_key, now)
+    fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
+        (**self).occurrences(after, limit)
     }
     fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         (**self).commit(commit)
@@ -334,4 +386,32 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn ack_events(&self, ids: &[EventId]) -> Result<(), StoreError> {
         (**self).ack_events(ids)
     }
+}
+
+/// Check what a store can check of a commit without its state: one write per key, puts
+/// under their own key, deltas only with an occurrence guard, one entry per dimension.
+/// Stores call it first and answer [`CommitError::Invalid`] on failure.
+///
+/// # Errors
+/// A description of what is malformed.
+pub fn validate_commit(c: &Commit) -> Result<(), String> {
+    for (i, w) in c.records.iter().enumerate() {
+        if c.records[..i].iter().any(|o| o.key == w.key) {
+            return Err(format!("record {} written twice", w.key));
+        }
+        if let WriteOp::Put(r) = &w.op {
+            if r.key() != w.key {
+                return Err(format!("record put under {} has key {}", w.key, r.key()));
+            }
+        }
+    }
+    for (i, (d, _)) in c.deltas.iter().enumerate() {
+        if c.deltas[..i].iter().any(|(o, _)| o == d) {
+            return Err(format!("dimension {d} changed twice"));
+        }
+    }
+    if matches!(c.occurrence, OccurrenceGuard::Unchecked) && c.deltas.iter().any(|(_, d)| !d.is_zero()) {
+        return Err("seat deltas on an unchecked occurrence".to_owned());
+    }
+    Ok(())
 }

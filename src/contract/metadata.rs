@@ -1,0 +1,50 @@
+//! `metadata`: a caller's JSON object kept with a booking as a snapshot (the buyer's answers
+//! to a shop's questions, say). Carried, stored and returned; never read by a rule.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use super::error::ParseError;
+
+/// The largest metadata object accepted, in bytes of compact JSON.
+pub const MAX_METADATA_BYTES: usize = 4 * 1024;
+
+/// A JSON object of at most [`MAX_METADATA_BYTES`] bytes (compact), kept as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata(Map<String, Value>);
+
+impl Metadata {
+    /// Check and wrap a JSON value.
+    ///
+    /// # Errors
+    /// [`ParseError::WrongType`] unless it is an object; [`ParseError::TooLarge`] past
+    /// [`MAX_METADATA_BYTES`].
+    pub fn from_value(v: &Value) -> Result<Self, ParseError> {
+        let Value::Object(map) = v else {
+            return Err(ParseError::WrongType { field: "metadata", expected: "a JSON object" });
+        };
+        let len = serde_json::to_string(map).map(|s| s.len()).unwrap_or(usize::MAX);
+        if len > MAX_METADATA_BYTES {
+            return Err(ParseError::TooLarge { len, max: MAX_METADATA_BYTES });
+        }
+        Ok(Self(map.clone()))
+    }
+
+    /// The object.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Self::from_value(&v).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,317 @@
+//! Every operation the engine runs through its one loop: which occurrence, which records to
+//! load first, and which pure decision to call. Nothing here decides anything.
+
+use time::{Duration, OffsetDateTime};
+
+use super::run::{Operation, View};
+use crate::catalogue::{
+    BlockOutcome, BlockRefusal, ConfigError, OccurrenceConfig, SetPriceError, decide_block, decide_configure,
+    decide_set_price, decide_unblock,
+};
+use crate::contract::{ActorId, BlockName, CheckoutRequest, Money, OccKey, PaymentResult, Ref, TierName};
+use crate::holds::{
+    AbandonOutcome, CancelOutcome, CancelRefusal, ExtendRefusal, HoldRequest, RequestOutcome, RequestRefusal,
+    decide_abandon, decide_cancel, decide_expiry, decide_extend, decide_request, request_keys,
+};
+use crate::records::{Loaded, RecordKey, Step};
+use crate::settlement::{Settlement, decide_settlement, settle_keys};
+use crate::tickets::{CheckIn, decide_check_in};
+use crate::waitlist::{Joined, WaitlistRefusal, decide_join, decide_leave};
+
+/// Never refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("never")]
+pub enum Never {}
+
+pub(crate) struct Configure<'a> {
+    pub(crate) occ_key: &'a OccKey,
+    pub(crate) config: &'a OccurrenceConfig,
+    pub(crate) create_only: bool,
+}
+
+impl Operation for Configure<'_> {
+    type Output = bool;
+    type Refusal = OpenRefusal;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        vec![RecordKey::Waitlist]
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<bool>, OpenRefusal> {
+        if self.create_only && view.occurrence().is_some() {
+            return Err(OpenRefusal::Exists);
+        }
+        decide_configure(view, self.config, now).map_err(OpenRefusal::Config)
+    }
+}
+
+/// Why opening or configuring an occurrence was refused. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenRefusal {
+    /// The configuration is inconsistent, or would strand seats (see the variant).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// [`create`](crate::Engine::create) found the occurrence already there: use
+    /// [`open`](crate::Engine::open) to change it.
+    #[error("the occurrence exists already")]
+    Exists,
+}
+
+pub(crate) struct Request<'a>(pub(crate) &'a HoldRequest);
+
+impl Operation for Request<'_> {
+    type Output = RequestOutcome;
+    type Refusal = RequestRefusal;
+    fn occ_key(&self) -> &OccKey {
+        &self.0.occ_key
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        request_keys(self.0)
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<RequestOutcome>, RequestRefusal> {
+        decide_request(view, self.0, now)
+    }
+}
+
+pub(crate) struct Settle<'a>(pub(crate) &'a PaymentResult);
+
+impl Operation for Settle<'_> {
+    type Output = Settlement;
+    type Refusal = Never;
+    fn occ_key(&self) -> &OccKey {
+        &self.0.occ_key
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        settle_keys(self.0)
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<Settlement>, Never> {
+        Ok(decide_settlement(view, self.0, now))
+    }
+}
+
+pub(crate) struct Expire<'a> {
+    pub(crate) occ_key: &'a OccKey,
+    pub(crate) key: &'a RecordKey,
+}
+
+impl Operation for Expire<'_> {
+    type Output = u32;
+    type Refusal = Never;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        let mut keys = vec![self.key.clone()];
+        if self.key != &RecordKey::Waitlist {
+            keys.push(RecordKey::Waitlist);
+        }
+        keys
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<u32>, Never> {
+        Ok(decide_expiry(view, self.key, now))
+    }
+}
+
+pub(crate) struct SetPrice<'a> {
+    pub(crate) occ_key: &'a OccKey,
+    pub(crate) tier: &'a TierName,
+    pub(crate) price: Money,
+}
+
+/// Why a price change failed: no occurrence, or the change itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PriceRefusal {
+    /// No occurrence has this key.
+    #[error("unknown occurrence")]
+    UnknownOccurrence,
+    /// The change was refused.
+    #[error(transparent)]
+    Price(#[from] SetPriceError),
+}
+
+impl Operation for SetPrice<'_> {
+    type Output = ();
+    type Refusal = PriceRefusal;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        Vec::new()
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<()>, PriceRefusal> {
+        let occ = view.occurrence().ok_or(PriceRefusal::UnknownOccurrence)?;
+        let held = occ.counters.get(&crate::catalogue::Dim::Tier(self.tier.clone())).held;
+        let locking = occ.config.tier(self.tier).is_some_and(|t| t.lock_price_while_held);
+        // Only a lock needs to know which held seats are live: lapsed ones never block.
+        let live = match view.due() {
+            _ if !locking || held == 0 => held,
+            None => return Ok(Step::LoadDue(usize::try_from(held).unwrap_or(usize::MAX).saturating_add(1))),
+            Some((due, _)) => {
+                let lapsed: u64 = due
+                    .iter()
+                    .filter_map(|r| match r {
+                        crate::records::Record::Booking(h) if h.view(now) == crate::holds::HoldView::Lapsed => Some(
+                            h.lines.iter().filter(|l| &l.tier == self.tier).map(|l| u64::from(l.quantity)).sum::<u64>(),
+                        ),
+                        _ => None,
+                    })
+                    .sum();
+                held.saturating_sub(lapsed)
+            }
+        };
+        let config = decide_set_price(&occ.config, self.tier, self.price, live)?;
+        if config == occ.config {
+            return Ok(Step::Answer(()));
+        }
+        let change = crate::records::Change { config: Some(config), ..Default::default() };
+        Ok(Step::Write(change, ()))
+    }
+}
+
+pub(crate) struct BlockOp<'a> {
+    pub(crate) occ_key: &'a OccKey,
+    pub(crate) block: &'a BlockName,
+    /// `None`: unblock.
+    pub(crate) seats: Option<(u32, Option<&'a TierName>)>,
+}
+
+impl Operation for BlockOp<'_> {
+    type Output = BlockOutcome;
+    type Refusal = BlockRefusal;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        vec![RecordKey::Block(self.block.clone()), RecordKey::Waitlist]
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<BlockOutcome>, BlockRefusal> {
+        match self.seats {
+            Some((seats, tier)) => decide_block(view, self.block, seats, tier, now),
+            None => decide_unblock(view, self.block, now),
+        }
+    }
+}
+
+pub(crate) struct CheckInOp<'a> {
+    pub(crate) occ_key: &'a OccKey,
+    pub(crate) hold_ref: &'a Ref,
+    pub(crate) index: u32,
+}
+
+impl Operation for CheckInOp<'_> {
+    type Output = CheckIn;
+    type Refusal = Never;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        vec![RecordKey::Booking(self.hold_ref.clone())]
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<CheckIn>, Never> {
+        Ok(decide_check_in(view, self.hold_ref, self.index, now))
+    }
+}
+
+pub(crate) struct Cancel<'a> {
+    pub(crate) occ_key: &'a OccKey,
+    pub(crate) hold_ref: &'a Ref,
+    pub(crate) tickets: Option<&'a [u32]>,
+}
+
+impl Operation for Cancel<'_> {
+    type Output = CancelOutcome;
+    type Refusal = CancelRefusal;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        vec![RecordKey::Booking(self.hold_ref.clone()), RecordKey::Waitlist]
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<CancelOutcome>, CancelRefusal> {
+        decide_cancel(view, self.hold_ref, self.tickets, now)
+    }
+}
+
+pub(crate) struct Wait<'a> {
+    pub(crate) occ_key: &'a OccKey,
+    pub(crate) actor: &'a ActorId,
+    pub(crate) tier: Option<&'a TierName>,
+    /// `None`: leave.
+    pub(crate) seats: Option<u32>,
+}
+
+/// What joining or leaving answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitOutcome {
+    Joined(Joined),
+    Left(bool),
+}
+
+impl Operation for Wait<'_> {
+    type Output = WaitOutcome;
+    type Refusal = WaitlistRefusal;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        vec![RecordKey::Waitlist]
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<WaitOutcome>, WaitlistRefusal> {
+        Ok(match self.seats {
+            Some(seats) => map_step(decide_join(view, self.actor, self.tier, seats, now)?, WaitOutcome::Joined),
+            None => map_step(decide_leave(view, self.actor, self.tier, now)?, WaitOutcome::Left),
+        })
+    }
+}
+
+pub(crate) struct Extend<'a> {
+    pub(crate) occ_key: &'a OccKey,
+    pub(crate) hold_ref: &'a Ref,
+    pub(crate) by: Duration,
+}
+
+impl Operation for Extend<'_> {
+    type Output = CheckoutRequest;
+    type Refusal = ExtendRefusal;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        vec![RecordKey::Booking(self.hold_ref.clone())]
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<CheckoutRequest>, ExtendRefusal> {
+        decide_extend(view, self.hold_ref, self.by, now)
+    }
+}
+
+pub(crate) struct Abandon<'a> {
+    pub(crate) occ_key: &'a OccKey,
+    pub(crate) actor: &'a ActorId,
+    pub(crate) hold_ref: &'a Ref,
+}
+
+impl Operation for Abandon<'_> {
+    type Output = AbandonOutcome;
+    type Refusal = Never;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        vec![RecordKey::Booking(self.hold_ref.clone()), RecordKey::Actor(self.actor.clone()), RecordKey::Waitlist]
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<AbandonOutcome>, Never> {
+        Ok(decide_abandon(view, self.actor, self.hold_ref, now))
+    }
+}
+
+fn map_step<T, U>(s: Step<T>, f: impl FnOnce(T) -> U) -> Step<U> {
+    match s {
+        Step::Answer(t) => Step::Answer(f(t)),
+        Step::Write(c, t) => Step::Write(c, f(t)),
+        Step::Load(k) => Step::Load(k),
+        Step::LoadDue(n) => Step::LoadDue(n),
+    }
+}

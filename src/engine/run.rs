@@ -1,0 +1,168 @@
+//! The one engine loop every operation runs: load -> decide (pure) -> commit, and on a lost
+//! race (a [`Conflict`](crate::store::Conflict)) load and decide again, a bounded number of
+//! times. Generic over [`AsyncStore`]; the blocking engine runs the same futures.
+
+use std::collections::HashMap;
+
+use time::OffsetDateTime;
+
+use super::error::OpError;
+use crate::contract::OccKey;
+use crate::records::{Change, Loaded, Occurrence, Record, RecordKey, Step, Versioned};
+use crate::store::{AsyncStore, Commit, CommitError, OccurrenceGuard, RecordWrite, StoreError, WriteOp};
+
+/// One engine operation: which occurrence, what to load first, and the pure decision.
+pub(crate) trait Operation {
+    /// What it answers.
+    type Output;
+    /// What the rules may refuse.
+    type Refusal;
+    /// The occurrence it reads and writes.
+    fn occ_key(&self) -> &OccKey;
+    /// The records to load first.
+    fn keys(&self) -> Vec<RecordKey>;
+    /// Decide on what was loaded.
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<Self::Output>, Self::Refusal>;
+}
+
+/// What one attempt of an operation has loaded: the [`Loaded`] a decision reads.
+#[derive(Debug)]
+pub(crate) struct View {
+    occurrence: Option<Occurrence>,
+    records: HashMap<RecordKey, Option<Versioned<Record>>>,
+    due: Option<(Vec<Record>, bool)>,
+    rounds: u32,
+}
+
+impl Loaded for View {
+    fn occurrence(&self) -> Option<&Occurrence> {
+        self.occurrence.as_ref()
+    }
+    fn get(&self, key: &RecordKey) -> Option<&Record> {
+        self.records.get(key).and_then(|r| r.as_ref()).map(|r| &r.value)
+    }
+    fn is_loaded(&self, key: &RecordKey) -> bool {
+        self.records.contains_key(key)
+    }
+    fn due(&self) -> Option<(&[Record], bool)> {
+        self.due.as_ref().map(|(d, complete)| (d.as_slice(), *complete))
+    }
+}
+
+/// The most extra load rounds one decision may ask for (a decision asking for more is a bug).
+const MAX_ROUNDS: u32 = 16;
+
+impl View {
+    fn add(&mut self, keys: Vec<RecordKey>, found: Vec<Option<Versioned<Record>>>) {
+        for (k, r) in keys.into_iter().zip(found) {
+            self.records.entry(k).or_insert(r);
+        }
+    }
+
+    /// The guarded commit of `change`: every record loaded is checked at the version read
+    /// (and written if the change puts it), the occurrence at its config version.
+    fn commit(&self, occ_key: &OccKey, change: Change) -> Result<Commit, StoreError> {
+        let occurrence = match (&self.occurrence, change.config) {
+            (None, None) => OccurrenceGuard::Unchecked,
+            (None, Some(config)) => OccurrenceGuard::Create(config),
+            (Some(o), None) => OccurrenceGuard::At(o.config_version),
+            (Some(o), Some(config)) => OccurrenceGuard::Update { expected: o.config_version, config },
+        };
+        let mut records = Vec::with_capacity(self.records.len());
+        for rec in change.puts {
+            let key = rec.key();
+            let Some(loaded) = self.records.get(&key) else {
+                return Err(StoreError::Internal(format!("a decision wrote {key} without reading it")));
+            };
+            records.push(RecordWrite { key, expected: loaded.as_ref().map(|r| r.version), op: WriteOp::Put(rec) });
+        }
+        for key in change.deletes {
+            let Some(loaded) = self.records.get(&key) else {
+                return Err(StoreError::Internal(format!("a decision deleted {key} without reading it")));
+            };
+            records.push(RecordWrite { expected: loaded.as_ref().map(|r| r.version), key, op: WriteOp::Delete });
+        }
+        for (key, loaded) in &self.records {
+            if !records.iter().any(|w| &w.key == key) {
+                records.push(RecordWrite {
+                    key: key.clone(),
+                    expected: loaded.as_ref().map(|r| r.version),
+                    op: WriteOp::Check,
+                });
+            }
+        }
+        Ok(Commit {
+            occ_key: occ_key.clone(),
+            occurrence,
+            deltas: change.deltas.into_vec(),
+            admits: change.admits,
+            records,
+            events: change.events,
+        })
+    }
+}
+
+/// Run `op` to its answer: load, decide, commit; on a conflict, again (up to `attempts`).
+pub(crate) async fn run<S: AsyncStore, O: Operation>(
+    store: &S,
+    op: &O,
+    now: OffsetDateTime,
+    attempts: u32,
+) -> Result<O::Output, OpError<O::Refusal>> {
+    let occ_key = op.occ_key();
+    'attempt: for _ in 0..attempts {
+        let keys = op.keys();
+        let snap = store.load(occ_key, &keys).await?;
+        let mut view = View { occurrence: snap.occurrence, records: HashMap::new(), due: None, rounds: 0 };
+        view.add(keys, snap.records);
+        loop {
+            match op.decide(&view, now).map_err(OpError::Refused)? {
+                Step::Answer(out) => {
+                    // An answer read in several rounds is trusted only if the occurrence did
+                    // not move in between (a sweep can expire the lapsed holds a `Full` was
+                    // decided on after the counters were read).
+                    if view.rounds > 0 && view.due.is_some() {
+                        let fresh = store.load(occ_key, &[]).await?;
+                        if fresh.occurrence != view.occurrence {
+                            continue 'attempt;
+                        }
+                    }
+                    return Ok(out);
+                }
+                Step::Write(change, out) => {
+                    let commit = view.commit(occ_key, change)?;
+                    match store.commit(commit).await {
+                        Ok(()) => return Ok(out),
+                        Err(CommitError::Conflict(_)) => continue 'attempt,
+                        Err(CommitError::Invalid(why)) => return Err(StoreError::Internal(why).into()),
+                        Err(CommitError::Store(e)) => return Err(e.into()),
+                    }
+                }
+                Step::Load(keys) => {
+                    view.rounds += 1;
+                    let keys: Vec<RecordKey> = keys.into_iter().filter(|k| !view.records.contains_key(k)).collect();
+                    if view.rounds > MAX_ROUNDS || keys.is_empty() {
+                        return Err(StoreError::Internal("a decision kept asking for records".into()).into());
+                    }
+                    let snap = store.load(occ_key, &keys).await?;
+                    view.add(keys, snap.records);
+                }
+                Step::LoadDue(limit) => {
+                    view.rounds += 1;
+                    if view.rounds > MAX_ROUNDS {
+                        return Err(StoreError::Internal("a decision kept asking for due records".into()).into());
+                    }
+                    let due = store.due(Some(occ_key), now, limit).await?;
+                    let complete = due.len() < limit;
+                    let mut records = Vec::with_capacity(due.len());
+                    for d in due {
+                        records.push(d.record.value.clone());
+                        view.records.entry(d.record.value.key()).or_insert(Some(d.record));
+                    }
+                    view.due = Some((records, complete));
+                }
+            }
+        }
+    }
+    Err(OpError::Contention { attempts })
+}

@@ -1,0 +1,154 @@
+//! What happens to a hold besides a request and a payment: the sweep meeting it lapsed,
+//! the buyer abandoning it, the buyer getting more time.
+
+use serde::Serialize;
+use thiserror::Error;
+use time::{Duration, OffsetDateTime};
+
+use super::HoldView;
+use crate::contract::{CheckoutRequest, EventKind, Ref};
+use crate::records::{Change, Loaded, LoadedExt, Record, RecordKey, Step};
+use crate::waitlist;
+
+/// Decide what the sweep does with a due record it found (the expiry index's `key`): a
+/// lapsed hold is expired, a waiting list's lapsed offers pass on; freed seats go to the
+/// waiting list in the same commit. Answers how many holds it expired (0 or 1).
+pub fn decide_expiry(view: &impl Loaded, key: &RecordKey, now: OffsetDateTime) -> Step<u32> {
+    let Some(occ) = view.occurrence() else { return Step::Answer(0) };
+    let mut change = Change::default();
+    let mut expired = 0;
+    if let RecordKey::Booking(r) = key {
+        let Some((hold, freed, event)) = view.booking(r).and_then(|h| h.lapse(&occ.config, now)) else {
+            return Step::Answer(0);
+        };
+        change.deltas.extend(&freed);
+        change.put(Record::Booking(hold));
+        change.events.push(event);
+        expired = 1;
+    }
+    waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
+    if change.is_empty() { Step::Answer(0) } else { Step::Write(change, expired) }
+}
+
+/// What abandoning a checkout answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbandonOutcome {
+    /// The live hold was released; its seats are free.
+    Released,
+    /// Nothing to release (not live, not this actor's, or no such hold).
+    Noop,
+}
+
+/// Release `hold_ref`'s live hold (the buyer abandoned the checkout, or its payment failed).
+/// A lapsed hold met here is expired instead and the answer is `Noop`. Freed seats go to the
+/// waiting list in the same commit.
+pub(crate) fn release(view: &impl Loaded, hold_ref: &Ref, now: OffsetDateTime) -> Step<AbandonOutcome> {
+    let (Some(occ), Some(hold)) = (view.occurrence(), view.booking(hold_ref)) else {
+        return Step::Answer(AbandonOutcome::Noop);
+    };
+    let mut change = Change::default();
+    let outcome = match hold.view(now) {
+        HoldView::Live => {
+            let (released, freed, event) = hold.release(&occ.config, now);
+            change.deltas.extend(&freed);
+            change.put(Record::Booking(released));
+            change.events.push(event);
+            if let Some(a) = view.actor(&hold.actor) {
+                change.put(Record::Actor(a.without_live(hold_ref)));
+            }
+            AbandonOutcome::Released
+        }
+        HoldView::Lapsed => {
+            if let Some((expired, freed, event)) = hold.lapse(&occ.config, now) {
+                change.deltas.extend(&freed);
+                change.put(Record::Booking(expired));
+                change.events.push(event);
+            }
+            AbandonOutcome::Noop
+        }
+        _ => return Step::Answer(AbandonOutcome::Noop),
+    };
+    waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
+    Step::Write(change, outcome)
+}
+
+/// Decide `actor` abandoning the checkout of `hold_ref` (a buyer leaving the payment page):
+/// the live hold is released without forging a payment result.
+pub fn decide_abandon(
+    view: &impl Loaded,
+    actor: &crate::contract::ActorId,
+    hold_ref: &Ref,
+    now: OffsetDateTime,
+) -> Step<AbandonOutcome> {
+    match view.booking(hold_ref) {
+        Some(h) if &h.actor == actor => release(view, hold_ref, now),
+        _ => Step::Answer(AbandonOutcome::Noop),
+    }
+}
+
+/// Why a hold could not be extended. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ExtendRefusal {
+    /// No occurrence has this key.
+    #[error("unknown occurrence")]
+    UnknownOccurrence,
+    /// No hold has this ref here.
+    #[error("no hold has this ref")]
+    UnknownHold,
+    /// The hold is not live (lapsed, paid or ended): it cannot get more time.
+    #[error("the hold is not live")]
+    NotLive,
+    /// The occurrence allows no extensions (`max_extension` is 0), or the duration is not
+    /// positive.
+    #[error("no extension allowed")]
+    NotAllowed,
+}
+
+/// Decide extending the live hold `hold_ref` by `by`, never past its first expiry plus the
+/// occurrence's `max_extension`. Answers the checkout request with the new expiry (send it
+/// to the payment side). At the cap already, nothing is written and the same expiry comes
+/// back.
+///
+/// # Errors
+/// [`ExtendRefusal`].
+pub fn decide_extend(
+    view: &impl Loaded,
+    hold_ref: &Ref,
+    by: Duration,
+    now: OffsetDateTime,
+) -> Result<Step<CheckoutRequest>, ExtendRefusal> {
+    let occ = view.occurrence().ok_or(ExtendRefusal::UnknownOccurrence)?;
+    let hold = view.booking(hold_ref).ok_or(ExtendRefusal::UnknownHold)?;
+    if !hold.is_live(now) {
+        return Err(ExtendRefusal::NotLive);
+    }
+    let max = occ.config.max_extension();
+    if max <= Duration::ZERO || by <= Duration::ZERO {
+        return Err(ExtendRefusal::NotAllowed);
+    }
+    let actor_key = RecordKey::Actor(hold.actor.clone());
+    if !view.is_loaded(&actor_key) {
+        return Ok(Step::Load(vec![actor_key]));
+    }
+    let cap = hold.placed_at.saturating_add(occ.config.hold_ttl()).saturating_add(max);
+    let expires_at = hold.expires_at.saturating_add(by).min(cap);
+    if expires_at <= hold.expires_at {
+        return Ok(Step::Answer(hold.checkout_request()));
+    }
+    let mut next = hold.clone();
+    next.expires_at = expires_at;
+    let mut change = Change::default();
+    change.events.push(hold.event(now, EventKind::HoldExtended { expires_at }));
+    if let Some(a) = view.actor(&hold.actor) {
+        let mut a = a.clone();
+        if let Some(l) = a.live.as_mut().filter(|l| &l.hold_ref == hold_ref) {
+            l.expires_at = expires_at;
+        }
+        change.put(Record::Actor(a));
+    }
+    let checkout = next.checkout_request();
+    change.put(Record::Booking(next));
+    Ok(Step::Write(change, checkout))
+}

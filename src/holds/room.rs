@@ -1,0 +1,106 @@
+//! Finding room for seats: by the counters, or — when they say no — by expiring the lapsed
+//! holds and passing on the lapsed offers that still count (invariant 2: nothing lapsed ever
+//! blocks). Seats freed this way go to the waiting list before anyone else.
+
+use time::OffsetDateTime;
+
+use crate::catalogue::Dim;
+use crate::contract::ActorId;
+use crate::records::{Change, Deltas, Loaded, LoadedExt, Occurrence, Record, RecordKey, UsageDelta};
+use crate::waitlist;
+
+/// Seats to admit: these dimensions, by this change each.
+pub(crate) type Need = (Vec<Dim>, UsageDelta);
+
+/// Whether the needs fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// They fit; their changes are now in the change (and the capacity guard is on).
+    Fits,
+    /// They do not fit, even with every lapsed hold and offer counted out. `need` is the
+    /// first one that does not fit; `offered` says whether freed seats went to the waiting
+    /// list (then the change is worth committing even though the answer is no).
+    Full {
+        /// The first need that does not fit, in order.
+        need: usize,
+        /// Whether offers were made.
+        offered: bool,
+    },
+    /// Load up to this many of the occurrence's due records and decide again.
+    NeedDue(usize),
+}
+
+/// The first need that does not fit on top of `base`, adding them in order.
+fn first_failing(occ: &Occurrence, base: &Deltas, needs: &[Need]) -> Option<usize> {
+    let mut d = base.clone();
+    for (i, (dims, u)) in needs.iter().enumerate() {
+        d.add(dims, *u);
+        if occ.first_over(dims, &d).is_some() {
+            return Some(i);
+        }
+    }
+    None
+}
+
+fn with_needs(base: &Deltas, needs: &[Need]) -> Deltas {
+    let mut d = base.clone();
+    for (dims, u) in needs {
+        d.add(dims, *u);
+    }
+    d
+}
+
+/// Make room for `needs` on top of `change`. On [`Room::Fits`] their seat changes are added
+/// to `change` and `change.admits` is set; on the other answers `change` may hold expired
+/// holds and waiting-list moves (commit them only if `offered`).
+pub(crate) fn make_room(
+    view: &impl Loaded,
+    occ: &Occurrence,
+    change: &mut Change,
+    needs: &[Need],
+    requester: Option<&ActorId>,
+    now: OffsetDateTime,
+) -> Room {
+    if first_failing(occ, &change.deltas, needs).is_none() {
+        change.deltas = with_needs(&change.deltas, needs);
+        change.admits = true;
+        return Room::Fits;
+    }
+    let Some((due, complete)) = view.due() else {
+        let after = with_needs(&change.deltas, needs);
+        let short: i128 = after.iter().filter_map(|(d, _)| occ.room(d, &after)).filter(|r| *r < 0).map(|r| -r).sum();
+        return Room::NeedDue(usize::try_from(short).unwrap_or(usize::MAX).max(8));
+    };
+    // With people waiting, every lapsed hold is expired: its seats are theirs first.
+    let waiting = view.waitlist().is_some_and(|w| w.entries.iter().any(|e| e.offer.is_none()));
+    for rec in due {
+        let Record::Booking(h) = rec else { continue };
+        if change.put_of(&RecordKey::Booking(h.hold_ref.clone())).is_some() {
+            continue;
+        }
+        let Some((expired, freed, event)) = h.lapse(&occ.config, now) else { continue };
+        if !waiting {
+            let after = with_needs(&change.deltas, needs);
+            let helps = freed.iter().any(|(d, u)| u.net() < 0 && occ.room(d, &after).is_some_and(|r| r < 0));
+            if !helps {
+                continue;
+            }
+        }
+        change.deltas.extend(&freed);
+        change.put(Record::Booking(expired));
+        change.events.push(event);
+        if !waiting && first_failing(occ, &change.deltas, needs).is_none() {
+            break;
+        }
+    }
+    let offered = waitlist::settle_waitlist(occ, view.waitlist(), change, now, requester);
+    match first_failing(occ, &change.deltas, needs) {
+        None => {
+            change.deltas = with_needs(&change.deltas, needs);
+            change.admits = true;
+            Room::Fits
+        }
+        Some(_) if !complete => Room::NeedDue(due.len().saturating_mul(2).saturating_add(16)),
+        Some(need) => Room::Full { need, offered },
+    }
+}

@@ -1,0 +1,660 @@
+//! The vocabulary of stored state, shared by every lifecycle module and every store.
+//!
+//! Owns: the [`Occurrence`] (its configuration, a config version, and per-dimension seat
+//! [`Counters`]), every kind of [`Record`] with its [`RecordKey`], and the one shape every
+//! decision takes — [`Step`], with the [`Change`] it asks to commit — plus [`Loaded`], what
+//! a decision may read.
+//!
+//! May not touch: rules, storage, the clock. The lifecycle modules ([`catalogue`],
+//! [`holds`], [`settlement`], [`tickets`], [`waitlist`]) define the record types and decide;
+//! stores keep records without interpreting them (beyond [`Record::due`], which feeds the
+//! expiry index); the engine turns a [`Change`] into a guarded
+//! [`Commit`](crate::store::Commit).
+//!
+//! Adding a kind of record costs a module, a [`Record`] variant and its [`RecordKey`]: no
+//! new store method, no new SQL parameter.
+//!
+//! [`catalogue`]: crate::catalogue
+//! [`holds`]: crate::holds
+//! [`settlement`]: crate::settlement
+//! [`tickets`]: crate::tickets
+//! [`waitlist`]: crate::waitlist
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::catalogue::{Block, Dim, OccurrenceConfig};
+use crate::contract::{ActorId, BlockName, DomainEvent, OccKey, ProviderRef, Ref};
+use crate::holds::{ActorRecord, Cancellation, Hold};
+use crate::settlement::PaymentRecord;
+use crate::waitlist::Waitlist;
+
+/// A record's version, for conditional writes. Starts at 1 and grows by 1 per write.
+pub type Version = u64;
+
+/// A record with the version it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The version read.
+    pub version: Version,
+    /// The record.
+    pub value: T,
+}
+
+/// Seats counted against one capacity dimension, by why they are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// Seats in holds not yet confirmed (lapsed ones included until something expires them).
+    pub held: u64,
+    /// Seats sold.
+    pub confirmed: u64,
+    /// Seats blocked by the organiser.
+    pub blocked: u64,
+    /// Seats set aside for waiting-list offers (lapsed ones included until passed on).
+    pub offered: u64,
+}
+
+impl Usage {
+    /// Seats taken for any reason.
+    pub fn total(&self) -> u64 {
+        self.held + self.confirmed + self.blocked + self.offered
+    }
+
+    /// `self + d`, or `None` if a part would go negative.
+    pub fn plus(&self, d: &UsageDelta) -> Option<Usage> {
+        let f = |v: u64, d: i64| u64::try_from(i128::from(v) + i128::from(d)).ok();
+        Some(Usage {
+            held: f(self.held, d.held)?,
+            confirmed: f(self.confirmed, d.confirmed)?,
+            blocked: f(self.blocked, d.blocked)?,
+            offered: f(self.offered, d.offered)?,
+        })
+    }
+}
+
+/// A change to one dimension's [`Usage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct UsageDelta {
+    /// Change to held seats.
+    pub held: i64,
+    /// Change to sold seats.
+    pub confirmed: i64,
+    /// Change to blocked seats.
+    pub blocked: i64,
+    /// Change to offered seats.
+    pub offered: i64,
+}
+
+impl UsageDelta {
+    /// The change to seats taken for any reason.
+    pub fn net(&self) -> i64 {
+        self.held + self.confirmed + self.blocked + self.offered
+    }
+
+    /// Whether nothing changes.
+    pub fn is_zero(&self) -> bool {
+        *self == UsageDelta::default()
+    }
+
+    fn add(&mut self, o: &UsageDelta) {
+        self.held += o.held;
+        self.confirmed += o.confirmed;
+        self.blocked += o.blocked;
+        self.offered += o.offered;
+    }
+
+    /// `n` seats moving into `held`.
+    pub fn held(n: u32) -> Self {
+        Self { held: i64::from(n), ..Self::default() }
+    }
+
+    /// `n` seats moving into `confirmed`.
+    pub fn confirmed(n: u32) -> Self {
+        Self { confirmed: i64::from(n), ..Self::default() }
+    }
+
+    /// `n` seats moving into `blocked`.
+    pub fn blocked(n: u32) -> Self {
+        Self { blocked: i64::from(n), ..Self::default() }
+    }
+
+    /// `n` seats moving into `offered`.
+    pub fn offered(n: u32) -> Self {
+        Self { offered: i64::from(n), ..Self::default() }
+    }
+
+    /// The opposite change.
+    pub fn negated(self) -> Self {
+        Self { held: -self.held, confirmed: -self.confirmed, blocked: -self.blocked, offered: -self.offered }
+    }
+}
+
+/// Seat changes per dimension, merged (one entry per dimension, in dimension order).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Deltas(Vec<(Dim, UsageDelta)>);
+
+impl Deltas {
+    /// No change.
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Add `d` to each of `dims`.
+    pub fn add(&mut self, dims: &[Dim], d: UsageDelta) {
+        for dim in dims {
+            match self.0.binary_search_by(|(k, _)| k.cmp(dim)) {
+                Ok(i) => self.0[i].1.add(&d),
+                Err(i) => self.0.insert(i, (dim.clone(), d)),
+            }
+        }
+    }
+
+    /// Add every change of `other`.
+    pub fn extend(&mut self, other: &Deltas) {
+        for (dim, d) in &other.0 {
+            self.add(std::slice::from_ref(dim), *d);
+        }
+    }
+
+    /// The change to `dim`.
+    pub fn get(&self, dim: &Dim) -> UsageDelta {
+        self.0.binary_search_by(|(k, _)| k.cmp(dim)).map(|i| self.0[i].1).unwrap_or_default()
+    }
+
+    /// The changes, in dimension order (zero changes included).
+    pub fn iter(&self) -> impl Iterator<Item = &(Dim, UsageDelta)> {
+        self.0.iter()
+    }
+
+    /// Whether nothing changes.
+    pub fn is_zero(&self) -> bool {
+        self.0.iter().all(|(_, d)| d.is_zero())
+    }
+
+    /// The changes, zero ones included: a dimension a seat-admitting change touched stays
+    /// under the capacity guard even when its net change is zero (a hold replacing a lapsed
+    /// one).
+    pub fn into_vec(self) -> Vec<(Dim, UsageDelta)> {
+        self.0
+    }
+}
+
+/// Seat counters of one occurrence, per dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Counters(Vec<(Dim, Usage)>);
+
+impl Counters {
+    /// Counters from `(dimension, usage)` pairs.
+    pub fn from_vec(mut v: Vec<(Dim, Usage)>) -> Self {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        Self(v)
+    }
+
+    /// The usage of `dim` (zero if never counted).
+    pub fn get(&self, dim: &Dim) -> Usage {
+        self.0.binary_search_by(|(k, _)| k.cmp(dim)).map(|i| self.0[i].1).unwrap_or_default()
+    }
+
+    /// Every counted dimension.
+    pub fn iter(&self) -> impl Iterator<Item = &(Dim, Usage)> {
+        self.0.iter()
+    }
+
+    /// The counters after `deltas`, or the first dimension that would go negative.
+    pub fn apply(&self, deltas: &[(Dim, UsageDelta)]) -> Result<Counters, Dim> {
+        let mut next = self.clone();
+        for (dim, d) in deltas {
+            let i = match next.0.binary_search_by(|(k, _)| k.cmp(dim)) {
+                Ok(i) => i,
+                Err(i) => {
+                    next.0.insert(i, (dim.clone(), Usage::default()));
+                    i
+                }
+            };
+            next.0[i].1 = next.0[i].1.plus(d).ok_or_else(|| dim.clone())?;
+        }
+        Ok(next)
+    }
+
+    /// Drop dimensions with nothing counted that `keep` rejects (after a reconfiguration).
+    pub fn retain(&mut self, keep: impl Fn(&Dim) -> bool) {
+        self.0.retain(|(d, u)| keep(d) || u.total() > 0);
+    }
+}
+
+/// One occurrence as the store holds it: its configuration (versioned) and seat counters.
+///
+/// Counters count every hold in state `Held`, lapsed ones included until an operation
+/// expires them; that is what makes them a safe upper bound, so that "every dimension within
+/// its cap by the counters" implies invariant 1 for live holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occurrence {
+    /// The occurrence's key.
+    pub key: OccKey,
+    /// How it sells.
+    pub config: OccurrenceConfig,
+    /// Bumped by every configuration change (price changes included).
+    pub config_version: Version,
+    /// Seats taken, per dimension.
+    pub counters: Counters,
+}
+
+impl Occurrence {
+    /// A new occurrence with nothing counted, at config version 1.
+    pub fn new(key: OccKey, config: OccurrenceConfig) -> Self {
+        Self { key, config, config_version: 1, counters: Counters::default() }
+    }
+
+    /// Seats still free in `dim` after `pending` changes (`None`: unbounded or unknown).
+    pub fn room(&self, dim: &Dim, pending: &Deltas) -> Option<i128> {
+        let cap = self.config.capacity_of(dim)??;
+        let used = i128::from(self.counters.get(dim).total()) + i128::from(pending.get(dim).net());
+        Some(i128::from(cap) - used)
+    }
+
+    /// The first dimension of `dims` with no room for `pending` (`None`: all fit).
+    pub fn first_over(&self, dims: &[Dim], pending: &Deltas) -> Option<Dim> {
+        dims.iter().find(|d| self.room(d, pending).is_some_and(|r| r < 0)).cloned()
+    }
+
+    /// Whether every dimension `pending` touches is within its cap after it.
+    pub fn fits(&self, pending: &Deltas) -> bool {
+        pending.iter().all(|(d, _)| self.room(d, pending).is_none_or(|r| r >= 0))
+    }
+}
+
+/// Which record, within one occurrence.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKey {
+    /// A hold / booking, by its ref (refs are single-use per occurrence).
+    Booking(Ref),
+    /// An actor's summary at the occurrence: its live hold, its current and confirmed
+    /// bookings, its seats.
+    Actor(ActorId),
+    /// The accounting of a `paid` result for (ref, actor); with a provider ref, a second,
+    /// different payment for an already accounted ref.
+    Payment {
+        /// The ref the payment came under.
+        hold_ref: Ref,
+        /// Who paid.
+        actor: ActorId,
+        /// `None` for the first payment accounted under (ref, actor); the provider's id for
+        /// each further, different payment.
+        provider_ref: Option<ProviderRef>,
+    },
+    /// The `n`-th cancellation of a booking (from 1).
+    Cancellation {
+        /// The booking.
+        hold_ref: Ref,
+        /// Which cancellation.
+        n: u32,
+    },
+    /// A block of seats.
+    Block(BlockName),
+    /// The occurrence's waiting list (one record).
+    Waitlist,
+}
+
+/// The kinds of [`RecordKey`] / [`Record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// [`RecordKey::Booking`].
+    Booking,
+    /// [`RecordKey::Actor`].
+    Actor,
+    /// [`RecordKey::Payment`].
+    Payment,
+    /// [`RecordKey::Cancellation`].
+    Cancellation,
+    /// [`RecordKey::Block`].
+    Block,
+    /// [`RecordKey::Waitlist`].
+    Waitlist,
+}
+
+impl RecordKind {
+    /// Every kind.
+    pub const ALL: [RecordKind; 6] =
+        [Self::Booking, Self::Actor, Self::Payment, Self::Cancellation, Self::Block, Self::Waitlist];
+
+    /// A stable name for storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Booking => "booking",
+            Self::Actor => "actor",
+            Self::Payment => "payment",
+            Self::Cancellation => "cancellation",
+            Self::Block => "block",
+            Self::Waitlist => "waitlist",
+        }
+    }
+
+    /// Parse [`RecordKind::as_str`]'s form.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Separates the parts of a key's text form. Identifiers cannot contain control characters,
+/// so it never appears inside a part.
+const SEP: char = '\u{1f}';
+
+impl RecordKey {
+    /// The key's kind.
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Self::Booking(_) => RecordKind::Booking,
+            Self::Actor(_) => RecordKind::Actor,
+            Self::Payment { .. } => RecordKind::Payment,
+            Self::Cancellation { .. } => RecordKind::Cancellation,
+            Self::Block(_) => RecordKind::Block,
+            Self::Waitlist => RecordKind::Waitlist,
+        }
+    }
+
+    /// The key's text form within its kind (stable: stores keep it).
+    pub fn id(&self) -> String {
+        match self {
+            Self::Booking(r) => r.to_string(),
+            Self::Actor(a) => a.to_string(),
+            Self::Payment { hold_ref, actor, provider_ref: None } => format!("{hold_ref}{SEP}{actor}"),
+            Self::Payment { hold_ref, actor, provider_ref: Some(p) } => format!("{hold_ref}{SEP}{actor}{SEP}{p}"),
+            Self::Cancellation { hold_ref, n } => format!("{hold_ref}{SEP}{n}"),
+            Self::Block(b) => b.to_string(),
+            Self::Waitlist => String::new(),
+        }
+    }
+
+    /// Parse a kind and [`RecordKey::id`]'s form.
+    pub fn parse(kind: RecordKind, id: &str) -> Option<Self> {
+        let mut parts = id.split(SEP);
+        let key = match kind {
+            RecordKind::Booking => Self::Booking(Ref::new(id).ok()?),
+            RecordKind::Actor => Self::Actor(ActorId::new(id).ok()?),
+            RecordKind::Payment => {
+                let hold_ref = Ref::new(parts.next()?).ok()?;
+                let actor = ActorId::new(parts.next()?).ok()?;
+                let provider_ref = parts.next().map(ProviderRef::new).transpose().ok()?;
+                if parts.next().is_some() {
+                    return None;
+                }
+                Self::Payment { hold_ref, actor, provider_ref }
+            }
+            RecordKind::Cancellation => {
+                let hold_ref = Ref::new(parts.next()?).ok()?;
+                let n = parts.next()?.parse().ok()?;
+                if parts.next().is_some() {
+                    return None;
+                }
+                Self::Cancellation { hold_ref, n }
+            }
+            RecordKind::Block => Self::Block(BlockName::new(id).ok()?),
+            RecordKind::Waitlist if id.is_empty() => Self::Waitlist,
+            RecordKind::Waitlist => return None,
+        };
+        Some(key)
+    }
+}
+
+impl fmt::Display for RecordKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind(), self.id().replace(SEP, "/"))
+    }
+}
+
+/// A stored record of one occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Record {
+    /// A hold, which becomes a booking when paid.
+    Booking(Hold),
+    /// An actor's summary at the occurrence.
+    Actor(ActorRecord),
+    /// How a `paid` result was accounted.
+    Payment(PaymentRecord),
+    /// A cancellation of (some of) a booking.
+    Cancellation(Cancellation),
+    /// Seats blocked by the organiser.
+    Block(Block),
+    /// The waiting list.
+    Waitlist(Waitlist),
+}
+
+impl Record {
+    /// The record's key.
+    pub fn key(&self) -> RecordKey {
+        match self {
+            Self::Booking(h) => RecordKey::Booking(h.hold_ref.clone()),
+            Self::Actor(a) => RecordKey::Actor(a.actor.clone()),
+            Self::Payment(p) => p.key(),
+            Self::Cancellation(c) => RecordKey::Cancellation { hold_ref: c.hold_ref.clone(), n: c.n },
+            Self::Block(b) => RecordKey::Block(b.block.clone()),
+            Self::Waitlist(_) => RecordKey::Waitlist,
+        }
+    }
+
+    /// When this record becomes due for the sweep, if ever: a held hold at its expiry, a
+    /// waiting list at its first offer's expiry. Stores index records by it (the expiry
+    /// index) and must keep the index in step with every write.
+    pub fn due(&self) -> Option<OffsetDateTime> {
+        match self {
+            Self::Booking(h) => h.due(),
+            Self::Waitlist(w) => w.due(),
+            _ => None,
+        }
+    }
+
+    /// The record as JSON (how a store that keeps documents stores it).
+    ///
+    /// # Errors
+    /// A time outside 1677 to 2262 (records keep time as `i64` nanoseconds).
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Booking(h) => serde_json::to_value(h),
+            Self::Actor(a) => serde_json::to_value(a),
+            Self::Payment(p) => serde_json::to_value(p),
+            Self::Cancellation(c) => serde_json::to_value(c),
+            Self::Block(b) => serde_json::to_value(b),
+            Self::Waitlist(w) => serde_json::to_value(w),
+        }
+    }
+
+    /// Read back what [`Record::to_json`] wrote.
+    ///
+    /// # Errors
+    /// The JSON error if it is not a record of `kind`.
+    pub fn from_json(kind: RecordKind, v: serde_json::Value) -> Result<Self, serde_json::Error> {
+        Ok(match kind {
+            RecordKind::Booking => Self::Booking(serde_json::from_value(v)?),
+            RecordKind::Actor => Self::Actor(serde_json::from_value(v)?),
+            RecordKind::Payment => Self::Payment(serde_json::from_value(v)?),
+            RecordKind::Cancellation => Self::Cancellation(serde_json::from_value(v)?),
+            RecordKind::Block => Self::Block(serde_json::from_value(v)?),
+            RecordKind::Waitlist => Self::Waitlist(serde_json::from_value(v)?),
+        })
+    }
+}
+
+/// What a decision asks to commit: seat changes, records to write, a new configuration and
+/// events — one atomic change to one occurrence. The engine adds the guards: every record
+/// loaded for the decision is checked at the version it was read at (written ones too), the
+/// configuration version likewise, and the capacity guard applies when `admits` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Change {
+    /// Seat changes per dimension.
+    pub deltas: Deltas,
+    /// Whether the change admits seats (places a hold, confirms a late payment, blocks,
+    /// offers): the store then refuses it unless every dimension it touches stays within its
+    /// cap.
+    pub admits: bool,
+    /// Records to write (each one loaded, or loaded as absent, for the decision).
+    pub puts: Vec<Record>,
+    /// Records to delete (each one loaded for the decision).
+    pub deletes: Vec<RecordKey>,
+    /// A new configuration for the occurrence.
+    pub config: Option<OccurrenceConfig>,
+    /// Events, in order.
+    pub events: Vec<DomainEvent>,
+}
+
+impl Change {
+    /// Put `record`, replacing an earlier put of the same key in this change.
+    pub fn put(&mut self, record: Record) {
+        let key = record.key();
+        match self.puts.iter_mut().find(|r| r.key() == key) {
+            Some(slot) => *slot = record,
+            None => self.puts.push(record),
+        }
+    }
+
+    /// The record this change puts under `key`, if any.
+    pub fn put_of(&self, key: &RecordKey) -> Option<&Record> {
+        self.puts.iter().find(|r| &r.key() == key)
+    }
+
+    /// Whether the change writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.deltas.is_zero()
+            && self.puts.is_empty()
+            && self.deletes.is_empty()
+            && self.config.is_none()
+            && self.events.is_empty()
+    }
+}
+
+/// One step of a decision: answer, ask for more, or write.
+#[derive(Debug)]
+pub enum Step<T> {
+    /// Answer without writing anything.
+    Answer(T),
+    /// Commit this change, then answer.
+    Write(Change, T),
+    /// Load these records (of the same occurrence) and decide again.
+    Load(Vec<RecordKey>),
+    /// Load up to this many of the occurrence's due records (lapsed holds and offers, oldest
+    /// first, from the expiry index) and decide again.
+    LoadDue(usize),
+}
+
+/// What a decision may read: what the engine loaded for it.
+pub trait Loaded {
+    /// The occurrence, if it exists.
+    fn occurrence(&self) -> Option<&Occurrence>;
+    /// The record under `key`: `None` if it is absent *or was not loaded*; see
+    /// [`Loaded::is_loaded`].
+    fn get(&self, key: &RecordKey) -> Option<&Record>;
+    /// Whether `key` was loaded (as present or absent).
+    fn is_loaded(&self, key: &RecordKey) -> bool;
+    /// The occurrence's due records, if they were loaded ([`Step::LoadDue`]), oldest first,
+    /// and whether that is all of them.
+    fn due(&self) -> Option<(&[Record], bool)>;
+}
+
+/// Typed access to [`Loaded`] records.
+pub trait LoadedExt: Loaded {
+    /// The booking under `r`.
+    fn booking(&self, r: &Ref) -> Option<&Hold> {
+        match self.get(&RecordKey::Booking(r.clone())) {
+            Some(Record::Booking(h)) => Some(h),
+            _ => None,
+        }
+    }
+    /// The actor's summary.
+    fn actor(&self, a: &ActorId) -> Option<&ActorRecord> {
+        match self.get(&RecordKey::Actor(a.clone())) {
+            Some(Record::Actor(r)) => Some(r),
+            _ => None,
+        }
+    }
+    /// A payment record.
+    fn payment(&self, key: &RecordKey) -> Option<&PaymentRecord> {
+        match self.get(key) {
+            Some(Record::Payment(p)) => Some(p),
+            _ => None,
+        }
+    }
+    /// The waiting list.
+    fn waitlist(&self) -> Option<&Waitlist> {
+        match self.get(&RecordKey::Waitlist) {
+            Some(Record::Waitlist(w)) => Some(w),
+            _ => None,
+        }
+    }
+    /// A block.
+    fn block(&self, b: &BlockName) -> Option<&Block> {
+        match self.get(&RecordKey::Block(b.clone())) {
+            Some(Record::Block(x)) => Some(x),
+            _ => None,
+        }
+    }
+}
+
+impl<L: Loaded + ?Sized> LoadedExt for L {}
+
+/// Timestamps as `i64` nanoseconds since the Unix epoch, exactly (1677 to 2262): how records
+/// keep time, so that a store's idea of "lapsed" is the rules'.
+pub mod nanos {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    /// Nanoseconds of `t`, clamped to the `i64` range.
+    pub fn of(t: OffsetDateTime) -> i64 {
+        let n = t.unix_timestamp_nanos();
+        i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    /// The instant `n` nanoseconds after the epoch.
+    pub fn at(n: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Nanoseconds of `t`, or `None` outside 1677 to 2262.
+    pub fn exact(t: OffsetDateTime) -> Option<i64> {
+        i64::try_from(t.unix_timestamp_nanos()).ok()
+    }
+
+    /// Serialize; an instant outside 1677 to 2262 is an error, never clamped.
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        match exact(*t) {
+            Some(n) => s.serialize_i64(n),
+            None => Err(serde::ser::Error::custom(format!("timestamp {t} is outside 1677 to 2262"))),
+        }
+    }
+
+    /// Deserialize.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        Ok(at(i64::deserialize(d)?))
+    }
+
+    /// The same for `Option<OffsetDateTime>`.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use time::OffsetDateTime;
+
+        /// Serialize.
+        pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => match super::exact(*t) {
+                    Some(n) => s.serialize_some(&n),
+                    None => Err(serde::ser::Error::custom(format!("timestamp {t} is outside 1677 to 2262"))),
+                },
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserialize.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+            Ok(Option::<i64>::deserialize(d)?.map(super::at))
+        }
+    }
+}

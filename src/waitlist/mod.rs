@@ -1,0 +1,295 @@
+//! The waiting list: who waits for seats of a sold-out occurrence, and the offers made to
+//! them when seats free up.
+//!
+//! Owns: the [`Waitlist`] record (entries in arrival order, each with the [`Offer`] it may
+//! hold), joining and leaving ([`decide_join`], [`decide_leave`]), and the two moves every
+//! seat-freeing decision makes through this module: offers that lapsed pass on, and free
+//! seats go to the first entries that fit, in the same commit that freed them.
+//!
+//! May not touch: holds, payments, storage, the clock. Offered seats count like a live hold
+//! on every dimension their tier touches ([`Usage::offered`](crate::records::Usage)), so a
+//! walk-in request cannot take them; only the offered actor's next request does.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::contract::{ActorId, DomainEvent, EventKind, MAX_QUANTITY, OccKey, TierName};
+use crate::records::{Change, Deltas, Loaded, LoadedExt, Occurrence, Record, Step, UsageDelta, nanos};
+
+/// The most entries one waiting list may hold.
+pub const MAX_WAITLIST: usize = 10_000;
+
+/// Seats set aside for one entry until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    /// Seats set aside.
+    pub seats: u32,
+    /// When the offer lapses and passes on.
+    #[serde(with = "nanos")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// One actor waiting for seats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitEntry {
+    /// Arrival order.
+    pub seq: u64,
+    /// Who waits.
+    pub actor: ActorId,
+    /// For which tier (`None`: any seat of the occurrence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierName>,
+    /// How many seats.
+    pub seats: u32,
+    /// When they joined.
+    #[serde(with = "nanos")]
+    pub joined_at: OffsetDateTime,
+    /// The seats set aside for them, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<Offer>,
+}
+
+/// An occurrence's waiting list (one record per occurrence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waitlist {
+    /// The occurrence.
+    pub occ_key: OccKey,
+    /// The next arrival number.
+    pub next_seq: u64,
+    /// Entries in arrival order.
+    pub entries: Vec<WaitEntry>,
+}
+
+impl Waitlist {
+    /// An empty waiting list.
+    pub fn new(occ_key: OccKey) -> Self {
+        Self { occ_key, next_seq: 1, entries: Vec::new() }
+    }
+
+    /// When the sweep should meet it: its first offer's expiry.
+    pub fn due(&self) -> Option<OffsetDateTime> {
+        self.entries.iter().filter_map(|e| e.offer.as_ref().map(|o| o.expires_at)).min()
+    }
+
+    /// The 1-based position of `actor`'s entry for `tier`.
+    pub fn position(&self, actor: &ActorId, tier: Option<&TierName>) -> Option<usize> {
+        self.entries.iter().position(|e| &e.actor == actor && e.tier.as_ref() == tier).map(|i| i + 1)
+    }
+
+    /// Seats offered and not lapsed at `now`, and seats in offers that lapsed.
+    pub fn offered_seats(&self, now: OffsetDateTime) -> (u64, u64) {
+        let mut live = 0;
+        let mut lapsed = 0;
+        for o in self.entries.iter().filter_map(|e| e.offer.as_ref()) {
+            if o.expires_at > now {
+                live += u64::from(o.seats);
+            } else {
+                lapsed += u64::from(o.seats);
+            }
+        }
+        (live, lapsed)
+    }
+}
+
+/// Drop the entries whose offers lapsed at `now` (they had their turn), freeing their
+/// seats in `change`. Returns whether any lapsed.
+pub(crate) fn lapse_offers(occ: &Occurrence, wl: &mut Waitlist, change: &mut Change, now: OffsetDateTime) -> bool {
+    let mut any = false;
+    wl.entries.retain(|e| match &e.offer {
+        Some(o) if o.expires_at <= now => {
+            let mut d = Deltas::new();
+            d.add(&occ.config.dims_of(e.tier.as_ref()), UsageDelta::offered(o.seats).negated());
+            change.deltas.extend(&d);
+            any = true;
+            false
+        }
+        _ => true,
+    });
+    any
+}
+
+/// Give free seats (by the counters after `change`) to the waiting entries that fit, in
+/// arrival order, skipping `skip`'s entries: each gets an offer for its seats, counted as
+/// offered, with a `waitlist_offered` event. Returns whether any offer was made.
+pub(crate) fn offer_free_seats(
+    occ: &Occurrence,
+    wl: &mut Waitlist,
+    change: &mut Change,
+    now: OffsetDateTime,
+    skip: Option<&ActorId>,
+) -> bool {
+    let mut any = false;
+    let expires_at = now.saturating_add(occ.config.offer_ttl());
+    for e in wl.entries.iter_mut().filter(|e| e.offer.is_none() && Some(&e.actor) != skip) {
+        let dims = occ.config.dims_of(e.tier.as_ref());
+        let mut trial = change.deltas.clone();
+        trial.add(&dims, UsageDelta::offered(e.seats));
+        if occ.first_over(&dims, &trial).is_some() {
+            continue;
+        }
+        change.deltas = trial;
+        change.admits = true;
+        e.offer = Some(Offer { seats: e.seats, expires_at });
+        change.events.push(DomainEvent {
+            occ_key: occ.key.clone(),
+            actor: e.actor.clone(),
+            hold_ref: None,
+            at: now,
+            kind: EventKind::WaitlistOffered { tier: e.tier.clone(), seats: e.seats, expires_at },
+        });
+        any = true;
+    }
+    any
+}
+
+/// Take `actor`'s live offer, if any: its entry leaves the list and its seats are freed in
+/// `change` (the request that takes it then holds them like any other seats).
+pub(crate) fn take_offer(
+    occ: &Occurrence,
+    wl: &mut Waitlist,
+    change: &mut Change,
+    actor: &ActorId,
+    now: OffsetDateTime,
+) -> Option<u32> {
+    let i =
+        wl.entries.iter().position(|e| &e.actor == actor && e.offer.as_ref().is_some_and(|o| o.expires_at > now))?;
+    let e = wl.entries.remove(i);
+    let seats = e.offer.as_ref().map_or(0, |o| o.seats);
+    let mut d = Deltas::new();
+    d.add(&occ.config.dims_of(e.tier.as_ref()), UsageDelta::offered(seats).negated());
+    change.deltas.extend(&d);
+    Some(seats)
+}
+
+/// Run the waiting list's part of a seat-freeing decision: offers that lapsed pass on and
+/// free seats go to the entries that fit. Puts the waiting list in `change` if it moved.
+/// `wl` is the loaded waiting list (or `None` if there is none).
+pub(crate) fn settle_waitlist(
+    occ: &Occurrence,
+    wl: Option<&Waitlist>,
+    change: &mut Change,
+    now: OffsetDateTime,
+    skip: Option<&ActorId>,
+) -> bool {
+    let Some(wl) = wl else { return false };
+    let mut next = match change.put_of(&crate::records::RecordKey::Waitlist) {
+        Some(Record::Waitlist(w)) => w.clone(),
+        _ => wl.clone(),
+    };
+    let lapsed = lapse_offers(occ, &mut next, change, now);
+    let offered = offer_free_seats(occ, &mut next, change, now, skip);
+    if lapsed || offered {
+        change.put(Record::Waitlist(next));
+    }
+    offered
+}
+
+/// What joining answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Joined {
+    /// The entry's 1-based position in the list.
+    pub position: usize,
+    /// Whether seats were offered at once (there was room).
+    pub offered: bool,
+}
+
+/// Why joining or leaving was refused. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum WaitlistRefusal {
+    /// No occurrence has this key.
+    #[error("unknown occurrence")]
+    UnknownOccurrence,
+    /// The occurrence does not sell this tier.
+    #[error("unknown tier {0}")]
+    UnknownTier(TierName),
+    /// Zero seats, or more than [`MAX_QUANTITY`].
+    #[error("seats must be from 1 to {max}")]
+    BadSeats {
+        /// The maximum.
+        max: u32,
+    },
+    /// The list holds [`MAX_WAITLIST`] entries already.
+    #[error("the waiting list is full ({max} entries)")]
+    ListFull {
+        /// [`MAX_WAITLIST`].
+        max: usize,
+    },
+}
+
+/// Decide `actor` joining the waiting list for `seats` seats (of `tier`). Joining again for
+/// the same tier answers the existing entry's position. If seats are free at once, the new
+/// entry is offered them in the same commit.
+///
+/// # Errors
+/// [`WaitlistRefusal`].
+pub fn decide_join(
+    view: &impl Loaded,
+    actor: &ActorId,
+    tier: Option<&TierName>,
+    seats: u32,
+    now: OffsetDateTime,
+) -> Result<Step<Joined>, WaitlistRefusal> {
+    let occ = view.occurrence().ok_or(WaitlistRefusal::UnknownOccurrence)?;
+    if !(1..=MAX_QUANTITY).contains(&seats) {
+        return Err(WaitlistRefusal::BadSeats { max: MAX_QUANTITY });
+    }
+    if let Some(t) = tier {
+        if occ.config.tier(t).is_none() {
+            return Err(WaitlistRefusal::UnknownTier(t.clone()));
+        }
+    }
+    let mut wl = view.waitlist().cloned().unwrap_or_else(|| Waitlist::new(occ.key.clone()));
+    if let Some(position) = wl.position(actor, tier) {
+        let offered = wl.entries[position - 1].offer.is_some();
+        return Ok(Step::Answer(Joined { position, offered }));
+    }
+    if wl.entries.len() >= MAX_WAITLIST {
+        return Err(WaitlistRefusal::ListFull { max: MAX_WAITLIST });
+    }
+    wl.entries.push(WaitEntry {
+        seq: wl.next_seq,
+        actor: actor.clone(),
+        tier: tier.cloned(),
+        seats,
+        joined_at: now,
+        offer: None,
+    });
+    wl.next_seq += 1;
+    let mut change = Change::default();
+    lapse_offers(occ, &mut wl, &mut change, now);
+    offer_free_seats(occ, &mut wl, &mut change, now, None);
+    let position = wl.position(actor, tier).unwrap_or(wl.entries.len());
+    let offered = wl.entries.get(position.wrapping_sub(1)).is_some_and(|e| e.offer.is_some());
+    change.put(Record::Waitlist(wl));
+    Ok(Step::Write(change, Joined { position, offered }))
+}
+
+/// Decide `actor` leaving the waiting list (its entry for `tier`); an offer it held passes
+/// on in the same commit. Answers whether there was an entry.
+///
+/// # Errors
+/// [`WaitlistRefusal::UnknownOccurrence`].
+pub fn decide_leave(
+    view: &impl Loaded,
+    actor: &ActorId,
+    tier: Option<&TierName>,
+    now: OffsetDateTime,
+) -> Result<Step<bool>, WaitlistRefusal> {
+    let occ = view.occurrence().ok_or(WaitlistRefusal::UnknownOccurrence)?;
+    let Some(wl) = view.waitlist() else { return Ok(Step::Answer(false)) };
+    let Some(position) = wl.position(actor, tier) else { return Ok(Step::Answer(false)) };
+    let mut next = wl.clone();
+    let e = next.entries.remove(position - 1);
+    let mut change = Change::default();
+    if let Some(o) = &e.offer {
+        let mut d = Deltas::new();
+        d.add(&occ.config.dims_of(e.tier.as_ref()), UsageDelta::offered(o.seats).negated());
+        change.deltas.extend(&d);
+    }
+    lapse_offers(occ, &mut next, &mut change, now);
+    offer_free_seats(occ, &mut next, &mut change, now, None);
+    change.put(Record::Waitlist(next));
+    Ok(Step::Write(change, true))
+}
