@@ -10,8 +10,9 @@
 //! It works in a schema of its own (`seathold_example_…`) and drops it at the end.
 
 use seathold::AsyncEngine;
+use seathold::catalogue::OccurrenceConfig;
 use seathold::contract::{ActorId, Money, OccKey, Ref};
-use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+use seathold::holds::{HoldRequest, RequestOutcome};
 use seathold::settlement::Settlement;
 use seathold::store::postgres::{PostgresOptions, PostgresStore};
 
@@ -41,7 +42,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match engine.request(&req).await? {
         RequestOutcome::AwaitingPayment { checkout, .. } => println!("-> payments: {}", checkout.to_json()),
         RequestOutcome::Already { hold_ref, .. } => println!("resume checkout {hold_ref}"),
-        RequestOutcome::Full { capacity } => println!("sold out ({capacity} seats)"),
+        RequestOutcome::Full { capacity, .. } => println!("sold out ({capacity} seats)"),
+        other => println!("not placed: {other:?}"),
     }
 
     // Later, the provider's webhook arrives: settle its raw body. Answer 2xx once settled; on

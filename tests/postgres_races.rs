@@ -28,11 +28,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use postgres_support::audit::{AuditReport, Paid};
 use postgres_support::race::*;
 use postgres_support::{fresh_schema, pg_url, store_in};
 use seathold::AsyncEngine;
+use seathold::catalogue::OccurrenceConfig;
 use seathold::contract::{ActorId, OccKey, PaymentResult, Ref};
-use seathold::holds::OccurrenceConfig;
 use seathold::store::AsyncStore;
 use seathold::store::postgres::PostgresStore;
 
@@ -97,8 +98,12 @@ async fn setup(url: &str, prefix: &str, app: &str) -> (String, Arc<Engine>) {
 /// Poll the counters while the race runs: the capacity guard holds at every instant.
 fn watch_capacity(store: PostgresStore, stop: Arc<Mutex<bool>>) -> tokio::task::JoinHandle<u32> {
     tokio::spawn(async move {
-        let sql =
-            format!(r#"SELECT held, confirmed, capacity FROM "{}".occurrences WHERE occ_key = $1"#, store.schema());
+        let sql = format!(
+            r#"SELECT held[array_position(dims, 'total')], confirmed[array_position(dims, 'total')],
+                      caps[array_position(dims, 'total')]
+                 FROM "{}".occurrences WHERE occ_key = $1"#,
+            store.schema()
+        );
         let mut polls = 0;
         while !*stop.lock().unwrap() {
             if let Ok(client) = store.pool().get().await {
@@ -146,7 +151,11 @@ async fn recover(engine: &Engine, ledger: &[LedgerLine]) -> (Vec<LedgerLine>, us
             Ok(0) => {
                 // Holds a killed sweeper had claimed come free when its lease runs out.
                 if engine.availability(&k).await.map(|a| a.held).unwrap_or(1) == 0
-                    && engine.store().lapsed_seats(&k, time::OffsetDateTime::now_utc()).await.unwrap_or(1) == 0
+                    && engine
+                        .store()
+                        .due(Some(&k), time::OffsetDateTime::now_utc(), 1)
+                        .await
+                        .is_ok_and(|d| d.is_empty())
                 {
                     break;
                 }
@@ -160,197 +169,21 @@ async fn recover(engine: &Engine, ledger: &[LedgerLine]) -> (Vec<LedgerLine>, us
     (lines, swept)
 }
 
-/// What the audit counted (printed by the tests).
-#[derive(Debug, Default)]
-#[allow(dead_code)] // read through Debug
-struct AuditReport {
-    paid_refs: usize,
-    confirmed: i64,
-    refunds: usize,
-    holds_placed: i64,
-    events: i64,
-}
-
-/// The audit, in SQL over the store's tables, plus the workers' ledgers.
+/// The audit of the shared SQL module, fed the workers' ledgers.
 async fn audit(store: &PostgresStore, ledger: &[LedgerLine]) -> AuditReport {
-    let s = store.schema();
-    let client = store.pool().get().await.unwrap();
-    let q = |sql: String| sql.replace("{s}", &format!("\"{s}\""));
-
-    // Capacity, and the counters equal the sums over the hold rows.
-    let row = client
-        .query_one(
-            &q("SELECT o.capacity, o.held, o.confirmed,
-                       (SELECT coalesce(sum(quantity), 0)::bigint FROM {s}.holds h WHERE h.occ_key = o.occ_key AND h.state = 'held'),
-                       (SELECT coalesce(sum(quantity), 0)::bigint FROM {s}.holds h WHERE h.occ_key = o.occ_key AND h.state = 'confirmed')
-                  FROM {s}.occurrences o WHERE o.occ_key = $1".into()),
-            &[&OCC],
-        )
-        .await
-        .unwrap();
-    let (cap, held, confirmed, held_rows, confirmed_rows): (i64, i64, i64, i64, i64) =
-        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
-    assert!(held + confirmed <= cap, "oversold: held {held} + confirmed {confirmed} > capacity {cap}");
-    assert_eq!((held, confirmed), (held_rows, confirmed_rows), "counters must equal the sums over the hold rows");
-    assert_eq!(held, 0, "after the final sweep nothing is held");
-
-    // Every paid (actor, ref) any worker sent is accounted exactly once: either its hold is
-    // confirmed under that ref (the engine keeps no settlement record for a confirmation: the
-    // confirmed hold is the record) with exactly one hold_confirmed event and no refund, or it
-    // has exactly one refund record and exactly one refund_required event and no confirmation.
     let mut intents = BTreeSet::new();
+    let mut answers: BTreeMap<Paid, Vec<String>> = BTreeMap::new();
     for l in ledger {
-        if let LedgerLine::Intent { actor, r } = l {
-            intents.insert((actor.clone(), r.clone()));
+        match l {
+            LedgerLine::Intent { actor, r } => {
+                intents.insert(Paid { actor: actor.clone(), r: r.clone() });
+            }
+            LedgerLine::Answer { actor, r, answer } => {
+                answers.entry(Paid { actor: actor.clone(), r: r.clone() }).or_default().push(answer.clone());
+            }
         }
     }
-    let (actors, refs): (Vec<String>, Vec<String>) = intents.iter().cloned().unzip();
-    let rows = client
-        .query(
-            &q("SELECT k.actor, k.ref,
-                       EXISTS (SELECT 1 FROM {s}.holds h WHERE h.occ_key = $1 AND h.actor = k.actor
-                                  AND h.hold_ref = k.ref AND h.state = 'confirmed'),
-                       (SELECT count(*) FROM {s}.settlements st WHERE st.occ_key = $1 AND st.actor = k.actor
-                           AND st.hold_ref = k.ref AND st.outcome = 'refund'),
-                       (SELECT count(*) FROM {s}.settlements st WHERE st.occ_key = $1 AND st.actor = k.actor
-                           AND st.hold_ref = k.ref AND st.outcome = 'confirmed'),
-                       (SELECT count(*) FROM {s}.outbox e WHERE e.occ_key = $1 AND e.actor = k.actor
-                           AND e.hold_ref = k.ref AND e.kind = 'hold_confirmed'),
-                       (SELECT count(*) FROM {s}.outbox e WHERE e.occ_key = $1 AND e.actor = k.actor
-                           AND e.hold_ref = k.ref AND e.kind = 'refund_required')
-                  FROM unnest($2::text[], $3::text[]) AS k(actor, ref)"
-                .into()),
-            &[&OCC, &actors, &refs],
-        )
-        .await
-        .unwrap();
-    let mut records: BTreeMap<(String, String), &str> = BTreeMap::new();
-    let mut refunds = 0;
-    for r in &rows {
-        let (a, rf, hold_confirmed, refund_rows, confirmed_rows, nc, nr): (String, String, bool, i64, i64, i64, i64) =
-            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6));
-        if hold_confirmed {
-            assert_eq!(
-                (nc, nr, refund_rows),
-                (1, 0, 0),
-                "{a}/{rf}: a confirmed payment must have exactly one hold_confirmed, and no refund"
-            );
-            assert!(confirmed_rows <= 1);
-            records.insert((a, rf), "confirmed");
-        } else {
-            assert_eq!(
-                (refund_rows, nr, nc, confirmed_rows),
-                (1, 1, 0, 0),
-                "{a}/{rf}: a payment that confirmed nothing must have exactly one refund record and one \
-                 refund_required, and no confirmation (else it was lost)"
-            );
-            records.insert((a, rf), "refund");
-            refunds += 1;
-        }
-    }
-    assert_eq!(records.len(), intents.len());
-    // Nothing accounted that nobody paid: every refund record and every confirmed hold is one
-    // of the payments sent; no payment event without its record.
-    let (refund_rows, confirmed_holds): (i64, i64) = {
-        let r = client
-            .query_one(
-                &q("SELECT (SELECT count(*) FROM {s}.settlements WHERE outcome = 'refund'),
-                           (SELECT count(*) FROM {s}.holds WHERE state = 'confirmed')"
-                    .into()),
-                &[],
-            )
-            .await
-            .unwrap();
-        (r.get(0), r.get(1))
-    };
-    assert_eq!(refund_rows as usize, refunds, "refund records for payments nobody sent");
-    assert_eq!(confirmed_holds as usize, intents.len() - refunds, "confirmed holds nobody paid for");
-    let orphans: i64 = client
-        .query_one(
-            &q("SELECT count(*) FROM {s}.outbox e
-                 WHERE (e.kind = 'refund_required' AND NOT EXISTS (SELECT 1 FROM {s}.settlements st
-                           WHERE st.occ_key = e.occ_key AND st.actor = e.actor AND st.hold_ref = e.hold_ref
-                             AND st.outcome = 'refund'))
-                    OR (e.kind = 'hold_confirmed' AND NOT EXISTS (SELECT 1 FROM {s}.holds h
-                           WHERE h.occ_key = e.occ_key AND h.actor = e.actor AND h.hold_ref = e.hold_ref
-                             AND h.state = 'confirmed'))"
-                .into()),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(orphans, 0, "payment events without their record");
-    // Confirmed seats are the confirmed holds' seats.
-    let confirmed_seats: i64 = client
-        .query_one(&q("SELECT coalesce(sum(quantity), 0)::bigint FROM {s}.holds WHERE state = 'confirmed'".into()), &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(confirmed_seats, confirmed, "every sold seat belongs to exactly one confirmed payment");
-
-    // Every placed hold ends in exactly one terminal event; no event is doubled.
-    let bad: Vec<(String, String, i64, i64)> = client
-        .query(
-            &q("SELECT actor, hold_ref,
-                       count(*) FILTER (WHERE kind = 'hold_placed'),
-                       count(*) FILTER (WHERE kind IN ('hold_confirmed', 'hold_released', 'hold_expired'))
-                  FROM {s}.outbox WHERE kind <> 'refund_required'
-                 GROUP BY actor, hold_ref
-                HAVING count(*) FILTER (WHERE kind = 'hold_placed') <> 1
-                    OR count(*) FILTER (WHERE kind IN ('hold_confirmed', 'hold_released', 'hold_expired')) <> 1"
-                .into()),
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
-    assert!(bad.is_empty(), "holds without exactly one hold_placed and one terminal event: {bad:?}");
-    let dup_refunds: i64 = client
-        .query_one(
-            &q("SELECT count(*) FROM (SELECT 1 FROM {s}.outbox WHERE kind = 'refund_required'
-                 GROUP BY occ_key, actor, hold_ref HAVING count(*) > 1) d"
-                .into()),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(dup_refunds, 0, "a refund signal was given twice");
-    let (holds_placed, events): (i64, i64) = {
-        let r = client
-            .query_one(&q("SELECT count(*) FILTER (WHERE kind = 'hold_placed'), count(*) FROM {s}.outbox".into()), &[])
-            .await
-            .unwrap();
-        (r.get(0), r.get(1))
-    };
-    let hold_rows: i64 = client.query_one(&q("SELECT count(*) FROM {s}.holds".into()), &[]).await.unwrap().get(0);
-    assert!(holds_placed >= hold_rows, "every hold row was placed");
-    assert!(events >= holds_placed * 2, "every placed hold has its terminal event");
-
-    // The ledgers: every answer a worker got agrees with the accounting; at most one answer
-    // per payment was not a replay.
-    let mut answers: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for l in ledger {
-        if let LedgerLine::Answer { actor, r, answer } = l {
-            answers.entry((actor.clone(), r.clone())).or_default().push(answer.clone());
-        }
-    }
-    for (key, got) in &answers {
-        let outcome = records[key];
-        let fresh = got.iter().filter(|a| a.ends_with(" false")).count();
-        assert!(fresh <= 1, "{key:?}: answered as new more than once: {got:?}");
-        for a in got {
-            let status = a.split(' ').next().unwrap();
-            let agrees = if outcome == "confirmed" { status == "confirmed" } else { status.starts_with("refund:") };
-            assert!(agrees, "{key:?}: answer {a} disagrees with the record ({outcome})");
-        }
-        let statuses: BTreeSet<&str> = got.iter().map(|a| a.split(' ').next().unwrap()).collect();
-        assert_eq!(statuses.len(), 1, "{key:?}: different answers to one payment: {got:?}");
-    }
-    AuditReport { paid_refs: intents.len(), confirmed, refunds, holds_placed, events }
+    postgres_support::audit::audit(store, OCC, &intents, &answers, true).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -383,7 +216,7 @@ async fn tasks_and_two_processes_race_without_overselling_or_losing_a_payment() 
     all.extend(redelivered);
     let report = audit(engine.store(), &all).await;
     eprintln!("race: {report:?}, {polls} capacity polls, {swept} swept at the end, in {:.1?}", started.elapsed());
-    assert!(report.paid_refs > 50 && report.refunds > 0 && report.confirmed > 0, "the race exercised too little");
+    assert!(report.paid_refs > 50 && report.refunds > 0 && report.confirmed_seats > 0, "the race exercised too little");
     engine.store().drop_schema().await.unwrap();
 }
 

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use postgres_support::{fresh_schema, fresh_store, pg_url, store_in, with_app_name};
+use seathold::catalogue::{Dim, OccurrenceConfig};
 use seathold::contract::{ActorId, EventKind, Money, OccKey, PaymentResult, Ref};
-use seathold::holds::{Hold, HoldRequest, HoldState, OccurrenceConfig, RequestOutcome, SeatDelta};
+use seathold::holds::{Hold, HoldRequest, HoldState, RequestOutcome};
+use seathold::records::{Record, RecordKey, UsageDelta};
 use seathold::settlement::Settlement;
 use seathold::store::postgres::{PostgresOptions, PostgresStore};
-use seathold::store::{AsyncStore, Commit, CommitError, Conflict, HoldWrite, LoadRequest, StoreError};
-use seathold::{AsyncEngine, ManualClock};
+use seathold::store::{AsyncStore, Commit, CommitError, Conflict, OccurrenceGuard, RecordWrite, StoreError, WriteOp};
+use seathold::{AsyncEngine, ManualClock, OpError};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -33,25 +35,55 @@ fn hold(k: &OccKey, who: &str, expires_at: OffsetDateTime) -> Hold {
         hold_ref: Ref::new(format!("r-{who}")).unwrap(),
         quantity: 1,
         price: Money::parse("25.00", "EUR").unwrap(),
-        attempt: 1,
+        lines: Vec::new(),
+        metadata: None,
         placed_at: expires_at - Duration::seconds(600),
         expires_at,
         state: HoldState::Held,
         ended_at: None,
+        tickets: Vec::new(),
+        revived: false,
+        cancelled_seats: 0,
+        cancellations: 0,
+        refunded: None,
     }
 }
 
+fn key(h: &Hold) -> RecordKey {
+    RecordKey::Booking(h.hold_ref.clone())
+}
+
 async fn open(store: &PostgresStore, k: &OccKey, capacity: u32) {
-    let mut c = Commit::new(k.clone());
-    c.configure = Some(OccurrenceConfig::new(capacity, 600).unwrap());
+    let c = Commit {
+        occurrence: OccurrenceGuard::Create(OccurrenceConfig::new(capacity, 600).unwrap()),
+        ..Commit::new(k.clone())
+    };
     store.commit(c).await.unwrap();
 }
 
+/// Place `h` as a raw commit: one held seat under the capacity guard, the booking inserted.
 async fn place(store: &PostgresStore, h: &Hold) -> Result<(), CommitError> {
-    let mut c = Commit::new(h.occ_key.clone());
-    c.seats = SeatDelta { held: i64::from(h.quantity), confirmed: 0 };
-    c.holds.push(HoldWrite { expected: None, hold: h.clone() });
+    let c = Commit {
+        occurrence: OccurrenceGuard::At(1),
+        deltas: vec![(Dim::Total, UsageDelta::held(h.quantity))],
+        admits: true,
+        records: vec![RecordWrite { key: key(h), expected: None, op: WriteOp::Put(Record::Booking(h.clone())) }],
+        ..Commit::new(h.occ_key.clone())
+    };
     store.commit(c).await
+}
+
+async fn booking(store: &PostgresStore, k: &OccKey, h: &Hold) -> Option<seathold::records::Versioned<Record>> {
+    store.load(k, &[key(h)]).await.unwrap().records.into_iter().next().flatten()
+}
+
+fn names(due: &[seathold::store::Due]) -> Vec<String> {
+    due.iter()
+        .map(|d| match &d.record.value {
+            Record::Booking(h) => h.actor.to_string(),
+            other => format!("{:?}", other.key()),
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,9 +107,10 @@ async fn migrate_is_idempotent_and_safe_to_race() {
         t.await.unwrap();
     }
     a.migrate().await.unwrap();
-    let snap = a.load(LoadRequest { occ_key: &k, actor: Some(&actor("x")), settlement_ref: None }).await.unwrap();
-    assert_eq!(snap.occurrence.unwrap().held, 1);
-    assert_eq!(snap.hold.unwrap().version, 1);
+    let x = hold(&k, "x", T0);
+    let snap = a.load(&k, &[key(&x)]).await.unwrap();
+    assert_eq!(snap.occurrence.unwrap().counters.get(&Dim::Total).held, 1);
+    assert_eq!(snap.records[0].as_ref().unwrap().version, 1);
     a.drop_schema().await.unwrap();
 }
 
@@ -92,21 +125,17 @@ async fn timestamps_round_trip_to_the_nanosecond_and_lapse_exactly() {
     let b = hold(&k, "b", T0 + Duration::nanoseconds(1));
     place(&store, &a).await.unwrap();
     place(&store, &b).await.unwrap();
-    let got = store.load(LoadRequest { occ_key: &k, actor: Some(&a.actor), settlement_ref: None }).await.unwrap();
-    assert_eq!(got.hold.unwrap().value, a, "a hold reads back exactly, nanoseconds included");
+    let got = booking(&store, &k, &a).await.unwrap();
+    assert_eq!(got.value, Record::Booking(a.clone()), "a hold reads back exactly, nanoseconds included");
 
     let lapsed = |now| {
         let store = store.clone();
         let k = k.clone();
-        async move {
-            let holds = store.lapsed_holds(Some(&k), now, 10).await.unwrap();
-            let seats = store.lapsed_seats(&k, now).await.unwrap();
-            (holds.iter().map(|h| h.value.actor.to_string()).collect::<Vec<_>>(), seats)
-        }
+        async move { names(&store.due(Some(&k), now, 10).await.unwrap()) }
     };
-    assert_eq!(lapsed(T0 - Duration::nanoseconds(1)).await, (vec![], 0));
-    assert_eq!(lapsed(T0).await, (vec!["a".to_string()], 1), "expires_at <= now, to the nanosecond");
-    assert_eq!(lapsed(T0 + Duration::nanoseconds(1)).await, (vec!["a".to_string(), "b".to_string()], 2));
+    assert_eq!(lapsed(T0 - Duration::nanoseconds(1)).await, Vec::<String>::new());
+    assert_eq!(lapsed(T0).await, vec!["a".to_string()], "expires_at <= now, to the nanosecond");
+    assert_eq!(lapsed(T0 + Duration::nanoseconds(1)).await, vec!["a".to_string(), "b".to_string()]);
 
     // The rules agree with the store at the boundary: at T0 the hold of `a` is lapsed and
     // frees its seat for a request; `b`'s is live and blocks.
@@ -135,31 +164,28 @@ async fn sweepers_of_different_instances_take_disjoint_batches() {
     for i in 0..10 {
         place(&one, &hold(&k, &format!("h{i:02}"), T0 - Duration::seconds(100 - i))).await.unwrap();
     }
-    let names =
-        |v: &[seathold::store::Versioned<Hold>]| v.iter().map(|h| h.value.actor.to_string()).collect::<Vec<_>>();
-    let a = one.lapsed_holds(None, T0, 4).await.unwrap();
+    let a = one.due(None, T0, 4).await.unwrap();
     assert_eq!(names(&a), ["h00", "h01", "h02", "h03"], "oldest first");
-    let b = two.lapsed_holds(None, T0, 4).await.unwrap();
+    let b = two.due(None, T0, 4).await.unwrap();
     assert_eq!(names(&b), ["h04", "h05", "h06", "h07"], "another instance's sweep takes the next batch");
     // A store sees its own claim again (a sweep retried after an error finds its batch).
-    assert_eq!(names(&one.lapsed_holds(None, T0, 4).await.unwrap()), ["h00", "h01", "h02", "h03"]);
-    let c = two.lapsed_holds(None, T0, 100).await.unwrap();
+    assert_eq!(names(&one.due(None, T0, 4).await.unwrap()), ["h00", "h01", "h02", "h03"]);
+    let c = two.due(None, T0, 100).await.unwrap();
     assert_eq!(names(&c), ["h04", "h05", "h06", "h07", "h08", "h09"]);
     // The per-occurrence view ignores leases (it serves requests and availability).
-    assert_eq!(one.lapsed_holds(Some(&k), T0, 100).await.unwrap().len(), 10);
-    assert_eq!(one.lapsed_seats(&k, T0).await.unwrap(), 10);
+    assert_eq!(one.due(Some(&k), T0, 100).await.unwrap().len(), 10);
     // Once the other store's lease runs out, its holds are anyone's again.
     tokio::time::sleep(StdDuration::from_millis(600)).await;
     // `one`'s own lease (30 s) still keeps `two` off h00..h03.
-    let d = two.lapsed_holds(None, T0, 100).await.unwrap();
+    let d = two.due(None, T0, 100).await.unwrap();
     assert_eq!(names(&d), ["h04", "h05", "h06", "h07", "h08", "h09"]);
     let three = PostgresStore::connect(&url, PostgresOptions::new(&schema)).await.unwrap();
-    assert_eq!(names(&three.lapsed_holds(None, T0, 100).await.unwrap()), Vec::<String>::new(), "all leased");
+    assert_eq!(names(&three.due(None, T0, 100).await.unwrap()), Vec::<String>::new(), "all leased");
 
     // Writing a hold (here: expiring it) clears its lease.
     let engine = AsyncEngine::with_clock(one.clone(), ManualClock::new(T0));
     assert_eq!(engine.expire_due(100).await.unwrap(), 4);
-    assert!(one.lapsed_holds(Some(&k), T0, 100).await.unwrap().iter().all(|h| h.value.actor.as_str() >= "h04"));
+    assert!(names(&one.due(Some(&k), T0, 100).await.unwrap()).iter().all(|n| n.as_str() >= "h04"));
     one.drop_schema().await.unwrap();
 }
 
@@ -180,7 +206,7 @@ async fn guards_hold_under_concurrent_commits() {
     for t in tasks {
         match t.await.unwrap() {
             Ok(()) => won += 1,
-            Err(CommitError::Conflict(Conflict::Capacity)) => full += 1,
+            Err(CommitError::Conflict(Conflict::Capacity { dim: Dim::Total })) => full += 1,
             Err(e) => panic!("unexpected {e}"),
         }
     }
@@ -193,9 +219,12 @@ async fn guards_hold_under_concurrent_commits() {
         tasks.push(tokio::spawn(async move {
             let mut h = hold(&k, "a0", T0 + Duration::seconds(i));
             h.state = HoldState::Released;
-            let mut c = Commit::new(k);
-            c.seats = SeatDelta { held: -1, confirmed: 0 };
-            c.holds.push(HoldWrite { expected: Some(1), hold: h });
+            let c = Commit {
+                occurrence: OccurrenceGuard::At(1),
+                deltas: vec![(Dim::Total, UsageDelta::held(1).negated())],
+                records: vec![RecordWrite { key: key(&h), expected: Some(1), op: WriteOp::Put(Record::Booking(h)) }],
+                ..Commit::new(k)
+            };
             store.commit(c).await
         }));
     }
@@ -205,10 +234,13 @@ async fn guards_hold_under_concurrent_commits() {
     }
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
     for r in results.iter().filter(|r| r.is_err()) {
-        assert!(matches!(r, Err(CommitError::Conflict(Conflict::HoldChanged { actor })) if actor.as_str() == "a0"));
+        assert!(
+            matches!(r, Err(CommitError::Conflict(Conflict::Record { key })) if key == &RecordKey::Booking(Ref::new("r-a0").unwrap())),
+            "{r:?}"
+        );
     }
-    let o = store.load(LoadRequest { occ_key: &k, actor: None, settlement_ref: None }).await.unwrap();
-    assert_eq!(o.occurrence.unwrap().held, 6);
+    let o = store.load(&k, &[]).await.unwrap();
+    assert_eq!(o.occurrence.unwrap().counters.get(&Dim::Total).held, 6);
     store.drop_schema().await.unwrap();
 }
 
@@ -262,7 +294,7 @@ async fn a_lost_connection_is_unavailable_and_the_pool_recovers() {
                 outcome = Some(s);
                 break;
             }
-            Err(seathold::SettleError::Store(StoreError::Unavailable(_))) => {}
+            Err(OpError::Store(StoreError::Unavailable(_))) => {}
             Err(e) => panic!("unexpected {e}"),
         }
     }
@@ -274,6 +306,6 @@ async fn a_lost_connection_is_unavailable_and_the_pool_recovers() {
     let events = engine.drain_events(100).await.unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.event.kind.type_str()).collect();
     assert_eq!(kinds, ["hold_placed", "hold_confirmed"]);
-    assert!(matches!(events[1].event.kind, EventKind::HoldConfirmed { quantity: 1 }));
+    assert!(matches!(events[1].event.kind, EventKind::HoldConfirmed { quantity: 1, revived: false }));
     store.drop_schema().await.unwrap();
 }

@@ -5,6 +5,7 @@
 //! runs them against a throwaway server.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod audit;
 pub mod race;
 
 use seathold::store::postgres::{PostgresOptions, PostgresStore};

@@ -145,7 +145,7 @@ pub async fn request(engine: &Engine, req: &HoldRequest) -> Option<RequestOutcom
             Err(RequestError::Store(_) | RequestError::Contention { .. }) => {
                 tokio::time::sleep(Duration::from_millis(5 + attempt.min(20) * 5)).await;
             }
-            Err(RequestError::RefReused { .. }) => return None,
+            Err(seathold::OpError::Refused(seathold::holds::RequestRefusal::RefUsed)) => return None,
             Err(e) => panic!("request {req:?}: {e}"),
         }
     }
@@ -206,7 +206,7 @@ pub async fn worker(engine: Arc<Engine>, ledger: Arc<dyn Ledger>, seed: u64, ite
             },
             // Someone else's checkout for this actor is in flight: sometimes its payment is
             // delivered from here too (a duplicate, racing the owner's, across processes).
-            Some(RequestOutcome::Already { hold_ref, confirmed: false }) if fate < 40 => {
+            Some(RequestOutcome::Already { hold_ref, confirmed: false, .. }) if fate < 40 => {
                 send_paid(&engine, &*ledger, &actor, &hold_ref).await;
             }
             // A payment under a ref this side never issued.

@@ -17,49 +17,42 @@
 //! # How it keeps the store contract
 //!
 //! - **One round trip per commit, one transaction per batch.** `migrate()` creates a
-//!   PL/pgSQL function, `seathold_commit`, that applies whole [`Commit`]s in one statement,
-//!   so in one transaction. The commits of one occurrence that wait at the same moment are
-//!   sent together (a lone one alone): every commit of an occurrence writes its counters row,
-//!   and a row lock is held until the WAL flush, so one commit per transaction would cap a hot
-//!   occurrence at one commit per flush. Each commit of a batch is still applied or refused
-//!   on its own: its guards are checked first, on rows it has locked, and only then does it
-//!   write. A failed guard answers a custom code (`SH001`..`SH004`, mapped to
-//!   [`CommitError::Conflict`]); a connection or I/O failure is [`StoreError::Unavailable`]
-//!   (the commit may or may not have been applied; retrying the whole operation is safe).
-//!   [`load`](AsyncStore::load) is one query (LEFT JOINs of the occurrence, the hold and the
-//!   settlement record).
-//! - **Guards on O(1) rows, at write time.** The occurrence row carries the counters; a
-//!   commit locks it and applies `held + dh`, `confirmed + dc`, refusing one that admits seats
-//!   ([`Commit::admits_seats`]: a positive net change, or a hold placed) unless
-//!   `held + confirmed + dh + dc <= capacity`; a hold row is written only at the version the
-//!   commit expects (an INSERT for a new one, refused if it exists); a settlement record is
-//!   inserted only if absent on its key (occ_key, actor, ref); events go to an outbox with a
-//!   `bigserial` id. No operation reads a whole occurrence.
+//!   PL/pgSQL function, `seathold_apply`, that applies whole [`Commit`]s (sent as one JSON
+//!   document each) in one statement. The commits of one occurrence that wait at the same
+//!   moment are sent together (a lone one alone): a row lock is held until the WAL flush, so
+//!   one commit per transaction would cap a hot occurrence at one commit per flush. Each
+//!   commit of a batch is still applied or refused on its own: its guards are checked first,
+//!   on rows it has locked, and only then does it write. A failed guard answers a code
+//!   (`SH001` capacity, `SH002` record, `SH004` occurrence — [`CommitError::Conflict`];
+//!   `SH009` — [`CommitError::Invalid`]); a connection or I/O failure is
+//!   [`StoreError::Unavailable`] (the commit may or may not have been applied; retrying the
+//!   whole operation is safe). [`load`](AsyncStore::load) is one query.
+//! - **Guards on O(1) rows, at write time.** The occurrence row carries the configuration
+//!   (with its version) and the counters of every dimension; records live in one table keyed
+//!   by (occurrence, kind, key) with a version. No operation reads a whole occurrence.
 //! - **READ COMMITTED is enough** (the store sets it on each connection, whatever the
 //!   server's default): every guard is checked on rows the commit has locked (`FOR UPDATE`),
 //!   and a locking read in READ COMMITTED returns the newest committed version of the row
 //!   after waiting for its lock. A guard can therefore never pass against a stale row, and
 //!   there are no serialization failures to retry.
-//! - **A fixed lock order**: the occurrence row first, whenever counters or holds are
-//!   written (so the commits of one occurrence queue on one row, for microseconds), then the
-//!   holds in actor order. The sweep's claim never waits (`SKIP LOCKED`). No deadlocks.
-//! - **Expiry index.** Partial indexes on held holds only, by `(expires_at)` and by
-//!   `(occ_key, expires_at)`. [`lapsed_holds`](AsyncStore::lapsed_holds) for the sweep
-//!   (`occ_key: None`) claims its batch with `FOR UPDATE SKIP LOCKED` and a short lease
-//!   (`sweep_claimed_until`, not part of the hold's version), so several sweepers — one per
-//!   service instance — take disjoint batches; a store sees its own claims again, so a sweep
-//!   retried after an error finds what it had.
-//! - **Outbox order.** Event ids are drawn while the occurrence row is locked, so within one
+//! - **A fixed lock order**: the occurrence row first (or, for a missing occurrence, an
+//!   advisory lock on its key), then records in (kind, key) order. The sweep's claim never
+//!   waits (`SKIP LOCKED`). No deadlocks.
+//! - **Expiry index.** `records.due_ns`, from [`Record::due`](crate::records::Record::due),
+//!   with partial indexes. [`due`](AsyncStore::due) for the sweep (`occ_key: None`) claims
+//!   its batch with `FOR UPDATE SKIP LOCKED` and a short lease (not part of the version), so
+//!   several sweepers — one per service instance — take disjoint batches.
+//! - **Outbox order.** Event ids are drawn while the occurrence is locked, so within one
 //!   occurrence they increase in commit order.
-//! - **Exact time.** Timestamps are stored as `bigint` nanoseconds since the epoch, so a
-//!   hold's `expires_at` round-trips exactly and the store's idea of "lapsed" is the rules'.
-//!   The range is 1677 to 2262; a commit with a time outside it is refused with
-//!   [`StoreError::Corrupt`] before anything is sent.
+//! - **Exact time.** Times in records are `bigint` nanoseconds since the epoch, so a hold's
+//!   expiry round-trips exactly and the store's idea of "lapsed" is the rules'.
+//! - **Numbered migrations.** `migrate()` reads the schema version, applies each migration
+//!   after it in one transaction (under an advisory lock, so instances starting together take
+//!   turns), and refuses a database newer than this code. Version 1 (seathold 0.1) is
+//!   converted in place by version 2, nothing lost.
 //!
-//! Schema: `migrate()` creates, in the schema named by [`PostgresOptions::schema`], the tables
-//! `occurrences`, `holds`, `settlements`, `outbox` and `seathold_meta`, the function
-//! `seathold_commit`, and a view `holds_readable` with the times as `timestamptz`. Give each
-//! test its own schema on one server for isolation.
+//! Schema: see `schema.rs` (tables `occurrences`, `records`, `outbox`, `seathold_meta`; view
+//! `records_readable`). Give each test its own schema on one server for isolation.
 
 mod codec;
 mod schema;
@@ -71,18 +64,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tokio_postgres::NoTls;
 
-use self::codec::{CommitParams, event_from_row, get, hold_from_row, lapsed_from_row, to_ns};
+use self::codec::{commit_json, event_from_row, get, occurrence_from_row, record_from_row};
 use self::schema::{
-    SQLSTATE_CAPACITY, SQLSTATE_HOLD_CHANGED, SQLSTATE_SETTLEMENT_EXISTS, SQLSTATE_UNKNOWN_OCCURRENCE, Statements,
-    schema_sql, valid_schema_name,
+    CODE_CAPACITY, CODE_INVALID, CODE_OCCURRENCE, CODE_RECORD, SCHEMA_VERSION, Statements, bootstrap_sql,
+    functions_sql, migration, valid_schema_name,
 };
-use super::{AsyncStore, Commit, CommitError, Conflict, LoadRequest, Snapshot, StoreError, Versioned};
-use crate::contract::{ActorId, EventId, OccKey, OutboxEvent};
-use crate::holds::Hold;
+use super::{AsyncStore, Commit, CommitError, Conflict, Due, Snapshot, StoreError, validate_commit};
+use crate::catalogue::Dim;
+use crate::contract::{EventId, OccKey, OutboxEvent};
+use crate::records::{Record, RecordKey, RecordKind, Versioned, nanos};
 
 pub use deadpool_postgres;
 pub use tokio_postgres;
@@ -95,7 +90,7 @@ pub struct PostgresOptions {
     pub schema: String,
     /// Connections in the pool (at least 1). Default 16.
     pub pool_size: usize,
-    /// How long the sweep's claim on a batch of lapsed holds keeps other sweepers off it.
+    /// How long the sweep's claim on a batch of due records keeps other sweepers off it.
     /// Default 30 seconds.
     pub sweep_lease: Duration,
     /// How long to wait for a pooled connection (or a new one) before answering
@@ -149,11 +144,11 @@ struct Combiner {
 
 #[derive(Debug)]
 struct Pending {
-    params: CommitParams,
+    doc: Value,
     reply: oneshot::Sender<Result<(), CommitError>>,
 }
 
-/// The most commits sent in one `seathold_commit` call.
+/// The most commits sent in one `seathold_apply` call.
 const MAX_BATCH: usize = 64;
 
 impl fmt::Debug for PostgresStore {
@@ -168,24 +163,6 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError 
 
 fn bad_config(msg: String) -> StoreError {
     StoreError::Unavailable(msg.into())
-}
-
-/// A database error as a store error; for a commit, a failed guard as its conflict.
-fn commit_error(e: tokio_postgres::Error) -> CommitError {
-    let Some(db) = e.as_db_error() else {
-        return unavailable(e).into();
-    };
-    let conflict = match db.code().code() {
-        SQLSTATE_CAPACITY => Conflict::Capacity,
-        SQLSTATE_HOLD_CHANGED => match db.detail().map(ActorId::new) {
-            Some(Ok(actor)) => Conflict::HoldChanged { actor },
-            _ => return StoreError::Corrupt(format!("hold conflict without an actor: {db}")).into(),
-        },
-        SQLSTATE_SETTLEMENT_EXISTS => Conflict::SettlementExists,
-        SQLSTATE_UNKNOWN_OCCURRENCE => Conflict::UnknownOccurrence,
-        _ => return unavailable(e).into(),
-    };
-    conflict.into()
 }
 
 fn store_error(e: tokio_postgres::Error) -> StoreError {
@@ -255,12 +232,14 @@ impl PostgresStore {
         })
     }
 
-    /// Create the schema, tables, indexes and the commit function if absent, and replace the
-    /// function with this version's. Idempotent, and safe to run from several instances at
-    /// once (they take turns on an advisory lock).
+    /// Bring the schema up to this version: create it if absent, apply every numbered
+    /// migration after the database's version (converting existing data in place), and
+    /// replace the functions. Idempotent, one transaction, and safe to run from several
+    /// instances at once (they take turns on an advisory lock).
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the database failed.
+    /// [`StoreError::Unavailable`] if the database failed; [`StoreError::Corrupt`] if the
+    /// database's schema is newer than this code (run the newer code, or restore).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(store_error)?;
@@ -270,8 +249,42 @@ impl PostgresStore {
         )
         .await
         .map_err(store_error)?;
-        tx.batch_execute(&schema_sql(&self.schema)).await.map_err(store_error)?;
+        tx.batch_execute(&bootstrap_sql(&self.schema)).await.map_err(store_error)?;
+        let row = tx
+            .query_opt(&format!(r#"SELECT schema_version FROM "{}".seathold_meta"#, self.schema), &[])
+            .await
+            .map_err(store_error)?;
+        let current: i32 = match row {
+            Some(r) => get(&r, 0)?,
+            None => 0,
+        };
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::Corrupt(format!(
+                "the database's seathold schema is version {current}, newer than this code's {SCHEMA_VERSION}"
+            )));
+        }
+        for v in (current + 1)..=SCHEMA_VERSION {
+            let sql = migration(&self.schema, v)
+                .ok_or_else(|| StoreError::Internal(format!("no migration to schema version {v}")))?;
+            tx.batch_execute(&sql).await.map_err(store_error)?;
+        }
+        tx.batch_execute(&functions_sql(&self.schema)).await.map_err(store_error)?;
+        tx.execute(
+            &format!(
+                r#"INSERT INTO "{}".seathold_meta (singleton, schema_version) VALUES (true, $1)
+                   ON CONFLICT (singleton) DO UPDATE SET schema_version = EXCLUDED.schema_version"#,
+                self.schema
+            ),
+            &[&SCHEMA_VERSION],
+        )
+        .await
+        .map_err(store_error)?;
         tx.commit().await.map_err(store_error)
+    }
+
+    /// The schema version this code migrates to.
+    pub fn schema_version() -> i32 {
+        SCHEMA_VERSION
     }
 
     /// Drop this store's schema and everything in it (for tests).
@@ -314,67 +327,70 @@ impl PostgresStore {
         }
     }
 
-    /// One `seathold_commit` call for the batch; every commit gets its own answer.
-    async fn send_batch(&self, mut batch: Vec<Pending>) {
-        let merged;
-        let params = if batch.len() == 1 {
-            &batch[0].params
-        } else {
-            let mut m = CommitParams::default();
-            for p in &batch {
-                m.append(&p.params);
-            }
-            merged = m;
-            &merged
-        };
-        match self.call_commit(params).await {
-            Ok(answers) if answers.len() == batch.len() => {
-                for (p, answer) in batch.into_iter().zip(answers) {
-                    let _ = p.reply.send(answer);
+    /// One `seathold_apply` call for the batch; every commit gets its own answer.
+    async fn send_batch(&self, batch: Vec<Pending>) {
+        let (docs, replies): (Vec<Value>, Vec<_>) = batch.into_iter().map(|p| (p.doc, p.reply)).unzip();
+        let n = docs.len();
+        match self.call_apply(Value::Array(docs.clone())).await {
+            Ok(answers) if answers.len() == n => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
                 }
             }
             Ok(answers) => {
-                let e = format!("seathold_commit answered {} codes for {} commits", answers.len(), batch.len());
-                for p in batch {
-                    let _ = p.reply.send(Err(StoreError::Corrupt(e.clone()).into()));
+                let e = format!("seathold_apply answered {} codes for {n} commits", answers.len());
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Corrupt(e.clone()).into()));
                 }
             }
             // The database refused the statement, so nothing of the batch was applied: one
             // commit's trouble must not become the others', so send them one by one.
-            Err(CallError::Db(e)) if batch.len() > 1 && e.as_db_error().is_some() => {
-                for p in batch {
-                    let answer = match self.call_commit(&p.params).await {
+            Err(CallError::Db(e)) if n > 1 && e.as_db_error().is_some() => {
+                for (doc, reply) in docs.into_iter().zip(replies) {
+                    let answer = match self.call_apply(Value::Array(vec![doc])).await {
                         Ok(mut a) if a.len() == 1 => a.remove(0),
-                        Ok(_) => Err(StoreError::Corrupt("seathold_commit answered no code".into()).into()),
-                        Err(CallError::Db(e)) => Err(commit_error(e)),
+                        Ok(_) => Err(StoreError::Corrupt("seathold_apply answered no code".into()).into()),
+                        Err(CallError::Db(e)) => Err(db_failure(e)),
                         Err(CallError::Pool(e)) => Err(unavailable(e).into()),
                     };
-                    let _ = p.reply.send(answer);
+                    let _ = reply.send(answer);
                 }
             }
-            Err(CallError::Db(e)) if batch.len() == 1 => {
-                let _ = batch.remove(0).reply.send(Err(commit_error(e)));
+            Err(CallError::Db(e)) if n == 1 => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(db_failure(e)));
+                }
             }
             // Lost connection and the like: each commit may or may not have been applied.
             Err(e) => {
                 let shared = Arc::new(e);
-                for p in batch {
-                    let _ = p.reply.send(Err(StoreError::Unavailable(Box::new(SharedError(shared.clone()))).into()));
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Unavailable(Box::new(SharedError(shared.clone()))).into()));
                 }
             }
         }
     }
 
-    async fn call_commit(&self, params: &CommitParams) -> Result<Vec<Result<(), CommitError>>, CallError> {
+    async fn call_apply(&self, batch: Value) -> Result<Vec<Result<(), CommitError>>, CallError> {
         let client = self.pool.get().await.map_err(CallError::Pool)?;
-        let stmt = client.prepare_cached(&self.sql.commit).await.map_err(CallError::Db)?;
-        let row = client.query_one(&stmt, &params.as_params()).await.map_err(CallError::Db)?;
+        let stmt = client.prepare_cached(&self.sql.apply).await.map_err(CallError::Db)?;
+        let row = client.query_one(&stmt, &[&batch]).await.map_err(CallError::Db)?;
         let codes: Vec<String> = row.try_get(0).map_err(CallError::Db)?;
         Ok(codes.iter().map(|code| answer_of(code)).collect())
     }
 }
 
-/// Why a `seathold_commit` call failed.
+/// A database error from a whole `seathold_apply` call: the statement failed, so nothing was
+/// applied — but it is not a guard's answer either. A server-side error (a constraint, say)
+/// means the commit is malformed for this schema; anything else is the connection.
+fn db_failure(e: tokio_postgres::Error) -> CommitError {
+    match e.as_db_error() {
+        Some(db) => CommitError::Invalid(format!("the database refused the commit: {db}")),
+        None => unavailable(e).into(),
+    }
+}
+
+/// Why a `seathold_apply` call failed.
 #[derive(Debug)]
 enum CallError {
     /// No connection could be had.
@@ -383,21 +399,24 @@ enum CallError {
     Db(tokio_postgres::Error),
 }
 
-/// A commit's answer from its code in `seathold_commit`'s result.
+/// A commit's answer from its code in `seathold_apply`'s result.
 fn answer_of(code: &str) -> Result<(), CommitError> {
-    let (state, detail) = match code.split_once(':') {
-        Some((s, d)) => (s, Some(d)),
-        None => (code, None),
-    };
+    let (state, detail) = code.split_once(':').unwrap_or((code, ""));
     let conflict = match state {
         "" => return Ok(()),
-        SQLSTATE_CAPACITY => Conflict::Capacity,
-        SQLSTATE_HOLD_CHANGED => match detail.map(ActorId::new) {
-            Some(Ok(actor)) => Conflict::HoldChanged { actor },
-            _ => return Err(StoreError::Corrupt(format!("hold conflict without an actor: {code:?}")).into()),
+        CODE_CAPACITY => match Dim::from_key(detail) {
+            Some(dim) => Conflict::Capacity { dim },
+            None => return Err(StoreError::Corrupt(format!("capacity conflict on {detail:?}")).into()),
         },
-        SQLSTATE_SETTLEMENT_EXISTS => Conflict::SettlementExists,
-        SQLSTATE_UNKNOWN_OCCURRENCE => Conflict::UnknownOccurrence,
+        CODE_RECORD => {
+            let key = detail.split_once('\u{1f}').and_then(|(kind, id)| RecordKey::parse(RecordKind::parse(kind)?, id));
+            match key {
+                Some(key) => Conflict::Record { key },
+                None => return Err(StoreError::Corrupt(format!("record conflict on {detail:?}")).into()),
+            }
+        }
+        CODE_OCCURRENCE => Conflict::Occurrence,
+        CODE_INVALID => return Err(CommitError::Invalid(detail.to_owned())),
         other => return Err(StoreError::Corrupt(format!("unknown commit code {other:?}")).into()),
     };
     Err(conflict.into())
@@ -425,68 +444,104 @@ impl std::error::Error for SharedError {
     }
 }
 
+fn due_from_row(row: &tokio_postgres::Row) -> Result<Due, StoreError> {
+    let occ: &str = get(row, 0)?;
+    let occ_key = OccKey::new(occ).map_err(|e| StoreError::Corrupt(format!("occ_key {occ:?}: {e}")))?;
+    let (_, record) = record_from_row(row, 1)?;
+    Ok(Due { occ_key, record })
+}
+
 impl AsyncStore for PostgresStore {
-    async fn load(&self, req: LoadRequest<'_>) -> Result<Snapshot, StoreError> {
+    async fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError> {
+        let kinds: Vec<&str> = keys.iter().map(|k| k.kind().as_str()).collect();
+        let ids: Vec<String> = keys.iter().map(RecordKey::id).collect();
         let client = self.client().await?;
         let stmt = client.prepare_cached(&self.sql.load).await.map_err(store_error)?;
-        let actor = req.actor.map(ActorId::as_str);
-        let settlement_ref = req.actor.and(req.settlement_ref).map(|r| r.as_str());
-        let row =
-            client.query_one(&stmt, &[&req.occ_key.as_str(), &actor, &settlement_ref]).await.map_err(store_error)?;
-        let occurrence = codec::occurrence_from_row(&row, 0, req.occ_key)?;
-        let hold = hold_from_row(&row, 4, req.occ_key)?;
-        let settlement = match (req.actor, req.settlement_ref) {
-            (Some(a), Some(r)) => codec::settlement_from_row(&row, 15, req.occ_key, a, r)?,
-            _ => None,
-        };
-        Ok(Snapshot { occurrence, hold, settlement })
+        let rows = client.query(&stmt, &[&occ_key.as_str(), &kinds, &ids]).await.map_err(store_error)?;
+        let mut snap = Snapshot { occurrence: None, records: vec![None; keys.len()] };
+        for row in &rows {
+            let kind: &str = get(row, 0)?;
+            if kind.is_empty() {
+                snap.occurrence = Some(occurrence_from_row(row, occ_key)?);
+                continue;
+            }
+            let (key, record) = record_from_row(row, 0)?;
+            match keys.iter().position(|k| k == &key) {
+                Some(i) => snap.records[i] = Some(record),
+                None => return Err(StoreError::Corrupt(format!("load returned {key}, not asked for"))),
+            }
+        }
+        Ok(snap)
     }
 
-    async fn lapsed_holds(
-        &self,
-        occ_key: Option<&OccKey>,
-        now: OffsetDateTime,
-        limit: usize,
-    ) -> Result<Vec<Versioned<Hold>>, StoreError> {
+    async fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let now = to_ns(now)?;
+        let now = nanos::of(now);
         let limit = limit_of(limit);
         let client = self.client().await?;
         let rows = match occ_key {
             Some(k) => {
-                let stmt = client.prepare_cached(&self.sql.lapsed_of_occ).await.map_err(store_error)?;
+                let stmt = client.prepare_cached(&self.sql.due_of_occ).await.map_err(store_error)?;
                 client.query(&stmt, &[&k.as_str(), &now, &limit]).await.map_err(store_error)?
             }
             None => {
-                let stmt = client.prepare_cached(&self.sql.lapsed_claim).await.map_err(store_error)?;
+                let stmt = client.prepare_cached(&self.sql.due_claim).await.map_err(store_error)?;
                 let mut rows =
                     client.query(&stmt, &[&now, &limit, &self.sweeper, &self.lease_ms]).await.map_err(store_error)?;
                 // UPDATE ... RETURNING does not keep the batch's order: oldest first again.
-                rows.sort_by_cached_key(|r| r.try_get::<_, i64>(9).unwrap_or(i64::MAX));
+                rows.sort_by_cached_key(|r| r.try_get::<_, i64>(5).unwrap_or(i64::MAX));
                 rows
             }
         };
-        rows.iter().map(lapsed_from_row).collect()
+        rows.iter().map(due_from_row).collect()
     }
 
-    async fn lapsed_seats(&self, occ_key: &OccKey, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let now = to_ns(now)?;
+    async fn scan(
+        &self,
+        occ_key: &OccKey,
+        kind: RecordKind,
+        after: Option<&RecordKey>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Record>>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = after.map(RecordKey::id).unwrap_or_default();
         let client = self.client().await?;
-        let stmt = client.prepare_cached(&self.sql.lapsed_seats).await.map_err(store_error)?;
-        let row = client.query_one(&stmt, &[&occ_key.as_str(), &now]).await.map_err(store_error)?;
-        let seats: i64 = get(&row, 0)?;
-        u64::try_from(seats).map_err(|_| StoreError::Corrupt(format!("lapsed seats {seats}")))
+        let stmt = client.prepare_cached(&self.sql.scan).await.map_err(store_error)?;
+        let rows = client
+            .query(&stmt, &[&occ_key.as_str(), &kind.as_str(), &after, &limit_of(limit)])
+            .await
+            .map_err(store_error)?;
+        rows.iter().map(|r| record_from_row(r, 1).map(|(_, v)| v)).collect()
     }
 
-    /// Queued, and sent with the other commits waiting at the same moment in one
-    /// `seathold_commit` call (one round trip, one transaction, one WAL flush for all of
-    /// them), each commit still applied or refused on its own.
+    async fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = after.map_or("", OccKey::as_str);
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&self.sql.occurrences).await.map_err(store_error)?;
+        let rows = client.query(&stmt, &[&after, &limit_of(limit)]).await.map_err(store_error)?;
+        rows.iter()
+            .map(|r| {
+                let k: &str = get(r, 0)?;
+                OccKey::new(k).map_err(|e| StoreError::Corrupt(format!("occ_key {k:?}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Queued, and sent with the other commits of the same occurrence waiting at the same
+    /// moment in one `seathold_apply` call (one round trip, one transaction, one WAL flush for
+    /// all of them), each commit still applied or refused on its own.
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
-        let params = CommitParams::new(&commit)?;
+        validate_commit(&commit).map_err(CommitError::Invalid)?;
+        let doc = commit_json(&commit)?;
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { params, reply };
+        let pending = Pending { doc, reply };
         let first = {
             let mut queues = self.combiner.queues.lock().unwrap_or_else(PoisonError::into_inner);
             match queues.entry(commit.occ_key.as_str().to_owned()) {

@@ -1,24 +1,32 @@
-//! The schema `migrate()` applies, and the SQL text of every statement the store sends, all
-//! qualified with the store's schema name.
+//! The schema: numbered migrations, the commit function, and the SQL text of every statement
+//! the store sends, all qualified with the store's schema name.
 //!
 //! Time is stored as `bigint` nanoseconds since the Unix epoch (not `timestamptz`, which keeps
-//! microseconds): a hold's `expires_at` must come back exactly as the rules wrote it, or a
-//! hold lapsing between two microseconds would be lapsed to the store and live to the rules.
-//! The range is 1677-09-21 to 2262-04-11, the same as [`ManualClock`](crate::ManualClock)'s.
-//! Each table has a `*_time` view column for people (see [`schema_sql`]).
+//! microseconds): a hold's expiry must come back exactly as the rules wrote it, or a hold
+//! lapsing between two microseconds would be lapsed to the store and live to the rules.
+//!
+//! # Tables (schema version 2)
+//!
+//! - `occurrences`: one row per occurrence — its configuration (`config`, JSON, with
+//!   `config_version`) and its seat counters as parallel arrays over its dimensions (`dims`,
+//!   `caps`, `held`, `confirmed`, `blocked`, `offered`). The row every commit of the
+//!   occurrence locks first.
+//! - `records`: every record of every kind, `(occ_key, kind, key)` → `version`, `body`
+//!   (JSON), and `due_ns` (the expiry index, partial indexes on it), plus the sweep's lease
+//!   (`sweep_claimed_*`, not part of the version). A new kind of record needs no new table.
+//! - `outbox`: `id bigserial`, `occ_key`, `body` (the event's JSON).
+//! - `seathold_meta`: the schema version.
 
-/// The SQLSTATE-style codes `seathold_commit` answers for a failed guard (class `SH`, which
-/// PostgreSQL leaves to applications).
-pub(super) const SQLSTATE_CAPACITY: &str = "SH001";
-pub(super) const SQLSTATE_HOLD_CHANGED: &str = "SH002";
-pub(super) const SQLSTATE_SETTLEMENT_EXISTS: &str = "SH003";
-pub(super) const SQLSTATE_UNKNOWN_OCCURRENCE: &str = "SH004";
+/// The SQLSTATE-style codes `seathold_apply` answers (class `SH`, which PostgreSQL leaves to
+/// applications), followed by `:detail`.
+pub(super) const CODE_CAPACITY: &str = "SH001";
+pub(super) const CODE_RECORD: &str = "SH002";
+pub(super) const CODE_OCCURRENCE: &str = "SH004";
+pub(super) const CODE_INVALID: &str = "SH009";
 
-/// How many parameters `seathold_commit` takes.
-pub(super) const COMMIT_PARAMS: usize = 44;
-
-/// Bumped when the schema changes; `migrate()` records it.
-pub(super) const SCHEMA_VERSION: i32 = 1;
+/// The schema version this code writes; `migrate()` brings a database up to it, and refuses a
+/// database whose version is newer.
+pub(super) const SCHEMA_VERSION: i32 = 2;
 
 /// Whether `name` is usable as a schema name without quoting surprises: 1 to 63 bytes of
 /// lower-case ASCII letters, digits and `_`, not starting with a digit or `pg_`.
@@ -31,32 +39,41 @@ pub(super) fn valid_schema_name(name: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
 }
 
-/// The DDL, idempotent: every object is created if absent, and the commit function is
-/// replaced. Run in one transaction by `migrate()`, under an advisory lock so that several
-/// service instances migrating at once do not trip over each other.
-pub(super) fn schema_sql(s: &str) -> String {
+/// The schema and its version table, created if absent.
+pub(super) fn bootstrap_sql(s: &str) -> String {
     format!(
         r#"
 CREATE SCHEMA IF NOT EXISTS "{s}";
-
 CREATE TABLE IF NOT EXISTS "{s}".seathold_meta (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     schema_version integer NOT NULL
 );
+"#
+    )
+}
 
--- One row per occurrence: its configuration and the seat counters. The only row every
--- hold-writing commit of an occurrence locks (first), by the guarded UPDATE itself.
-CREATE TABLE IF NOT EXISTS "{s}".occurrences (
+/// Migration `version` (1-based), or `None` past the last one.
+pub(super) fn migration(s: &str, version: i32) -> Option<String> {
+    match version {
+        1 => Some(v1(s)),
+        2 => Some(v2(s)),
+        _ => None,
+    }
+}
+
+/// Version 1 (seathold 0.1): one hold row per (occurrence, actor), typed settlement and
+/// outbox columns.
+fn v1(s: &str) -> String {
+    format!(
+        r#"
+CREATE TABLE "{s}".occurrences (
     occ_key text PRIMARY KEY,
     capacity bigint NOT NULL CHECK (capacity >= 0),
     hold_ttl_secs bigint NOT NULL CHECK (hold_ttl_secs > 0),
     held bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
     confirmed bigint NOT NULL DEFAULT 0 CHECK (confirmed >= 0)
 );
-
--- One row per (occurrence, actor): the actor's current hold. `version` is the
--- compare-and-set guard; the sweep lease (`sweep_*`) is not part of it.
-CREATE TABLE IF NOT EXISTS "{s}".holds (
+CREATE TABLE "{s}".holds (
     occ_key text NOT NULL,
     actor text NOT NULL,
     version bigint NOT NULL CHECK (version >= 1),
@@ -73,16 +90,7 @@ CREATE TABLE IF NOT EXISTS "{s}".holds (
     sweep_claimed_until timestamptz,
     PRIMARY KEY (occ_key, actor)
 );
-
--- The expiry index: only held holds are in it, so lapsed ones are found without scanning
--- live or ended ones. The first serves the sweep across occurrences, the second one
--- occurrence's lapsed holds and lapsed seats.
-CREATE INDEX IF NOT EXISTS holds_held_expiry ON "{s}".holds (expires_at_ns) WHERE state = 'held';
-CREATE INDEX IF NOT EXISTS holds_held_occ_expiry ON "{s}".holds (occ_key, expires_at_ns)
-    INCLUDE (quantity) WHERE state = 'held';
-
--- One row per paid result accounted, insert-if-absent: what answers redeliveries.
-CREATE TABLE IF NOT EXISTS "{s}".settlements (
+CREATE TABLE "{s}".settlements (
     occ_key text NOT NULL,
     actor text NOT NULL,
     hold_ref text NOT NULL,
@@ -91,17 +99,13 @@ CREATE TABLE IF NOT EXISTS "{s}".settlements (
     amount text,
     currency text,
     provider_ref text,
-    -- The refund's own key, only where it differs from the record's.
     refund_occ_key text,
     refund_actor text,
     refund_ref text,
     settled_at_ns bigint NOT NULL,
     PRIMARY KEY (occ_key, actor, hold_ref)
 );
-
--- The outbox: ids from a sequence, taken while the occurrence row is locked, so within one
--- occurrence they increase in commit order.
-CREATE TABLE IF NOT EXISTS "{s}".outbox (
+CREATE TABLE "{s}".outbox (
     id bigserial PRIMARY KEY,
     kind text NOT NULL,
     occ_key text NOT NULL,
@@ -115,218 +119,327 @@ CREATE TABLE IF NOT EXISTS "{s}".outbox (
     reason text,
     provider_ref text
 );
+"#
+    )
+}
 
+/// Version 2: generic records. Converts version 1's rows in place: each hold becomes a
+/// booking record and its actor's summary, each settlement a payment record (and each
+/// confirmed hold gets the payment record version 1 did not write for confirmations, so its
+/// redeliveries still replay), each counter pair the `total` dimension, each outbox row the
+/// event's JSON (same id, same bytes on the wire).
+fn v2(s: &str) -> String {
+    format!(
+        r#"
+-- RFC 3339 in UTC from nanoseconds, as the crate writes it: fraction digits only when
+-- non-zero, trailing zeros trimmed.
+CREATE OR REPLACE FUNCTION "{s}".ns_rfc3339(ns bigint) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT to_char(to_timestamp(div(ns, 1000000000)::double precision) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || CASE WHEN mod(ns, 1000000000) = 0 THEN ''
+                ELSE '.' || rtrim(lpad(mod(ns, 1000000000)::text, 9, '0'), '0') END
+        || 'Z' $$;
+
+CREATE TABLE "{s}".records (
+    occ_key text NOT NULL,
+    kind text NOT NULL,
+    key text NOT NULL,
+    version bigint NOT NULL CHECK (version >= 1),
+    body jsonb NOT NULL,
+    due_ns bigint,
+    sweep_claimed_by uuid,
+    sweep_claimed_until timestamptz,
+    PRIMARY KEY (occ_key, kind, key)
+);
+CREATE INDEX records_due ON "{s}".records (due_ns) WHERE due_ns IS NOT NULL;
+CREATE INDEX records_occ_due ON "{s}".records (occ_key, due_ns) WHERE due_ns IS NOT NULL;
+
+INSERT INTO "{s}".records (occ_key, kind, key, version, body, due_ns)
+SELECT h.occ_key, 'booking', h.hold_ref, 1,
+       jsonb_strip_nulls(jsonb_build_object(
+           'occ_key', h.occ_key, 'actor', h.actor, 'ref', h.hold_ref, 'quantity', h.quantity,
+           'price', jsonb_build_object('amount', h.amount, 'currency', h.currency),
+           'placed_at', h.placed_at_ns, 'expires_at', h.expires_at_ns, 'state', h.state,
+           'ended_at', h.ended_at_ns)),
+       CASE WHEN h.state = 'held' THEN h.expires_at_ns END
+  FROM "{s}".holds h;
+
+INSERT INTO "{s}".records (occ_key, kind, key, version, body)
+SELECT h.occ_key, 'actor', h.actor, 1,
+       jsonb_strip_nulls(jsonb_build_object(
+           'occ_key', h.occ_key, 'actor', h.actor, 'current', h.hold_ref,
+           'live', CASE WHEN h.state = 'held' THEN jsonb_build_object(
+                       'ref', h.hold_ref, 'quantity', h.quantity, 'expires_at', h.expires_at_ns) END,
+           'confirmed_ref', CASE WHEN h.state = 'confirmed' THEN h.hold_ref END,
+           'confirmed_seats', CASE WHEN h.state = 'confirmed' THEN h.quantity ELSE 0 END,
+           'holds', h.attempt))
+  FROM "{s}".holds h;
+
+INSERT INTO "{s}".records (occ_key, kind, key, version, body)
+SELECT st.occ_key, 'payment', st.hold_ref || chr(31) || st.actor, 1,
+       jsonb_strip_nulls(jsonb_build_object(
+           'occ_key', st.occ_key, 'actor', st.actor, 'ref', st.hold_ref, 'provider_ref', st.provider_ref,
+           'amount', st.amount, 'currency', st.currency,
+           'outcome', CASE WHEN st.outcome = 'confirmed'
+                           THEN jsonb_build_object('confirmed', jsonb_build_object('revived', false))
+                           ELSE jsonb_build_object('refund', jsonb_strip_nulls(jsonb_build_object(
+                               'occ_key', coalesce(st.refund_occ_key, st.occ_key),
+                               'actor', coalesce(st.refund_actor, st.actor),
+                               'ref', coalesce(st.refund_ref, st.hold_ref),
+                               'reason', st.reason, 'amount', st.amount, 'currency', st.currency,
+                               'provider_ref', st.provider_ref))) END,
+           'settled_at', st.settled_at_ns))
+  FROM "{s}".settlements st;
+
+INSERT INTO "{s}".records (occ_key, kind, key, version, body)
+SELECT h.occ_key, 'payment', h.hold_ref || chr(31) || h.actor, 1,
+       jsonb_build_object(
+           'occ_key', h.occ_key, 'actor', h.actor, 'ref', h.hold_ref,
+           'amount', h.amount, 'currency', h.currency,
+           'outcome', jsonb_build_object('confirmed', jsonb_build_object('revived', false)),
+           'settled_at', coalesce(h.ended_at_ns, h.placed_at_ns))
+  FROM "{s}".holds h
+ WHERE h.state = 'confirmed'
+ON CONFLICT (occ_key, kind, key) DO NOTHING;
+
+ALTER TABLE "{s}".occurrences
+    ADD COLUMN config jsonb, ADD COLUMN config_version bigint NOT NULL DEFAULT 1,
+    ADD COLUMN dims text[], ADD COLUMN caps bigint[],
+    ADD COLUMN c_held bigint[], ADD COLUMN c_confirmed bigint[],
+    ADD COLUMN c_blocked bigint[], ADD COLUMN c_offered bigint[];
+UPDATE "{s}".occurrences
+   SET config = jsonb_build_object('capacity', capacity, 'hold_ttl_secs', hold_ttl_secs),
+       dims = ARRAY['total'], caps = ARRAY[capacity], c_held = ARRAY[held], c_confirmed = ARRAY[confirmed],
+       c_blocked = ARRAY[0::bigint], c_offered = ARRAY[0::bigint];
+ALTER TABLE "{s}".occurrences
+    DROP COLUMN capacity, DROP COLUMN hold_ttl_secs, DROP COLUMN held, DROP COLUMN confirmed;
+ALTER TABLE "{s}".occurrences RENAME COLUMN c_held TO held;
+ALTER TABLE "{s}".occurrences RENAME COLUMN c_confirmed TO confirmed;
+ALTER TABLE "{s}".occurrences RENAME COLUMN c_blocked TO blocked;
+ALTER TABLE "{s}".occurrences RENAME COLUMN c_offered TO offered;
+ALTER TABLE "{s}".occurrences
+    ALTER COLUMN config SET NOT NULL, ALTER COLUMN dims SET NOT NULL, ALTER COLUMN caps SET NOT NULL,
+    ALTER COLUMN held SET NOT NULL, ALTER COLUMN confirmed SET NOT NULL,
+    ALTER COLUMN blocked SET NOT NULL, ALTER COLUMN offered SET NOT NULL;
+
+ALTER TABLE "{s}".outbox ADD COLUMN body jsonb;
+UPDATE "{s}".outbox SET body = jsonb_strip_nulls(jsonb_build_object(
+    'type', kind, 'occ_key', occ_key, 'actor', actor, 'ref', hold_ref, 'at', "{s}".ns_rfc3339(at_ns),
+    'quantity', quantity, 'amount', amount, 'currency', currency,
+    'expires_at', CASE WHEN expires_at_ns IS NOT NULL THEN "{s}".ns_rfc3339(expires_at_ns) END,
+    'reason', reason, 'provider_ref', provider_ref));
+ALTER TABLE "{s}".outbox
+    DROP COLUMN kind, DROP COLUMN actor, DROP COLUMN hold_ref, DROP COLUMN at_ns, DROP COLUMN quantity,
+    DROP COLUMN amount, DROP COLUMN currency, DROP COLUMN expires_at_ns, DROP COLUMN reason,
+    DROP COLUMN provider_ref;
+ALTER TABLE "{s}".outbox ALTER COLUMN body SET NOT NULL;
+
+DROP VIEW IF EXISTS "{s}".holds_readable;
+DROP FUNCTION IF EXISTS "{s}".seathold_commit;
+DROP TABLE "{s}".holds;
+DROP TABLE "{s}".settlements;
+"#
+    )
+}
+
+/// Functions and views, replaced by every `migrate()` (they hold no data).
+pub(super) fn functions_sql(s: &str) -> String {
+    format!(
+        r#"
 -- Nanoseconds to timestamptz, for people reading the tables.
 CREATE OR REPLACE FUNCTION "{s}".ns_time(ns bigint) RETURNS timestamptz
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT to_timestamp(ns / 1000000000) + make_interval(secs => (ns % 1000000000) / 1e9::float8) $$;
 
-CREATE OR REPLACE VIEW "{s}".holds_readable AS
-    SELECT occ_key, actor, version, hold_ref, quantity, amount, currency, attempt, state,
-           "{s}".ns_time(placed_at_ns) AS placed_at, "{s}".ns_time(expires_at_ns) AS expires_at,
-           "{s}".ns_time(ended_at_ns) AS ended_at, sweep_claimed_by, sweep_claimed_until
-    FROM "{s}".holds;
+CREATE OR REPLACE VIEW "{s}".records_readable AS
+    SELECT occ_key, kind, replace(key, chr(31), '/') AS key, version, body,
+           "{s}".ns_time(due_ns) AS due, sweep_claimed_by, sweep_claimed_until
+    FROM "{s}".records;
 
-{commit_fn}
-
-INSERT INTO "{s}".seathold_meta (singleton, schema_version) VALUES (true, {SCHEMA_VERSION})
-    ON CONFLICT (singleton) DO UPDATE SET schema_version = EXCLUDED.schema_version;
+{apply}
 "#,
-        commit_fn = commit_function_sql(s),
+        apply = apply_function_sql(s),
     )
 }
 
-/// `seathold_commit`: a batch of commits (one operation's whole commit each) in one
+/// `seathold_apply`: a batch of commits (one operation's whole commit each, as JSON) in one
 /// statement, so one round trip and one transaction — one WAL flush for all of them.
 ///
-/// Why a batch: every commit of an occurrence writes its counters row, and a row lock is held
+/// Why a batch: every commit of an occurrence writes or locks its row, and a row lock is held
 /// until the transaction's WAL flush; one commit per transaction would cap a hot occurrence
 /// at one commit per flush. The store combines the commits waiting at the same moment into
-/// one call (see `PostgresStore::commit`); a lone commit is a batch of one.
+/// one call; a lone commit is a batch of one.
 ///
 /// Each commit of the batch is atomic on its own, without subtransactions: all its guards are
 /// checked first — on rows it has locked — and only then is anything written. Per commit,
-/// the order of work, which is also the lock order (so two batches never deadlock; commits
-/// come sorted by `occ_key`, and every lock of an occurrence is taken under its row lock):
-/// 1. the occurrence row, `FOR NO KEY UPDATE` (for a commit that only configures, an
-///    upsert; for an occurrence that does not exist, a transaction-scoped advisory lock on
-///    its key, so its outbox ids and settlement records are still written one at a time);
-/// 2. the hold rows, in actor order (`COLLATE "C"`), `FOR UPDATE`;
-/// 3. then the guards, in the order `MemoryStore` checks them — counters, holds in commit
-///    order, the caller's pure conflict (`c_fail`: a hold written twice, or for another
-///    occurrence), the settlement record — and, if all pass, the writes: counters, holds
-///    (version + 1), the settlement record, the events (ids in order).
+/// the order of work, which is also the lock order (so two batches never deadlock; a batch
+/// holds one occurrence's commits):
+/// 1. the occurrence row, `FOR NO KEY UPDATE`; for an occurrence that does not exist, a
+///    transaction-scoped advisory lock on its key, then the row again (so a create and any
+///    other commit of a missing occurrence take turns);
+/// 2. the guards: the occurrence (config version, existence), the records, each locked
+///    `FOR UPDATE` in (kind, key) order and compared with its expected version, then the
+///    counters (every delta's dimension must exist; none may go negative; with `admits`,
+///    none may pass its cap; dimensions a new configuration drops must count nothing);
+/// 3. if all pass, the writes: occurrence, counters, records (version + 1, expiry index,
+///    the sweep's lease cleared), events (ids in order).
 ///
-/// Returns one code per commit: `''` when applied, else the conflict's SQLSTATE (`SH00x`),
-/// followed by `:actor` for a hold conflict. A write that fails although its guard passed
-/// (impossible while every writer follows this lock order) RAISEs that SQLSTATE instead,
-/// rolling the whole batch back; the store then retries the batch's commits one by one.
-fn commit_function_sql(s: &str) -> String {
+/// Returns one code per commit: `''` when applied, else `SH00x:detail`.
+fn apply_function_sql(s: &str) -> String {
     format!(
         r#"
-CREATE OR REPLACE FUNCTION "{s}".seathold_commit(
-    c_occ text[], c_capacity bigint[], c_ttl bigint[], c_dh bigint[], c_dc bigint[],
-    c_fail text[], c_fail_actor text[],
-    c_h_from bigint[], c_h_to bigint[], c_e_from bigint[], c_e_to bigint[],
-    s_actor text[], s_ref text[], s_outcome text[], s_reason text[], s_amount text[], s_currency text[],
-    s_provider_ref text[], s_refund_occ text[], s_refund_actor text[], s_refund_ref text[], s_settled bigint[],
-    h_actor text[], h_expected bigint[], h_ref text[], h_qty bigint[], h_amount text[],
-    h_currency text[], h_attempt bigint[], h_placed bigint[], h_expires bigint[],
-    h_state text[], h_ended bigint[],
-    e_kind text[], e_occ text[], e_actor text[], e_ref text[], e_at bigint[], e_qty bigint[],
-    e_amount text[], e_currency text[], e_expires bigint[], e_reason text[],
-    e_provider_ref text[]
-) RETURNS text[] LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION "{s}".seathold_apply(batch jsonb) RETURNS text[] LANGUAGE plpgsql AS $fn$
 DECLARE
-    nc integer := cardinality(c_occ);
-    codes text[] := array_fill(''::text, ARRAY[cardinality(c_occ)]);
-    c integer;
-    i integer;
+    codes text[] := ARRAY[]::text[];
+    c jsonb;
+    g jsonb;
+    gk text;
     k text;
-    hf integer;
-    ht integer;
-    ef integer;
-    et integer;
-    touch boolean;
+    o record;
     found_occ boolean;
-    v_cap bigint;
-    v_held bigint;
-    v_conf bigint;
-    new_cap bigint;
-    new_held bigint;
-    new_conf bigint;
+    fail text;
+    new_dims text[];
+    new_caps bigint[];
+    h bigint[];
+    cf bigint[];
+    bl bigint[];
+    ofr bigint[];
+    d jsonb;
+    w jsonb;
+    idx integer;
+    i integer;
     cur bigint;
-    fail_idx integer;
-    fail_code text;
-    fail_detail text;
+    admits boolean;
 BEGIN
-    FOR c IN 1..nc LOOP
-        k := c_occ[c];
-        hf := c_h_from[c]; ht := c_h_to[c];
-        ef := c_e_from[c]; et := c_e_to[c];
-        touch := c_dh[c] <> 0 OR c_dc[c] <> 0 OR ht >= hf;
-        fail_code := NULL;
-        fail_detail := NULL;
-        found_occ := false;
+    FOR c IN SELECT value FROM jsonb_array_elements(batch) LOOP
+        k := c->>'occ';
+        g := c->'guard';
+        gk := g->>'k';
+        admits := coalesce((c->>'admits')::boolean, false);
+        fail := NULL;
 
-        -- 1. The occurrence row (or, for an unknown occurrence, its key).
-        SELECT capacity, held, confirmed INTO v_cap, v_held, v_conf
-          FROM "{s}".occurrences WHERE occ_key = k FOR NO KEY UPDATE;
+        -- 1. The occurrence row (or, for a missing occurrence, its key).
+        SELECT * INTO o FROM "{s}".occurrences WHERE occ_key = k FOR NO KEY UPDATE;
         found_occ := FOUND;
-        IF touch THEN
-            IF NOT found_occ THEN
-                fail_code := '{SQLSTATE_UNKNOWN_OCCURRENCE}';
-            ELSE
-                new_cap := coalesce(c_capacity[c], v_cap);
-                new_held := v_held + c_dh[c];
-                new_conf := v_conf + c_dc[c];
-                IF new_held < 0 OR new_conf < 0 THEN
-                    fail_code := '{SQLSTATE_UNKNOWN_OCCURRENCE}';
-                -- Commit::admits_seats: a positive net change, or a hold placed (written
-                -- 'held'), even when lapsed holds it replaces make the net change <= 0.
-                ELSIF (c_dh[c] + c_dc[c] > 0 OR (ht >= hf AND 'held' = ANY (h_state[hf:ht])))
-                      AND new_held + new_conf > new_cap THEN
-                    fail_code := '{SQLSTATE_CAPACITY}';
-                END IF;
-            END IF;
-        ELSIF NOT found_occ AND c_capacity[c] IS NULL THEN
+        IF NOT found_occ THEN
             PERFORM pg_advisory_xact_lock(hashtextextended('{s}.' || k, 7));
+            SELECT * INTO o FROM "{s}".occurrences WHERE occ_key = k FOR NO KEY UPDATE;
+            found_occ := FOUND;
         END IF;
 
-        -- 2. The hold rows, locked in actor order; the first failure in commit order counts.
-        IF fail_code IS NULL AND ht >= hf THEN
-            fail_idx := NULL;
-            FOR i IN
-                SELECT hf - 1 + t.ord FROM unnest(h_actor[hf:ht]) WITH ORDINALITY AS t(actor, ord)
-                 ORDER BY t.actor COLLATE "C"
-            LOOP
-                SELECT version INTO cur FROM "{s}".holds WHERE occ_key = k AND actor = h_actor[i] FOR UPDATE;
+        -- 2. Guards: the occurrence.
+        IF gk = 'at' OR gk = 'update' THEN
+            IF NOT found_occ OR o.config_version <> (g->>'v')::bigint THEN
+                fail := '{CODE_OCCURRENCE}:';
+            END IF;
+        ELSIF gk = 'create' THEN
+            IF found_occ THEN
+                fail := '{CODE_OCCURRENCE}:';
+            END IF;
+        ELSIF jsonb_array_length(c->'deltas') > 0 THEN
+            fail := '{CODE_INVALID}:seat deltas on an unchecked occurrence';
+        END IF;
+
+        -- The records, locked in (kind, key) order, guarded before the counters: a counter
+        -- going negative once every record is as read is a bug, not a race.
+        IF fail IS NULL THEN
+            FOR w IN SELECT value FROM jsonb_array_elements(c->'writes')
+                      ORDER BY value->>'kind' COLLATE "C", value->>'key' COLLATE "C" LOOP
+                SELECT version INTO cur FROM "{s}".records
+                 WHERE occ_key = k AND kind = w->>'kind' AND key = w->>'key' FOR UPDATE;
                 IF NOT FOUND THEN
                     cur := NULL;
                 END IF;
-                IF cur IS DISTINCT FROM h_expected[i] AND (fail_idx IS NULL OR i < fail_idx) THEN
-                    fail_idx := i;
+                IF cur IS DISTINCT FROM (w->>'expected')::bigint THEN
+                    fail := '{CODE_RECORD}:' || (w->>'kind') || chr(31) || (w->>'key');
+                    EXIT;
                 END IF;
             END LOOP;
-            IF fail_idx IS NOT NULL THEN
-                fail_code := '{SQLSTATE_HOLD_CHANGED}';
-                fail_detail := h_actor[fail_idx];
-            END IF;
-        END IF;
-        IF fail_code IS NULL AND c_fail[c] IS NOT NULL THEN
-            fail_code := c_fail[c];
-            fail_detail := c_fail_actor[c];
         END IF;
 
-        -- 3. The settlement record must not exist.
-        IF fail_code IS NULL AND s_actor[c] IS NOT NULL THEN
-            PERFORM 1 FROM "{s}".settlements WHERE occ_key = k AND actor = s_actor[c] AND hold_ref = s_ref[c];
-            IF FOUND THEN
-                fail_code := '{SQLSTATE_SETTLEMENT_EXISTS}';
+        -- The counters, as the commit leaves them.
+        IF fail IS NULL AND (gk IN ('create', 'update') OR found_occ) THEN
+            IF gk IN ('create', 'update') THEN
+                new_dims := ARRAY(SELECT jsonb_array_elements_text(g->'dims'));
+                new_caps := ARRAY(SELECT (x.v)::bigint FROM jsonb_array_elements_text(g->'caps') AS x(v));
+                h := array_fill(0::bigint, ARRAY[cardinality(new_dims)]);
+                cf := h; bl := h; ofr := h;
+                IF found_occ THEN
+                    FOR i IN 1..cardinality(o.dims) LOOP
+                        idx := array_position(new_dims, o.dims[i]);
+                        IF idx IS NULL THEN
+                            IF o.held[i] + o.confirmed[i] + o.blocked[i] + o.offered[i] > 0 THEN
+                                fail := '{CODE_OCCURRENCE}:';
+                            END IF;
+                        ELSE
+                            h[idx] := o.held[i]; cf[idx] := o.confirmed[i];
+                            bl[idx] := o.blocked[i]; ofr[idx] := o.offered[i];
+                        END IF;
+                    END LOOP;
+                END IF;
+            ELSE
+                new_dims := o.dims; new_caps := o.caps;
+                h := o.held; cf := o.confirmed; bl := o.blocked; ofr := o.offered;
+            END IF;
+            IF fail IS NULL THEN
+                FOR d IN SELECT value FROM jsonb_array_elements(c->'deltas') LOOP
+                    idx := array_position(new_dims, d->>0);
+                    IF idx IS NULL THEN
+                        fail := '{CODE_INVALID}:no dimension ' || (d->>0);
+                        EXIT;
+                    END IF;
+                    h[idx] := h[idx] + (d->>1)::bigint;
+                    cf[idx] := cf[idx] + (d->>2)::bigint;
+                    bl[idx] := bl[idx] + (d->>3)::bigint;
+                    ofr[idx] := ofr[idx] + (d->>4)::bigint;
+                    IF h[idx] < 0 OR cf[idx] < 0 OR bl[idx] < 0 OR ofr[idx] < 0 THEN
+                        fail := '{CODE_INVALID}:counter ' || (d->>0) || ' would go negative';
+                        EXIT;
+                    END IF;
+                    IF admits AND new_caps[idx] IS NOT NULL
+                       AND h[idx] + cf[idx] + bl[idx] + ofr[idx] > new_caps[idx] THEN
+                        fail := '{CODE_CAPACITY}:' || (d->>0);
+                        EXIT;
+                    END IF;
+                END LOOP;
             END IF;
         END IF;
 
-        IF fail_code IS NOT NULL THEN
-            codes[c] := fail_code || coalesce(':' || fail_detail, '');
+        IF fail IS NOT NULL THEN
+            codes := codes || fail;
             CONTINUE;
         END IF;
 
-        -- Every guard passed: write.
-        IF touch THEN
+        -- 3. Every guard passed: write.
+        IF gk = 'create' THEN
+            INSERT INTO "{s}".occurrences (occ_key, config, config_version, dims, caps, held, confirmed, blocked, offered)
+                 VALUES (k, g->'config', 1, new_dims, new_caps, h, cf, bl, ofr);
+        ELSIF gk = 'update' THEN
             UPDATE "{s}".occurrences
-               SET held = new_held, confirmed = new_conf, capacity = new_cap,
-                   hold_ttl_secs = coalesce(c_ttl[c], hold_ttl_secs)
+               SET config = g->'config', config_version = config_version + 1, dims = new_dims, caps = new_caps,
+                   held = h, confirmed = cf, blocked = bl, offered = ofr
              WHERE occ_key = k;
-        ELSIF c_capacity[c] IS NOT NULL THEN
-            INSERT INTO "{s}".occurrences (occ_key, capacity, hold_ttl_secs)
-                 VALUES (k, c_capacity[c], c_ttl[c])
-            ON CONFLICT (occ_key) DO UPDATE
-                   SET capacity = EXCLUDED.capacity, hold_ttl_secs = EXCLUDED.hold_ttl_secs;
+        ELSIF jsonb_array_length(c->'deltas') > 0 THEN
+            UPDATE "{s}".occurrences SET held = h, confirmed = cf, blocked = bl, offered = ofr WHERE occ_key = k;
         END IF;
-        FOR i IN hf..ht LOOP
-            IF h_expected[i] IS NULL THEN
-                INSERT INTO "{s}".holds (occ_key, actor, version, hold_ref, quantity, amount, currency,
-                                         attempt, placed_at_ns, expires_at_ns, state, ended_at_ns)
-                     VALUES (k, h_actor[i], 1, h_ref[i], h_qty[i], h_amount[i], h_currency[i],
-                             h_attempt[i], h_placed[i], h_expires[i], h_state[i], h_ended[i])
-                ON CONFLICT (occ_key, actor) DO NOTHING;
-            ELSE
-                UPDATE "{s}".holds
-                   SET version = version + 1, hold_ref = h_ref[i], quantity = h_qty[i],
-                       amount = h_amount[i], currency = h_currency[i], attempt = h_attempt[i],
-                       placed_at_ns = h_placed[i], expires_at_ns = h_expires[i], state = h_state[i],
-                       ended_at_ns = h_ended[i], sweep_claimed_by = NULL, sweep_claimed_until = NULL
-                 WHERE occ_key = k AND actor = h_actor[i] AND version = h_expected[i];
-            END IF;
-            IF NOT FOUND THEN
-                RAISE EXCEPTION USING ERRCODE = '{SQLSTATE_HOLD_CHANGED}', MESSAGE = 'hold changed',
-                    DETAIL = h_actor[i];
+        FOR w IN SELECT value FROM jsonb_array_elements(c->'writes') LOOP
+            IF w->>'op' = 'put' THEN
+                IF w->>'expected' IS NULL THEN
+                    INSERT INTO "{s}".records (occ_key, kind, key, version, body, due_ns)
+                         VALUES (k, w->>'kind', w->>'key', 1, w->'body', (w->>'due')::bigint);
+                ELSE
+                    UPDATE "{s}".records
+                       SET version = version + 1, body = w->'body', due_ns = (w->>'due')::bigint,
+                           sweep_claimed_by = NULL, sweep_claimed_until = NULL
+                     WHERE occ_key = k AND kind = w->>'kind' AND key = w->>'key';
+                END IF;
+            ELSIF w->>'op' = 'delete' THEN
+                DELETE FROM "{s}".records WHERE occ_key = k AND kind = w->>'kind' AND key = w->>'key';
             END IF;
         END LOOP;
-        IF s_actor[c] IS NOT NULL THEN
-            INSERT INTO "{s}".settlements (occ_key, actor, hold_ref, outcome, reason, amount, currency,
-                                           provider_ref, refund_occ_key, refund_actor, refund_ref,
-                                           settled_at_ns)
-                 VALUES (k, s_actor[c], s_ref[c], s_outcome[c], s_reason[c], s_amount[c], s_currency[c],
-                         s_provider_ref[c], s_refund_occ[c], s_refund_actor[c], s_refund_ref[c], s_settled[c])
-            ON CONFLICT (occ_key, actor, hold_ref) DO NOTHING;
-            IF NOT FOUND THEN
-                RAISE EXCEPTION USING ERRCODE = '{SQLSTATE_SETTLEMENT_EXISTS}',
-                    MESSAGE = 'settlement already recorded';
-            END IF;
-        END IF;
-        IF et >= ef THEN
-            INSERT INTO "{s}".outbox (kind, occ_key, actor, hold_ref, at_ns, quantity, amount, currency,
-                                      expires_at_ns, reason, provider_ref)
-            SELECT t.kind, t.occ, t.actor, t.ref, t.at_ns, t.qty, t.amount, t.currency, t.expires, t.reason,
-                   t.provider_ref
-              FROM unnest(e_kind[ef:et], e_occ[ef:et], e_actor[ef:et], e_ref[ef:et], e_at[ef:et],
-                          e_qty[ef:et], e_amount[ef:et], e_currency[ef:et], e_expires[ef:et],
-                          e_reason[ef:et], e_provider_ref[ef:et])
-                   WITH ORDINALITY AS t(kind, occ, actor, ref, at_ns, qty, amount, currency, expires,
-                                        reason, provider_ref, ord)
-             ORDER BY t.ord;
-        END IF;
+        INSERT INTO "{s}".outbox (occ_key, body)
+        SELECT k, e.value FROM jsonb_array_elements(c->'events') WITH ORDINALITY AS e(value, ord) ORDER BY e.ord;
+        codes := codes || ''::text;
     END LOOP;
     RETURN codes;
 END
@@ -335,71 +448,68 @@ $fn$;
     )
 }
 
-/// Column list of a hold row, in the order `codec::hold_from_row` reads it from `offset`.
-pub(super) const HOLD_COLS: &str = "h.actor, h.version, h.hold_ref, h.quantity, h.amount, h.currency, h.attempt, \
-     h.placed_at_ns, h.expires_at_ns, h.state, h.ended_at_ns";
-
 /// The statements the store prepares (once per pooled connection).
 #[derive(Debug)]
 pub(super) struct Statements {
     pub(super) load: String,
-    pub(super) lapsed_of_occ: String,
-    pub(super) lapsed_claim: String,
-    pub(super) lapsed_seats: String,
-    pub(super) commit: String,
+    pub(super) due_of_occ: String,
+    pub(super) due_claim: String,
+    pub(super) scan: String,
+    pub(super) occurrences: String,
+    pub(super) apply: String,
     pub(super) pending: String,
     pub(super) ack: String,
 }
 
 impl Statements {
     pub(super) fn new(s: &str) -> Self {
-        let params: Vec<String> = (1..=COMMIT_PARAMS).map(|i| format!("${i}")).collect();
         Self {
-            // One row always (the VALUES), whatever exists: settlement records and events can
-            // exist for an occurrence that does not (a refund signal for an unknown key).
+            // The occurrence (kind '') and the records asked for, in one round trip.
             load: format!(
-                r#"SELECT o.capacity, o.hold_ttl_secs, o.held, o.confirmed, {HOLD_COLS},
-                          st.outcome, st.reason, st.amount, st.currency, st.provider_ref,
-                          st.refund_occ_key, st.refund_actor, st.refund_ref, st.settled_at_ns
-                     FROM (VALUES (1)) AS one(x)
-                     LEFT JOIN "{s}".occurrences o ON o.occ_key = $1
-                     LEFT JOIN "{s}".holds h ON h.occ_key = $1 AND h.actor = $2
-                     LEFT JOIN "{s}".settlements st
-                            ON st.occ_key = $1 AND st.actor = $2 AND st.hold_ref = $3"#
+                r#"SELECT '' AS kind, '' AS key, o.config_version AS version, o.config AS body,
+                          o.dims, o.held, o.confirmed, o.blocked, o.offered
+                     FROM "{s}".occurrences o WHERE o.occ_key = $1
+                   UNION ALL
+                   SELECT r.kind, r.key, r.version, r.body, NULL, NULL, NULL, NULL, NULL
+                     FROM "{s}".records r
+                     JOIN unnest($2::text[], $3::text[]) AS q(kind, key) ON r.kind = q.kind AND r.key = q.key
+                    WHERE r.occ_key = $1"#
             ),
-            lapsed_of_occ: format!(
-                r#"SELECT h.occ_key, {HOLD_COLS} FROM "{s}".holds h
-                    WHERE h.occ_key = $1 AND h.state = 'held' AND h.expires_at_ns <= $2
-                    ORDER BY h.expires_at_ns, h.actor COLLATE "C" LIMIT $3"#
+            due_of_occ: format!(
+                r#"SELECT occ_key, kind, key, version, body FROM "{s}".records
+                    WHERE occ_key = $1 AND due_ns <= $2
+                    ORDER BY due_ns, kind COLLATE "C", key COLLATE "C" LIMIT $3"#
             ),
             // The sweep's claim: a batch nobody else holds a lease on, rows locked by others
             // skipped, leased to this store for a short while. A store sees its own claims
             // again (a retried sweep after an error finds what it had), other stores do not.
-            lapsed_claim: format!(
+            due_claim: format!(
                 r#"WITH batch AS (
-                       SELECT h.occ_key, h.actor FROM "{s}".holds h
-                        WHERE h.state = 'held' AND h.expires_at_ns <= $1
-                          AND (h.sweep_claimed_until IS NULL OR h.sweep_claimed_until < clock_timestamp()
-                               OR h.sweep_claimed_by = $3)
-                        ORDER BY h.expires_at_ns
+                       SELECT r.occ_key, r.kind, r.key FROM "{s}".records r
+                        WHERE r.due_ns <= $1
+                          AND (r.sweep_claimed_until IS NULL OR r.sweep_claimed_until < clock_timestamp()
+                               OR r.sweep_claimed_by = $3)
+                        ORDER BY r.due_ns
                         LIMIT $2
                         FOR UPDATE SKIP LOCKED)
-                   UPDATE "{s}".holds h
-                      SET sweep_claimed_by = $3, sweep_claimed_until = clock_timestamp() + $4::float8 * interval '1 millisecond'
+                   UPDATE "{s}".records r
+                      SET sweep_claimed_by = $3,
+                          sweep_claimed_until = clock_timestamp() + $4::float8 * interval '1 millisecond'
                      FROM batch
-                    WHERE h.occ_key = batch.occ_key AND h.actor = batch.actor
-                RETURNING h.occ_key, {HOLD_COLS}"#
+                    WHERE r.occ_key = batch.occ_key AND r.kind = batch.kind AND r.key = batch.key
+                RETURNING r.occ_key, r.kind, r.key, r.version, r.body, r.due_ns"#
             ),
-            lapsed_seats: format!(
-                r#"SELECT coalesce(sum(quantity), 0)::bigint FROM "{s}".holds
-                    WHERE occ_key = $1 AND state = 'held' AND expires_at_ns <= $2"#
+            scan: format!(
+                r#"SELECT occ_key, kind, key, version, body FROM "{s}".records
+                    WHERE occ_key = $1 AND kind = $2 AND key COLLATE "C" > $3
+                    ORDER BY key COLLATE "C" LIMIT $4"#
             ),
-            commit: format!(r#"SELECT "{s}".seathold_commit({})"#, params.join(", ")),
-            pending: format!(
-                r#"SELECT id, kind, occ_key, actor, hold_ref, at_ns, quantity, amount, currency,
-                          expires_at_ns, reason, provider_ref
-                     FROM "{s}".outbox ORDER BY id LIMIT $1"#
+            occurrences: format!(
+                r#"SELECT occ_key FROM "{s}".occurrences WHERE occ_key COLLATE "C" > $1
+                    ORDER BY occ_key COLLATE "C" LIMIT $2"#
             ),
+            apply: format!(r#"SELECT "{s}".seathold_apply($1::jsonb)"#),
+            pending: format!(r#"SELECT id, body::text FROM "{s}".outbox ORDER BY id LIMIT $1"#),
             ack: format!(r#"DELETE FROM "{s}".outbox WHERE id = ANY($1)"#),
         }
     }
@@ -422,11 +532,10 @@ mod tests {
     }
 
     #[test]
-    fn commit_statement_passes_every_parameter() {
-        let sql = commit_function_sql("x");
-        let head = sql.split(") RETURNS").next().unwrap_or_default();
-        let declared = head.matches(" text").count() + head.matches(" bigint").count();
-        assert_eq!(declared, COMMIT_PARAMS);
-        assert!(Statements::new("x").commit.contains(&format!("${COMMIT_PARAMS})")));
+    fn migrations_are_numbered_without_gaps_up_to_the_schema_version() {
+        for v in 1..=SCHEMA_VERSION {
+            assert!(migration("x", v).is_some(), "migration {v} missing");
+        }
+        assert!(migration("x", SCHEMA_VERSION + 1).is_none());
     }
 }
