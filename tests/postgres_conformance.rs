@@ -1,24 +1,50 @@
 //! `PostgresStore` passes the same generic conformance suite as `MemoryStore`, each check on
-//! a fresh, empty schema of one live server (`SEATHOLD_PG_URL`).
+//! a fresh, empty schema of one live server (`SEATHOLD_PG_URL`), and every ordering of the
+//! standard races (`seathold::conformance::interleave`).
 
 mod postgres_support;
 
 use postgres_support::{fresh_store, pg_url};
-use seathold::store::conformance;
+use seathold::conformance::{self, interleave};
+use seathold::store::postgres::PostgresStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_store_passes_the_conformance_suite() {
-    let Some(url) = pg_url("postgres_store_passes_the_conformance_suite") else {
+async fn postgres_store_passes_every_check() {
+    let Some(url) = pg_url("postgres_store_passes_every_check") else {
         return;
     };
-    let mut made = Vec::new();
-    conformance::run_all(async || {
+    for check in conformance::checks::<PostgresStore>() {
         let store = fresh_store(&url, "conf", 4).await;
-        made.push(store.clone());
-        store
-    })
-    .await;
-    for store in made {
+        conformance::run_one(&check, &store).await;
         store.drop_schema().await.expect("drop the test schema");
     }
+}
+
+/// Every ordering of the store calls of every standard race, on one schema (each ordering on
+/// an occurrence of its own). `SEATHOLD_INTERLEAVE_BOUND` caps the orderings per race (unset:
+/// all of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_every_interleaving_of_the_standard_races() {
+    let Some(url) = pg_url("postgres_store_every_interleaving_of_the_standard_races") else {
+        return;
+    };
+    let bound = std::env::var("SEATHOLD_INTERLEAVE_BOUND").ok().and_then(|b| b.parse().ok());
+    let store = fresh_store(&url, "interleave", 4).await;
+    let mut total = 0;
+    for sc in interleave::scenarios() {
+        let t = std::time::Instant::now();
+        let report = interleave::explore(&store, &sc, bound).await;
+        assert!(report.schedules > 1, "{}: a race with one ordering is no race", report.scenario);
+        println!(
+            "{}: {} orderings{} in {:.1}s (longest {} store calls)",
+            report.scenario,
+            report.schedules,
+            if report.exhaustive { ", all of them" } else { " (bounded)" },
+            t.elapsed().as_secs_f64(),
+            report.longest
+        );
+        total += report.schedules;
+    }
+    println!("{total} orderings in all");
+    store.drop_schema().await.expect("drop the test schema");
 }

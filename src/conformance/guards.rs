@@ -1,0 +1,180 @@
+//! Clause 2: guards checked at commit time — the occurrence, each record's version, the
+//! capacity of every dimension a seat-admitting commit touches — and malformed commits
+//! refused as invalid, not as conflicts.
+
+use super::fixtures::*;
+use crate::catalogue::Dim;
+use crate::records::{Record, RecordKey, UsageDelta};
+use crate::store::{AsyncStore, Commit, CommitError, Conflict, OccurrenceGuard, RecordWrite, WriteOp};
+
+const CLAUSE: &str = "store contract 2 (guards)";
+
+fn is_occurrence_conflict(e: &CommitError) -> bool {
+    matches!(e, CommitError::Conflict(Conflict::Occurrence))
+}
+
+/// `At(v)`, `Create`, `Update` and `Unchecked` as the contract says.
+pub async fn check_occurrence_guards<S: AsyncStore>(s: &S) {
+    let o = occ("gig");
+    let e = commit_err(s, at(&o, 1), CLAUSE).await;
+    assert!(is_occurrence_conflict(&e), "{CLAUSE}: At on a missing occurrence: {e}");
+    // Records and events of a missing occurrence (a refund for an unknown key) need no guard.
+    let c = Commit {
+        records: vec![put(Record::Actor(actor_record(&o, "zed")), None)],
+        events: vec![event(&o, "zed", "z1", 1)],
+        ..Commit::new(o.clone())
+    };
+    commit_ok(s, c, CLAUSE).await;
+    commit_ok(s, create(&o, config(3)), CLAUSE).await;
+    let e = commit_err(s, create(&o, config(3)), CLAUSE).await;
+    assert!(is_occurrence_conflict(&e), "{CLAUSE}: Create on an existing occurrence: {e}");
+    let e = commit_err(s, at(&o, 2), CLAUSE).await;
+    assert!(is_occurrence_conflict(&e), "{CLAUSE}: At with a wrong version: {e}");
+    let upd =
+        |v| Commit { occurrence: OccurrenceGuard::Update { expected: v, config: config(4) }, ..Commit::new(o.clone()) };
+    let e = commit_err(s, upd(2), CLAUSE).await;
+    assert!(is_occurrence_conflict(&e), "{CLAUSE}: Update with a wrong version: {e}");
+    commit_ok(s, upd(1), CLAUSE).await;
+    commit_ok(s, at(&o, 2), CLAUSE).await;
+    let e = commit_err(s, Commit { deltas: vec![(total(), held(1))], ..Commit::new(o.clone()) }, CLAUSE).await;
+    assert!(matches!(e, CommitError::Invalid(_)), "{CLAUSE}: seat deltas without an occurrence guard: {e}");
+}
+
+/// `expected: None` / `Some(v)`, for `Check`, `Put` and `Delete`; versions start at 1 and grow
+/// by 1; a `Check` writes nothing.
+pub async fn check_record_guards<S: AsyncStore>(s: &S) {
+    let o = occ("gig");
+    commit_ok(s, create(&o, config(3)), CLAUSE).await;
+    let rec = Record::Actor(actor_record(&o, "ann"));
+    let key = rec.key();
+    let w = |expected, op| RecordWrite { key: key.clone(), expected, op };
+    let conflict_on = |e: CommitError| match e {
+        CommitError::Conflict(Conflict::Record { key: k }) => {
+            assert_eq!(k, key, "{CLAUSE}: conflict names another key")
+        }
+        e => panic!("{CLAUSE}: expected a record conflict, got {e}"),
+    };
+    conflict_on(commit_err(s, Commit { records: vec![w(Some(1), WriteOp::Check)], ..at(&o, 1) }, CLAUSE).await);
+    commit_ok(s, Commit { records: vec![w(None, WriteOp::Check)], ..at(&o, 1) }, CLAUSE).await;
+    assert!(get(s, &o, &key).await.is_none(), "{CLAUSE}: a Check wrote a record");
+    commit_ok(s, Commit { records: vec![put(rec.clone(), None)], ..at(&o, 1) }, CLAUSE).await;
+    conflict_on(commit_err(s, Commit { records: vec![put(rec.clone(), None)], ..at(&o, 1) }, CLAUSE).await);
+    commit_ok(s, Commit { records: vec![w(Some(1), WriteOp::Check)], ..at(&o, 1) }, CLAUSE).await;
+    assert_eq!(get(s, &o, &key).await.map(|r| r.version), Some(1), "{CLAUSE}: a Check changed the version");
+    let mut next = actor_record(&o, "ann");
+    next.holds = 7;
+    commit_ok(s, Commit { records: vec![put(Record::Actor(next.clone()), Some(1))], ..at(&o, 1) }, CLAUSE).await;
+    let got = get(s, &o, &key).await.unwrap_or_else(|| panic!("{CLAUSE}: record lost"));
+    assert_eq!((got.version, got.value), (2, Record::Actor(next)), "{CLAUSE}: Put at v must store at v + 1");
+    conflict_on(commit_err(s, Commit { records: vec![w(Some(1), WriteOp::Delete)], ..at(&o, 1) }, CLAUSE).await);
+    commit_ok(s, Commit { records: vec![w(Some(2), WriteOp::Delete)], ..at(&o, 1) }, CLAUSE).await;
+    assert!(get(s, &o, &key).await.is_none(), "{CLAUSE}: Delete left the record");
+    commit_ok(s, Commit { records: vec![put(rec, None)], ..at(&o, 1) }, CLAUSE).await;
+    assert_eq!(
+        get(s, &o, &key).await.map(|r| r.version),
+        Some(1),
+        "{CLAUSE}: a record re-created after a delete starts at 1"
+    );
+}
+
+/// With `admits`, a commit is refused when a dimension it touches would pass its cap — also
+/// when its net change is zero (a hold replacing lapsed ones) — and only then; without
+/// `admits`, never (lowering a capacity revokes nothing).
+pub async fn check_capacity_guard<S: AsyncStore>(s: &S) {
+    let o = occ("gig");
+    commit_ok(s, create(&o, config(3)), CLAUSE).await;
+    let seats = |n, admits| Commit { deltas: vec![(total(), held(n))], admits, ..at(&o, 1) };
+    commit_ok(s, seats(3, true), CLAUSE).await;
+    match commit_err(s, seats(1, true), CLAUSE).await {
+        CommitError::Conflict(Conflict::Capacity { dim }) => assert_eq!(dim, Dim::Total, "{CLAUSE}: wrong dimension"),
+        e => panic!("{CLAUSE}: expected a capacity conflict, got {e}"),
+    }
+    // Lower the capacity under what is held: admitting nothing stays allowed...
+    let c = Commit { occurrence: OccurrenceGuard::Update { expected: 1, config: config(1) }, ..Commit::new(o.clone()) };
+    commit_ok(s, c, CLAUSE).await;
+    let confirm =
+        Commit { deltas: vec![(total(), UsageDelta { held: -1, confirmed: 1, ..UsageDelta::default() })], ..at(&o, 2) };
+    commit_ok(s, confirm, CLAUSE).await;
+    // ...but a placement of net zero (one held seat replacing another) is guarded.
+    let replace = Commit { deltas: vec![(total(), held(0))], admits: true, ..at(&o, 2) };
+    match commit_err(s, replace, CLAUSE).await {
+        CommitError::Conflict(Conflict::Capacity { .. }) => {}
+        e => panic!("{CLAUSE}: an admitting commit over capacity (net 0) must conflict, got {e}"),
+    }
+    let occ = load(s, &o, &[]).await.occurrence.unwrap_or_else(|| panic!("lost"));
+    let u = occ.counters.get(&Dim::Total);
+    assert_eq!((u.held, u.confirmed), (2, 1), "{CLAUSE}: refused commits changed counters");
+}
+
+/// A tier's own cap and a pool's cap are guarded like the total.
+pub async fn check_capacity_guard_per_dimension<S: AsyncStore>(s: &S) {
+    let o = occ("show");
+    commit_ok(s, create(&o, tiered()), CLAUSE).await;
+    let a = [Dim::Total, Dim::Tier(tier("a")), Dim::Pool(pool("p"))];
+    let seats = |n| Commit { deltas: a.iter().map(|d| (d.clone(), held(n))).collect(), admits: true, ..at(&o, 1) };
+    commit_ok(s, seats(3), CLAUSE).await;
+    match commit_err(s, seats(1), CLAUSE).await {
+        CommitError::Conflict(Conflict::Capacity { dim }) => {
+            assert_eq!(dim, Dim::Pool(pool("p")), "{CLAUSE}: the pool (cap 3) is what is full");
+        }
+        e => panic!("{CLAUSE}: expected a capacity conflict on the pool, got {e}"),
+    }
+    // Tier b is uncapped and counts against the total only: 7 more fit, 8 do not.
+    let b =
+        |n| Commit { deltas: vec![(Dim::Total, held(n)), (Dim::Tier(tier("b")), held(n))], admits: true, ..at(&o, 1) };
+    match commit_err(s, b(8), CLAUSE).await {
+        CommitError::Conflict(Conflict::Capacity { dim }) => assert_eq!(dim, Dim::Total, "{CLAUSE}: wrong dimension"),
+        e => panic!("{CLAUSE}: expected a capacity conflict on the total, got {e}"),
+    }
+    commit_ok(s, b(7), CLAUSE).await;
+}
+
+/// A new configuration may drop a dimension only if it counts nothing.
+pub async fn check_dropped_dimension_in_use<S: AsyncStore>(s: &S) {
+    let o = occ("show");
+    commit_ok(s, create(&o, tiered()), CLAUSE).await;
+    let c = Commit { deltas: vec![(Dim::Total, held(1)), (Dim::Tier(tier("b")), held(1))], admits: true, ..at(&o, 1) };
+    commit_ok(s, c, CLAUSE).await;
+    let without_b = tiered().with_tiers(tiered().tiers().iter().filter(|t| t.tier != tier("b")).cloned().collect());
+    let upd =
+        |v, cfg| Commit { occurrence: OccurrenceGuard::Update { expected: v, config: cfg }, ..Commit::new(o.clone()) };
+    let e = commit_err(s, upd(1, without_b.clone()), CLAUSE).await;
+    assert!(is_occurrence_conflict(&e), "{CLAUSE}: dropping a dimension in use must conflict: {e}");
+    let c = Commit { deltas: vec![(Dim::Total, held(-1)), (Dim::Tier(tier("b")), held(-1))], ..at(&o, 1) };
+    commit_ok(s, c, CLAUSE).await;
+    commit_ok(s, upd(1, without_b), CLAUSE).await;
+    let occ = load(s, &o, &[]).await.occurrence.unwrap_or_else(|| panic!("lost"));
+    assert_eq!(occ.counters.get(&Dim::Tier(tier("b"))).total(), 0, "{CLAUSE}: dropped dimension still counts");
+}
+
+/// Malformed commits are `Invalid` (not retryable) and write nothing.
+pub async fn check_invalid_commits<S: AsyncStore>(s: &S) {
+    let o = occ("gig");
+    commit_ok(s, create(&o, config(3)), CLAUSE).await;
+    let rec = Record::Actor(actor_record(&o, "ann"));
+    let bad = [
+        ("a counter going negative", Commit { deltas: vec![(total(), held(-1))], ..at(&o, 1) }),
+        ("a key written twice", Commit { records: vec![put(rec.clone(), None), put(rec.clone(), None)], ..at(&o, 1) }),
+        (
+            "a record put under another key",
+            Commit {
+                records: vec![RecordWrite {
+                    key: RecordKey::Actor(actor("bob")),
+                    expected: None,
+                    op: WriteOp::Put(rec.clone()),
+                }],
+                ..at(&o, 1)
+            },
+        ),
+        ("a dimension the configuration lacks", Commit { deltas: vec![(Dim::Tier(tier("zz")), held(1))], ..at(&o, 1) }),
+    ];
+    for (what, c) in bad {
+        match commit_err(s, c, CLAUSE).await {
+            CommitError::Invalid(_) => {}
+            e => panic!("{CLAUSE}: {what} must be refused as invalid, not {e}"),
+        }
+    }
+    assert!(get(s, &o, &rec.key()).await.is_none(), "{CLAUSE}: an invalid commit wrote a record");
+    let occ = load(s, &o, &[]).await.occurrence.unwrap_or_else(|| panic!("lost"));
+    assert_eq!(occ.counters.get(&Dim::Total).total(), 0, "{CLAUSE}: an invalid commit changed counters");
+}

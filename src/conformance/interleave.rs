@@ -1,0 +1,549 @@
+//! Systematic interleavings: a few operations race through any store, and every ordering of
+//! their store calls is tried, with the invariants checked after each.
+//!
+//! Each racer is an engine operation (a request, a payment result, a sweep, a capacity
+//! change…) over a store proxy that holds every store call — every load and every commit — at
+//! a gate. The scheduler lets one racer's call through at a time and runs it to its next gate
+//! or its answer, so each call is one atomic step; a depth-first search over the choice
+//! points enumerates **every** ordering of the steps (retries after a lost race included,
+//! since they are more steps). No runtime is assumed: on a blocking store the futures are
+//! polled directly; an async store (PostgreSQL) runs under the caller's runtime.
+//!
+//! After each ordering (and after redelivering every payment once more) it checks:
+//! - **exactly once** (invariants 3, 5): every payment identity was answered non-replayed
+//!   exactly once, every other delivery replayed the same outcome; one payment record per
+//!   identity, and a confirmation or a refund event to match — never both;
+//! - **capacity** (invariant 1): the counters equal the holds and bookings recorded, and never
+//!   pass the largest capacity the occurrence had;
+//! - **fencing** (invariants 4, 6): every `hold_released` is for a ref a failure or an
+//!   abandonment named; no booking ends twice;
+//! - **replays write nothing**: the redeliveries add no event.
+//!
+//! Each ordering runs on its own occurrence (`NAME-RUN`), so one store serves a whole
+//! exploration; it should hold no other occurrence's pending events meanwhile (the checks
+//! drain the outbox).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use time::Duration;
+
+use super::engine::{engine, paid, req};
+use super::fixtures::*;
+use super::proxy::{AtGate, Gate, Proxy};
+use crate::AsyncEngine;
+use crate::catalogue::{Dim, OccurrenceConfig};
+use crate::clock::ManualClock;
+use crate::contract::{EventKind, OccKey, OutboxEvent, PaymentResult};
+use crate::holds::{HoldState, RequestOutcome};
+use crate::records::{Record, RecordKind};
+use crate::settlement::Settlement;
+use crate::store::AsyncStore;
+
+/// One operation of a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// `actor` requests `quantity` seats under `hold_ref`.
+    Request {
+        /// Who.
+        actor: &'static str,
+        /// Under which ref.
+        hold_ref: &'static str,
+        /// How many seats.
+        quantity: u32,
+    },
+    /// A `paid` result for (`actor`, `hold_ref`) with provider id `provider_ref`.
+    Paid {
+        /// Who paid.
+        actor: &'static str,
+        /// For which ref.
+        hold_ref: &'static str,
+        /// The provider's payment id.
+        provider_ref: &'static str,
+    },
+    /// A `failed` result.
+    Failed {
+        /// Whose.
+        actor: &'static str,
+        /// For which ref.
+        hold_ref: &'static str,
+    },
+    /// The buyer abandons the checkout.
+    Abandon {
+        /// Whose.
+        actor: &'static str,
+        /// Which ref.
+        hold_ref: &'static str,
+    },
+    /// The sweep runs.
+    Sweep,
+    /// The occurrence is reconfigured to this capacity.
+    Capacity(u32),
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Request { actor, hold_ref, quantity } => write!(f, "request({actor},{hold_ref},x{quantity})"),
+            Self::Paid { actor, hold_ref, provider_ref } => write!(f, "paid({actor},{hold_ref},{provider_ref})"),
+            Self::Failed { actor, hold_ref } => write!(f, "failed({actor},{hold_ref})"),
+            Self::Abandon { actor, hold_ref } => write!(f, "abandon({actor},{hold_ref})"),
+            Self::Sweep => f.write_str("sweep"),
+            Self::Capacity(n) => write!(f, "capacity({n})"),
+        }
+    }
+}
+
+/// A race: an occurrence set up by `setup` (run in order), the clock moved by `advance`, then
+/// `racers` run concurrently in every ordering of their store calls. (The sweep racer sweeps
+/// the scenario's occurrence only, so earlier orderings on the same store cannot change its
+/// steps.)
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Its name (also the prefix of its occurrences' keys).
+    pub name: &'static str,
+    /// The occurrence's configuration.
+    pub config: OccurrenceConfig,
+    /// What happens first, one at a time.
+    pub setup: Vec<Action>,
+    /// How far the clock moves before the race.
+    pub advance: Duration,
+    /// The racers.
+    pub racers: Vec<Action>,
+}
+
+fn request(actor: &'static str, hold_ref: &'static str) -> Action {
+    Action::Request { actor, hold_ref, quantity: 1 }
+}
+
+fn pay(actor: &'static str, hold_ref: &'static str, provider_ref: &'static str) -> Action {
+    Action::Paid { actor, hold_ref, provider_ref }
+}
+
+fn fail(actor: &'static str, hold_ref: &'static str) -> Action {
+    Action::Failed { actor, hold_ref }
+}
+
+/// The standard races: the exactly-once holes found in seathold 0.1 and their neighbours.
+pub fn scenarios() -> Vec<Scenario> {
+    let cap = |n| config(n);
+    vec![
+        Scenario {
+            name: "leaked-ref",
+            config: cap(5),
+            setup: vec![],
+            advance: Duration::ZERO,
+            // The ref reached the payment side before its request committed; the payment is
+            // redelivered.
+            racers: vec![request("ann", "r1"), pay("ann", "r1", "pi_1"), pay("ann", "r1", "pi_1")],
+        },
+        Scenario {
+            name: "aba-reuse",
+            config: cap(5),
+            setup: vec![request("ann", "r1"), fail("ann", "r1"), request("ann", "r2"), fail("ann", "r2")],
+            advance: Duration::ZERO,
+            racers: vec![request("ann", "r1"), fail("ann", "r1"), pay("ann", "r1", "pi_1")],
+        },
+        Scenario {
+            name: "pay-pay-fail",
+            config: cap(5),
+            setup: vec![request("ann", "r1")],
+            advance: Duration::ZERO,
+            racers: vec![pay("ann", "r1", "pi_1"), pay("ann", "r1", "pi_1"), fail("ann", "r1")],
+        },
+        Scenario {
+            name: "second-charge",
+            config: cap(5),
+            setup: vec![request("ann", "r1")],
+            advance: Duration::ZERO,
+            racers: vec![pay("ann", "r1", "pi_1"), pay("ann", "r1", "pi_2"), pay("ann", "r1", "pi_1")],
+        },
+        Scenario {
+            name: "lapse-pay-sweep",
+            config: cap(1),
+            setup: vec![request("ann", "r1")],
+            advance: Duration::seconds(600),
+            racers: vec![pay("ann", "r1", "pi_1"), Action::Sweep, request("bob", "r2")],
+        },
+        Scenario {
+            name: "last-seat",
+            config: cap(1),
+            setup: vec![],
+            advance: Duration::ZERO,
+            racers: vec![request("ann", "r1"), request("bob", "r2"), pay("ann", "r1", "pi_1")],
+        },
+        Scenario {
+            name: "capacity-cut",
+            config: cap(2),
+            setup: vec![request("ann", "r1")],
+            advance: Duration::ZERO,
+            racers: vec![request("bob", "r2"), Action::Capacity(1), pay("ann", "r1", "pi_1")],
+        },
+        Scenario {
+            name: "abandon-pay",
+            config: cap(2),
+            setup: vec![request("ann", "r1")],
+            advance: Duration::ZERO,
+            racers: vec![
+                Action::Abandon { actor: "ann", hold_ref: "r1" },
+                pay("ann", "r1", "pi_1"),
+                request("ann", "r2"),
+            ],
+        },
+    ]
+}
+
+/// What an exploration did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The scenario.
+    pub scenario: &'static str,
+    /// Orderings run (all of them, unless a bound cut the search).
+    pub schedules: usize,
+    /// Whether every ordering was run.
+    pub exhaustive: bool,
+    /// The most store calls one ordering took.
+    pub longest: usize,
+}
+
+/// An answer, as the checks compare them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answer {
+    Request(Result<RequestOutcome, String>),
+    Settle(Result<Settlement, String>),
+    Other(Result<String, String>),
+}
+
+type Racer<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
+
+async fn perform<S: AsyncStore, H: super::proxy::Hook>(
+    e: &AsyncEngine<Proxy<'_, S, H>, &ManualClock>,
+    a: &Action,
+    o: &OccKey,
+) -> Answer {
+    match a {
+        Action::Request { actor: who, hold_ref, quantity } => {
+            Answer::Request(e.request(&req(o, who, hold_ref, *quantity)).await.map_err(|err| err.to_string()))
+        }
+        Action::Paid { actor: who, hold_ref, provider_ref } => {
+            Answer::Settle(e.settle(&paid(o, who, hold_ref, provider_ref)).await.map_err(|err| err.to_string()))
+        }
+        Action::Failed { actor: who, hold_ref } => Answer::Settle(
+            e.settle(&PaymentResult::failed(o.clone(), actor(who), r(hold_ref))).await.map_err(|err| err.to_string()),
+        ),
+        Action::Abandon { actor: who, hold_ref } => Answer::Other(
+            e.abandon(o, &actor(who), &r(hold_ref)).await.map(|x| format!("{x:?}")).map_err(|err| err.to_string()),
+        ),
+        Action::Sweep => {
+            Answer::Other(e.expire_due_of(o, 100).await.map(|n| format!("expired {n}")).map_err(|err| err.to_string()))
+        }
+        Action::Capacity(n) => {
+            Answer::Other(e.open(o, config(*n)).await.map(|()| "configured".to_owned()).map_err(|err| err.to_string()))
+        }
+    }
+}
+
+/// Poll racer `i` until it waits at the gate again (`false`) or answers (`true`).
+async fn advance(racers: &mut [Option<Racer<'_>>], answers: &mut [Option<Answer>], gate: &Gate, i: usize) {
+    let Some(fut) = racers[i].as_mut() else { return };
+    let done = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        Poll::Ready(a) => Poll::Ready(Some(a)),
+        Poll::Pending if gate.is_waiting(i) => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
+    })
+    .await;
+    if let Some(a) = done {
+        answers[i] = Some(a);
+        racers[i] = None;
+    }
+}
+
+/// One ordering's trace: at each step, the racers ready and the one chosen.
+type Trace = Vec<(usize, Vec<usize>)>;
+
+/// Run one ordering of `sc`: at each step the racer `order` names (the first ready one once
+/// `order` runs out), with every check of [`explore`]. Answers each racer's answer, as text
+/// (`Debug` of the outcome or of the error), in racer order. Panics if `order` names a racer
+/// that is not waiting at that step.
+pub async fn run_ordering<S: AsyncStore>(s: &S, sc: &Scenario, run: usize, order: &[usize]) -> Vec<String> {
+    run_schedule(s, sc, run, order).await.1
+}
+
+async fn run_schedule<S: AsyncStore>(s: &S, sc: &Scenario, run: usize, prefix: &[usize]) -> (Trace, Vec<String>) {
+    let clock = ManualClock::new(T0);
+    let o = occ(&format!("{}-{run}", sc.name));
+    let plain = engine(s, &clock);
+    plain.open(&o, sc.config.clone()).await.unwrap_or_else(|e| panic!("{}: open: {e}", sc.name));
+    let mut history: Vec<(Action, Answer)> = Vec::new();
+    for a in &sc.setup {
+        history.push((a.clone(), perform(&plain, a, &o).await));
+    }
+    clock.advance(sc.advance);
+    let gate = Gate::new(sc.racers.len());
+    let engines: Vec<_> = (0..sc.racers.len())
+        .map(|i| AsyncEngine::with_clock(Proxy { inner: s, hook: AtGate { gate: &gate, racer: i } }, &clock))
+        .collect();
+    let mut racers: Vec<Option<Racer<'_>>> =
+        sc.racers.iter().zip(&engines).map(|(a, e)| Some(Box::pin(perform(e, a, &o)) as Racer<'_>)).collect();
+    let mut answers: Vec<Option<Answer>> = vec![None; sc.racers.len()];
+    for i in 0..racers.len() {
+        advance(&mut racers, &mut answers, &gate, i).await;
+    }
+    let mut trace: Trace = Vec::new();
+    loop {
+        let ready: Vec<usize> = (0..racers.len()).filter(|&i| racers[i].is_some() && gate.is_waiting(i)).collect();
+        if ready.is_empty() {
+            break;
+        }
+        let step = trace.len();
+        let chosen = prefix.get(step).copied().unwrap_or(ready[0]);
+        assert!(
+            ready.contains(&chosen),
+            "{}: the same ordering took another path (nondeterminism in the engine or the store) at step {step}",
+            sc.name
+        );
+        trace.push((chosen, ready));
+        gate.grant(chosen);
+        advance(&mut racers, &mut answers, &gate, chosen).await;
+    }
+    drop(racers);
+    let mut texts = Vec::with_capacity(answers.len());
+    for (a, ans) in sc.racers.iter().zip(answers) {
+        let ans = ans.unwrap_or_else(|| panic!("{}: racer {a} never answered", sc.name));
+        texts.push(match &ans {
+            Answer::Request(Ok(x)) => format!("{x:?}"),
+            Answer::Settle(Ok(x)) => format!("{x:?}"),
+            Answer::Other(Ok(x)) => x.clone(),
+            Answer::Request(Err(e)) | Answer::Settle(Err(e)) | Answer::Other(Err(e)) => format!("error: {e}"),
+        });
+        history.push((a.clone(), ans));
+    }
+    let order: Vec<String> = trace.iter().map(|(c, _)| sc.racers[*c].to_string()).collect();
+    check(s, &plain, &o, sc, &history, &order.join(" > ")).await;
+    (trace, texts)
+}
+
+/// Explore every ordering of `sc` on `s` (at most `bound` of them, if given). Panics with the
+/// ordering and what broke at the first violated invariant.
+pub async fn explore<S: AsyncStore>(s: &S, sc: &Scenario, bound: Option<usize>) -> Report {
+    let mut stack: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut schedules = 0;
+    let mut longest = 0;
+    while let Some(prefix) = stack.pop() {
+        if bound.is_some_and(|b| schedules >= b) {
+            return Report { scenario: sc.name, schedules, exhaustive: false, longest };
+        }
+        let (trace, _) = run_schedule(s, sc, schedules, &prefix).await;
+        schedules += 1;
+        longest = longest.max(trace.len());
+        // Branch at every choice point past the prefix, to every other ready racer.
+        for k in (prefix.len()..trace.len()).rev() {
+            let (chosen, ready) = &trace[k];
+            for &alt in ready.iter().rev().filter(|&&a| a != *chosen) {
+                let mut next: Vec<usize> = trace[..k].iter().map(|(c, _)| *c).collect();
+                next.push(alt);
+                stack.push(next);
+            }
+        }
+    }
+    Report { scenario: sc.name, schedules, exhaustive: true, longest }
+}
+
+/// [`explore`] every scenario of [`scenarios`].
+pub async fn explore_all<S: AsyncStore>(s: &S, bound: Option<usize>) -> Vec<Report> {
+    let mut out = Vec::new();
+    for sc in scenarios() {
+        out.push(explore(s, &sc, bound).await);
+    }
+    out
+}
+
+/// The identity of a payment, as DESIGN.md counts it.
+type PaymentId = (String, String, String);
+
+async fn check<S: AsyncStore>(
+    s: &S,
+    plain: &super::engine::TestEngine<'_, S, super::proxy::Plain>,
+    o: &OccKey,
+    sc: &Scenario,
+    history: &[(Action, Answer)],
+    order: &str,
+) {
+    let fail = |what: String| -> ! { panic!("interleaving {} [{order}]: {what}", sc.name) };
+    let mut events = drain(plain, o).await;
+
+    // Redeliver every payment once more: each must replay, and write nothing.
+    let mut answers: BTreeMap<PaymentId, Vec<Settlement>> = BTreeMap::new();
+    for (a, ans) in history {
+        if let (Action::Paid { actor: who, hold_ref, provider_ref }, Answer::Settle(res)) = (a, ans) {
+            let settled = res.clone().unwrap_or_else(|e| fail(format!("{a} failed: {e}")));
+            answers.entry(((*who).into(), (*hold_ref).into(), (*provider_ref).into())).or_default().push(settled);
+        }
+    }
+    for (id, list) in &mut answers {
+        let again = plain
+            .settle(&paid(o, &id.0, &id.1, &id.2))
+            .await
+            .unwrap_or_else(|e| fail(format!("redelivery of {id:?} failed: {e}")));
+        if !again.is_replay() {
+            fail(format!("a redelivery of an accounted payment {id:?} was not a replay: {again:?}"));
+        }
+        list.push(again);
+    }
+    let after = drain(plain, o).await;
+    if !after.is_empty() {
+        fail(format!(
+            "redeliveries wrote events: {:?}",
+            after.iter().map(|e| e.event.kind.type_str()).collect::<Vec<_>>()
+        ));
+    }
+
+    // Exactly once, per payment identity.
+    let payments: Vec<crate::settlement::PaymentRecord> = scan(s, o, RecordKind::Payment)
+        .await
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Payment(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    for (id, list) in &answers {
+        let firsts: Vec<&Settlement> = list.iter().filter(|x| !x.is_replay()).collect();
+        if firsts.len() != 1 {
+            fail(format!("payment {id:?} was accounted {} times: {list:?}", firsts.len()));
+        }
+        let first = firsts[0];
+        for x in list {
+            let same = match (first, x) {
+                (Settlement::Confirmed { .. }, Settlement::Confirmed { .. }) => true,
+                (Settlement::PaidButNoHold { refund: a, .. }, Settlement::PaidButNoHold { refund: b, .. }) => {
+                    a.reason == b.reason
+                }
+                _ => false,
+            };
+            if !same {
+                fail(format!("payment {id:?} answered differently: {list:?}"));
+            }
+        }
+        let records = payments
+            .iter()
+            .filter(|p| {
+                p.actor.as_str() == id.0
+                    && p.hold_ref.as_str() == id.1
+                    && p.provider_ref.as_ref().is_some_and(|x| x.as_str() == id.2)
+            })
+            .count();
+        if records != 1 {
+            fail(format!("payment {id:?} has {records} payment records"));
+        }
+        let refund_events = events
+            .iter()
+            .filter(|e| {
+                e.event.actor.as_str() == id.0
+                    && e.event.hold_ref.as_ref().is_some_and(|x| x.as_str() == id.1)
+                    && matches!(&e.event.kind, EventKind::RefundRequired { provider_ref: Some(p), .. } if p.as_str() == id.2)
+            })
+            .count();
+        let want = usize::from(matches!(first, Settlement::PaidButNoHold { .. }));
+        if refund_events != want {
+            fail(format!("payment {id:?} answered {first:?} but has {refund_events} refund events"));
+        }
+    }
+    let confirmations: BTreeMap<String, usize> = events
+        .iter()
+        .filter(|e| matches!(e.event.kind, EventKind::HoldConfirmed { .. }))
+        .fold(BTreeMap::new(), |mut m, e| {
+            *m.entry(e.event.hold_ref.as_ref().map(|r| r.to_string()).unwrap_or_default()).or_insert(0) += 1;
+            m
+        });
+    let confirmed_answers: BTreeSet<String> = answers
+        .iter()
+        .filter(|(_, l)| l.contains(&Settlement::Confirmed { replayed: false }))
+        .map(|(id, _)| id.1.clone())
+        .collect();
+    let confirmed_refs: BTreeSet<String> = confirmations.keys().cloned().collect();
+    if confirmations.values().any(|&n| n > 1) || confirmed_refs != confirmed_answers {
+        fail(format!(
+            "confirmations {confirmations:?} do not match the payments answered Confirmed {confirmed_answers:?}"
+        ));
+    }
+
+    // Capacity: counters equal the records, and never past the largest capacity.
+    let bookings: Vec<crate::holds::Hold> = scan(s, o, RecordKind::Booking)
+        .await
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Booking(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    let occ = plain.occurrence(o).await.unwrap_or_else(|e| fail(format!("occurrence: {e}")));
+    let u = occ.counters.get(&Dim::Total);
+    let held: u64 = bookings.iter().filter(|h| h.state == HoldState::Held).map(|h| u64::from(h.quantity)).sum();
+    let sold: u64 =
+        bookings.iter().filter(|h| h.state == HoldState::Confirmed).map(|h| u64::from(h.standing_seats())).sum();
+    if (u.held, u.confirmed) != (held, sold) {
+        fail(format!("counters held {} confirmed {} but records say {held} and {sold}", u.held, u.confirmed));
+    }
+    let max_cap = sc
+        .racers
+        .iter()
+        .chain(&sc.setup)
+        .filter_map(|a| match a {
+            Action::Capacity(n) => Some(u64::from(*n)),
+            _ => None,
+        })
+        .chain([u64::from(sc.config.capacity())])
+        .max()
+        .unwrap_or(0);
+    if u.total() > max_cap {
+        fail(format!("{} seats taken, capacity at most {max_cap}", u.total()));
+    }
+
+    // Fencing: releases only for refs a failure or abandonment named; no booking ends twice.
+    let released_for: BTreeSet<&str> = history
+        .iter()
+        .filter_map(|(a, _)| match a {
+            Action::Failed { hold_ref, .. } | Action::Abandon { hold_ref, .. } => Some(*hold_ref),
+            _ => None,
+        })
+        .collect();
+    events.extend(after);
+    let mut ends: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &events {
+        let hr = e.event.hold_ref.as_ref().map(|r| r.to_string()).unwrap_or_default();
+        if matches!(e.event.kind, EventKind::HoldReleased { .. }) && !released_for.contains(hr.as_str()) {
+            fail(format!("hold {hr} was released, but no failure or abandonment named it"));
+        }
+        if e.event.kind.is_terminal() {
+            *ends.entry(hr).or_insert(0) += 1;
+        }
+    }
+    // Setup's events are among them: an ended booking has at most one terminal event.
+    for h in bookings.iter().filter(|h| h.state != HoldState::Held) {
+        if ends.get(h.hold_ref.as_str()).copied().unwrap_or(0) > 1 {
+            fail(format!("hold {} ended twice", h.hold_ref));
+        }
+    }
+}
+
+async fn drain<S: AsyncStore>(
+    e: &super::engine::TestEngine<'_, S, super::proxy::Plain>,
+    o: &OccKey,
+) -> Vec<OutboxEvent> {
+    let all = e.drain_events(usize::MAX).await.unwrap_or_else(|err| panic!("drain: {err}"));
+    all.into_iter().filter(|ev| &ev.event.occ_key == o).collect()
+}
+
+async fn scan<S: AsyncStore>(s: &S, o: &OccKey, kind: RecordKind) -> Vec<Record> {
+    s.scan(o, kind, None, usize::MAX)
+        .await
+        .unwrap_or_else(|e| panic!("scan: {e}"))
+        .into_iter()
+        .map(|r| r.value)
+        .collect()
+}

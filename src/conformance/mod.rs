@@ -1,0 +1,284 @@
+//! The generic conformance suite: what every [`Store`] / [`AsyncStore`] must pass — the
+//! in-memory store, the PostgreSQL store, and any store you write. A client of the store
+//! contract ([`store`](crate::store)) and of the engine, so it sits above both.
+//!
+//! Compiled for this crate's tests and, for everyone else, behind the `conformance` feature:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! seathold = { version = "0.1", features = ["conformance"] }
+//! ```
+//!
+//! # What it checks
+//!
+//! One module per clause of the [store contract](crate::store); [`checks`] lists every
+//! check, in one place, with the clause it holds the store to. Each check takes an *empty*
+//! store and panics with a message naming its clause. [`interleave`] explores every
+//! ordering of the loads and commits of a few racing operations (the exactly-once
+//! promise), through any store.
+//!
+//! Not checked here: O(1) work per operation (clause 3; the benchmarks measure it). Every
+//! time used is a fixed instant (no system clock).
+//!
+//! # Running it
+//!
+//! A blocking [`Store`], from a `#[test]`:
+//!
+//! ```no_run
+//! use seathold::MemoryStore;
+//! use seathold::conformance;
+//!
+//! // #[test]
+//! fn memory_store_conforms() {
+//!     // `fresh` must return an EMPTY store each call.
+//!     conformance::run_all_blocking(MemoryStore::new);
+//! }
+//! ```
+//!
+//! An [`AsyncStore`] from your runtime's test macro; for a shared database, make `fresh`
+//! return an empty store (a new schema, say):
+//!
+//! ```no_run
+//! use seathold::MemoryStore;
+//! use seathold::conformance;
+//!
+//! async fn my_store_conforms() {
+//!     conformance::run_all(async || MemoryStore::new()).await;
+//! }
+//! ```
+
+mod atomic;
+mod engine;
+mod expiry;
+mod guards;
+pub mod interleave;
+mod outbox;
+mod proxy;
+mod reads;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use atomic::{check_configure_keeps_counters, check_failed_guard_writes_nothing, check_round_trip};
+pub use engine::{
+    check_engine_capacity, check_engine_exactly_once_sequences, check_engine_lapse_and_sweep,
+    check_engine_retry_after_lost_ack,
+};
+pub use expiry::{check_due_exact, check_due_follows_writes, check_due_oldest_first_within_a_second};
+pub use guards::{
+    check_capacity_guard, check_capacity_guard_per_dimension, check_dropped_dimension_in_use, check_invalid_commits,
+    check_occurrence_guards, check_record_guards,
+};
+pub use outbox::{check_outbox_ack, check_outbox_order};
+pub use reads::{check_load_absent, check_occurrences_listing, check_scan_pages};
+
+use crate::store::{AsyncStore, Store};
+
+/// A check's future.
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// One check of the suite.
+pub struct Check<S> {
+    /// The check's name (the function's).
+    pub name: &'static str,
+    /// The clause of the store contract it holds a store to.
+    pub clause: &'static str,
+    /// Run it on an empty store.
+    pub run: for<'a> fn(&'a S) -> CheckFuture<'a>,
+}
+
+macro_rules! checks {
+    ($($clause:literal => [$($name:ident),* $(,)?]),* $(,)?) => {
+        /// Every check, with its clause, in the order [`run_all`] runs them.
+        pub fn checks<S: AsyncStore>() -> Vec<Check<S>> {
+            vec![$($(Check { name: stringify!($name), clause: $clause, run: |s| Box::pin($name(s)) },)*)*]
+        }
+    };
+}
+
+checks! {
+    "1 atomic commit" => [check_configure_keeps_counters, check_round_trip, check_failed_guard_writes_nothing],
+    "2 guards" => [
+        check_occurrence_guards,
+        check_record_guards,
+        check_capacity_guard,
+        check_capacity_guard_per_dimension,
+        check_dropped_dimension_in_use,
+        check_invalid_commits,
+    ],
+    "3 reads" => [check_load_absent, check_scan_pages, check_occurrences_listing],
+    "4 expiry index" => [check_due_exact, check_due_follows_writes, check_due_oldest_first_within_a_second],
+    "5 ordered outbox" => [check_outbox_order, check_outbox_ack],
+    "6 through the engine" => [
+        check_engine_capacity,
+        check_engine_lapse_and_sweep,
+        check_engine_retry_after_lost_ack,
+        check_engine_exactly_once_sequences,
+    ],
+}
+
+/// Run every check, each on a store returned by `fresh` (which must be empty each call).
+/// Panics at the first broken clause, naming the check and the clause.
+pub async fn run_all<S: AsyncStore>(mut fresh: impl AsyncFnMut() -> S) {
+    for check in checks::<S>() {
+        let store = fresh().await;
+        run_one(&check, &store).await;
+    }
+}
+
+/// Run one check, naming it and its clause if it fails.
+pub async fn run_one<S: AsyncStore>(check: &Check<S>, store: &S) {
+    struct Name(&'static str, &'static str, bool);
+    impl Drop for Name {
+        fn drop(&mut self) {
+            if !self.2 {
+                eprintln!("conformance check {} (clause {}) failed", self.0, self.1);
+            }
+        }
+    }
+    let mut name = Name(check.name, check.clause, false);
+    (check.run)(store).await;
+    name.2 = true;
+}
+
+/// [`run_all`] for a blocking [`Store`], on the calling thread.
+pub fn run_all_blocking<S: Store>(mut fresh: impl FnMut() -> S) {
+    block_on(run_all(async || fresh()));
+}
+
+/// Drive a future to completion on the calling thread: use it to run one check on a blocking
+/// [`Store`]. The same executor the blocking [`Engine`](crate::Engine) uses.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    crate::engine::block_on::block_on(fut)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared fixtures
+// ---------------------------------------------------------------------------------------------
+
+pub(crate) mod fixtures {
+    use time::OffsetDateTime;
+    use time::macros::datetime;
+
+    use crate::catalogue::{Dim, OccurrenceConfig, Pool, Tier};
+    use crate::contract::{ActorId, DomainEvent, EventKind, Money, OccKey, Ref, TierName};
+    use crate::holds::{ActorRecord, Hold, HoldState};
+    use crate::records::{Record, RecordKey, UsageDelta, Versioned};
+    use crate::store::{AsyncStore, Commit, CommitError, OccurrenceGuard, RecordWrite, Snapshot, WriteOp};
+
+    pub(crate) const T0: OffsetDateTime = datetime!(2026-12-01 19:00:00 UTC);
+
+    pub(crate) fn occ(s: &str) -> OccKey {
+        OccKey::new(s).unwrap_or_else(|e| panic!("fixture occ_key {s}: {e}"))
+    }
+
+    pub(crate) fn actor(s: &str) -> ActorId {
+        ActorId::new(s).unwrap_or_else(|e| panic!("fixture actor {s}: {e}"))
+    }
+
+    pub(crate) fn r(s: &str) -> Ref {
+        Ref::new(s).unwrap_or_else(|e| panic!("fixture ref {s}: {e}"))
+    }
+
+    pub(crate) fn tier(s: &str) -> TierName {
+        TierName::new(s).unwrap_or_else(|e| panic!("fixture tier {s}: {e}"))
+    }
+
+    pub(crate) fn eur(a: &str) -> Money {
+        Money::parse(a, "EUR").unwrap_or_else(|e| panic!("fixture money {a}: {e}"))
+    }
+
+    pub(crate) fn config(capacity: u32) -> OccurrenceConfig {
+        OccurrenceConfig::new(capacity, 600).unwrap_or_else(|e| panic!("fixture config: {e}"))
+    }
+
+    /// Capacity 10; tier `a` capped at 4 in pool `p` (capacity 3); tier `b` uncapped.
+    pub(crate) fn tiered() -> OccurrenceConfig {
+        config(10)
+            .with_tiers(vec![
+                Tier::new(tier("a"), eur("10.00")).with_capacity(4).with_pools(vec![pool("p")]),
+                Tier::new(tier("b"), eur("5.00")),
+            ])
+            .with_pools(vec![Pool { pool: pool("p"), capacity: 3 }])
+    }
+
+    pub(crate) fn pool(s: &str) -> crate::contract::PoolName {
+        crate::contract::PoolName::new(s).unwrap_or_else(|e| panic!("fixture pool {s}: {e}"))
+    }
+
+    pub(crate) fn hold(o: &OccKey, a: &str, hr: &str, quantity: u32, expires_at: OffsetDateTime) -> Hold {
+        Hold {
+            occ_key: o.clone(),
+            actor: actor(a),
+            hold_ref: r(hr),
+            quantity,
+            price: eur("10.00"),
+            lines: Vec::new(),
+            metadata: None,
+            placed_at: T0,
+            expires_at,
+            state: HoldState::Held,
+            ended_at: None,
+            tickets: Vec::new(),
+            revived: false,
+            cancelled_seats: 0,
+            cancellations: 0,
+            refunded: None,
+        }
+    }
+
+    pub(crate) fn actor_record(o: &OccKey, a: &str) -> ActorRecord {
+        ActorRecord::new(o.clone(), actor(a))
+    }
+
+    pub(crate) fn event(o: &OccKey, a: &str, hr: &str, q: u32) -> DomainEvent {
+        DomainEvent {
+            occ_key: o.clone(),
+            actor: actor(a),
+            hold_ref: Some(r(hr)),
+            at: T0,
+            kind: EventKind::HoldReleased { quantity: q },
+        }
+    }
+
+    pub(crate) fn put(record: Record, expected: Option<u64>) -> RecordWrite {
+        RecordWrite { key: record.key(), expected, op: WriteOp::Put(record) }
+    }
+
+    pub(crate) fn create(o: &OccKey, cfg: OccurrenceConfig) -> Commit {
+        Commit { occurrence: OccurrenceGuard::Create(cfg), ..Commit::new(o.clone()) }
+    }
+
+    pub(crate) fn at(o: &OccKey, v: u64) -> Commit {
+        Commit { occurrence: OccurrenceGuard::At(v), ..Commit::new(o.clone()) }
+    }
+
+    pub(crate) fn held(n: i64) -> UsageDelta {
+        UsageDelta { held: n, ..UsageDelta::default() }
+    }
+
+    pub(crate) fn total() -> Dim {
+        Dim::Total
+    }
+
+    pub(crate) async fn commit_ok<S: AsyncStore>(s: &S, c: Commit, clause: &str) {
+        if let Err(e) = s.commit(c).await {
+            panic!("{clause}: a commit whose guards hold was refused: {e}");
+        }
+    }
+
+    pub(crate) async fn commit_err<S: AsyncStore>(s: &S, c: Commit, clause: &str) -> CommitError {
+        match s.commit(c).await {
+            Ok(()) => panic!("{clause}: a commit whose guard fails was applied"),
+            Err(e) => e,
+        }
+    }
+
+    pub(crate) async fn load<S: AsyncStore>(s: &S, o: &OccKey, keys: &[RecordKey]) -> Snapshot {
+        s.load(o, keys).await.unwrap_or_else(|e| panic!("load failed: {e}"))
+    }
+
+    pub(crate) async fn get<S: AsyncStore>(s: &S, o: &OccKey, key: &RecordKey) -> Option<Versioned<Record>> {
+        load(s, o, std::slice::from_ref(key)).await.records.into_iter().next().flatten()
+    }
+}
