@@ -42,8 +42,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration as StdDuration, Instant};
 
+use seathold::catalogue::OccurrenceConfig;
 use seathold::contract::{ActorId, Money, OccKey, PaymentResult, Ref};
-use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+use seathold::holds::{HoldRequest, RequestOutcome};
 use seathold::settlement::Settlement;
 use seathold::{Engine, ManualClock, MemoryStore};
 use time::Duration;

@@ -28,8 +28,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use seathold::AsyncEngine;
+use seathold::catalogue::OccurrenceConfig;
 use seathold::contract::{ActorId, Money, OccKey, Ref};
-use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+use seathold::holds::{HoldRequest, RequestOutcome};
 use seathold::settlement::Settlement;
 use seathold::store::postgres::{PostgresOptions, PostgresStore};
 

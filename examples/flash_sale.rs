@@ -6,8 +6,10 @@
 //!
 //! 5,000 buyers on 4 threads race for the 300 seats of one occurrence. A simulated payment
 //! provider answers every checkout: paid, failed, abandoned (no answer: the hold lapses),
-//! paid too late (after the hold lapsed), paid and delivered two or three times, or a failure
-//! and a payment for the same checkout delivered out of order; some results arrive as typed
+//! paid too late (after the hold lapsed), paid and delivered two or three times, charged
+//! twice (two payments with different provider refs for one checkout: one is accounted for
+//! the seat, the other is refunded as `duplicate_payment`), or a failure and a payment for
+//! the same checkout delivered out of order; some results arrive as typed
 //! values, some as raw JSON webhook bodies through `settle_json`, and a few bodies are
 //! malformed and must be refused. Two webhook threads settle what arrives, a sweeper expires
 //! due holds, and an outbox relay publishes and acknowledges the events.
@@ -19,8 +21,9 @@
 //! threads interleave.
 //!
 //! At the end the books are checked, and the example exits non-zero if a seat was oversold,
-//! a paid result was not accounted exactly once, a hold did not end exactly once, or a
-//! malformed body was accepted.
+//! a payment was not accounted exactly once, a hold did not end exactly once, a malformed
+//! body was accepted, or the occurrence's ledger does not net exactly the price of the seats
+//! sold.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -29,10 +32,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration as StdDuration, Instant};
 
-use seathold::contract::{ActorId, EventKind, Money, OccKey, PaymentResult, PaymentStatus, ProviderRef, Ref};
-use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+use seathold::catalogue::OccurrenceConfig;
+use seathold::contract::{
+    ActorId, Amount, EventKind, Money, NoHoldReason, OccKey, PaymentResult, PaymentStatus, ProviderRef, Ref,
+};
+use seathold::holds::{HoldRequest, RequestOutcome};
 use seathold::settlement::Settlement;
-use seathold::{Clock, Engine, ManualClock, MemoryStore, SettleError};
+use seathold::{Clock, Engine, ManualClock, MemoryStore, OpError};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
@@ -102,7 +108,8 @@ struct Delivery {
     at: OffsetDateTime,
     seq: u64,
     body: Body,
-    /// For a `paid` result: the key it must be accounted under.
+    /// For a `paid` result: the key (actor|ref) of the checkout it pays. A second, different
+    /// payment for an accounted checkout is accounted under its own key, actor|ref|provider.
     paid_key: Option<String>,
 }
 
@@ -150,9 +157,12 @@ struct Books {
     bad_refused: u64,
     bad_sent: u64,
     contention_retries: u64,
-    /// Every paid result sent (actor|ref).
+    /// Every checkout a paid result was sent for (actor|ref).
     paid_sent: HashSet<String>,
-    /// Per paid result answered (actor|ref): first (non-replayed) answers and replays.
+    /// Checkouts charged twice: each owes one extra accounting, a duplicate_payment refund.
+    charged_twice: u64,
+    /// Per accounting answered (actor|ref, or actor|ref|provider for a second payment): first
+    /// (non-replayed) answers and replays.
     paid: HashMap<String, (u32, u32)>,
     violations: Vec<String>,
     // engine calls
@@ -224,6 +234,7 @@ impl Sale {
 enum Fate {
     Paid,
     PaidDuplicated,
+    ChargedTwice,
     Failed { retry: bool },
     Abandoned,
     Late { duplicated: bool },
@@ -233,8 +244,9 @@ enum Fate {
 impl Fate {
     fn pick(rng: &mut Rng) -> Fate {
         match rng.next() % 100 {
-            0..62 => Fate::Paid,
-            62..72 => Fate::PaidDuplicated,
+            0..58 => Fate::Paid,
+            58..68 => Fate::PaidDuplicated,
+            68..72 => Fate::ChargedTwice,
             72..82 => Fate::Failed { retry: rng.percent(60) },
             82..88 => Fate::Abandoned,
             88..94 => Fate::Late { duplicated: rng.percent(30) },
@@ -246,6 +258,7 @@ impl Fate {
         match self {
             Fate::Paid => "paid",
             Fate::PaidDuplicated => "paid, delivered 2-3 times",
+            Fate::ChargedTwice => "charged twice",
             Fate::Failed { .. } => "failed",
             Fate::Abandoned => "abandoned (no result)",
             Fate::Late { .. } => "paid after the hold lapsed",
@@ -294,6 +307,18 @@ fn provider(
             for _ in 0..rng.range(2, 4) {
                 let jitter = Duration::milliseconds(rng.range(0, 800) as i64);
                 sale.deliver(at + jitter, body(paid(1), rng), Some(key.clone()));
+            }
+        }
+        Fate::ChargedTwice => {
+            // Two payments for one checkout, with different provider refs, each webhook
+            // delivered once or twice, in any order.
+            lock(&sale.books).charged_twice += 1;
+            for n in [1, 2] {
+                let at = soon(rng);
+                for _ in 0..rng.range(1, 3) {
+                    let jitter = Duration::milliseconds(rng.range(0, 800) as i64);
+                    sale.deliver(at + jitter, body(paid(n), rng), Some(key.clone()));
+                }
             }
         }
         Fate::Failed { retry } => {
@@ -420,7 +445,11 @@ fn double_click(sale: &Sale, req: &HoldRequest, hold_ref: &Ref) {
         other => books.violation(format!("double click {}: {other:?}", req.actor)),
     }
     match second {
-        Ok(RequestOutcome::Already { hold_ref: r, confirmed: false }) if r == *hold_ref => books.already += 1,
+        Ok(RequestOutcome::Already { hold_ref: r, confirmed: false, checkout: Some(c) })
+            if r == *hold_ref && c.hold_ref == *hold_ref =>
+        {
+            books.already += 1
+        }
         other => books.violation(format!("second tab {}: {other:?}", req.actor)),
     }
 }
@@ -447,14 +476,14 @@ fn webhooks(sale: &Sale) {
         books.deliveries += 1;
         if let Body::Bad(_, what) = &d.body {
             match answer {
-                Err(SettleError::Parse(_)) => books.bad_refused += 1,
+                Err(OpError::Refused(_)) => books.bad_refused += 1,
                 other => books.violation(format!("malformed body ({what}) answered {other:?}")),
             }
             continue;
         }
         let answer = match answer {
             Ok(a) => a,
-            Err(SettleError::Contention { .. }) => {
+            Err(OpError::Contention { .. }) => {
                 // The provider redelivers later.
                 books.contention_retries += 1;
                 drop(books);
@@ -468,6 +497,14 @@ fn webhooks(sale: &Sale) {
         };
         if let Some(key) = &d.paid_key {
             let replay = answer.is_replay();
+            // A second payment for an accounted checkout is an accounting of its own.
+            let key = match (&answer, &d.body) {
+                (Settlement::PaidButNoHold { refund, .. }, _) if refund.reason == NoHoldReason::DuplicatePayment => {
+                    let p = refund.provider_ref.as_ref().map(|p| p.as_str()).unwrap_or("?");
+                    format!("{key}|{p}")
+                }
+                _ => key.clone(),
+            };
             let entry = books.paid.entry(key.clone()).or_default();
             if replay {
                 entry.1 += 1;
@@ -537,7 +574,7 @@ fn relay_once(sale: &Sale, published: &mut Published) -> usize {
         published.last_id = e.id.0;
         *published.by_type.entry(e.event.kind.type_str()).or_default() += 1;
         match &e.event.kind {
-            EventKind::HoldConfirmed { quantity } => published.confirmed_seats += u64::from(*quantity),
+            EventKind::HoldConfirmed { quantity, .. } => published.confirmed_seats += u64::from(*quantity),
             EventKind::RefundRequired { reason, .. } => {
                 *published.refunds_by_reason.entry(reason.as_str()).or_default() += 1;
             }
@@ -676,6 +713,7 @@ fn report(sale: &Sale, p: &Published, wall: StdDuration) {
     let not_once: Vec<String> = books
         .paid_sent
         .iter()
+        .chain(books.paid.keys().filter(|k| !books.paid_sent.contains(*k)))
         .map(|k| (k, books.paid.get(k).copied().unwrap_or((0, 0))))
         .filter(|(_, (first, _))| *first != 1)
         .map(|(k, (f, r))| format!("{k}: {f} first answers, {r} replays"))
@@ -690,12 +728,37 @@ fn report(sale: &Sale, p: &Published, wall: StdDuration) {
             books.refunds, p.refunds_by_reason
         ));
     }
-    if books.confirmed + refund_answers != books.paid_sent.len() as u64 || books.paid.len() != books.paid_sent.len() {
+    let accountings = books.paid_sent.len() as u64 + books.charged_twice;
+    let duplicates = books.refunds.get("duplicate_payment").copied().unwrap_or(0);
+    if books.confirmed + refund_answers != accountings
+        || books.paid.len() as u64 != accountings
+        || duplicates != books.charged_twice
+    {
         books.violation(format!(
-            "{} paid results sent, but {} confirmations + {refund_answers} refunds",
+            "{} checkouts paid ({} charged twice), but {} confirmations + {refund_answers} refunds ({duplicates} duplicate_payment) over {} accountings",
             books.paid_sent.len(),
-            books.confirmed
+            books.charged_twice,
+            books.confirmed,
+            books.paid.len()
         ));
+    }
+    // The occurrence's ledger reconciles: money received minus refunds is the price of the
+    // seats sold, and it holds one payment entry per accounting.
+    match sale.engine.ledger(&sale.occ) {
+        Ok(ledger) => {
+            let payments =
+                ledger.entries.iter().filter(|e| e.kind == seathold::ledger::EntryKind::Payment).count() as u64;
+            // The strays carry no amount: their entries are left out of the totals.
+            let sold = sale.price.amount.checked_mul(avail.confirmed as u32).unwrap_or(Amount::ZERO);
+            if payments != accountings || ledger.net(sale.price.currency) != Some(sold) {
+                books.violation(format!(
+                    "ledger: {payments} payment entries for {accountings} accountings, nets {:?} for {} seats sold",
+                    ledger.net(sale.price.currency),
+                    avail.confirmed
+                ));
+            }
+        }
+        Err(e) => books.violation(format!("ledger read failed: {e}")),
     }
     if placed_ev != books.placed || placed_ev != confirmed_ev + released_ev + expired_ev || avail.held != 0 {
         books.violation(format!(
@@ -754,9 +817,8 @@ fn report(sale: &Sale, p: &Published, wall: StdDuration) {
         avail.confirmed, p.confirmed_seats
     );
     println!(
-        "  paid results accounted once     {} of {} sent ({} confirmed + {refund_answers} refund signals)",
+        "  payments accounted once         {} of {accountings} ({} confirmed + {refund_answers} refund signals, {duplicates} of them second charges)",
         books.paid.values().filter(|(f, _)| *f == 1).count(),
-        books.paid_sent.len(),
         books.confirmed
     );
     println!(

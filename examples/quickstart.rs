@@ -3,8 +3,9 @@
 //! Open an occurrence, hold a seat, hand the checkout request to the payment side, settle the
 //! provider's webhook (twice, as providers do), and publish what happened from the outbox.
 
+use seathold::catalogue::OccurrenceConfig;
 use seathold::contract::{ActorId, Money, OccKey, Ref};
-use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+use seathold::holds::{HoldRequest, RequestOutcome};
 use seathold::settlement::Settlement;
 use seathold::{Engine, MemoryStore};
 
@@ -18,7 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let checkout = match engine.request(&req)? {
         RequestOutcome::AwaitingPayment { checkout, .. } => checkout,
         RequestOutcome::Already { hold_ref, .. } => return Err(format!("resume checkout {hold_ref}").into()),
-        RequestOutcome::Full { capacity } => return Err(format!("sold out ({capacity} seats)").into()),
+        RequestOutcome::Full { capacity, .. } => return Err(format!("sold out ({capacity} seats)").into()),
+        other => return Err(format!("unexpected answer {other:?}").into()),
     };
     println!("checkout -> payments: {}", checkout.to_json());
 

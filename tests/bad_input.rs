@@ -4,22 +4,23 @@
 //! One table of concrete bodies, each with the exact [`ParseError`] it must produce; a check
 //! that the table reaches every `ParseError`, `MoneyError` and `IdError` variant; property
 //! tests that nothing panics; and an engine-level test that `settle_json` of each bad body
-//! answers `SettleError::Parse` without touching the store.
+//! answers `OpError::Refused` with the parse error, without touching the store.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
 use rust_decimal::Decimal;
+use seathold::catalogue::OccurrenceConfig;
 use seathold::contract::{
     ActorId, Amount, CheckoutRequest, Currency, EventId, IdError, MAX_ID_BYTES, MAX_MESSAGE_BYTES,
     MAX_PROVIDER_REF_BYTES, MAX_QUANTITY, Money, MoneyError, OccKey, OutboxEvent, ParseError, PaymentResult,
     ProviderRef, Ref,
 };
-use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+use seathold::holds::{HoldRequest, RequestOutcome};
 use seathold::settlement::Settlement;
-use seathold::store::{Commit, CommitError, LoadRequest, Snapshot, StoreError, Versioned};
-use seathold::{Engine, ManualClock, MemoryStore, SettleError, Store};
+use seathold::store::{Commit, CommitError, Due, Record, RecordKey, RecordKind, Snapshot, StoreError, Versioned};
+use seathold::{Engine, ManualClock, MemoryStore, OpError, Store};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -891,22 +892,27 @@ impl CountingStore {
 }
 
 impl Store for CountingStore {
-    fn load(&self, req: LoadRequest<'_>) -> Result<Snapshot, StoreError> {
+    fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError> {
         self.tick();
-        Store::load(&self.inner, req)
+        Store::load(&self.inner, occ_key, keys)
     }
-    fn lapsed_holds(
+    fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError> {
+        self.tick();
+        Store::due(&self.inner, occ_key, now, limit)
+    }
+    fn scan(
         &self,
-        occ_key: Option<&OccKey>,
-        now: OffsetDateTime,
+        occ_key: &OccKey,
+        kind: RecordKind,
+        after: Option<&RecordKey>,
         limit: usize,
-    ) -> Result<Vec<Versioned<seathold::holds::Hold>>, StoreError> {
+    ) -> Result<Vec<Versioned<Record>>, StoreError> {
         self.tick();
-        Store::lapsed_holds(&self.inner, occ_key, now, limit)
+        Store::scan(&self.inner, occ_key, kind, after, limit)
     }
-    fn lapsed_seats(&self, occ_key: &OccKey, now: OffsetDateTime) -> Result<u64, StoreError> {
+    fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
         self.tick();
-        Store::lapsed_seats(&self.inner, occ_key, now)
+        Store::occurrences(&self.inner, after, limit)
     }
     fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         self.tick();
@@ -949,7 +955,7 @@ fn settle_json_of_a_bad_body_answers_parse_and_changes_nothing() {
     for case in table().0.into_iter().filter(|c| c.target != Checkout) {
         let calls = engine.store().calls();
         match engine.settle_json(&case.body) {
-            Err(SettleError::Parse(e)) if (case.check)(&e) => {}
+            Err(OpError::Refused(e)) if (case.check)(&e) => {}
             other => failures.push(format!("{}: got {other:?}", case.name)),
         }
         if engine.store().calls() != calls {

@@ -6,20 +6,21 @@
 
 mod common;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{Ledger, PaidKey, Rng, start};
+use common::{Ledger, PaidKey, Rng, paid_key, start};
+use seathold::catalogue::{Availability, OccurrenceConfig};
 use seathold::contract::{
-    ActorId, DomainEvent, EventId, EventKind, Money, OccKey, OutboxEvent, PaymentResult, PaymentStatus, Ref,
+    ActorId, Amount, Currency, DomainEvent, EventId, EventKind, Money, NoHoldReason, OccKey, OutboxEvent,
+    PaymentResult, PaymentStatus, ProviderRef, Ref,
 };
-use seathold::holds::{Availability, Hold, HoldRequest, OccurrenceConfig, RequestOutcome};
+use seathold::holds::{HoldRequest, RequestOutcome, RequestRefusal};
+use seathold::ledger::EntryKind;
 use seathold::settlement::Settlement;
-use seathold::store::{Commit, CommitError, LoadRequest, Snapshot, StoreError, Versioned};
-use seathold::{
-    AvailabilityError, Clock, Engine, ManualClock, MemoryStore, OpenError, RequestError, SettleError, Store, SweepError,
-};
+use seathold::store::{Commit, CommitError, Due, Record, RecordKey, RecordKind, Snapshot, StoreError, Versioned};
+use seathold::{AvailabilityError, Clock, Engine, ManualClock, MemoryStore, OpError, RequestError, Store, SweepError};
 use time::{Duration, OffsetDateTime};
 
 // ---------------------------------------------------------------------------------------
@@ -116,24 +117,30 @@ impl FaultyStore {
 }
 
 impl Store for FaultyStore {
-    fn load(&self, req: LoadRequest<'_>) -> Result<Snapshot, StoreError> {
+    fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError> {
         self.read_fault("load")?;
-        self.inner.load(req)
+        self.inner.load(occ_key, keys)
     }
 
-    fn lapsed_holds(
+    fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError> {
+        self.read_fault("due")?;
+        self.inner.due(occ_key, now, limit)
+    }
+
+    fn scan(
         &self,
-        occ_key: Option<&OccKey>,
-        now: OffsetDateTime,
+        occ_key: &OccKey,
+        kind: RecordKind,
+        after: Option<&RecordKey>,
         limit: usize,
-    ) -> Result<Vec<Versioned<Hold>>, StoreError> {
-        self.read_fault("lapsed_holds")?;
-        self.inner.lapsed_holds(occ_key, now, limit)
+    ) -> Result<Vec<Versioned<Record>>, StoreError> {
+        self.read_fault("scan")?;
+        self.inner.scan(occ_key, kind, after, limit)
     }
 
-    fn lapsed_seats(&self, occ_key: &OccKey, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.read_fault("lapsed_seats")?;
-        self.inner.lapsed_seats(occ_key, now)
+    fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
+        self.read_fault("occurrences")?;
+        self.inner.occurrences(after, limit)
     }
 
     fn commit(&self, commit: Commit) -> Result<(), CommitError> {
@@ -180,6 +187,16 @@ const MAX_TRIES: u32 = 1_000;
 
 type Faulty = Engine<FaultyStore, Arc<ManualClock>>;
 
+/// Whether an engine error is an injected store failure (the only thing a caller retries
+/// here: an engine bug surfaces as `StoreError::Internal` and must fail the test).
+fn injected<R>(e: &OpError<R>) -> bool {
+    matches!(e, OpError::Store(StoreError::Unavailable(_)))
+}
+
+fn injected_store(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(_))
+}
+
 fn retry<T, E: std::fmt::Debug>(what: &str, mut op: impl FnMut() -> Result<T, E>, is_store: fn(&E) -> bool) -> T {
     for _ in 0..MAX_TRIES {
         match op() {
@@ -195,7 +212,7 @@ fn retry<T, E: std::fmt::Debug>(what: &str, mut op: impl FnMut() -> Result<T, E>
 fn request(engine: &Faulty, req: &HoldRequest) -> Result<RequestOutcome, RequestError> {
     for _ in 0..MAX_TRIES {
         match engine.request(req) {
-            Err(RequestError::Store(_)) => {}
+            Err(e) if injected(&e) => {}
             other => return other,
         }
     }
@@ -203,17 +220,17 @@ fn request(engine: &Faulty, req: &HoldRequest) -> Result<RequestOutcome, Request
 }
 
 fn settle(engine: &Faulty, result: &PaymentResult) -> Settlement {
-    retry("settle", || engine.settle(result), |e| matches!(e, SettleError::Store(_)))
+    retry("settle", || engine.settle(result), injected)
 }
 
-fn open(engine: &Faulty, key: &OccKey, cfg: OccurrenceConfig) {
-    retry("open", || engine.open(key, cfg), |e| matches!(e, OpenError::Store(_)))
+fn open(engine: &Faulty, key: &OccKey, cfg: &OccurrenceConfig) {
+    retry("open", || engine.open(key, cfg.clone()), injected)
 }
 
 fn availability(engine: &Faulty, key: &OccKey) -> Result<Availability, AvailabilityError> {
     for _ in 0..MAX_TRIES {
         match engine.availability(key) {
-            Err(AvailabilityError::Store(_)) => {}
+            Err(e) if injected(&e) => {}
             other => return other,
         }
     }
@@ -226,7 +243,7 @@ fn sweep(engine: &Faulty, limit: usize) -> usize {
     for _ in 0..MAX_TRIES {
         match engine.expire_due(limit) {
             Ok(n) => return told + n,
-            Err(SweepError::Store { expired, .. }) => told += expired,
+            Err(SweepError::Store { expired, source }) if injected_store(&source) => told += expired,
             Err(e) => panic!("sweep: {e:?}"),
         }
     }
@@ -235,9 +252,9 @@ fn sweep(engine: &Faulty, limit: usize) -> usize {
 
 /// An at-least-once outbox consumer: fetch (retrying), then acknowledge (retrying).
 fn drain(engine: &Faulty) -> Vec<OutboxEvent> {
-    let events = retry("pending_events", || engine.pending_events(usize::MAX), |_| true);
+    let events = retry("pending_events", || engine.pending_events(usize::MAX), injected_store);
     let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
-    retry("ack_events", || engine.ack_events(&ids), |_| true);
+    retry("ack_events", || engine.ack_events(&ids), injected_store);
     events
 }
 
@@ -265,10 +282,13 @@ fn kinds(events: &[OutboxEvent]) -> Vec<&'static str> {
 #[test]
 fn request_retried_after_lost_ack_answers_same_checkout_and_holds_once() {
     let (engine, clock) = faulty_engine(1, 0, 0, 0);
-    open(&engine, &gig(), OccurrenceConfig::new(10, 600).unwrap());
+    open(&engine, &gig(), &OccurrenceConfig::new(10, 600).unwrap());
     let req = hold_req("ann", "r-1", 3);
     engine.store().script_commits(&[Fault::After]);
-    assert!(matches!(engine.request(&req), Err(RequestError::Store(_))), "the lost ack must surface as Store");
+    assert!(
+        matches!(engine.request(&req), Err(OpError::Store(StoreError::Unavailable(_)))),
+        "the lost ack must surface as Store"
+    );
     let got = request(&engine, &req).unwrap();
     let RequestOutcome::AwaitingPayment { checkout, replayed } = got else { panic!("got {got:?}") };
     assert!(replayed, "a retry after a lost ack must be answered as a replay");
@@ -286,14 +306,14 @@ fn request_retried_after_lost_ack_answers_same_checkout_and_holds_once() {
 #[test]
 fn request_failed_before_commit_places_on_retry() {
     let (engine, _) = faulty_engine(2, 0, 0, 0);
-    open(&engine, &gig(), OccurrenceConfig::new(10, 600).unwrap());
+    open(&engine, &gig(), &OccurrenceConfig::new(10, 600).unwrap());
     let req = hold_req("ann", "r-1", 1);
     engine.store().script_commits(&[Fault::Before]);
-    assert!(matches!(engine.request(&req), Err(RequestError::Store(_))));
+    assert!(matches!(engine.request(&req), Err(OpError::Store(StoreError::Unavailable(_)))));
     assert_eq!(availability(&engine, &gig()).unwrap().held, 0, "a commit failed before applying changed nothing");
     assert!(matches!(request(&engine, &req), Ok(RequestOutcome::AwaitingPayment { replayed: false, .. })));
     engine.store().script_reads(&[Fault::Before]);
-    assert!(matches!(engine.request(&hold_req("bob", "r-2", 1)), Err(RequestError::Store(_))));
+    assert!(matches!(engine.request(&hold_req("bob", "r-2", 1)), Err(OpError::Store(StoreError::Unavailable(_)))));
     assert_eq!(availability(&engine, &gig()).unwrap().held, 1, "a failed load changed nothing");
     assert_eq!(kinds(&drain(&engine)), ["hold_placed"]);
 }
@@ -301,12 +321,12 @@ fn request_failed_before_commit_places_on_retry() {
 #[test]
 fn paid_settle_retried_after_lost_ack_confirms_once() {
     let (engine, _) = faulty_engine(3, 0, 0, 0);
-    open(&engine, &gig(), OccurrenceConfig::new(10, 600).unwrap());
+    open(&engine, &gig(), &OccurrenceConfig::new(10, 600).unwrap());
     let req = hold_req("ann", "r-1", 2);
     assert!(matches!(request(&engine, &req), Ok(RequestOutcome::AwaitingPayment { replayed: false, .. })));
     let paid = PaymentResult::paid(gig(), req.actor.clone(), req.hold_ref.clone());
     engine.store().script_commits(&[Fault::After]);
-    assert!(matches!(engine.settle(&paid), Err(SettleError::Store(_))));
+    assert!(matches!(engine.settle(&paid), Err(OpError::Store(StoreError::Unavailable(_)))));
     assert_eq!(settle(&engine, &paid), Settlement::Confirmed { replayed: true });
     assert_eq!(settle(&engine, &paid), Settlement::Confirmed { replayed: true });
     let a = availability(&engine, &gig()).unwrap();
@@ -318,14 +338,14 @@ fn paid_settle_retried_after_lost_ack_confirms_once() {
 #[test]
 fn late_paid_retried_after_lost_ack_refunds_once() {
     let (engine, clock) = faulty_engine(4, 0, 0, 0);
-    open(&engine, &gig(), OccurrenceConfig::new(10, 60).unwrap());
+    open(&engine, &gig(), &OccurrenceConfig::new(10, 60).unwrap());
     let req = hold_req("ann", "r-1", 1);
     request(&engine, &req).unwrap();
     clock.advance(Duration::seconds(61));
     let paid = PaymentResult::paid(gig(), req.actor.clone(), req.hold_ref.clone())
-        .with_provider_ref(seathold::contract::ProviderRef::new("pi_1").unwrap());
+        .with_provider_ref(ProviderRef::new("pi_1").unwrap());
     engine.store().script_commits(&[Fault::After]);
-    assert!(matches!(engine.settle(&paid), Err(SettleError::Store(_))));
+    assert!(matches!(engine.settle(&paid), Err(OpError::Store(StoreError::Unavailable(_)))));
     let Settlement::PaidButNoHold { refund, replayed: true } = settle(&engine, &paid) else { panic!() };
     assert_eq!(refund.reason.as_str(), "expired");
     assert_eq!(refund.provider_ref.map(|p| p.as_str().to_owned()).as_deref(), Some("pi_1"));
@@ -335,14 +355,14 @@ fn late_paid_retried_after_lost_ack_refunds_once() {
 #[test]
 fn failed_and_sweep_retried_after_lost_ack_end_the_hold_once() {
     let (engine, clock) = faulty_engine(5, 0, 0, 0);
-    open(&engine, &gig(), OccurrenceConfig::new(10, 60).unwrap());
+    open(&engine, &gig(), &OccurrenceConfig::new(10, 60).unwrap());
     let ann = hold_req("ann", "r-1", 1);
     let bob = hold_req("bob", "r-2", 2);
     request(&engine, &ann).unwrap();
     request(&engine, &bob).unwrap();
     let failed = PaymentResult::failed(gig(), ann.actor.clone(), ann.hold_ref.clone());
     engine.store().script_commits(&[Fault::After]);
-    assert!(matches!(engine.settle(&failed), Err(SettleError::Store(_))));
+    assert!(matches!(engine.settle(&failed), Err(OpError::Store(StoreError::Unavailable(_)))));
     assert_eq!(settle(&engine, &failed), Settlement::Noop, "a redelivered failure answers Noop");
     clock.advance(Duration::seconds(60));
     engine.store().script_commits(&[Fault::After]);
@@ -356,14 +376,14 @@ fn failed_and_sweep_retried_after_lost_ack_end_the_hold_once() {
 #[test]
 fn lost_ack_on_outbox_acknowledgement_does_not_redeliver() {
     let (engine, _) = faulty_engine(6, 0, 0, 0);
-    open(&engine, &gig(), OccurrenceConfig::new(10, 60).unwrap());
+    open(&engine, &gig(), &OccurrenceConfig::new(10, 60).unwrap());
     request(&engine, &hold_req("ann", "r-1", 1)).unwrap();
-    let events = retry("pending", || engine.pending_events(10), |_| true);
+    let events = retry("pending", || engine.pending_events(10), injected_store);
     let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
     engine.store().script_commits(&[Fault::After]);
     assert!(engine.ack_events(&ids).is_err());
-    retry("ack", || engine.ack_events(&ids), |_| true);
-    assert!(retry("pending", || engine.pending_events(10), |_| true).is_empty());
+    retry("ack", || engine.ack_events(&ids), injected_store);
+    assert!(retry("pending", || engine.pending_events(10), injected_store).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -378,16 +398,23 @@ struct Run {
     faulty: Faulty,
     twin: Engine<MemoryStore, Arc<ManualClock>>,
     ledger: Ledger,
-    /// Current ref per (occ, actor), and every ref used.
+    /// Current ref per (occ, actor), and every ref a hold was placed under.
     refs: Vec<Vec<Option<Ref>>>,
     all_refs: Vec<(usize, usize, Ref)>,
+    /// Each placed hold's price, by (occ, ref).
+    prices: HashMap<(usize, Ref), Money>,
+    /// Refs a payment result named before any request used them (leaked to the payment side).
+    leaked: Vec<Ref>,
     delivered: Vec<PaymentResult>,
+    /// Every payment accounted, by the fault-free run's first answers.
     paid_keys: HashSet<PaidKey>,
     next_ref: u64,
     ops: u64,
     lost_ack_ops: u64,
     expired_twin: Vec<String>,
     expired_faulty: Vec<String>,
+    /// How often the fault-free run gave each kind of answer worth reaching.
+    seen: HashMap<&'static str, u64>,
 }
 
 fn occ(i: usize) -> OccKey {
@@ -408,6 +435,8 @@ impl Run {
             ledger: Ledger::default(),
             refs: vec![vec![None; ACTORS]; OCCS],
             all_refs: Vec::new(),
+            prices: HashMap::new(),
+            leaked: Vec::new(),
             delivered: Vec::new(),
             paid_keys: HashSet::new(),
             next_ref: 0,
@@ -415,6 +444,7 @@ impl Run {
             lost_ack_ops: 0,
             expired_twin: Vec::new(),
             expired_faulty: Vec::new(),
+            seen: HashMap::new(),
         };
         for i in 0..OCCS {
             run.open(i);
@@ -424,8 +454,8 @@ impl Run {
 
     fn open(&mut self, i: usize) {
         let cfg = OccurrenceConfig::new(self.rng.below(10) as u32, [5, 30, 60][self.rng.below(3) as usize]).unwrap();
-        self.twin.open(&occ(i), cfg).unwrap();
-        open(&self.faulty, &occ(i), cfg);
+        self.twin.open(&occ(i), cfg.clone()).unwrap();
+        open(&self.faulty, &occ(i), &cfg);
     }
 
     fn fresh_ref(&mut self) -> Ref {
@@ -441,8 +471,16 @@ impl Run {
         let lost = |run: &Self| run.faulty.store().lost_acks() > lost_before;
         match roll {
             0..35 => {
-                let r = match (&self.refs[o][a], self.rng.percent(25)) {
-                    (Some(r), true) => r.clone(),
+                // The actor's current ref (a replay, or a used ref), another actor's or an
+                // earlier attempt's (a used ref), a leaked one, or a fresh one.
+                let r = match (&self.refs[o][a], self.rng.below(100)) {
+                    (Some(r), 0..25) => r.clone(),
+                    (_, 25..33) if !self.all_refs.is_empty() => {
+                        self.all_refs[self.rng.below(self.all_refs.len() as u64) as usize].2.clone()
+                    }
+                    (_, 33..38) if !self.leaked.is_empty() => {
+                        self.leaked[self.rng.below(self.leaked.len() as u64) as usize].clone()
+                    }
                     _ => self.fresh_ref(),
                 };
                 let qty = 1 + self.rng.below(3) as u32;
@@ -450,8 +488,16 @@ impl Run {
                 let req = HoldRequest::new(occ(o), actor(a), r.clone(), price).with_quantity(qty);
                 let want = self.twin.request(&req);
                 let got = request(&self.faulty, &req);
+                let kind = match &want {
+                    Err(OpError::Refused(RequestRefusal::RefUsed)) => "ref_used",
+                    Err(OpError::Refused(RequestRefusal::RequestChanged)) => "request_changed",
+                    Ok(RequestOutcome::AwaitingPayment { replayed: true, .. }) => "request_replayed",
+                    _ => "request_other",
+                };
+                *self.seen.entry(kind).or_default() += 1;
                 if let Ok(RequestOutcome::AwaitingPayment { replayed: false, .. }) = &want {
                     self.refs[o][a] = Some(r.clone());
+                    self.prices.insert((o, r.clone()), price);
                     self.all_refs.push((o, a, r));
                 }
                 match (&want, &got) {
@@ -475,12 +521,32 @@ impl Run {
                         _ if self.rng.percent(50) && !self.all_refs.is_empty() => {
                             self.all_refs[self.rng.below(self.all_refs.len() as u64) as usize].2.clone()
                         }
-                        _ => self.fresh_ref(),
+                        _ => {
+                            // Paid (or failed) before any request: the ref leaked.
+                            let r = self.fresh_ref();
+                            self.leaked.push(r.clone());
+                            r
+                        }
                     };
                     let status =
                         [PaymentStatus::Paid, PaymentStatus::Paid, PaymentStatus::Failed, PaymentStatus::Expired]
                             [self.rng.below(4) as usize];
-                    PaymentResult::new(occ(o), actor(a), r, status)
+                    let mut result = PaymentResult::new(occ(o), actor(a), r.clone(), status);
+                    // One of two charges for the ref (a second is a different payment), or
+                    // no provider ref at all.
+                    match self.rng.below(3) {
+                        0 => {}
+                        n => result = result.with_provider_ref(ProviderRef::new(format!("pi-{r}-{n}")).unwrap()),
+                    }
+                    // The hold's money, other money, or none.
+                    match (self.prices.get(&(o, r)), self.rng.below(10)) {
+                        (Some(p), 0..4) => result = result.with_money(p.amount, p.currency),
+                        (_, 4) => {
+                            result = result.with_money(Amount::parse("1.00").unwrap(), Currency::parse("EUR").unwrap())
+                        }
+                        _ => {}
+                    }
+                    result
                 };
                 self.delivered.push(result.clone());
                 let want = self.twin.settle(&result).unwrap();
@@ -500,12 +566,26 @@ impl Run {
                     (w, g) => w == g,
                 };
                 assert!(ok, "op {}: {result:?}: fault-free {want:?}, retried {got:?} (lost ack: {lost_ack})", self.ops);
+                let kind = match &want {
+                    Settlement::PaidButNoHold { refund, .. } if refund.reason == NoHoldReason::DuplicatePayment => {
+                        "duplicate_payment"
+                    }
+                    Settlement::Rejected { .. } => "rejected",
+                    s if s.is_replay() => "paid_replayed",
+                    _ => "settle_other",
+                };
+                *self.seen.entry(kind).or_default() += 1;
                 if result.status == PaymentStatus::Paid {
-                    self.paid_keys.insert((
-                        result.occ_key.as_str().to_owned(),
-                        result.actor.as_str().to_owned(),
-                        result.hold_ref.as_str().to_owned(),
-                    ));
+                    // The accounting this answer stands for: the first payment of (occ, actor,
+                    // ref), or a second one of its own, keyed by its provider ref.
+                    let mut key = paid_key(result.occ_key.as_str(), result.actor.as_str(), result.hold_ref.as_str());
+                    if kind == "duplicate_payment" {
+                        key.3 = result.provider_ref.as_ref().map(|p| p.as_str().to_owned());
+                        assert!(key.3.is_some(), "op {}: a duplicate payment without a provider ref", self.ops);
+                    }
+                    if kind != "rejected" {
+                        self.paid_keys.insert(key);
+                    }
                 }
             }
             70..82 => {
@@ -569,22 +649,35 @@ impl Run {
         self.expired_faulty.sort();
         assert_eq!(self.expired_twin, self.expired_faulty, "hold_expired events differ");
         assert!(self.ledger.open.is_empty(), "holds with no terminal event: {:?}", self.ledger.open);
+        let accounted: HashSet<PaidKey> = self.ledger.accounted.keys().cloned().collect();
         for k in &self.paid_keys {
-            assert!(self.ledger.accounted.contains_key(k), "paid result {k:?} never accounted");
+            assert!(accounted.contains(k), "paid result {k:?} never accounted");
         }
-        assert_eq!(self.ledger.accounted.len(), self.paid_keys.len(), "accounting without a paid result");
+        assert_eq!(accounted, self.paid_keys, "accounting without a paid result");
+        // The store's own ledger agrees: one payment entry per accounting.
+        for i in 0..OCCS {
+            let ledger = retry("ledger", || self.faulty.ledger(&occ(i)), injected_store);
+            let payments = ledger.entries.iter().filter(|e| e.kind == EntryKind::Payment).count();
+            let here = accounted.iter().filter(|k| k.0 == occ(i).as_str()).count();
+            assert_eq!(payments, here, "occ-{i}: ledger payments vs accounting events");
+            assert_eq!(ledger, self.twin.ledger(&occ(i)).unwrap(), "occ-{i}: ledgers differ");
+        }
     }
 }
 
 #[test]
 fn randomized_faults_converge_to_the_fault_free_run() {
     let mut total = (0, 0, 0, 0, 0);
+    let mut seen: HashMap<&'static str, u64> = HashMap::new();
     for seed in 1..=8 {
         let mut run = Run::new(seed);
         for _ in 0..4_000 {
             run.step();
         }
         run.finish();
+        for (k, n) in &run.seen {
+            *seen.entry(k).or_default() += n;
+        }
         let s = &run.faulty.store().stats;
         total.0 += run.ops;
         total.1 += s.load_faults.load(Ordering::Relaxed);
@@ -597,4 +690,8 @@ fn randomized_faults_converge_to_the_fault_free_run() {
         total.0, total.1, total.2, total.3, total.4
     );
     assert!(total.3 > 100 && total.2 > 100 && total.1 > 100, "too few faults injected: {total:?}");
+    eprintln!("faults: answers reached: {seen:?}");
+    for kind in ["ref_used", "request_changed", "request_replayed", "duplicate_payment", "rejected", "paid_replayed"] {
+        assert!(seen.get(kind).copied().unwrap_or(0) >= 10, "the workload rarely reaches {kind}: {seen:?}");
+    }
 }

@@ -1,8 +1,23 @@
 //! Model-based property test: random sequences of operations over several occurrences and
 //! actors, run against the engine on a `MemoryStore` and against a small independent
-//! reference model written here from DESIGN.md (it does not call seathold's `holds` or
-//! `settlement` modules). After every step every outcome is compared with the model's and
+//! reference model written here from DESIGN.md Part 1 (it does not call seathold's `holds`
+//! or `settlement` modules). After every step every outcome is compared with the model's and
 //! invariants 1-8 of DESIGN.md are asserted.
+//!
+//! The model's rules, as DESIGN.md states them:
+//! - refs are single-use per occurrence, whoever used them: a request whose ref names any
+//!   hold, or a payment accounted for (ref, actor), is refused — except the replay of the
+//!   actor's live hold's own request; the same ref with another order is `RequestChanged`;
+//! - a request answers, first to last: malformed input, unknown occurrence, the replay (or
+//!   `RequestChanged`), `Already`, used ref, `Full`, a new hold;
+//! - a payment is identified by (occ, actor, ref), plus its provider ref when both it and
+//!   the accounted one carry one; a redelivery replays the first answer whatever its body
+//!   says, a different provider ref is a `duplicate_payment` refund of its own;
+//! - a result is judged against the actor's current (latest) hold: a ref other than that
+//!   hold's is the R' != R column of the truth table;
+//! - money is checked only when a live hold is about to be confirmed (`Rejected`); for any
+//!   other hold a paid result is a refund carrying the result's money (or, if it carries
+//!   none, the price of the actor's hold under that ref).
 //!
 //! Sized so one run executes at least [`MIN_STEPS`] steps; the count is printed.
 //! Set `SEATHOLD_MODEL_SEED=<u64>` to explore another deterministic sequence.
@@ -14,16 +29,18 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use common::{Ledger, PaidKey, fmt_amount, start};
+use common::{Ledger, PaidKey, fmt_amount, paid_key, start};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use seathold::catalogue::OccurrenceConfig;
 use seathold::contract::{
-    ActorId, Amount, Currency, EventKind, MAX_QUANTITY, Money, NoHoldReason, OccKey, OutboxEvent, PaymentResult,
-    PaymentStatus, ProviderRef, Ref,
+    ActorId, Amount, CheckoutRequest, Currency, EventKind, MAX_QUANTITY, Money, NoHoldReason, OccKey, OutboxEvent,
+    PaymentResult, PaymentStatus, ProviderRef, Ref,
 };
-use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+use seathold::holds::{HoldRequest, RequestOutcome, RequestRefusal};
+use seathold::ledger::EntryKind;
 use seathold::settlement::{RejectReason, Settlement};
-use seathold::{AvailabilityError, Engine, ManualClock, MemoryStore, RequestError, SettleError};
+use seathold::{Engine, ManualClock, MemoryStore, OpError};
 use time::{Duration, OffsetDateTime};
 
 /// Occurrences 0..OPENABLE can be opened; occurrence OPENABLE is never opened (unknown).
@@ -42,10 +59,18 @@ const MIN_STEPS: u64 = 100_000;
 enum RefPick {
     /// A never-used ref.
     Fresh,
-    /// The ref of the actor's current hold record here (fresh if none).
+    /// The ref of the actor's current hold here (fresh if none).
     Current,
-    /// One of the refs this actor used here before (fresh if none).
+    /// One of the refs this actor held under here before (fresh if none).
     Previous(usize),
+    /// One of the refs anyone held under here (fresh if none): another actor's, usually.
+    Other(usize),
+    /// One of the refs a payment result named here before any request used it (fresh if
+    /// none): a ref leaked to the payment side early.
+    Leaked(usize),
+    /// The ref the next fresh pick will get: a settlement with it is a payment that arrives
+    /// before its request.
+    Upcoming,
     /// One of a few refs shared by everyone.
     Shared(u8),
 }
@@ -70,9 +95,31 @@ enum Status {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Open { occ: usize, capacity: u32, ttl: u32 },
-    Request { occ: usize, actor: usize, qty: u32, r: RefPick, unit: usize, usd: bool, form: u8 },
-    Settle { occ: usize, actor: usize, r: RefPick, status: Status, money: MoneyPick, wire: bool, provider: bool },
+    Open {
+        occ: usize,
+        capacity: u32,
+        ttl: u32,
+    },
+    Request {
+        occ: usize,
+        actor: usize,
+        qty: u32,
+        r: RefPick,
+        unit: usize,
+        usd: bool,
+        form: u8,
+    },
+    /// `provider`: none, or the `k`-th of a few provider refs per ref (so one checkout can be
+    /// charged twice).
+    Settle {
+        occ: usize,
+        actor: usize,
+        r: RefPick,
+        status: Status,
+        money: MoneyPick,
+        wire: bool,
+        provider: Option<u8>,
+    },
     Redeliver(usize),
     Bad(u8),
     Advance(i64),
@@ -91,6 +138,9 @@ fn ref_pick(current_weight: u32) -> impl Strategy<Value = RefPick> {
         4 => Just(RefPick::Fresh),
         current_weight => Just(RefPick::Current),
         2 => (0..4usize).prop_map(RefPick::Previous),
+        2 => (0..16usize).prop_map(RefPick::Other),
+        1 => (0..4usize).prop_map(RefPick::Leaked),
+        1 => Just(RefPick::Upcoming),
         1 => (0..3u8).prop_map(RefPick::Shared),
     ]
 }
@@ -106,12 +156,13 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..6u8).prop_map(MoneyPick::AmountOnly),
         1 => Just(MoneyPick::CurrencyOnly),
     ];
+    let provider = prop_oneof![6 => Just(None), 4 => (0..3u8).prop_map(Some)];
     prop_oneof![
         3 => (0..OPENABLE, 0..=9u32, prop::sample::select(vec![5u32, 10, 30, 60]))
             .prop_map(|(occ, capacity, ttl)| Op::Open { occ, capacity, ttl }),
         30 => (occ_pick(), 0..ACTORS, qty, ref_pick(3), 0..UNITS.len(), prop::bool::weighted(0.2), 0..6u8)
             .prop_map(|(occ, actor, qty, r, unit, usd, form)| Op::Request { occ, actor, qty, r, unit, usd, form }),
-        30 => (occ_pick(), 0..ACTORS, ref_pick(8), status, money, any::<bool>(), prop::bool::weighted(0.3)).prop_map(
+        30 => (occ_pick(), 0..ACTORS, ref_pick(8), status, money, any::<bool>(), provider).prop_map(
             |(occ, actor, r, status, money, wire, provider)| Op::Settle { occ, actor, r, status, money, wire, provider }
         ),
         6 => any::<usize>().prop_map(Op::Redeliver),
@@ -149,6 +200,7 @@ enum MState {
 
 #[derive(Debug, Clone)]
 struct MHold {
+    actor: usize,
     r: String,
     qty: u32,
     cents: u64,
@@ -175,27 +227,46 @@ struct MRefund {
     provider: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-enum MRecord {
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MOutcome {
     Confirmed,
     Refund(MRefund),
+}
+
+/// The first payment accounted under (occ, actor, ref).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MRecord {
+    outcome: MOutcome,
+    /// Its provider ref, if it carried one.
+    provider: Option<String>,
+    /// The money received: the result's, else the hold's price (for a refund, what it
+    /// carries).
+    amount: Option<u64>,
+    currency: Option<&'static str>,
 }
 
 #[derive(Debug, Default)]
 struct Model {
     now: i64,
     cfg: [Option<(u32, u32)>; OCCS],
-    holds: HashMap<(usize, usize), MHold>,
+    /// Every hold, by (occ, ref): a ref names at most one hold per occurrence, ever.
+    holds: HashMap<(usize, String), MHold>,
+    /// The ref of each actor's latest hold, by (occ, actor).
+    current: HashMap<(usize, usize), String>,
+    /// First payments, by (occ, actor, ref).
     records: HashMap<(usize, usize, String), MRecord>,
+    /// Second, different payments, by (occ, actor, ref, provider ref).
+    dups: HashMap<(usize, usize, String, String), MRefund>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ExpReq {
     BadQuantity,
     Unknown,
-    RefReused,
     Replay,
+    RequestChanged,
     Already { r: String, confirmed: bool },
+    RefUsed,
     Full { capacity: u32 },
     Place,
 }
@@ -222,6 +293,37 @@ struct MResult {
     wire: bool,
 }
 
+impl MResult {
+    fn cents(&self) -> Option<u64> {
+        self.amount.map(|(c, _)| c)
+    }
+}
+
+/// What settling a result does, besides its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Effect {
+    /// Nothing is written.
+    None,
+    /// The first payment of (occ, actor, ref) is recorded.
+    Record(MRecord),
+    /// A second payment is recorded under its provider ref.
+    Dup(String, MRefund),
+    /// A hold is released (failed / expired result).
+    Release,
+    /// Written, but no record and no hold change (a failure meeting a lapsed hold).
+    Expire,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Verdict {
+    answer: ExpSettle,
+    effect: Effect,
+    /// The hold the decision meets lapsed and must expire in the same commit, by ref.
+    expires: Option<String>,
+    /// The hold confirmed or released, by ref.
+    hold: Option<String>,
+}
+
 impl Model {
     fn live_held(&self, occ: usize) -> u64 {
         self.holds.iter().filter(|((o, _), h)| *o == occ && h.live(self.now)).map(|(_, h)| u64::from(h.qty)).sum()
@@ -239,28 +341,42 @@ impl Model {
         self.holds.values().filter(|h| h.lapsed(self.now)).count()
     }
 
-    fn expect_request(&self, occ: usize, actor: usize, r: &str, qty: u32) -> ExpReq {
+    /// The actor's current (latest) hold here.
+    fn current(&self, occ: usize, actor: usize) -> Option<&MHold> {
+        self.current.get(&(occ, actor)).map(|r| &self.holds[&(occ, r.clone())])
+    }
+
+    /// The actor's own hold under `r`, if `r` names one of theirs.
+    fn own(&self, occ: usize, actor: usize, r: &str) -> Option<&MHold> {
+        self.holds.get(&(occ, r.to_owned())).filter(|h| h.actor == actor)
+    }
+
+    fn expect_request(&self, occ: usize, actor: usize, r: &str, qty: u32, cents: u64, cur: &str) -> ExpReq {
+        // Malformed input first, then an occurrence to ask at.
         if qty == 0 || qty > MAX_QUANTITY {
             return ExpReq::BadQuantity;
         }
         let Some((cap, _)) = self.cfg[occ] else {
             return ExpReq::Unknown;
         };
-        if let Some(h) = self.holds.get(&(occ, actor)) {
-            if h.live(self.now) && h.r == r {
-                return ExpReq::Replay;
-            }
+        // The replay of the live hold's own request; the same ref with another order.
+        if let Some(h) = self.own(occ, actor, r).filter(|h| h.live(self.now)) {
+            return if h.qty == qty && h.cents == cents && h.cur == cur {
+                ExpReq::Replay
+            } else {
+                ExpReq::RequestChanged
+            };
+        }
+        // Already: a live hold under another ref, or (one booking per actor) the booking.
+        if let Some(h) = self.current(occ, actor) {
             if h.live(self.now) || h.state == MState::Confirmed {
                 return ExpReq::Already { r: h.r.clone(), confirmed: h.state == MState::Confirmed };
             }
-            if h.r == r {
-                return ExpReq::RefReused;
-            }
         }
-        // A ref with a payment already accounted under it is never reused: a redelivery of that
-        // payment would otherwise be answered as a replay while the new hold waits unpaid.
-        if self.records.contains_key(&(occ, actor, r.to_string())) {
-            return ExpReq::RefReused;
+        // Refs are single-use: any hold under it, whoever's, or a payment of this actor's
+        // under it (its redelivery would answer for the new hold).
+        if self.holds.contains_key(&(occ, r.to_owned())) || self.records.contains_key(&(occ, actor, r.to_owned())) {
+            return ExpReq::RefUsed;
         }
         // Invariant 2: only live holds and sold seats count; lapsed ones never block.
         if self.live_held(occ) + self.confirmed(occ) + u64::from(qty) > u64::from(cap) {
@@ -270,58 +386,110 @@ impl Model {
         }
     }
 
-    /// The expected answer, and whether the actor's own lapsed hold must end in this step.
-    fn expect_settle(&self, res: &MResult) -> (ExpSettle, bool) {
-        let hold = self.holds.get(&(res.occ, res.actor));
-        let same = hold.filter(|h| h.r == res.r);
-        let paid = res.status == Status::Paid;
-        if paid {
-            if let Some(h) = same {
-                if res.currency.is_some_and(|c| c != h.cur) {
-                    return (ExpSettle::Rejected("currency_mismatch"), false);
-                }
-                if res.amount.is_some_and(|(a, _)| a != h.cents) {
-                    return (ExpSettle::Rejected("amount_mismatch"), false);
-                }
-            }
-            match self.records.get(&(res.occ, res.actor, res.r.clone())) {
-                Some(MRecord::Confirmed) => return (ExpSettle::Confirmed { replayed: true }, false),
-                Some(MRecord::Refund(refund)) => {
-                    return (ExpSettle::Refund { refund: refund.clone(), replayed: true }, false);
-                }
-                None => {}
-            }
-        }
-        let own_lapsed = hold.is_some_and(|h| h.lapsed(self.now));
-        let outcome = if paid {
-            let verdict = match hold {
-                None => Err(NoHoldReason::NoHold),
-                Some(h) => match (h.state, h.r == res.r) {
-                    (MState::Held, true) if h.live(self.now) => Ok(()),
-                    (MState::Confirmed, true) => return (ExpSettle::Confirmed { replayed: true }, false),
-                    (MState::Confirmed, false) => Err(NoHoldReason::AlreadyPaid),
-                    (MState::Held | MState::Expired, true) => Err(NoHoldReason::Expired),
-                    (MState::Released, true) => Err(NoHoldReason::Released),
-                    (_, false) => Err(NoHoldReason::RefMismatch),
+    fn expect_settle(&self, res: &MResult) -> Verdict {
+        let none = |answer| Verdict { answer, effect: Effect::None, expires: None, hold: None };
+        if res.status != Status::Paid {
+            // A failure names the actor's hold under its ref; it releases it if live.
+            return match self.own(res.occ, res.actor, &res.r) {
+                Some(h) if h.live(self.now) => Verdict {
+                    answer: ExpSettle::Released,
+                    effect: Effect::Release,
+                    expires: None,
+                    hold: Some(h.r.clone()),
                 },
-            };
-            match verdict {
-                Ok(()) => ExpSettle::Confirmed { replayed: false },
-                Err(reason) => {
-                    let (amount, currency) = match (res.amount, res.currency, same) {
-                        (None, None, Some(h)) => (Some(h.cents), Some(h.cur)),
-                        (a, c, _) => (a.map(|(a, _)| a), c),
-                    };
-                    let refund = MRefund { reason, amount, currency, provider: res.provider.clone() };
-                    ExpSettle::Refund { refund, replayed: false }
+                Some(h) if h.lapsed(self.now) => {
+                    Verdict { answer: ExpSettle::Noop, effect: Effect::Expire, expires: Some(h.r.clone()), hold: None }
                 }
+                _ => none(ExpSettle::Noop),
+            };
+        }
+
+        // Which deliveries are the same payment: replays and second payments first.
+        if let Some(first) = self.records.get(&(res.occ, res.actor, res.r.clone())) {
+            let second = match (&first.provider, &res.provider) {
+                (Some(a), Some(b)) if a != b => Some(b.clone()),
+                _ => None,
+            };
+            let Some(p) = second else {
+                return none(match &first.outcome {
+                    MOutcome::Confirmed => ExpSettle::Confirmed { replayed: true },
+                    MOutcome::Refund(refund) => ExpSettle::Refund { refund: refund.clone(), replayed: true },
+                });
+            };
+            if let Some(refund) = self.dups.get(&(res.occ, res.actor, res.r.clone(), p.clone())) {
+                return none(ExpSettle::Refund { refund: refund.clone(), replayed: true });
             }
-        } else if same.is_some_and(|h| h.live(self.now)) {
-            ExpSettle::Released
-        } else {
-            ExpSettle::Noop
+            // The result's money; if it carries none, what the first payment brought, field
+            // by field completed from the actor's hold under the ref.
+            let own = self.own(res.occ, res.actor, &res.r);
+            let (amount, currency) = match (res.cents(), res.currency) {
+                (None, None) => (first.amount.or(own.map(|h| h.cents)), first.currency.or(own.map(|h| h.cur))),
+                money => money,
+            };
+            let refund =
+                MRefund { reason: NoHoldReason::DuplicatePayment, amount, currency, provider: Some(p.clone()) };
+            return Verdict {
+                answer: ExpSettle::Refund { refund: refund.clone(), replayed: false },
+                effect: Effect::Dup(p, refund),
+                expires: None,
+                hold: None,
+            };
+        }
+
+        // The table, on the actor's current hold.
+        let current = self.cfg[res.occ].and_then(|_| self.current(res.occ, res.actor));
+        let mut expires = None;
+        let reason = match current {
+            None => NoHoldReason::NoHold,
+            Some(h) if h.r == res.r => match h.state {
+                MState::Held if h.live(self.now) => {
+                    if res.currency.is_some_and(|c| c != h.cur) {
+                        return none(ExpSettle::Rejected("currency_mismatch"));
+                    }
+                    if res.cents().is_some_and(|a| a != h.cents) {
+                        return none(ExpSettle::Rejected("amount_mismatch"));
+                    }
+                    let record = MRecord {
+                        outcome: MOutcome::Confirmed,
+                        provider: res.provider.clone(),
+                        amount: Some(res.cents().unwrap_or(h.cents)),
+                        currency: Some(res.currency.unwrap_or(h.cur)),
+                    };
+                    return Verdict {
+                        answer: ExpSettle::Confirmed { replayed: false },
+                        effect: Effect::Record(record),
+                        expires: None,
+                        hold: Some(h.r.clone()),
+                    };
+                }
+                MState::Held => {
+                    // Lapsed: it ends here.
+                    expires = Some(h.r.clone());
+                    NoHoldReason::Expired
+                }
+                MState::Expired => NoHoldReason::Expired,
+                MState::Released => NoHoldReason::Released,
+                // Its payment is accounted under this very (ref, actor): answered above.
+                MState::Confirmed => unreachable!("a confirmed hold without its payment record: {h:?}"),
+            },
+            Some(h) => match h.state {
+                MState::Confirmed => NoHoldReason::AlreadyPaid,
+                _ => NoHoldReason::RefMismatch,
+            },
         };
-        (outcome, own_lapsed)
+        let (amount, currency) = match (res.cents(), res.currency, self.own(res.occ, res.actor, &res.r)) {
+            (None, None, Some(h)) => (Some(h.cents), Some(h.cur)),
+            (a, c, _) => (a, c),
+        };
+        let refund = MRefund { reason, amount, currency, provider: res.provider.clone() };
+        let record =
+            MRecord { outcome: MOutcome::Refund(refund.clone()), provider: res.provider.clone(), amount, currency };
+        Verdict {
+            answer: ExpSettle::Refund { refund, replayed: false },
+            effect: Effect::Record(record),
+            expires,
+            hold: None,
+        }
     }
 }
 
@@ -349,20 +517,23 @@ fn at(secs: i64) -> OffsetDateTime {
 struct Expect {
     /// Which lapsed holds may be expired in this step.
     scope: Scope,
-    /// A hold that must be expired in this step.
-    must_expire: Option<(usize, usize)>,
+    /// A hold (occ, ref) that must be expired in this step.
+    must_expire: Option<(usize, String)>,
     /// The exact number of `hold_expired` events (the sweep's count).
     exact_expired: Option<usize>,
     /// The one event after the `hold_expired` ones, if any.
     main: Option<Main>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 enum Scope {
     #[default]
     Nothing,
+    /// Any lapsed hold of the occurrence (a request making room).
     Occ(usize),
-    Own(usize, usize),
+    /// Only this hold (occ, ref): the one a settlement met lapsed.
+    Hold(usize, String),
+    /// Any lapsed hold (the sweep).
     Any,
 }
 
@@ -384,15 +555,20 @@ fn cover(what: impl Into<String>) {
 /// Every outcome the model test must reach in one run.
 const MUST_COVER: &[&str] = &[
     "request:Place",
+    "request:Place(ref leaked by another actor's payment)",
     "request:Full",
     "request:Already",
     "request:Already(confirmed)",
     "request:Replay",
-    "request:RefReused",
+    "request:RequestChanged",
+    "request:RefUsed(own hold)",
+    "request:RefUsed(another actor's hold)",
+    "request:RefUsed(paid before requested)",
     "request:Unknown",
     "request:BadQuantity",
     "settle:Confirmed",
     "settle:Confirmed(replay)",
+    "settle:Confirmed(replay, other money)",
     "settle:Released",
     "settle:Noop",
     "settle:Rejected(amount_mismatch)",
@@ -402,7 +578,11 @@ const MUST_COVER: &[&str] = &[
     "settle:Refund(released)",
     "settle:Refund(ref_mismatch)",
     "settle:Refund(already_paid)",
+    "settle:Refund(duplicate_payment)",
     "settle:Refund(replay)",
+    "settle:Refund(replay of a duplicate)",
+    "settle:Refund(other money, hold not live)",
+    "settle:Refund(ref_mismatch, older hold of the actor's)",
     "settle:own-lapse-expired",
     "request:own-lapse-expired",
     "request:reclaimed-other-lapsed",
@@ -459,12 +639,17 @@ struct Harness {
     prev_in_use: [u64; OCCS],
     prev_confirmed: [u64; OCCS],
     next_ref: u64,
+    /// Refs each actor held under, by (occ, actor).
     used_refs: HashMap<(usize, usize), Vec<String>>,
-    ref_prices: HashMap<(usize, usize, String), (u64, &'static str)>,
+    /// Refs anyone held under, by occ.
+    occ_refs: [Vec<String>; OCCS],
+    /// Refs a payment result named before any hold was placed under them, by occ.
+    leaked: [Vec<String>; OCCS],
     past: Vec<MResult>,
+    /// Every payment accounted, as the model decided.
     paid_keys: HashSet<PaidKey>,
     /// A hold the current step placed, applied to the model once its events are checked.
-    pending_hold: Option<((usize, usize), MHold)>,
+    pending_hold: Option<MHold>,
 }
 
 impl Harness {
@@ -479,7 +664,8 @@ impl Harness {
             prev_confirmed: [0; OCCS],
             next_ref: 0,
             used_refs: HashMap::new(),
-            ref_prices: HashMap::new(),
+            occ_refs: Default::default(),
+            leaked: Default::default(),
             past: Vec::new(),
             paid_keys: HashSet::new(),
             pending_hold: None,
@@ -491,16 +677,29 @@ impl Harness {
             h.next_ref += 1;
             format!("r{}", h.next_ref)
         };
+        let from = |h: &mut Self, v: Option<&Vec<String>>, i: usize| match v {
+            Some(v) if !v.is_empty() => v[i % v.len()].clone(),
+            _ => fresh(h),
+        };
         match pick {
             RefPick::Fresh => fresh(self),
-            RefPick::Current => match self.model.holds.get(&(occ, actor)) {
-                Some(h) => h.r.clone(),
+            RefPick::Current => match self.model.current.get(&(occ, actor)) {
+                Some(r) => r.clone(),
                 None => fresh(self),
             },
-            RefPick::Previous(i) => match self.used_refs.get(&(occ, actor)) {
-                Some(v) if !v.is_empty() => v[i % v.len()].clone(),
-                _ => fresh(self),
-            },
+            RefPick::Previous(i) => {
+                let v = self.used_refs.get(&(occ, actor)).cloned();
+                from(self, v.as_ref(), i)
+            }
+            RefPick::Other(i) => {
+                let v = self.occ_refs[occ].clone();
+                from(self, Some(&v), i)
+            }
+            RefPick::Leaked(i) => {
+                let v = self.leaked[occ].clone();
+                from(self, Some(&v), i)
+            }
+            RefPick::Upcoming => format!("r{}", self.next_ref + 1),
             RefPick::Shared(k) => format!("x{k}"),
         }
     }
@@ -519,7 +718,10 @@ impl Harness {
             }
             Op::Settle { occ, actor, r, status, money, wire, provider } => {
                 let r = self.resolve_ref(*occ, *actor, *r);
-                let (cents, cur) = self.ref_prices.get(&(*occ, *actor, r.clone())).copied().unwrap_or((2500, "EUR"));
+                if !self.model.holds.contains_key(&(*occ, r.clone())) && !self.leaked[*occ].contains(&r) {
+                    self.leaked[*occ].push(r.clone());
+                }
+                let (cents, cur) = self.model.holds.get(&(*occ, r.clone())).map_or((2500, "EUR"), |h| (h.cents, h.cur));
                 let other_cur = if cur == "EUR" { "USD" } else { "EUR" };
                 let (amount, currency) = match *money {
                     MoneyPick::Absent => (None, None),
@@ -529,8 +731,7 @@ impl Harness {
                     MoneyPick::AmountOnly(f) => (Some((cents, f)), None),
                     MoneyPick::CurrencyOnly => (None, Some(cur)),
                 };
-                self.next_ref += 1;
-                let provider = provider.then(|| format!("pi_{}", self.next_ref));
+                let provider = provider.map(|k| format!("pi-{r}-{k}"));
                 let res =
                     MResult { occ: *occ, actor: *actor, r, status: *status, amount, currency, provider, wire: *wire };
                 self.past.push(res.clone());
@@ -547,7 +748,7 @@ impl Harness {
             Op::Bad(k) => {
                 let body = bad_body(*k);
                 match self.engine.settle_json(&body) {
-                    Err(SettleError::Parse(_)) => {}
+                    Err(OpError::Refused(_)) => {}
                     other => return Err(format!("bad body {k} answered {other:?}")),
                 }
                 cover("bad-input");
@@ -577,6 +778,22 @@ impl Harness {
         self.check_state()
     }
 
+    /// Check a checkout request against the model's hold.
+    fn check_checkout(&self, occ: usize, c: &CheckoutRequest, h: &MHold) -> Result<(), String> {
+        ensure!(
+            c.occ_key.as_str() == occ_name(occ)
+                && c.actor.as_str() == actor_name(h.actor)
+                && c.hold_ref.as_str() == h.r
+                && c.quantity == h.qty
+                && c.amount == amount(h.cents)
+                && c.currency.as_str() == h.cur
+                && c.expires_at == at(h.expires)
+                && c.lines.is_empty(),
+            "checkout {c:?} does not match hold {h:?}"
+        );
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn request(
         &mut self,
@@ -598,46 +815,59 @@ impl Harness {
             price,
         )
         .with_quantity(qty);
-        let want = self.model.expect_request(occ, actor, &r, qty);
+        let want = self.model.expect_request(occ, actor, &r, qty, cents, cur);
+        let key = (occ, r.clone());
         cover(match &want {
             ExpReq::Already { confirmed: true, .. } => "request:Already(confirmed)".to_owned(),
             ExpReq::Already { .. } => "request:Already".to_owned(),
             ExpReq::Full { .. } => "request:Full".to_owned(),
+            ExpReq::RefUsed => match self.model.holds.get(&key) {
+                Some(h) if h.actor == actor => "request:RefUsed(own hold)".to_owned(),
+                Some(_) => "request:RefUsed(another actor's hold)".to_owned(),
+                None => "request:RefUsed(paid before requested)".to_owned(),
+            },
+            ExpReq::Place if self.leaked[occ].contains(&r) => {
+                "request:Place(ref leaked by another actor's payment)".to_owned()
+            }
             w => format!("request:{w:?}"),
         });
         let got = self.engine.request(&req);
-        let ctx = || format!("request occ {occ} actor {actor} ref {r} qty {qty} at t={}", self.model.now);
-        let check_checkout = |c: &seathold::contract::CheckoutRequest, h: &MHold| -> Result<(), String> {
-            ensure!(
-                c.occ_key.as_str() == occ_name(occ)
-                    && c.actor.as_str() == actor_name(actor)
-                    && c.hold_ref.as_str() == h.r
-                    && c.quantity == h.qty
-                    && c.amount == amount(h.cents)
-                    && c.currency.as_str() == h.cur
-                    && c.expires_at == at(h.expires),
-                "{}: checkout {c:?} does not match hold {h:?}",
-                ctx()
-            );
-            Ok(())
-        };
-        match (&want, &got) {
-            (ExpReq::BadQuantity, Err(RequestError::BadQuantity { got, .. })) if *got == qty => {}
-            (ExpReq::Unknown, Err(RequestError::UnknownOccurrence { .. })) => {}
-            (ExpReq::RefReused, Err(RequestError::RefReused { hold_ref })) if hold_ref.as_str() == r => {}
-            (ExpReq::Replay, Ok(RequestOutcome::AwaitingPayment { checkout, replayed: true })) => {
-                check_checkout(checkout, &self.model.holds[&(occ, actor)])?;
+        let ctx =
+            || format!("request occ {occ} actor {actor} ref {r} qty {qty} price {price:?} at t={}", self.model.now);
+        let refused = |got: &Result<RequestOutcome, _>, want: fn(&RequestRefusal) -> bool| matches!(got, Err(OpError::Refused(refusal)) if want(refusal));
+        let ok = match (&want, &got) {
+            (ExpReq::BadQuantity, g) => {
+                refused(g, |e| matches!(e, RequestRefusal::BadQuantity { max } if *max == MAX_QUANTITY))
             }
-            (ExpReq::Already { r: want_r, confirmed: want_c }, Ok(RequestOutcome::Already { hold_ref, confirmed }))
-                if hold_ref.as_str() == want_r && confirmed == want_c => {}
-            (ExpReq::Full { capacity: want_c }, Ok(RequestOutcome::Full { capacity })) if capacity == want_c => {}
-            // A ref this actor used for an earlier (not the latest) hold here: the engine only
-            // has to refuse the latest one's, but refusing an older one too is safer.
-            (ExpReq::Place, Err(RequestError::RefReused { hold_ref }))
-                if hold_ref.as_str() == r && self.used_refs.get(&(occ, actor)).is_some_and(|v| v.contains(&r)) => {}
+            (ExpReq::Unknown, g) => refused(g, |e| matches!(e, RequestRefusal::UnknownOccurrence)),
+            (ExpReq::RefUsed, g) => refused(g, |e| matches!(e, RequestRefusal::RefUsed)),
+            (ExpReq::RequestChanged, g) => refused(g, |e| matches!(e, RequestRefusal::RequestChanged)),
+            (ExpReq::Replay, Ok(RequestOutcome::AwaitingPayment { checkout, replayed: true })) => {
+                self.check_checkout(occ, checkout, &self.model.holds[&key]).map_err(|e| format!("{}: {e}", ctx()))?;
+                true
+            }
+            (
+                ExpReq::Already { r: want_r, confirmed: want_c },
+                Ok(RequestOutcome::Already { hold_ref, confirmed, checkout }),
+            ) if hold_ref.as_str() == want_r && confirmed == want_c => {
+                let held = &self.model.holds[&(occ, want_r.clone())];
+                match checkout {
+                    // A live hold answers with its checkout, to resume it.
+                    Some(c) if !*want_c => {
+                        self.check_checkout(occ, c, held).map_err(|e| format!("{}: {e}", ctx()))?;
+                        true
+                    }
+                    None => *want_c,
+                    Some(_) => false,
+                }
+            }
+            (ExpReq::Full { capacity: want_c }, Ok(RequestOutcome::Full { capacity, tier: None })) => {
+                capacity == want_c
+            }
             (ExpReq::Place, Ok(RequestOutcome::AwaitingPayment { checkout, replayed: false })) => {
                 let ttl = self.model.cfg[occ].map(|c| c.1).unwrap_or_default();
                 let hold = MHold {
+                    actor,
                     r: r.clone(),
                     qty,
                     cents,
@@ -645,32 +875,55 @@ impl Harness {
                     expires: self.model.now + i64::from(ttl),
                     state: MState::Held,
                 };
-                check_checkout(checkout, &hold)?;
-                let own_lapsed = self.model.holds.get(&(occ, actor)).is_some_and(|h| h.lapsed(self.model.now));
+                self.check_checkout(occ, checkout, &hold).map_err(|e| format!("{}: {e}", ctx()))?;
+                let own_lapsed =
+                    self.model.current(occ, actor).filter(|h| h.lapsed(self.model.now)).map(|h| (occ, h.r.clone()));
                 let main = Main::Placed { occ, actor, r: r.clone(), qty, cents, cur, expires: hold.expires };
                 self.used_refs.entry((occ, actor)).or_default().push(r.clone());
-                self.ref_prices.insert((occ, actor, r), (cents, cur));
+                self.occ_refs[occ].push(r);
                 // Applied after the step's events are checked against the old state.
-                self.pending_hold = Some(((occ, actor), hold));
+                self.pending_hold = Some(hold);
                 return Ok(Expect {
                     scope: Scope::Occ(occ),
-                    must_expire: own_lapsed.then_some((occ, actor)),
+                    must_expire: own_lapsed,
                     exact_expired: None,
                     main: Some(main),
                 });
             }
-            _ => return Err(format!("{}: the model expects {want:?}, the engine answered {got:?}", ctx())),
-        }
+            _ => false,
+        };
+        ensure!(ok, "{}: the model expects {want:?}, the engine answered {got:?}", ctx());
         Ok(Expect::default())
     }
 
     fn settle(&mut self, res: &MResult) -> Result<Expect, String> {
-        let (want, own_lapsed) = self.model.expect_settle(res);
+        let verdict = self.model.expect_settle(res);
+        let want = verdict.answer.clone();
+        let own_hold = self.model.own(res.occ, res.actor, &res.r);
+        let current_r = self.model.current.get(&(res.occ, res.actor));
+        let other_money = res.currency.is_some_and(|c| own_hold.is_some_and(|h| h.cur != c))
+            || res.cents().is_some_and(|a| own_hold.is_some_and(|h| h.cents != a));
         cover(match &want {
             ExpSettle::Rejected(r) => format!("settle:Rejected({r})"),
+            ExpSettle::Confirmed { replayed: true } if other_money => {
+                "settle:Confirmed(replay, other money)".to_owned()
+            }
             ExpSettle::Confirmed { replayed: true } => "settle:Confirmed(replay)".to_owned(),
             ExpSettle::Confirmed { .. } => "settle:Confirmed".to_owned(),
+            ExpSettle::Refund { refund, replayed: true } if refund.reason == NoHoldReason::DuplicatePayment => {
+                "settle:Refund(replay of a duplicate)".to_owned()
+            }
             ExpSettle::Refund { replayed: true, .. } => "settle:Refund(replay)".to_owned(),
+            ExpSettle::Refund { refund, .. } if other_money && refund.reason != NoHoldReason::DuplicatePayment => {
+                "settle:Refund(other money, hold not live)".to_owned()
+            }
+            ExpSettle::Refund { refund, .. }
+                if refund.reason == NoHoldReason::RefMismatch
+                    && own_hold.is_some()
+                    && current_r.is_some_and(|c| *c != res.r) =>
+            {
+                "settle:Refund(ref_mismatch, older hold of the actor's)".to_owned()
+            }
             ExpSettle::Refund { refund, .. } => format!("settle:Refund({})", refund.reason),
             w => format!("settle:{w:?}"),
         });
@@ -709,7 +962,7 @@ impl Harness {
             self.engine.settle(&p)
         };
         let ctx = || format!("settle {res:?} at t={}", self.model.now);
-        let got = got.map_err(|e| format!("{}: error {e}", ctx()))?;
+        let got = got.map_err(|e| format!("{}: error {e:?}", ctx()))?;
         let refund_matches = |got: &seathold::settlement::Refund, want: &MRefund| {
             got.occ_key.as_str() == occ_name(res.occ)
                 && got.actor.as_str() == actor_name(res.actor)
@@ -723,8 +976,9 @@ impl Harness {
             (ExpSettle::Rejected(reason), Settlement::Rejected { reason: r }) => {
                 r.as_str() == *reason
                     && match r {
-                        RejectReason::AmountMismatch { paid, .. } => Some(*paid) == res.amount.map(|(c, _)| amount(c)),
+                        RejectReason::AmountMismatch { paid, .. } => Some(*paid) == res.cents().map(amount),
                         RejectReason::CurrencyMismatch { paid, .. } => Some(paid.as_str()) == res.currency,
+                        _ => false,
                     }
             }
             (ExpSettle::Confirmed { replayed: a }, Settlement::Confirmed { replayed: b }) => a == b,
@@ -735,32 +989,40 @@ impl Harness {
             _ => false,
         };
         ensure!(ok, "{}: the model expects {want:?}, the engine answered {got:?}", ctx());
-        if res.status == Status::Paid && !matches!(want, ExpSettle::Rejected(_)) {
-            self.paid_keys.insert((occ_name(res.occ), actor_name(res.actor), res.r.clone()));
+
+        let (occ, actor) = (res.occ, res.actor);
+        let mut main = None;
+        match &verdict.effect {
+            Effect::None => {}
+            Effect::Record(record) => {
+                self.paid_keys.insert(paid_key(&occ_name(occ), &actor_name(actor), &res.r));
+                self.model.records.insert((occ, actor, res.r.clone()), record.clone());
+                main = Some(match &record.outcome {
+                    MOutcome::Confirmed => {
+                        let h = &self.model.holds[&(occ, res.r.clone())];
+                        Main::Confirmed { occ, actor, r: res.r.clone(), qty: h.qty }
+                    }
+                    MOutcome::Refund(refund) => Main::Refund { occ, actor, r: res.r.clone(), refund: refund.clone() },
+                });
+            }
+            Effect::Dup(p, refund) => {
+                let mut key = paid_key(&occ_name(occ), &actor_name(actor), &res.r);
+                key.3 = Some(p.clone());
+                self.paid_keys.insert(key);
+                self.model.dups.insert((occ, actor, res.r.clone(), p.clone()), refund.clone());
+                main = Some(Main::Refund { occ, actor, r: res.r.clone(), refund: refund.clone() });
+            }
+            Effect::Release => {
+                let h = &self.model.holds[&(occ, res.r.clone())];
+                main = Some(Main::Released { occ, actor, r: res.r.clone(), qty: h.qty });
+            }
+            Effect::Expire => {}
         }
-        let writes = !matches!(
-            want,
-            ExpSettle::Rejected(_) | ExpSettle::Confirmed { replayed: true } | ExpSettle::Refund { replayed: true, .. }
-        );
-        let must_expire = (writes && own_lapsed).then_some((res.occ, res.actor));
-        let key = (res.occ, res.actor);
-        let main = match &want {
-            ExpSettle::Confirmed { replayed: false } => {
-                let h = &self.model.holds[&key];
-                self.model.records.insert((res.occ, res.actor, res.r.clone()), MRecord::Confirmed);
-                Some(Main::Confirmed { occ: res.occ, actor: res.actor, r: res.r.clone(), qty: h.qty })
-            }
-            ExpSettle::Released => {
-                let h = &self.model.holds[&key];
-                Some(Main::Released { occ: res.occ, actor: res.actor, r: res.r.clone(), qty: h.qty })
-            }
-            ExpSettle::Refund { refund, replayed: false } => {
-                self.model.records.insert((res.occ, res.actor, res.r.clone()), MRecord::Refund(refund.clone()));
-                Some(Main::Refund { occ: res.occ, actor: res.actor, r: res.r.clone(), refund: refund.clone() })
-            }
-            _ => None,
+        let scope = match &verdict.expires {
+            Some(r) => Scope::Hold(occ, r.clone()),
+            None => Scope::Nothing,
         };
-        Ok(Expect { scope: Scope::Own(res.occ, res.actor), must_expire, exact_expired: None, main })
+        Ok(Expect { scope, must_expire: verdict.expires.map(|r| (occ, r)), exact_expired: None, main })
     }
 
     /// Compare the events this step committed with what it may and must commit, feed them to
@@ -781,42 +1043,45 @@ impl Harness {
             );
             self.last_id = e.id.0;
         }
-        let mut expired = Vec::new();
+        let mut expired: Vec<(usize, String)> = Vec::new();
         let mut i = 0;
         while let Some(e) = new.get(i).filter(|e| matches!(e.event.kind, EventKind::HoldExpired { .. })) {
-            let (Some(occ), Some(actor)) =
-                (index_of(e.event.occ_key.as_str(), "occ-"), index_of(e.event.actor.as_str(), "user-"))
-            else {
+            let (Some(occ), Some(actor), Some(r)) = (
+                index_of(e.event.occ_key.as_str(), "occ-"),
+                index_of(e.event.actor.as_str(), "user-"),
+                e.event.hold_ref.as_ref().map(|r| r.as_str().to_owned()),
+            ) else {
                 return Err(format!("hold_expired for unknown names {e:?}"));
             };
-            let allowed = match expect.scope {
+            let allowed = match &expect.scope {
                 Scope::Nothing => false,
-                Scope::Occ(o) => o == occ,
-                Scope::Own(o, a) => (o, a) == (occ, actor),
+                Scope::Occ(o) => *o == occ,
+                Scope::Hold(o, hr) => (*o, hr.as_str()) == (occ, r.as_str()),
                 Scope::Any => true,
             };
             ensure!(allowed, "unexpected {e:?} in a step expecting {expect:?}");
             let EventKind::HoldExpired { quantity } = e.event.kind else { unreachable!() };
-            let h = self.model.holds.get(&(occ, actor));
+            let h = self.model.holds.get(&(occ, r.clone()));
             ensure!(
                 h.is_some_and(|h| h.lapsed(self.model.now)
-                    && h.r == e.event.hold_ref.as_str()
+                    && h.actor == actor
                     && h.qty == quantity
                     && e.event.at == at(h.expires)),
                 "{e:?} for a hold that is not lapsed: {h:?} at t={}",
                 self.model.now
             );
-            expired.push((occ, actor));
+            ensure!(!expired.contains(&(occ, r.clone())), "{e:?} twice in one step");
+            expired.push((occ, r));
             i += 1;
         }
         if let Some(n) = expect.exact_expired {
             ensure!(i == n, "the sweep said {n} but committed {i} hold_expired events");
         }
-        if let Some(own) = expect.must_expire {
-            ensure!(expired.contains(&own), "the lapsed hold {own:?} met by this step did not get hold_expired");
+        if let Some(own) = &expect.must_expire {
+            ensure!(expired.contains(own), "the lapsed hold {own:?} met by this step did not get hold_expired");
         }
         match expect.scope {
-            Scope::Own(..) if i > 0 => cover("settle:own-lapse-expired"),
+            Scope::Hold(..) if i > 0 => cover("settle:own-lapse-expired"),
             Scope::Occ(..) if expect.must_expire.is_some() => cover("request:own-lapse-expired"),
             _ => {}
         }
@@ -840,16 +1105,17 @@ impl Harness {
         }
         if let Some(main) = &expect.main {
             match main {
-                Main::Placed { occ, actor, .. } => {
-                    let (k, h) = self.pending_hold.take().expect("placed hold");
-                    debug_assert_eq!(k, (*occ, *actor));
-                    self.model.holds.insert(k, h);
+                Main::Placed { occ, actor, r, .. } => {
+                    let h = self.pending_hold.take().expect("placed hold");
+                    debug_assert_eq!((h.actor, &h.r), (*actor, r));
+                    self.model.current.insert((*occ, *actor), r.clone());
+                    self.model.holds.insert((*occ, r.clone()), h);
                 }
-                Main::Confirmed { occ, actor, .. } => {
-                    self.model.holds.get_mut(&(*occ, *actor)).unwrap().state = MState::Confirmed;
+                Main::Confirmed { occ, r, .. } => {
+                    self.model.holds.get_mut(&(*occ, r.clone())).unwrap().state = MState::Confirmed;
                 }
-                Main::Released { occ, actor, .. } => {
-                    self.model.holds.get_mut(&(*occ, *actor)).unwrap().state = MState::Released;
+                Main::Released { occ, r, .. } => {
+                    self.model.holds.get_mut(&(*occ, r.clone())).unwrap().state = MState::Released;
                 }
                 Main::Refund { .. } => {}
             }
@@ -866,7 +1132,7 @@ impl Harness {
             let got = self.engine.availability(&key);
             let Some((cap, _)) = self.model.cfg[occ] else {
                 ensure!(
-                    matches!(got, Err(AvailabilityError::UnknownOccurrence { .. })),
+                    matches!(&got, Err(OpError::Refused(u)) if u.occ_key == key),
                     "availability of never-opened {occ} answered {got:?}"
                 );
                 continue;
@@ -878,6 +1144,9 @@ impl Harness {
                 a.capacity == cap
                     && a.held == held
                     && a.confirmed == confirmed
+                    && a.blocked == 0
+                    && a.offered == 0
+                    && a.tiers.is_empty()
                     && a.available == u64::from(cap).saturating_sub(held + confirmed),
                 "availability of occ {occ} at t={} is {a:?}; the model has capacity {cap}, held {held}, confirmed {confirmed}",
                 self.model.now
@@ -898,16 +1167,17 @@ impl Harness {
             self.prev_in_use[occ] = in_use;
             self.prev_confirmed[occ] = a.confirmed;
         }
-        for ((occ, actor), h) in &self.model.holds {
+        let mut held = 0;
+        for ((occ, r), h) in &self.model.holds {
             if h.state == MState::Held {
-                let open = self.ledger.open.get(&(occ_name(*occ), actor_name(*actor)));
+                held += 1;
+                let open = self.ledger.open.get(&(occ_name(*occ), actor_name(h.actor)));
                 ensure!(
-                    open.is_some_and(|o| o.hold_ref == h.r),
-                    "held hold {h:?} of ({occ},{actor}) is not open in the outbox"
+                    open.is_some_and(|o| o.hold_ref == *r),
+                    "held hold {h:?} at {occ} is not open in the outbox: {open:?}"
                 );
             }
         }
-        let held = self.model.holds.values().filter(|h| h.state == MState::Held).count();
         ensure!(
             held == self.ledger.open.len(),
             "the outbox has {} open holds, the model {held}",
@@ -916,8 +1186,39 @@ impl Harness {
         Ok(())
     }
 
+    /// The store's ledger of each occurrence against the model's payments: one payment entry
+    /// per accounting, one refund entry per refund, and what is kept is exactly the price of
+    /// what was sold, per currency.
+    fn check_ledgers(&self) -> Result<(), String> {
+        for occ in 0..OCCS {
+            let ledger = self.engine.ledger(&OccKey::new(occ_name(occ)).unwrap()).map_err(|e| e.to_string())?;
+            let firsts: Vec<&MRecord> =
+                self.model.records.iter().filter(|((o, ..), _)| *o == occ).map(|(_, r)| r).collect();
+            let dups = self.model.dups.keys().filter(|(o, ..)| *o == occ).count();
+            let refunds = firsts.iter().filter(|r| matches!(r.outcome, MOutcome::Refund(_))).count() + dups;
+            let count = |kind: EntryKind| ledger.entries.iter().filter(|e| e.kind == kind).count();
+            ensure!(
+                count(EntryKind::Payment) == firsts.len() + dups && count(EntryKind::Refund) == refunds,
+                "ledger of occ {occ}: {} payments and {} refunds, the model has {} and {refunds}",
+                count(EntryKind::Payment),
+                count(EntryKind::Refund),
+                firsts.len() + dups
+            );
+            for cur in ["EUR", "USD"] {
+                let kept: u64 = firsts
+                    .iter()
+                    .filter(|r| r.outcome == MOutcome::Confirmed && r.currency == Some(cur))
+                    .filter_map(|r| r.amount)
+                    .sum();
+                let got = ledger.net(Currency::parse(cur).unwrap());
+                ensure!(got == Some(amount(kept)), "ledger of occ {occ} nets {got:?} {cur}, the model {kept} cents");
+            }
+        }
+        Ok(())
+    }
+
     /// End of a case: past every expiry, one sweep ends every hold; every paid result was
-    /// accounted exactly once.
+    /// accounted exactly once; the ledgers reconcile.
     fn finish(&mut self) -> Result<(), String> {
         self.step(&Op::Advance(1_000))?;
         self.step(&Op::Sweep(usize::MAX))?;
@@ -929,6 +1230,7 @@ impl Harness {
         for k in self.ledger.accounted.keys() {
             ensure!(self.paid_keys.contains(k), "{k:?} accounted without a paid result");
         }
+        self.check_ledgers()?;
         self.step(&Op::Drain)
     }
 }
@@ -936,21 +1238,27 @@ impl Harness {
 fn check_main(main: &Main, e: &OutboxEvent) -> Result<(), String> {
     let ev = &e.event;
     let names = |occ: usize, actor: usize, r: &str| {
-        ev.occ_key.as_str() == occ_name(occ) && ev.actor.as_str() == actor_name(actor) && ev.hold_ref.as_str() == r
+        ev.occ_key.as_str() == occ_name(occ)
+            && ev.actor.as_str() == actor_name(actor)
+            && ev.hold_ref.as_ref().is_some_and(|h| h.as_str() == r)
     };
     let ok = match (main, &ev.kind) {
         (
             Main::Placed { occ, actor, r, qty, cents, cur, expires },
-            EventKind::HoldPlaced { quantity, price, expires_at },
+            EventKind::HoldPlaced { quantity, price, expires_at, lines, metadata },
         ) => {
             names(*occ, *actor, r)
                 && quantity == qty
                 && price.amount == amount(*cents)
                 && price.currency.as_str() == *cur
                 && *expires_at == at(*expires)
+                && lines.is_empty()
+                && metadata.is_none()
         }
-        (Main::Confirmed { occ, actor, r, qty }, EventKind::HoldConfirmed { quantity })
-        | (Main::Released { occ, actor, r, qty }, EventKind::HoldReleased { quantity }) => {
+        (Main::Confirmed { occ, actor, r, qty }, EventKind::HoldConfirmed { quantity, revived }) => {
+            names(*occ, *actor, r) && quantity == qty && !revived
+        }
+        (Main::Released { occ, actor, r, qty }, EventKind::HoldReleased { quantity }) => {
             names(*occ, *actor, r) && quantity == qty
         }
         (
@@ -1039,4 +1347,28 @@ fn lapsed_holds_do_not_block_after_capacity_lowered() {
         matches!(got, RequestOutcome::AwaitingPayment { replayed: false, .. }),
         "nothing live is held and 1 seat is available, yet request answered {got:?}"
     );
+}
+
+/// A plain (Part 1) hold priced 0.00 is not a free order: it waits for its payment like any
+/// other hold. Once paid, asking again under its ref answers `Already { confirmed: true }`
+/// (the actor has a booking; DESIGN.md: "Requesting while holding (live) or confirmed returns
+/// `Already`"), never `Confirmed { replayed: true }`, which only a free order of tiers,
+/// confirmed by its own request, may answer. Found by the model: the engine took a hold paid
+/// in the very instant it was placed (a manual clock) for a free confirmation.
+#[test]
+fn a_paid_zero_priced_plain_hold_answers_already_not_a_free_confirmation_replay() {
+    let engine = Engine::with_clock(MemoryStore::new(), ManualClock::new(start()));
+    let gig = OccKey::new("gig").unwrap();
+    engine.open(&gig, OccurrenceConfig::new(1, 5).unwrap()).unwrap();
+    let (ann, r1) = (ActorId::new("ann").unwrap(), Ref::new("r1").unwrap());
+    let req = HoldRequest::new(gig.clone(), ann.clone(), r1.clone(), Money::parse("0.00", "EUR").unwrap());
+    assert!(matches!(engine.request(&req), Ok(RequestOutcome::AwaitingPayment { replayed: false, .. })));
+    let paid = engine.settle(&PaymentResult::paid(gig.clone(), ann.clone(), r1.clone())).unwrap();
+    assert_eq!(paid, Settlement::Confirmed { replayed: false });
+    engine.clock().advance(Duration::seconds(2));
+    let already = RequestOutcome::Already { hold_ref: r1.clone(), confirmed: true, checkout: None };
+    let other =
+        HoldRequest::new(gig.clone(), ann.clone(), Ref::new("r2").unwrap(), Money::parse("0.00", "EUR").unwrap());
+    assert_eq!(engine.request(&other).unwrap(), already, "under a new ref");
+    assert_eq!(engine.request(&req).unwrap(), already, "under the booking's own ref");
 }

@@ -12,12 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration as StdDuration;
 
-use common::{Ledger, PaidKey, Rng, start};
-use seathold::contract::{ActorId, Money, OccKey, PaymentResult, PaymentStatus, Ref};
-use seathold::holds::{HoldRequest, OccurrenceConfig, RequestOutcome};
+use common::{Ledger, PaidKey, Rng, paid_key, start};
+use seathold::catalogue::{Dim, OccurrenceConfig};
+use seathold::contract::{
+    ActorId, Amount, Currency, Money, NoHoldReason, OccKey, PaymentResult, PaymentStatus, ProviderRef, Ref,
+};
+use seathold::holds::{HoldRequest, RequestOutcome};
+use seathold::ledger::EntryKind;
 use seathold::settlement::Settlement;
-use seathold::store::LoadRequest;
-use seathold::{Clock, Engine, ManualClock, MemoryStore, RequestError, SettleError, Store};
+use seathold::{Clock, Engine, ManualClock, MemoryStore, OpError, Store};
 use time::{Duration, OffsetDateTime};
 
 const TTL_SECS: u32 = 60;
@@ -41,6 +44,7 @@ struct Tally {
     confirmed_replays: AtomicU64,
     refunds: AtomicU64,
     refund_replays: AtomicU64,
+    duplicates: AtomicU64,
     released: AtomicU64,
     noops: AtomicU64,
 }
@@ -55,8 +59,11 @@ struct Shared {
     late: Mutex<Vec<(OffsetDateTime, usize, PaymentResult)>>,
     /// Seats per (occ, actor, ref), for reconciling confirmed seats.
     quantities: Mutex<HashMap<PaidKey, u32>>,
-    /// Non-replay answers per paid (occ, actor, ref): must end at exactly 1 each.
+    /// Non-replay answers per accounted payment (see [`PaidKey`]): must end at exactly 1 each.
     first_answers: Mutex<HashMap<PaidKey, u32>>,
+    /// Every answer per delivered payment identity (occ, actor, ref, provider ref), replay
+    /// flag cleared: a redelivery must answer what the first delivery answered.
+    answers: Mutex<HashMap<PaidKey, Settlement>>,
     next_buyer: Vec<AtomicUsize>,
     buyers_left: AtomicUsize,
     settling_done: AtomicBool,
@@ -66,7 +73,24 @@ struct Shared {
 }
 
 fn key_of(r: &PaymentResult) -> PaidKey {
-    (r.occ_key.as_str().to_owned(), r.actor.as_str().to_owned(), r.hold_ref.as_str().to_owned())
+    paid_key(r.occ_key.as_str(), r.actor.as_str(), r.hold_ref.as_str())
+}
+
+/// The delivery's identity with its provider ref.
+fn delivery_of(r: &PaymentResult) -> PaidKey {
+    let mut k = key_of(r);
+    k.3 = r.provider_ref.as_ref().map(|p| p.as_str().to_owned());
+    k
+}
+
+fn unreplayed(s: &Settlement) -> Settlement {
+    match s {
+        Settlement::Confirmed { .. } => Settlement::Confirmed { replayed: false },
+        Settlement::PaidButNoHold { refund, .. } => {
+            Settlement::PaidButNoHold { refund: refund.clone(), replayed: false }
+        }
+        other => other.clone(),
+    }
 }
 
 fn buyer(shared: &Shared, occ: usize, i: usize, rng: &mut Rng) {
@@ -94,7 +118,7 @@ fn buyer(shared: &Shared, occ: usize, i: usize, rng: &mut Rng) {
                 }
                 thread::sleep(StdDuration::from_micros(50));
             }
-            Err(RequestError::Contention { .. }) => {
+            Err(OpError::Contention { .. }) => {
                 shared.contention.fetch_add(1, Ordering::Relaxed);
             }
             other => panic!("buyer {i}: unexpected answer {other:?}"),
@@ -102,11 +126,7 @@ fn buyer(shared: &Shared, occ: usize, i: usize, rng: &mut Rng) {
     }
     let Some(checkout) = checkout else { return };
     tally.placed.fetch_add(1, Ordering::Relaxed);
-    shared
-        .quantities
-        .lock()
-        .unwrap()
-        .insert((o.key.as_str().to_owned(), actor.as_str().to_owned(), hold_ref.as_str().to_owned()), qty);
+    shared.quantities.lock().unwrap().insert(paid_key(o.key.as_str(), actor.as_str(), hold_ref.as_str()), qty);
     let paid = PaymentResult::paid(o.key.clone(), actor.clone(), hold_ref.clone())
         .with_money(checkout.amount, checkout.currency);
     let failed = PaymentResult::failed(o.key.clone(), actor.clone(), hold_ref.clone());
@@ -122,7 +142,15 @@ fn buyer(shared: &Shared, occ: usize, i: usize, rng: &mut Rng) {
             }
             late.push((checkout.expires_at, occ, paid));
         }
-        52..60 => now.extend([paid.clone(), paid]),
+        52..57 => now.extend([paid.clone(), paid]),
+        57..60 => {
+            // Charged twice by the provider: two payments race for one checkout, each
+            // redelivered. One is accounted for the hold, the other is a duplicate_payment
+            // refund of its own.
+            let one = paid.clone().with_provider_ref(ProviderRef::new(format!("pi-{i}-1")).unwrap());
+            let two = paid.with_provider_ref(ProviderRef::new(format!("pi-{i}-2")).unwrap());
+            now.extend([one.clone(), two.clone(), one, two]);
+        }
         60..72 => {
             // Reordered: the failure and the payment race each other (two settler threads).
             if rng.percent(50) {
@@ -147,10 +175,10 @@ fn settle(shared: &Shared, occ: usize, result: &PaymentResult) {
     let tally = &shared.tallies[occ];
     let answer = loop {
         match shared.engine.settle(result) {
-            Err(SettleError::Contention { .. }) => {
+            Err(OpError::Contention { .. }) => {
                 shared.contention.fetch_add(1, Ordering::Relaxed);
             }
-            other => break other.expect("settle"),
+            other => break other.unwrap_or_else(|e| panic!("settle {result:?}: {e:?}")),
         }
     };
     let first = match &answer {
@@ -164,8 +192,11 @@ fn settle(shared: &Shared, occ: usize, result: &PaymentResult) {
             tally.confirmed_replays.fetch_add(1, Ordering::Relaxed);
             false
         }
-        Settlement::PaidButNoHold { replayed: false, .. } => {
+        Settlement::PaidButNoHold { replayed: false, refund } => {
             tally.refunds.fetch_add(1, Ordering::Relaxed);
+            if refund.reason == NoHoldReason::DuplicatePayment {
+                tally.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
             true
         }
         Settlement::PaidButNoHold { replayed: true, .. } => {
@@ -180,10 +211,21 @@ fn settle(shared: &Shared, occ: usize, result: &PaymentResult) {
             tally.noops.fetch_add(1, Ordering::Relaxed);
             false
         }
-        Settlement::Rejected { .. } => panic!("rejected {result:?}"),
+        other => panic!("{result:?} answered {other:?}"),
     };
     if result.status == PaymentStatus::Paid {
-        *shared.first_answers.lock().unwrap().entry(key_of(result)).or_insert(0) += u32::from(first);
+        // The accounting this answer stands for: the first payment under (occ, actor, ref),
+        // or a second, different one, keyed by its provider ref.
+        let key = match &answer {
+            Settlement::PaidButNoHold { refund, .. } if refund.reason == NoHoldReason::DuplicatePayment => {
+                delivery_of(result)
+            }
+            _ => key_of(result),
+        };
+        *shared.first_answers.lock().unwrap().entry(key).or_insert(0) += u32::from(first);
+        let mut answers = shared.answers.lock().unwrap();
+        let seen = answers.entry(delivery_of(result)).or_insert_with(|| unreplayed(&answer));
+        assert_eq!(*seen, unreplayed(&answer), "{result:?}: a redelivery answered differently");
     } else {
         assert!(matches!(answer, Settlement::Released | Settlement::Noop), "{result:?} answered {answer:?}");
     }
@@ -205,6 +247,7 @@ fn run(occs: Vec<Occ>, settler_threads: usize, seed: u64) {
         late: Mutex::new(Vec::new()),
         quantities: Mutex::new(HashMap::new()),
         first_answers: Mutex::new(HashMap::new()),
+        answers: Mutex::new(HashMap::new()),
         buyers_left: AtomicUsize::new(total_buyers),
         settling_done: AtomicBool::new(false),
         contention: AtomicU64::new(0),
@@ -286,14 +329,12 @@ fn run(occs: Vec<Occ>, settler_threads: usize, seed: u64) {
             while !s.settling_done.load(Ordering::Acquire) {
                 for o in &s.occs {
                     let a = s.engine.availability(&o.key).expect("availability");
-                    let snap = Store::load(
-                        &**s.engine.store(),
-                        LoadRequest { occ_key: &o.key, actor: None, settlement_ref: None },
-                    )
-                    .expect("load");
+                    let snap = Store::load(&**s.engine.store(), &o.key, &[]).expect("load");
                     let occ = snap.occurrence.expect("occurrence");
-                    if a.held + a.confirmed > u64::from(o.capacity) || occ.held + occ.confirmed > u64::from(o.capacity)
-                    {
+                    // The counters count lapsed holds until something expires them: an upper
+                    // bound on what is taken, which must itself stay within the capacity.
+                    let counted = occ.counters.get(&Dim::Total).total();
+                    if a.held + a.confirmed > u64::from(o.capacity) || counted > u64::from(o.capacity) {
                         s.violations.lock().unwrap().push(format!("{}: oversold: {a:?} / {occ:?}", o.key));
                     }
                     s.samples.fetch_add(1, Ordering::Relaxed);
@@ -332,6 +373,11 @@ fn run(occs: Vec<Occ>, settler_threads: usize, seed: u64) {
     }
     let accounted: HashSet<_> = ledger.accounted.keys().collect();
     assert_eq!(accounted.len(), first_answers.len(), "accounting events without a paid answer");
+    assert_eq!(
+        ledger.duplicate_refunds,
+        s.tallies.iter().map(|t| t.duplicates.load(Ordering::Relaxed)).sum::<u64>(),
+        "duplicate_payment answers vs events"
+    );
 
     let mut report = Vec::new();
     for (o, t) in s.occs.iter().zip(&s.tallies) {
@@ -357,8 +403,17 @@ fn run(occs: Vec<Occ>, settler_threads: usize, seed: u64) {
         assert_eq!(load(&t.confirmed_seats), a.confirmed, "{name}: confirmed seats vs availability");
         assert_eq!(ledger.confirmed(name), a.confirmed, "{name}: confirmed seats vs hold_confirmed events");
         assert_eq!(load(&t.refunds), refunds_here, "{name}: refund answers vs refund_required events");
+        // The store's ledger: one payment entry per accounting, and what is kept is exactly
+        // the price of the seats sold (25.00 a seat; refunds carry what was received).
+        let books = s.engine.ledger(&o.key).unwrap();
+        let payments = books.entries.iter().filter(|e| e.kind == EntryKind::Payment).count();
+        let accounted_here = ledger.accounted.keys().filter(|k| k.0 == name).count();
+        assert_eq!(payments, accounted_here, "{name}: ledger payments vs accounting events");
+        let eur = Currency::parse("EUR").unwrap();
+        let kept = Amount::parse(&format!("{}.00", 25 * a.confirmed)).unwrap();
+        assert_eq!(books.net(eur), Some(kept), "{name}: ledger net vs seats sold");
         report.push(format!(
-            "{name}: cap {} placed {} full {} confirmed {} ({} seats, {} replays) refunds {} ({} replays) released {} noop {}",
+            "{name}: cap {} placed {} full {} confirmed {} ({} seats, {} replays) refunds {} ({} replays, {} duplicates) released {} noop {}",
             o.capacity,
             load(&t.placed),
             load(&t.full),
@@ -367,6 +422,7 @@ fn run(occs: Vec<Occ>, settler_threads: usize, seed: u64) {
             load(&t.confirmed_replays),
             load(&t.refunds),
             load(&t.refund_replays),
+            load(&t.duplicates),
             load(&t.released),
             load(&t.noops),
         ));

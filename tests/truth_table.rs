@@ -8,11 +8,15 @@
 
 use std::sync::Arc;
 
-use seathold::contract::{ActorId, Amount, Currency, Money, NoHoldReason, OccKey, PaymentResult, PaymentStatus, Ref};
-use seathold::holds::{Hold, HoldRequest, HoldState, OccurrenceConfig, RequestOutcome};
+use seathold::catalogue::OccurrenceConfig;
+use seathold::contract::{
+    ActorId, Amount, Currency, Money, NoHoldReason, OccKey, PaymentResult, PaymentStatus, ProviderRef, Ref,
+};
+use seathold::holds::{Hold, HoldRequest, HoldState, RequestOutcome, RequestRefusal};
+use seathold::ledger::EntryKind;
 use seathold::settlement::{RejectReason, Settlement};
-use seathold::store::{LoadRequest, Versioned};
-use seathold::{Engine, ManualClock, MemoryStore, RequestError, Store};
+use seathold::store::{Record, RecordKey, Versioned};
+use seathold::{Engine, ManualClock, MemoryStore, OpError, RequestError, Store};
 use time::Duration;
 use time::macros::datetime;
 
@@ -109,13 +113,46 @@ impl Fx {
 
     fn drain(&self) -> Vec<Ev> {
         let events = self.engine.drain_events(10_000).unwrap();
-        events.iter().map(|o| ev(o.event.kind.type_str(), o.event.actor.as_str(), o.event.hold_ref.as_str())).collect()
+        events
+            .iter()
+            .map(|o| {
+                let r = o.event.hold_ref.as_ref().map_or("", |r| r.as_str());
+                ev(o.event.kind.type_str(), o.event.actor.as_str(), r)
+            })
+            .collect()
     }
 
+    /// The actor's summary record and its current (latest) hold, with their versions: what a
+    /// result that must change nothing must leave exactly as it was.
+    fn footprint(&self, who: &str) -> (Option<Versioned<Record>>, Option<Versioned<Record>>) {
+        let store = self.engine.store();
+        let summary = Store::load(store, &self.occ, &[RecordKey::Actor(actor(who))]).unwrap().records.remove(0);
+        let current = match summary.as_ref().map(|v| &v.value) {
+            Some(Record::Actor(a)) => a.current.clone(),
+            _ => None,
+        };
+        let hold =
+            current.and_then(|r| Store::load(store, &self.occ, &[RecordKey::Booking(r)]).unwrap().records.remove(0));
+        (summary, hold)
+    }
+
+    /// The actor's current (latest) hold, with its version.
     fn record(&self, who: &str) -> Option<Versioned<Hold>> {
-        let a = actor(who);
-        let req = LoadRequest { occ_key: &self.occ, actor: Some(&a), settlement_ref: None };
-        Store::load(self.engine.store(), req).unwrap().hold
+        match self.footprint(who).1 {
+            Some(Versioned { version, value: Record::Booking(h) }) => Some(Versioned { version, value: h }),
+            Some(other) => panic!("a booking key holds {other:?}"),
+            None => None,
+        }
+    }
+
+    /// The hold under `r`, whoever's.
+    fn booking(&self, r: &str) -> Option<Hold> {
+        self.engine.booking(&self.occ, &rf(r)).unwrap()
+    }
+
+    /// How many payment records (accountings) the occurrence has.
+    fn payments(&self) -> usize {
+        self.engine.ledger(&self.occ).unwrap().entries.iter().filter(|e| e.kind == EntryKind::Payment).count()
     }
 
     fn state(&self, who: &str) -> Option<(String, HoldState)> {
@@ -139,7 +176,7 @@ const FAILURES: [PaymentStatus; 2] = [PaymentStatus::Failed, PaymentStatus::Expi
 
 fn with_no_hold() -> Fx {
     let f = Fx::new(CAPACITY);
-    // Another actor holds under the same ref string: holds are found by (occ_key, actor).
+    // Another actor holds under the ref: a result of "a" under it names no hold of a's.
     f.hold("b", "r1");
     f.drain();
     f
@@ -206,12 +243,15 @@ fn count(events: &[Ev], kind: &str) -> usize {
 #[test]
 fn none__paid_same_ref__is_refund_no_hold() {
     let f = with_no_hold();
-    let before = f.record("b");
+    let before = f.footprint("b");
     assert_eq!(refund(&f.paid("a", "r1")), (NoHoldReason::NoHold, false));
     assert_eq!(f.drain(), vec![ev("refund_required", "a", "r1")]);
     assert_eq!(f.avail(), (1, 0, 9), "b's hold is untouched");
-    assert_eq!(f.record("b"), before);
-    assert_eq!(f.record("a"), None, "no hold is created for a");
+    assert_eq!(f.payments(), 1, "the refund is accounted");
+    assert_eq!(refund(&f.paid("a", "r1")), (NoHoldReason::NoHold, true), "redelivery replays");
+    assert_eq!(f.drain(), vec![]);
+    assert_eq!(f.footprint("b"), before);
+    assert_eq!(f.footprint("a"), (None, None), "no hold is created for a");
 
     // Unknown occurrence: the same row.
     let unknown = PaymentResult::paid(occ("never-opened"), actor("a"), rf("r1"));
@@ -228,7 +268,7 @@ fn none__paid_other_ref__is_refund_no_hold() {
     assert_eq!(refund(&f.paid("a", "r-other")), (NoHoldReason::NoHold, false));
     assert_eq!(f.drain(), vec![ev("refund_required", "a", "r-other")]);
     assert_eq!(f.avail(), (1, 0, 9));
-    assert_eq!(f.record("a"), None);
+    assert_eq!(f.footprint("a"), (None, None));
 
     let unknown = PaymentResult::paid(occ("never-opened"), actor("a"), rf("r-other"));
     assert_eq!(refund(&f.engine.settle(&unknown).unwrap()), (NoHoldReason::NoHold, false));
@@ -239,11 +279,11 @@ fn none__paid_other_ref__is_refund_no_hold() {
 fn none__failed_same_ref__is_noop_and_writes_nothing() {
     for status in FAILURES {
         let f = with_no_hold();
-        let before = f.record("b");
+        let before = f.footprint("b");
         assert_eq!(f.settle("a", "r1", status), Settlement::Noop, "{status}");
         assert_eq!(f.drain(), vec![], "{status}");
         assert_eq!(f.avail(), (1, 0, 9), "{status}: b's hold with the same ref string is untouched");
-        assert_eq!(f.record("b"), before, "{status}");
+        assert_eq!(f.footprint("b"), before, "{status}");
         let unknown = PaymentResult::new(occ("never-opened"), actor("a"), rf("r1"), status);
         assert_eq!(f.engine.settle(&unknown).unwrap(), Settlement::Noop, "{status}: unknown occurrence");
         assert_eq!(f.drain(), vec![], "{status}");
@@ -257,7 +297,7 @@ fn none__failed_other_ref__is_noop_and_writes_nothing() {
         assert_eq!(f.settle("a", "r-other", status), Settlement::Noop, "{status}");
         assert_eq!(f.drain(), vec![], "{status}");
         assert_eq!(f.avail(), (1, 0, 9), "{status}");
-        assert_eq!(f.record("a"), None, "{status}");
+        assert_eq!(f.footprint("a"), (None, None), "{status}");
     }
 }
 
@@ -277,11 +317,11 @@ fn held_live__paid_same_ref__is_confirmed_and_seat_sold() {
 #[test]
 fn held_live__paid_other_ref__is_refund_ref_mismatch_and_hold_unchanged() {
     let f = with_held_live();
-    let before = f.record("a");
+    let before = f.footprint("a");
     assert_eq!(refund(&f.paid("a", "r-other")), (NoHoldReason::RefMismatch, false));
     assert_eq!(f.drain(), vec![ev("refund_required", "a", "r-other")]);
     assert_eq!(f.avail(), (1, 0, 9), "the live hold keeps its seat");
-    assert_eq!(f.record("a"), before, "the hold record is not written at all");
+    assert_eq!(f.footprint("a"), before, "the hold record is not written at all");
     assert_eq!(f.paid("a", "r1"), Settlement::Confirmed { replayed: false }, "and can still be paid");
 }
 
@@ -300,11 +340,11 @@ fn held_live__failed_same_ref__is_released_and_seat_freed() {
 fn held_live__failed_other_ref__is_noop_and_hold_unchanged() {
     for status in FAILURES {
         let f = with_held_live();
-        let before = f.record("a");
+        let before = f.footprint("a");
         assert_eq!(f.settle("a", "r-other", status), Settlement::Noop, "{status}");
         assert_eq!(f.drain(), vec![], "{status}");
         assert_eq!(f.avail(), (1, 0, 9), "{status}");
-        assert_eq!(f.record("a"), before, "{status}");
+        assert_eq!(f.footprint("a"), before, "{status}");
     }
 }
 
@@ -369,32 +409,32 @@ fn held_lapsed__failed_other_ref__is_noop_and_hold_expired_once() {
 #[test]
 fn confirmed__paid_same_ref__is_confirmed_replayed_with_no_new_event() {
     let f = with_confirmed();
-    let before = f.record("a");
+    let before = f.footprint("a");
     assert_eq!(f.paid("a", "r1"), Settlement::Confirmed { replayed: true });
     assert_eq!(f.drain(), vec![], "a replay emits nothing");
     assert_eq!(f.avail(), (0, 1, 9), "the seat is sold once");
-    assert_eq!(f.record("a"), before, "a replay writes nothing");
+    assert_eq!(f.footprint("a"), before, "a replay writes nothing");
 }
 
 #[test]
 fn confirmed__paid_other_ref__is_refund_already_paid_and_seat_kept() {
     let f = with_confirmed();
-    let before = f.record("a");
+    let before = f.footprint("a");
     assert_eq!(refund(&f.paid("a", "r-other")), (NoHoldReason::AlreadyPaid, false));
     assert_eq!(f.drain(), vec![ev("refund_required", "a", "r-other")]);
     assert_eq!(f.avail(), (0, 1, 9));
-    assert_eq!(f.record("a"), before);
+    assert_eq!(f.footprint("a"), before);
 }
 
 #[test]
 fn confirmed__failed_same_ref__is_noop_and_seat_kept() {
     for status in FAILURES {
         let f = with_confirmed();
-        let before = f.record("a");
+        let before = f.footprint("a");
         assert_eq!(f.settle("a", "r1", status), Settlement::Noop, "{status}");
         assert_eq!(f.drain(), vec![], "{status}");
         assert_eq!(f.avail(), (0, 1, 9), "{status}");
-        assert_eq!(f.record("a"), before, "{status}");
+        assert_eq!(f.footprint("a"), before, "{status}");
     }
 }
 
@@ -402,11 +442,11 @@ fn confirmed__failed_same_ref__is_noop_and_seat_kept() {
 fn confirmed__failed_other_ref__is_noop_and_seat_kept() {
     for status in FAILURES {
         let f = with_confirmed();
-        let before = f.record("a");
+        let before = f.footprint("a");
         assert_eq!(f.settle("a", "r-other", status), Settlement::Noop, "{status}");
         assert_eq!(f.drain(), vec![], "{status}");
         assert_eq!(f.avail(), (0, 1, 9), "{status}");
-        assert_eq!(f.record("a"), before, "{status}");
+        assert_eq!(f.footprint("a"), before, "{status}");
     }
 }
 
@@ -417,34 +457,34 @@ fn confirmed__failed_other_ref__is_noop_and_seat_kept() {
 #[test]
 fn released__paid_same_ref__is_refund_released() {
     let f = with_released();
-    let before = f.record("a");
+    let before = f.footprint("a");
     assert_eq!(refund(&f.paid("a", "r1")), (NoHoldReason::Released, false));
     assert_eq!(f.drain(), vec![ev("refund_required", "a", "r1")]);
     assert_eq!(f.avail(), (0, 0, 10), "the released seat is not sold");
-    assert_eq!(f.record("a"), before);
+    assert_eq!(f.footprint("a"), before);
 }
 
 #[test]
 fn released__paid_other_ref__is_refund_no_hold_or_ref_mismatch() {
     let f = with_released();
-    let before = f.record("a");
+    let before = f.footprint("a");
     let (reason, replayed) = refund(&f.paid("a", "r-other"));
     assert!(matches!(reason, NoHoldReason::NoHold | NoHoldReason::RefMismatch), "{reason:?}");
     assert!(!replayed);
     assert_eq!(f.drain(), vec![ev("refund_required", "a", "r-other")]);
     assert_eq!(f.avail(), (0, 0, 10));
-    assert_eq!(f.record("a"), before);
+    assert_eq!(f.footprint("a"), before);
 }
 
 #[test]
 fn released__failed_same_ref__is_noop_with_no_new_event() {
     for status in FAILURES {
         let f = with_released();
-        let before = f.record("a");
+        let before = f.footprint("a");
         assert_eq!(f.settle("a", "r1", status), Settlement::Noop, "{status}");
         assert_eq!(f.drain(), vec![], "{status}");
         assert_eq!(f.avail(), (0, 0, 10), "{status}: seats are not freed twice");
-        assert_eq!(f.record("a"), before, "{status}");
+        assert_eq!(f.footprint("a"), before, "{status}");
     }
 }
 
@@ -452,11 +492,11 @@ fn released__failed_same_ref__is_noop_with_no_new_event() {
 fn released__failed_other_ref__is_noop() {
     for status in FAILURES {
         let f = with_released();
-        let before = f.record("a");
+        let before = f.footprint("a");
         assert_eq!(f.settle("a", "r-other", status), Settlement::Noop, "{status}");
         assert_eq!(f.drain(), vec![], "{status}");
         assert_eq!(f.avail(), (0, 0, 10), "{status}");
-        assert_eq!(f.record("a"), before, "{status}");
+        assert_eq!(f.footprint("a"), before, "{status}");
     }
 }
 
@@ -467,34 +507,34 @@ fn released__failed_other_ref__is_noop() {
 #[test]
 fn expired__paid_same_ref__is_refund_expired() {
     let f = with_expired();
-    let before = f.record("a");
+    let before = f.footprint("a");
     assert_eq!(refund(&f.paid("a", "r1")), (NoHoldReason::Expired, false));
     assert_eq!(f.drain(), vec![ev("refund_required", "a", "r1")], "no second hold_expired");
     assert_eq!(f.avail(), (0, 0, 10));
-    assert_eq!(f.record("a"), before);
+    assert_eq!(f.footprint("a"), before);
 }
 
 #[test]
 fn expired__paid_other_ref__is_refund_no_hold_or_ref_mismatch() {
     let f = with_expired();
-    let before = f.record("a");
+    let before = f.footprint("a");
     let (reason, replayed) = refund(&f.paid("a", "r-other"));
     assert!(matches!(reason, NoHoldReason::NoHold | NoHoldReason::RefMismatch), "{reason:?}");
     assert!(!replayed);
     assert_eq!(f.drain(), vec![ev("refund_required", "a", "r-other")]);
     assert_eq!(f.avail(), (0, 0, 10));
-    assert_eq!(f.record("a"), before);
+    assert_eq!(f.footprint("a"), before);
 }
 
 #[test]
 fn expired__failed_same_ref__is_noop() {
     for status in FAILURES {
         let f = with_expired();
-        let before = f.record("a");
+        let before = f.footprint("a");
         assert_eq!(f.settle("a", "r1", status), Settlement::Noop, "{status}");
         assert_eq!(f.drain(), vec![], "{status}");
         assert_eq!(f.avail(), (0, 0, 10), "{status}");
-        assert_eq!(f.record("a"), before, "{status}");
+        assert_eq!(f.footprint("a"), before, "{status}");
     }
 }
 
@@ -502,11 +542,11 @@ fn expired__failed_same_ref__is_noop() {
 fn expired__failed_other_ref__is_noop() {
     for status in FAILURES {
         let f = with_expired();
-        let before = f.record("a");
+        let before = f.footprint("a");
         assert_eq!(f.settle("a", "r-other", status), Settlement::Noop, "{status}");
         assert_eq!(f.drain(), vec![], "{status}");
         assert_eq!(f.avail(), (0, 0, 10), "{status}");
-        assert_eq!(f.record("a"), before, "{status}");
+        assert_eq!(f.footprint("a"), before, "{status}");
     }
 }
 
@@ -524,12 +564,12 @@ fn paid_with(f: &Fx, amount: &str, currency: &str) -> Settlement {
 #[test]
 fn held_live__paid_other_amount__is_rejected_amount_mismatch_and_nothing_changes() {
     let f = with_held_live();
-    let before = f.record("a");
+    let before = f.footprint("a");
     let out = paid_with(&f, "24.99", "EUR");
     assert!(matches!(out, Settlement::Rejected { reason: RejectReason::AmountMismatch { .. } }), "{out:?}");
     assert_eq!(f.drain(), vec![], "nothing is emitted");
     assert_eq!(f.avail(), (1, 0, 9), "the hold keeps its seat, unsold");
-    assert_eq!(f.record("a"), before, "the hold is not written");
+    assert_eq!(f.footprint("a"), before, "the hold is not written");
     let again = paid_with(&f, "24.99", "EUR");
     assert!(matches!(again, Settlement::Rejected { .. }), "a redelivery is rejected again (nothing was recorded)");
     assert_eq!(f.paid("a", "r1"), Settlement::Confirmed { replayed: false }, "a matching result still confirms");
@@ -538,12 +578,12 @@ fn held_live__paid_other_amount__is_rejected_amount_mismatch_and_nothing_changes
 #[test]
 fn held_live__paid_other_currency__is_rejected_currency_mismatch_and_nothing_changes() {
     let f = with_held_live();
-    let before = f.record("a");
+    let before = f.footprint("a");
     let out = paid_with(&f, "25.00", "USD");
     assert!(matches!(out, Settlement::Rejected { reason: RejectReason::CurrencyMismatch { .. } }), "{out:?}");
     assert_eq!(f.drain(), vec![]);
     assert_eq!(f.avail(), (1, 0, 9));
-    assert_eq!(f.record("a"), before);
+    assert_eq!(f.footprint("a"), before);
 }
 
 #[test]
@@ -620,32 +660,32 @@ fn stale_ref__never_changes_a_newer_hold_of_the_same_actor() {
     assert_eq!(f.failed("a", "r1"), Settlement::Released);
     f.hold("a", "r2");
     f.drain();
-    let before = f.record("a");
+    let before = f.footprint("a");
     for status in FAILURES {
         assert_eq!(f.settle("a", "r1", status), Settlement::Noop, "{status}");
     }
-    let (reason, _) = refund(&f.paid("a", "r1"));
-    assert!(matches!(reason, NoHoldReason::RefMismatch | NoHoldReason::Released), "{reason:?}");
+    // Judged against the actor's current hold (r2, live): the R' != R column.
+    assert_eq!(refund(&f.paid("a", "r1")), (NoHoldReason::RefMismatch, false));
     assert_eq!(f.drain(), vec![ev("refund_required", "a", "r1")]);
-    assert_eq!(f.record("a"), before, "the newer hold is untouched");
+    assert_eq!(f.footprint("a"), before, "the newer hold is untouched");
     assert_eq!(f.avail(), (1, 0, 9));
     assert_eq!(f.paid("a", "r2"), Settlement::Confirmed { replayed: false }, "the newer hold still settles");
 
     // Newer hold confirmed: an old attempt's failure does not unsell it.
     f.drain();
-    let before = f.record("a");
+    let before = f.footprint("a");
     for status in FAILURES {
         assert_eq!(f.settle("a", "r1", status), Settlement::Noop, "{status}");
     }
     assert_eq!(f.drain(), vec![]);
-    assert_eq!(f.record("a"), before);
+    assert_eq!(f.footprint("a"), before);
     assert_eq!(f.avail(), (0, 1, 9));
 }
 
 #[test]
 fn late_failed__never_undoes_a_paid_seat() {
     let f = with_confirmed();
-    let before = f.record("a");
+    let before = f.footprint("a");
     for status in FAILURES {
         for r in ["r1", "r-other"] {
             assert_eq!(f.settle("a", r, status), Settlement::Noop, "{status} {r}");
@@ -655,7 +695,7 @@ fn late_failed__never_undoes_a_paid_seat() {
     assert_eq!(f.sweep(), 0, "a sweep never touches a confirmed hold");
     assert_eq!(f.drain(), vec![]);
     assert_eq!(f.avail(), (0, 1, 9));
-    assert_eq!(f.record("a"), before);
+    assert_eq!(f.footprint("a"), before);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -665,12 +705,20 @@ fn late_failed__never_undoes_a_paid_seat() {
 #[test]
 fn request_while_holding_or_paid__is_already_with_the_existing_ref() {
     let f = with_held_live();
-    assert_eq!(f.request("a", "r2").unwrap(), RequestOutcome::Already { hold_ref: rf("r1"), confirmed: false });
+    let held = f.booking("r1").unwrap();
+    assert_eq!(
+        f.request("a", "r2").unwrap(),
+        RequestOutcome::Already { hold_ref: rf("r1"), confirmed: false, checkout: Some(held.checkout_request()) },
+        "a live hold answers with its checkout, to resume"
+    );
     assert_eq!(f.drain(), vec![]);
     assert_eq!(f.avail(), (1, 0, 9), "no second hold");
     assert_eq!(f.paid("a", "r1"), Settlement::Confirmed { replayed: false });
     f.drain();
-    assert_eq!(f.request("a", "r3").unwrap(), RequestOutcome::Already { hold_ref: rf("r1"), confirmed: true });
+    assert_eq!(
+        f.request("a", "r3").unwrap(),
+        RequestOutcome::Already { hold_ref: rf("r1"), confirmed: true, checkout: None }
+    );
     assert_eq!(f.drain(), vec![]);
     assert_eq!(f.avail(), (0, 1, 9));
 }
@@ -680,12 +728,16 @@ fn request_that_does_not_fit__is_full_with_the_capacity() {
     let f = Fx::new(2);
     f.hold_n("a", "ra", 2);
     f.drain();
-    assert_eq!(f.request("b", "rb").unwrap(), RequestOutcome::Full { capacity: 2 });
+    assert_eq!(f.request("b", "rb").unwrap(), RequestOutcome::Full { capacity: 2, tier: None });
     assert_eq!(f.drain(), vec![]);
     assert_eq!(f.avail(), (2, 0, 0));
-    assert_eq!(f.record("b"), None);
+    assert_eq!(f.footprint("b"), (None, None));
     let g = Fx::new(2);
-    assert_eq!(g.request_n("b", "rb", 3).unwrap(), RequestOutcome::Full { capacity: 2 }, "more than the capacity");
+    assert_eq!(
+        g.request_n("b", "rb", 3).unwrap(),
+        RequestOutcome::Full { capacity: 2, tier: None },
+        "more than the capacity"
+    );
     assert_eq!(g.drain(), vec![]);
 }
 
@@ -708,17 +760,17 @@ fn request_repeated_with_the_same_ref__replays_the_same_checkout() {
 }
 
 #[test]
-fn request_reusing_the_ref_of_an_ended_hold__is_ref_reused() {
+fn request_reusing_the_ref_of_an_ended_hold__is_ref_used() {
     let released = with_released();
     let expired = with_expired();
     let lapsed = with_held_lapsed();
     for (name, f) in [("released", &released), ("expired", &expired), ("lapsed", &lapsed)] {
-        let before = f.record("a");
+        let before = f.footprint("a");
         let avail = f.avail();
         let err = f.request("a", "r1").unwrap_err();
-        assert!(matches!(&err, RequestError::RefReused { hold_ref } if *hold_ref == rf("r1")), "{name}: {err:?}");
+        assert!(matches!(&err, OpError::Refused(RequestRefusal::RefUsed)), "{name}: {err:?}");
         assert_eq!(f.drain(), vec![], "{name}");
-        assert_eq!(f.record("a"), before, "{name}");
+        assert_eq!(f.footprint("a"), before, "{name}");
         assert_eq!(f.avail(), avail, "{name}");
         assert!(matches!(f.request("a", "r2").unwrap(), RequestOutcome::AwaitingPayment { replayed: false, .. }));
     }
@@ -736,7 +788,7 @@ fn lowering_the_capacity__revokes_nothing() {
     assert_eq!((a.capacity, a.held, a.confirmed, a.available), (1, 2, 1, 0));
     assert_eq!(f.drain(), vec![], "nothing is released or refunded");
     assert_eq!(f.state("a"), Some(("ra".into(), HoldState::Held)));
-    assert_eq!(f.request("c", "rc").unwrap(), RequestOutcome::Full { capacity: 1 });
+    assert_eq!(f.request("c", "rc").unwrap(), RequestOutcome::Full { capacity: 1, tier: None });
     assert_eq!(f.paid("a", "ra"), Settlement::Confirmed { replayed: false }, "a hold from before still sells");
     assert_eq!(f.drain(), vec![ev("hold_confirmed", "a", "ra")]);
     assert_eq!(f.avail(), (0, 3, 0));
@@ -747,7 +799,7 @@ fn lapsed_hold__neither_blocks_nor_shows_before_any_sweep() {
     let f = Fx::new(1);
     f.hold("a", "ra");
     f.drain();
-    assert_eq!(f.request("b", "rb").unwrap(), RequestOutcome::Full { capacity: 1 }, "live: it blocks");
+    assert_eq!(f.request("b", "rb").unwrap(), RequestOutcome::Full { capacity: 1, tier: None }, "live: it blocks");
     f.clock.advance(Duration::seconds(TTL - 1));
     assert_eq!(f.avail(), (1, 0, 0), "one second before expiry it still shows");
     f.clock.advance(Duration::seconds(1));
@@ -806,11 +858,11 @@ fn every_hold__ends_in_exactly_one_terminal_event() {
 }
 
 #[test]
-fn request__with_a_ref_that_already_has_money_behind_it__is_refused_ref_reused() {
+fn request__with_a_ref_that_already_has_money_behind_it__is_refused_ref_used() {
     // r1 is paid after it lapsed (refund), r2 is then placed and released. Reusing r1 must be
     // refused: a redelivery of r1's payment would be answered as a replay of its refund while
     // a new r1 hold waited unpaid.
-    let f = with_no_hold();
+    let f = Fx::new(CAPACITY);
     f.hold("ann", "r1");
     f.lapse();
     let (reason, replayed) = refund(&f.paid("ann", "r1"));
@@ -819,7 +871,280 @@ fn request__with_a_ref_that_already_has_money_behind_it__is_refused_ref_reused()
     assert_eq!(f.failed("ann", "r2"), Settlement::Released);
     let before = f.avail();
     let err = f.request("ann", "r1").expect_err("a settled ref is refused");
-    assert!(matches!(&err, RequestError::RefReused { hold_ref } if *hold_ref == rf("r1")), "{err:?}");
+    assert!(matches!(&err, OpError::Refused(RequestRefusal::RefUsed)), "{err:?}");
     assert_eq!(f.avail(), before, "a refused request changes nothing");
     assert_eq!(f.state("ann"), Some(("r2".to_string(), HoldState::Released)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refs are single-use per occurrence, whoever used them
+// ---------------------------------------------------------------------------------------------
+
+fn is_ref_used(r: &Result<RequestOutcome, RequestError>) -> bool {
+    matches!(r, Err(OpError::Refused(RequestRefusal::RefUsed)))
+}
+
+#[test]
+fn request__with_the_ref_of_another_actors_hold__is_ref_used_in_every_state() {
+    // b's hold under r1: live, lapsed, confirmed, released, expired.
+    let live = with_no_hold();
+    let lapsed = with_no_hold();
+    lapsed.lapse();
+    let confirmed = with_no_hold();
+    assert_eq!(confirmed.paid("b", "r1"), Settlement::Confirmed { replayed: false });
+    let released = with_no_hold();
+    assert_eq!(released.failed("b", "r1"), Settlement::Released);
+    let expired = with_no_hold();
+    expired.lapse();
+    assert_eq!(expired.sweep(), 1);
+    for (name, f) in [
+        ("live", &live),
+        ("lapsed", &lapsed),
+        ("confirmed", &confirmed),
+        ("released", &released),
+        ("expired", &expired),
+    ] {
+        f.drain();
+        let (avail, b_before) = (f.avail(), f.footprint("b"));
+        let out = f.request("a", "r1");
+        assert!(is_ref_used(&out), "{name}: {out:?}");
+        assert_eq!(f.drain(), vec![], "{name}: nothing emitted");
+        assert_eq!(f.avail(), avail, "{name}");
+        assert_eq!(f.footprint("b"), b_before, "{name}: b's hold untouched");
+        assert_eq!(f.footprint("a"), (None, None), "{name}: nothing written for a");
+        // The same request with the same order as b's: still not a replay, it is not a's.
+        let same_order = f.request("a", "r1");
+        assert!(is_ref_used(&same_order), "{name}: {same_order:?}");
+        assert!(matches!(f.request("a", "r2").unwrap(), RequestOutcome::AwaitingPayment { replayed: false, .. }));
+    }
+}
+
+#[test]
+fn request__same_ref_other_order_while_live__is_request_changed_and_changes_nothing() {
+    let f = with_held_live();
+    let before = (f.footprint("a"), f.avail());
+    let err = f.request_n("a", "r1", 2).unwrap_err();
+    assert!(matches!(err, OpError::Refused(RequestRefusal::RequestChanged)), "{err:?}");
+    let other_price = HoldRequest::new(f.occ.clone(), actor("a"), rf("r1"), Money::parse("30.00", "EUR").unwrap());
+    let err = f.engine.request(&other_price).unwrap_err();
+    assert!(matches!(err, OpError::Refused(RequestRefusal::RequestChanged)), "{err:?}");
+    assert_eq!((f.footprint("a"), f.avail()), before);
+    assert_eq!(f.drain(), vec![]);
+    // The identical request is still the replay.
+    assert!(matches!(f.request("a", "r1").unwrap(), RequestOutcome::AwaitingPayment { replayed: true, .. }));
+}
+
+#[test]
+fn request__precedence_malformed_then_replay_then_already_then_used_ref_then_full() {
+    let f = Fx::new(2);
+    f.hold("b", "rb");
+    f.hold("a", "ra");
+    f.drain();
+    // Malformed input first, even with the ref of a live hold of the actor's.
+    let err = f.request_n("a", "ra", 0).unwrap_err();
+    assert!(matches!(err, OpError::Refused(RequestRefusal::BadQuantity { .. })), "{err:?}");
+    // Replay of the live hold's own request, though the occurrence is full.
+    assert!(matches!(f.request("a", "ra").unwrap(), RequestOutcome::AwaitingPayment { replayed: true, .. }));
+    // Already (a live hold under another ref) beats a used ref (b's).
+    assert!(
+        matches!(f.request("a", "rb").unwrap(), RequestOutcome::Already { hold_ref, confirmed: false, .. } if hold_ref == rf("ra"))
+    );
+    // A used ref beats Full: c has no hold, the occurrence is full, the ref is b's.
+    assert!(is_ref_used(&f.request("c", "rb")));
+    assert_eq!(f.request("c", "rc").unwrap(), RequestOutcome::Full { capacity: 2, tier: None });
+    // Paid: without max_per_actor the booking answers Already, before the used ref.
+    assert_eq!(f.paid("a", "ra"), Settlement::Confirmed { replayed: false });
+    assert_eq!(
+        f.request("a", "rb").unwrap(),
+        RequestOutcome::Already { hold_ref: rf("ra"), confirmed: true, checkout: None }
+    );
+    // Unknown occurrence is refused as such.
+    let nowhere = HoldRequest::new(occ("nowhere"), actor("a"), rf("rx"), price());
+    assert!(matches!(f.engine.request(&nowhere), Err(OpError::Refused(RequestRefusal::UnknownOccurrence))));
+    assert_eq!(f.drain(), vec![ev("hold_confirmed", "a", "ra")], "only the payment wrote anything");
+}
+
+#[test]
+fn paid_before_its_request__is_refund_no_hold_and_the_leaked_ref_is_used_for_that_actor() {
+    let f = Fx::new(CAPACITY);
+    // The payment side leaks r9 before the booking side placed anything.
+    assert_eq!(refund(&f.paid("a", "r9")), (NoHoldReason::NoHold, false));
+    assert_eq!(f.drain(), vec![ev("refund_required", "a", "r9")]);
+    // a's request under r9 would have its payment answered by that refund's replay: refused.
+    assert!(is_ref_used(&f.request("a", "r9")));
+    assert_eq!(f.avail(), (0, 0, 10));
+    // Another actor's payment record does not name a hold: b may still hold under r9.
+    assert!(matches!(f.request("b", "r9").unwrap(), RequestOutcome::AwaitingPayment { replayed: false, .. }));
+    // a's payment redelivered: still a's refund, never b's hold.
+    assert_eq!(refund(&f.paid("a", "r9")), (NoHoldReason::NoHold, true));
+    assert_eq!(f.avail(), (1, 0, 9));
+    assert_eq!(f.paid("b", "r9"), Settlement::Confirmed { replayed: false });
+    assert_eq!(f.drain(), vec![ev("hold_placed", "b", "r9"), ev("hold_confirmed", "b", "r9")]);
+    assert_eq!(f.payments(), 2, "one accounting each for a's and b's payments");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the money is checked, and where it is not
+// ---------------------------------------------------------------------------------------------
+
+fn paid_money(f: &Fx, who: &str, r: &str, amount: &str, currency: &str) -> Settlement {
+    let result = f
+        .result(who, r, PaymentStatus::Paid)
+        .with_money(Amount::parse(amount).unwrap(), Currency::parse(currency).unwrap());
+    f.engine.settle(&result).unwrap()
+}
+
+#[test]
+fn wrong_money_for_a_hold_that_cannot_be_confirmed__is_a_refund_of_the_money_received() {
+    for (name, f, reason) in [
+        ("lapsed", with_held_lapsed(), NoHoldReason::Expired),
+        ("expired", with_expired(), NoHoldReason::Expired),
+        ("released", with_released(), NoHoldReason::Released),
+    ] {
+        let out = paid_money(&f, "a", "r1", "24.99", "USD");
+        let Settlement::PaidButNoHold { refund, replayed: false } = &out else { panic!("{name}: {out:?}") };
+        assert_eq!(refund.reason, reason, "{name}");
+        assert_eq!(
+            (refund.amount, refund.currency),
+            (Some(Amount::parse("24.99").unwrap()), Some(Currency::parse("USD").unwrap())),
+            "{name}: the refund carries what was received"
+        );
+        f.sweep();
+        let events = f.drain();
+        assert_eq!(count(&events, "refund_required"), 1, "{name}: {events:?}");
+        assert_eq!(f.avail(), (0, 0, 10), "{name}");
+        // Its redelivery replays it, whatever the body says now.
+        let again = paid_money(&f, "a", "r1", "25.00", "EUR");
+        assert_eq!(again, Settlement::PaidButNoHold { refund: refund.clone(), replayed: true }, "{name}");
+        assert_eq!(f.drain(), vec![], "{name}");
+    }
+    // Without money on the result, the refund carries the hold's price.
+    let f = with_expired();
+    let out = f.paid("a", "r1");
+    let Settlement::PaidButNoHold { refund, .. } = &out else { panic!("{out:?}") };
+    assert_eq!((refund.amount, refund.currency), (Some(price().amount), Some(price().currency)));
+}
+
+#[test]
+fn redelivered_paid_with_other_money__replays_and_is_never_rejected() {
+    let f = with_confirmed();
+    let before = f.footprint("a");
+    assert_eq!(paid_money(&f, "a", "r1", "1.00", "USD"), Settlement::Confirmed { replayed: true });
+    assert_eq!(f.drain(), vec![]);
+    assert_eq!(f.footprint("a"), before);
+    assert_eq!(f.avail(), (0, 1, 9));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which deliveries are the same payment
+// ---------------------------------------------------------------------------------------------
+
+fn paid_by(f: &Fx, who: &str, r: &str, provider: Option<&str>) -> Settlement {
+    let mut result = f.result(who, r, PaymentStatus::Paid);
+    if let Some(p) = provider {
+        result = result.with_provider_ref(ProviderRef::new(p).unwrap());
+    }
+    f.engine.settle(&result).unwrap()
+}
+
+#[test]
+fn second_payment_with_another_provider_ref__is_refund_duplicate_payment_accounted_on_its_own() {
+    let f = with_held_live();
+    assert_eq!(paid_by(&f, "a", "r1", Some("pi_1")), Settlement::Confirmed { replayed: false });
+    f.drain();
+    let before = f.footprint("a");
+
+    // The customer was charged twice: refund the second charge, confirm nothing again.
+    let out = paid_by(&f, "a", "r1", Some("pi_2"));
+    let Settlement::PaidButNoHold { refund: dup, replayed: false } = &out else { panic!("{out:?}") };
+    assert_eq!(dup.reason, NoHoldReason::DuplicatePayment);
+    assert_eq!(dup.provider_ref, Some(ProviderRef::new("pi_2").unwrap()), "the charge to refund");
+    assert_eq!((dup.amount, dup.currency), (Some(price().amount), Some(price().currency)));
+    assert_eq!(f.drain(), vec![ev("refund_required", "a", "r1")]);
+    assert_eq!(f.footprint("a"), before, "the booking and the actor are untouched");
+    assert_eq!(f.avail(), (0, 1, 9));
+
+    // Each payment's redeliveries replay its own answer.
+    for _ in 0..2 {
+        assert_eq!(
+            paid_by(&f, "a", "r1", Some("pi_2")),
+            Settlement::PaidButNoHold { refund: dup.clone(), replayed: true }
+        );
+        assert_eq!(paid_by(&f, "a", "r1", Some("pi_1")), Settlement::Confirmed { replayed: true });
+        // Without a provider ref, a delivery is the first payment's.
+        assert_eq!(paid_by(&f, "a", "r1", None), Settlement::Confirmed { replayed: true });
+    }
+    // A third charge is a refund of its own.
+    let third = paid_by(&f, "a", "r1", Some("pi_3"));
+    assert!(
+        matches!(&third, Settlement::PaidButNoHold { refund, replayed: false } if refund.reason == NoHoldReason::DuplicatePayment),
+        "{third:?}"
+    );
+    assert_eq!(f.drain(), vec![ev("refund_required", "a", "r1")]);
+    assert_eq!(f.avail(), (0, 1, 9));
+
+    // The ledger: three payments received, two refunded, one booking's worth kept.
+    let ledger = f.engine.ledger(&f.occ).unwrap();
+    assert_eq!(f.payments(), 3, "{ledger:?}");
+    let refunds = ledger.entries.iter().filter(|e| e.kind == EntryKind::Refund).count();
+    assert_eq!(refunds, 2, "{ledger:?}");
+    assert_eq!(ledger.net(price().currency), Some(price().amount), "{ledger:?}");
+}
+
+#[test]
+fn second_payment_after_a_refund__is_refund_duplicate_payment_and_the_first_refund_stands() {
+    let f = with_held_lapsed();
+    let first = paid_by(&f, "a", "r1", Some("pi_1"));
+    assert_eq!(refund(&first), (NoHoldReason::Expired, false));
+    let second = paid_by(&f, "a", "r1", Some("pi_2"));
+    assert_eq!(refund(&second), (NoHoldReason::DuplicatePayment, false));
+    assert_eq!(refund(&paid_by(&f, "a", "r1", Some("pi_1"))), (NoHoldReason::Expired, true));
+    assert_eq!(refund(&paid_by(&f, "a", "r1", Some("pi_2"))), (NoHoldReason::DuplicatePayment, true));
+    let events = f.drain();
+    assert_eq!(count(&events, "refund_required"), 2, "{events:?}");
+    assert_eq!(count(&events, "hold_expired"), 1, "{events:?}");
+    assert_eq!(f.payments(), 2);
+}
+
+#[test]
+fn first_payment_without_provider_ref__a_later_one_with_a_provider_ref_is_its_redelivery() {
+    // Identity is (occ, actor, ref), plus the provider ref only when both deliveries carry one.
+    let f = with_held_live();
+    assert_eq!(paid_by(&f, "a", "r1", None), Settlement::Confirmed { replayed: false });
+    assert_eq!(paid_by(&f, "a", "r1", Some("pi_1")), Settlement::Confirmed { replayed: true });
+    assert_eq!(paid_by(&f, "a", "r1", Some("pi_2")), Settlement::Confirmed { replayed: true });
+    f.drain();
+    assert_eq!(f.payments(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 1 location: a result is judged against the actor's current (latest) hold
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn paid_for_an_older_hold__is_judged_against_the_current_hold() {
+    // r1 lapsed, then r2 placed (ending r1): a payment for r1 is the R' != R column of r2's
+    // row, not r1's own `expired`.
+    let f = with_held_lapsed();
+    f.hold("a", "r2");
+    f.drain();
+    let before = f.footprint("a");
+    assert_eq!(refund(&f.paid("a", "r1")), (NoHoldReason::RefMismatch, false), "current hold r2 is live");
+    assert_eq!(f.footprint("a"), before, "r2 untouched");
+    assert_eq!(f.paid("a", "r2"), Settlement::Confirmed { replayed: false });
+    f.drain();
+    // A further old attempt's payment after the current hold is paid: already_paid.
+    assert!(matches!(f.request("a", "r3").unwrap(), RequestOutcome::Already { confirmed: true, .. }));
+    let g = with_released();
+    g.hold("a", "r2");
+    assert_eq!(g.paid("a", "r2"), Settlement::Confirmed { replayed: false });
+    assert_eq!(refund(&g.paid("a", "r1")), (NoHoldReason::AlreadyPaid, false), "current hold r2 is confirmed");
+    assert_eq!(g.avail(), (0, 1, 9));
+    // Current hold released, older one expired: R' != R in the released row.
+    let h = with_expired();
+    h.hold("a", "r2");
+    assert_eq!(h.failed("a", "r2"), Settlement::Released);
+    let (reason, _) = refund(&h.paid("a", "r1"));
+    assert!(matches!(reason, NoHoldReason::RefMismatch | NoHoldReason::NoHold), "{reason:?}");
+    assert_eq!(h.avail(), (0, 0, 10));
 }

@@ -83,7 +83,7 @@ fn outbox(id: u64, kind: EventKind) -> OutboxEvent {
         event: DomainEvent {
             occ_key: occ("gig-2026-12-01"),
             actor: actor("user-42"),
-            hold_ref: hold_ref("r-7f3a"),
+            hold_ref: Some(hold_ref("r-7f3a")),
             at: datetime!(2026-12-01 19:00:00 UTC),
             kind,
         },
@@ -229,6 +229,8 @@ fn outbox_hold_placed_snapshot() {
             quantity: 2,
             price: money("50.00", "EUR"),
             expires_at: datetime!(2026-12-01 19:10 UTC),
+            lines: Vec::new(),
+            metadata: None,
         },
     );
     insta::assert_snapshot!("outbox_hold_placed", e.to_json());
@@ -236,7 +238,10 @@ fn outbox_hold_placed_snapshot() {
 
 #[test]
 fn outbox_hold_confirmed_snapshot() {
-    insta::assert_snapshot!("outbox_hold_confirmed", outbox(2, EventKind::HoldConfirmed { quantity: 2 }).to_json());
+    insta::assert_snapshot!(
+        "outbox_hold_confirmed",
+        outbox(2, EventKind::HoldConfirmed { quantity: 2, revived: false }).to_json()
+    );
 }
 
 #[test]
@@ -331,11 +336,13 @@ fn outbox_events_carry_design_fields_in_frozen_order() {
                 quantity: 1,
                 price: money("25.00", "EUR"),
                 expires_at: datetime!(2026-12-01 19:10 UTC),
+                lines: Vec::new(),
+                metadata: None,
             },
             "hold_placed",
             vec!["quantity", "amount", "currency", "expires_at"],
         ),
-        (EventKind::HoldConfirmed { quantity: 1 }, "hold_confirmed", vec!["quantity"]),
+        (EventKind::HoldConfirmed { quantity: 1, revived: false }, "hold_confirmed", vec!["quantity"]),
         (EventKind::HoldReleased { quantity: 1 }, "hold_released", vec!["quantity"]),
         (EventKind::HoldExpired { quantity: 1 }, "hold_expired", vec!["quantity"]),
         (

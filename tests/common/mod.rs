@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use seathold::contract::{EventKind, OutboxEvent};
+use seathold::contract::{EventKind, NoHoldReason, OutboxEvent};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -56,8 +56,16 @@ pub fn fmt_amount(cents: u64, form: u8) -> String {
     }
 }
 
-/// Identity of one paid result, as invariant 3 counts it: (occ_key, actor, ref).
-pub type PaidKey = (String, String, String);
+/// Identity of one accounted payment, as invariant 3 counts it: (occ_key, actor, ref), plus
+/// the provider ref for a second, different payment under an already accounted ref (a
+/// `duplicate_payment` refund, which is an accounting of its own). `None` for the first
+/// payment accounted under (occ_key, actor, ref).
+pub type PaidKey = (String, String, String, Option<String>);
+
+/// The key of the first payment accounted under (occ, actor, ref).
+pub fn paid_key(occ: &str, actor: &str, r: &str) -> PaidKey {
+    (occ.to_owned(), actor.to_owned(), r.to_owned(), None)
+}
 
 /// A hold the ledger has seen placed and not yet ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,22 +75,30 @@ pub struct OpenHold {
     pub expires_at: OffsetDateTime,
 }
 
-/// An independent outbox consumer. Feed it every event once, in id order; it fails on:
-/// a repeated id, ids not increasing within an occurrence, a hold placed while the actor's
-/// previous one is still open, a terminal event for a hold that is not open (or under another
-/// ref or quantity), and a second accounting event (`hold_confirmed` / `refund_required`) for
-/// one (occ, actor, ref).
+/// An independent outbox consumer for Part 1 occurrences. Feed it every event once, in id
+/// order; it fails on: a repeated id, ids not increasing within an occurrence, an event
+/// without a ref, a hold placed while the actor's previous one is still open, a terminal
+/// event for a hold that is not open (or under another ref or quantity), a second accounting
+/// event (`hold_confirmed` / `refund_required`) for one (occ, actor, ref), and a
+/// `duplicate_payment` refund that is not a second payment: one whose (occ, actor, ref) has
+/// no accounting yet, whose provider ref is missing or is the first payment's, or that
+/// repeats an earlier duplicate's provider ref.
 #[derive(Debug, Default)]
 pub struct Ledger {
     seen: HashSet<u64>,
     last_id: HashMap<String, u64>,
     pub open: HashMap<(String, String), OpenHold>,
     pub accounted: HashMap<PaidKey, &'static str>,
+    /// The provider ref of the first accounting of (occ, actor, ref): `Some(p)` when its
+    /// event says (a refund carries the result's provider ref, or none), `None` when it does
+    /// not (a confirmation).
+    first_provider: HashMap<PaidKey, Option<Option<String>>>,
     pub confirmed_seats: HashMap<String, u64>,
     pub placed: u64,
     pub ended: u64,
     pub confirmed_events: u64,
     pub refund_events: u64,
+    pub duplicate_refunds: u64,
     pub expired_events: u64,
     pub released_events: u64,
 }
@@ -95,7 +111,9 @@ impl Ledger {
         }
         let occ = e.event.occ_key.as_str().to_owned();
         let actor = e.event.actor.as_str().to_owned();
-        let r = e.event.hold_ref.as_str().to_owned();
+        let Some(r) = e.event.hold_ref.as_ref().map(|r| r.as_str().to_owned()) else {
+            return Err(format!("event {id} has no ref: {e:?}"));
+        };
         let last = self.last_id.entry(occ.clone()).or_insert(0);
         if id <= *last {
             return Err(format!("event ids of {occ} not increasing: {id} after {last}"));
@@ -119,11 +137,16 @@ impl Ledger {
                 self.open.insert(key, OpenHold { hold_ref: r, quantity: *quantity, expires_at: *expires_at });
                 self.placed += 1;
             }
-            EventKind::HoldConfirmed { quantity } => {
+            EventKind::HoldConfirmed { quantity, revived } => {
+                if *revived {
+                    return Err(format!(
+                        "revived confirmation for {key:?} ref {r} at a late_payment: refund occurrence"
+                    ));
+                }
                 end(self, *quantity, "hold_confirmed")?;
                 self.confirmed_events += 1;
                 *self.confirmed_seats.entry(occ.clone()).or_insert(0) += u64::from(*quantity);
-                self.account((occ, actor, r), "hold_confirmed")?;
+                self.account(paid_key(&occ, &actor, &r), None, "hold_confirmed")?;
             }
             EventKind::HoldReleased { quantity } => {
                 end(self, *quantity, "hold_released")?;
@@ -133,18 +156,49 @@ impl Ledger {
                 end(self, *quantity, "hold_expired")?;
                 self.expired_events += 1;
             }
-            EventKind::RefundRequired { .. } => {
+            EventKind::RefundRequired { reason: NoHoldReason::DuplicatePayment, provider_ref, .. } => {
                 self.refund_events += 1;
-                self.account((occ, actor, r), "refund_required")?;
+                self.duplicate_refunds += 1;
+                let first = paid_key(&occ, &actor, &r);
+                let Some(first_provider) = self.first_provider.get(&first) else {
+                    return Err(format!("duplicate_payment refund for {first:?}, which has no accounting yet"));
+                };
+                let Some(p) = provider_ref.as_ref().map(|p| p.as_str().to_owned()) else {
+                    return Err(format!("duplicate_payment refund for {first:?} without a provider ref"));
+                };
+                match first_provider {
+                    Some(None) => {
+                        return Err(format!(
+                            "duplicate_payment refund for {first:?}: its first payment carried no provider ref, so \
+                             {p} is its redelivery"
+                        ));
+                    }
+                    Some(Some(f)) if *f == p => {
+                        return Err(format!("duplicate_payment refund for {first:?} under the first payment's {p}"));
+                    }
+                    _ => {}
+                }
+                self.account((occ, actor, r, Some(p)), None, "duplicate_payment refund")?;
+            }
+            EventKind::RefundRequired { reason: NoHoldReason::Cancelled, .. } => {
+                return Err(format!("unexpected cancellation refund {e:?}"));
+            }
+            EventKind::RefundRequired { provider_ref, .. } => {
+                self.refund_events += 1;
+                let p = provider_ref.as_ref().map(|p| p.as_str().to_owned());
+                self.account(paid_key(&occ, &actor, &r), Some(p), "refund_required")?;
             }
             other => return Err(format!("unexpected event kind {other:?}")),
         }
         Ok(())
     }
 
-    fn account(&mut self, key: PaidKey, what: &'static str) -> Result<(), String> {
+    fn account(&mut self, key: PaidKey, provider: Option<Option<String>>, what: &'static str) -> Result<(), String> {
         if let Some(first) = self.accounted.insert(key.clone(), what) {
             return Err(format!("paid result {key:?} accounted twice: {first} then {what}"));
+        }
+        if key.3.is_none() {
+            self.first_provider.insert(key, provider);
         }
         Ok(())
     }
