@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
+use seathold::Clock;
 use seathold::catalogue::{Availability, BlockOutcome, LatePayment, Line, OccurrenceConfig, Pool, Tier};
 use seathold::contract::{
     ActorId, BlockName, Metadata, Money, OccKey, OutboxEvent, PaymentResult, PoolName, Ref, TierName,
@@ -28,6 +29,7 @@ use seathold::holds::{CancelOutcome, HoldRequest, RequestOutcome};
 use seathold::settlement::Settlement;
 use seathold::store::AsyncStore;
 use seathold::tickets::{CheckIn, TicketKey};
+use seathold::webhooks::{Headers, Verifier, WebhookSecret};
 use seathold::{AsyncEngine, ManualClock, MemoryStore, OpError};
 use serde_json::{Value, json};
 use time::macros::datetime;
@@ -455,8 +457,20 @@ async fn run<S: AsyncStore>(
 
 /// A signed webhook: verified against the secrets given by `webhook_secrets`, on the
 /// runner's clock, before anything is parsed.
-fn signed(_state: &State, _clock: &ManualClock, _headers: &Value, _raw: &str) -> Result<PaymentResult, String> {
-    Err("signed webhooks are not supported by this runner yet (signature not checked)".into())
+fn signed(state: &State, clock: &ManualClock, headers: &Value, raw: &str) -> Result<PaymentResult, String> {
+    let headers = headers.as_object().ok_or("bad signature: \"headers\" must be an object")?;
+    let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str());
+    let secrets = state
+        .secrets
+        .iter()
+        .map(|s| WebhookSecret::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad signature: {e}"))?;
+    let verifier = Verifier::new(secrets).map_err(|e| format!("bad signature: {e}"))?;
+    verifier
+        .verify(&Headers::from_lookup(get), raw.as_bytes(), clock.now())
+        .map_err(|e| format!("bad signature: {e}"))?;
+    PaymentResult::from_json(raw.as_bytes()).map_err(err)
 }
 
 fn settlement_json(s: &Settlement) -> Value {

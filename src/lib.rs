@@ -52,6 +52,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+#[cfg(feature = "tokio")]
+pub mod background;
 pub mod catalogue;
 pub mod clock;
 #[cfg(any(test, feature = "conformance"))]
@@ -65,12 +67,13 @@ pub mod settlement;
 pub mod store;
 pub mod tickets;
 pub mod waitlist;
+pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    AsyncEngine, AvailabilityError, Basket, BlockError, CancelError, DEFAULT_MAX_ATTEMPTS, Engine, ExtendError, Never,
-    OpError, OpenError, OpenRefusal, PriceError, PriceRefusal, RequestError, SettleError, SweepError, TicketError,
-    TicketRefusal, UnknownOccurrence, WaitlistError,
+    AsyncEngine, AvailabilityError, Basket, BlockError, CancelError, Classify, DEFAULT_MAX_ATTEMPTS, Engine, ErrorKind,
+    ExtendError, Never, OpError, OpenError, OpenRefusal, PriceError, PriceRefusal, Pruned, RequestError, SettleError,
+    SweepError, TicketError, TicketRefusal, UnknownOccurrence, WaitlistError, WebhookError, WebhookRefusal,
 };
 pub use store::{AsyncStore, MemoryStore, Store};
 

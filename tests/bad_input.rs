@@ -724,9 +724,15 @@ fn boundaries_that_are_accepted() {
     let p = "p".repeat(MAX_PROVIDER_REF_BYTES);
     assert!(PaymentResult::from_json(&payment("provider_ref", Some(json!(p)))).is_ok());
     // Amount extremes.
-    for ok in ["0", "0.0", "000", "1", "25.00", "999999999999999999", "999999999999999999.999999999", "0.000000001"] {
+    for ok in ["0", "0.0", "000", "1", "25.00", "999999999999999999", "999999999999999999.990000000", "0.010"] {
         assert!(PaymentResult::from_json(&payment("amount", Some(json!(ok)))).is_ok(), "{ok}");
         assert!(CheckoutRequest::from_json(&checkout("amount", Some(json!(ok)))).is_ok(), "{ok}");
+    }
+    // Nine decimals, in a currency without a minor unit (gold).
+    for ok in ["999999999999999999.999999999", "0.000000001"] {
+        let mut p: Value = serde_json::from_slice(&payment("amount", Some(json!(ok)))).unwrap();
+        p["currency"] = json!("XAU");
+        assert!(PaymentResult::from_json(p.to_string().as_bytes()).is_ok(), "{ok}");
     }
     // Quantity 1 and MAX_QUANTITY; absent defaults to 1.
     for (v, want) in [(Some(json!(1)), 1), (Some(json!(MAX_QUANTITY)), MAX_QUANTITY), (None, 1)] {

@@ -62,6 +62,9 @@ pub enum ConfigError {
         /// The maximum, in seconds.
         max: u32,
     },
+    /// A tier's price has more decimals than its currency's minor unit.
+    #[error("tier {0}'s price is more precise than its currency allows")]
+    BadPrice(TierName),
     /// `max_per_actor` is zero (nobody could buy anything). Leave it unset for no limit.
     #[error("max_per_actor must be at least 1")]
     BadMaxPerActor,
@@ -281,13 +284,28 @@ impl OccurrenceConfig {
         Ok(self)
     }
 
-    /// Check the configuration is consistent on its own: unique tier and pool names, every
-    /// pool a tier names declared, sizes within [`MAX_TIERS`] and [`MAX_POOLS`], a
-    /// `max_per_actor` of at least 1.
+    /// Check the configuration is consistent on its own: TTLs and the extension limit within
+    /// range (again: a configuration read with serde skipped the constructors), unique tier
+    /// and pool names, every pool a tier names declared, prices within their currencies'
+    /// minor units, sizes within [`MAX_TIERS`] and [`MAX_POOLS`], a `max_per_actor` of at
+    /// least 1.
     ///
     /// # Errors
     /// The [`ConfigError`] naming the first problem found.
     pub fn check(&self) -> Result<(), ConfigError> {
+        // A configuration read with serde skipped the constructors' checks: repeat them.
+        if !(1..=MAX_HOLD_TTL_SECS).contains(&self.hold_ttl_secs) {
+            return Err(ConfigError::BadHoldTtl { got: u64::from(self.hold_ttl_secs), max: MAX_HOLD_TTL_SECS });
+        }
+        if let Some(t) = self.offer_ttl_secs.filter(|t| !(1..=MAX_HOLD_TTL_SECS).contains(t)) {
+            return Err(ConfigError::BadOfferTtl { got: u64::from(t), max: MAX_HOLD_TTL_SECS });
+        }
+        if self.max_extension_secs > MAX_HOLD_TTL_SECS {
+            return Err(ConfigError::BadMaxExtension {
+                got: u64::from(self.max_extension_secs),
+                max: MAX_HOLD_TTL_SECS,
+            });
+        }
         if self.tiers.len() > MAX_TIERS
             || self.pools.len() > MAX_POOLS
             || self.tiers.iter().any(|t| t.pools.len() > MAX_POOLS)
@@ -300,6 +318,9 @@ impl OccurrenceConfig {
         for (i, t) in self.tiers.iter().enumerate() {
             if self.tiers[..i].iter().any(|o| o.tier == t.tier) {
                 return Err(ConfigError::DuplicateTier(t.tier.clone()));
+            }
+            if t.price.currency.check_amount(t.price.amount).is_err() {
+                return Err(ConfigError::BadPrice(t.tier.clone()));
             }
             for p in &t.pools {
                 if !self.pools.iter().any(|d| &d.pool == p) {
@@ -419,7 +440,8 @@ impl OccurrenceConfig {
     }
 }
 
-/// A capacity dimension: something with a cap that seats count against.
+/// A capacity dimension: something with a cap that seats count against. Serialized as its
+/// [`Dim::to_key`] text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dim {
     /// The occurrence's `capacity`.
@@ -448,6 +470,19 @@ impl Dim {
             Some(("pool", p)) => PoolName::new(p).ok().map(Self::Pool),
             _ => None,
         }
+    }
+}
+
+impl Serialize for Dim {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_key())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dim {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Dim::from_key(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown dimension {s:?}")))
     }
 }
 
@@ -610,7 +645,7 @@ pub enum BlockRefusal {
 }
 
 /// What a block answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum BlockOutcome {
     /// The seats are blocked (or were already, by this same block).
@@ -713,7 +748,7 @@ pub fn decide_configure(
 
 /// What an occurrence has left, in seats (quantity-weighted), as a reader sees it at one
 /// instant: lapsed holds and lapsed offers never show (invariant 2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Availability {
     /// Seats for sale (the occurrence's capacity).
     pub capacity: u32,
@@ -734,7 +769,7 @@ pub struct Availability {
 }
 
 /// What one tier has left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierAvailability {
     /// Seats of this tier a new request could take now: the least room over every capacity
     /// it touches.

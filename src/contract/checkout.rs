@@ -133,11 +133,15 @@ impl CheckoutRequest {
     /// # Errors
     /// A [`ParseError`] variant for every way the message can be wrong.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
-        let map = object_from_bytes(bytes)?;
-        let f = Fields(&map);
+        Self::from_map(&object_from_bytes(bytes)?)
+    }
+
+    fn from_map(map: &serde_json::Map<String, serde_json::Value>) -> Result<Self, ParseError> {
+        let f = Fields(map);
         f.kind(CHECKOUT_KIND)?;
         let amount = f.opt_amount()?.ok_or(ParseError::MissingField { field: "amount" })?;
         let currency = f.opt_currency()?.ok_or(ParseError::MissingField { field: "currency" })?;
+        currency.check_amount(amount).map_err(|source| ParseError::BadMoney { field: "amount", source })?;
         let expires_at = f.opt_timestamp("expires_at")?.ok_or(ParseError::MissingField { field: "expires_at" })?;
         Ok(Self {
             kind: Kind,
@@ -156,5 +160,14 @@ impl CheckoutRequest {
     pub fn to_json(&self) -> String {
         // Serializing plain strings and numbers into a String cannot fail.
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CheckoutRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Object(map) => Self::from_map(&map).map_err(serde::de::Error::custom),
+            _ => Err(serde::de::Error::custom(ParseError::NotAnObject)),
+        }
     }
 }

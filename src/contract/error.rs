@@ -46,6 +46,18 @@ pub enum MoneyError {
     /// The currency is not three ASCII upper-case letters (the shape of an ISO 4217 code).
     #[error("currency {0:?} is not an ISO 4217 code of three upper-case letters")]
     BadCurrency(String),
+    /// The currency has the right shape but ISO 4217 has no such code (`"XYZ"`). Fix the code.
+    #[error("currency {0:?} is not in the ISO 4217 table")]
+    UnknownCurrency(String),
+    /// The amount has more decimals than the currency's minor unit (`"25.001"` EUR,
+    /// `"100.5"` JPY): no payment can be taken for it. Round it at the source.
+    #[error("amount has more decimals than {currency}'s minor unit ({minor_unit})")]
+    TooPrecise {
+        /// The currency.
+        currency: String,
+        /// Its minor unit, in decimals.
+        minor_unit: u32,
+    },
 }
 
 /// Everything that can be wrong with a wire message. Returned by

@@ -16,7 +16,7 @@ use super::{MAX_MESSAGE_BYTES, MAX_QUANTITY};
 
 /// Parse raw bytes into a JSON object, refusing oversize bodies first and duplicate
 /// top-level keys after.
-pub(super) fn object_from_bytes(bytes: &[u8]) -> Result<Map<String, Value>, ParseError> {
+pub(crate) fn object_from_bytes(bytes: &[u8]) -> Result<Map<String, Value>, ParseError> {
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(ParseError::TooLarge { len: bytes.len(), max: MAX_MESSAGE_BYTES });
     }
@@ -101,7 +101,7 @@ impl<'a> Fields<'a> {
         self.get(field).ok_or(ParseError::MissingField { field })
     }
 
-    pub(super) fn req_str(&self, field: &'static str) -> Result<&'a str, ParseError> {
+    pub(crate) fn req_str(&self, field: &'static str) -> Result<&'a str, ParseError> {
         self.req(field)?.as_str().ok_or(ParseError::WrongType { field, expected: "a string" })
     }
 
@@ -112,30 +112,30 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub(super) fn kind(&self, expected: &'static str) -> Result<(), ParseError> {
+    pub(crate) fn kind(&self, expected: &'static str) -> Result<(), ParseError> {
         let found = self.req_str("kind")?;
         if found == expected { Ok(()) } else { Err(ParseError::WrongKind { expected, found: clip(found) }) }
     }
 
-    pub(super) fn occ_key(&self) -> Result<OccKey, ParseError> {
+    pub(crate) fn occ_key(&self) -> Result<OccKey, ParseError> {
         OccKey::new(self.req_str("occ_key")?).map_err(|source| ParseError::BadId { field: "occ_key", source })
     }
 
-    pub(super) fn actor(&self) -> Result<ActorId, ParseError> {
+    pub(crate) fn actor(&self) -> Result<ActorId, ParseError> {
         ActorId::new(self.req_str("actor")?).map_err(|source| ParseError::BadId { field: "actor", source })
     }
 
-    pub(super) fn hold_ref(&self) -> Result<Ref, ParseError> {
+    pub(crate) fn hold_ref(&self) -> Result<Ref, ParseError> {
         Ref::new(self.req_str("ref")?).map_err(|source| ParseError::BadId { field: "ref", source })
     }
 
-    pub(super) fn opt_provider_ref(&self) -> Result<Option<ProviderRef>, ParseError> {
+    pub(crate) fn opt_provider_ref(&self) -> Result<Option<ProviderRef>, ParseError> {
         self.opt_str("provider_ref")?
             .map(|s| ProviderRef::new(s).map_err(|source| ParseError::BadId { field: "provider_ref", source }))
             .transpose()
     }
 
-    pub(super) fn opt_amount(&self) -> Result<Option<Amount>, ParseError> {
+    pub(crate) fn opt_amount(&self) -> Result<Option<Amount>, ParseError> {
         let bad = |source| ParseError::BadMoney { field: "amount", source };
         match self.get("amount") {
             None => Ok(None),
@@ -145,20 +145,20 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub(super) fn opt_currency(&self) -> Result<Option<Currency>, ParseError> {
+    pub(crate) fn opt_currency(&self) -> Result<Option<Currency>, ParseError> {
         self.opt_str("currency")?
             .map(|s| Currency::parse(s).map_err(|source| ParseError::BadMoney { field: "currency", source }))
             .transpose()
     }
 
-    pub(super) fn opt_timestamp(&self, field: &'static str) -> Result<Option<OffsetDateTime>, ParseError> {
+    pub(crate) fn opt_timestamp(&self, field: &'static str) -> Result<Option<OffsetDateTime>, ParseError> {
         self.opt_str(field)?
             .map(|s| OffsetDateTime::parse(s, &Rfc3339).map_err(|_| ParseError::BadTimestamp { field }))
             .transpose()
     }
 
     /// `lines` of a checkout request, empty when absent.
-    pub(super) fn opt_lines(&self) -> Result<Vec<super::checkout::CheckoutLine>, ParseError> {
+    pub(crate) fn opt_lines(&self) -> Result<Vec<super::checkout::CheckoutLine>, ParseError> {
         match self.get("lines") {
             None => Ok(Vec::new()),
             Some(v @ Value::Array(items)) if items.len() <= super::MAX_LINES => serde_json::from_value(v.clone())
@@ -170,37 +170,37 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub(super) fn opt_hold_ref(&self) -> Result<Option<Ref>, ParseError> {
+    pub(crate) fn opt_hold_ref(&self) -> Result<Option<Ref>, ParseError> {
         self.opt_str("ref")?
             .map(|s| Ref::new(s).map_err(|source| ParseError::BadId { field: "ref", source }))
             .transpose()
     }
 
-    pub(super) fn opt_tier(&self) -> Result<Option<TierName>, ParseError> {
+    pub(crate) fn opt_tier(&self) -> Result<Option<TierName>, ParseError> {
         self.opt_str("tier")?
             .map(|s| TierName::new(s).map_err(|source| ParseError::BadId { field: "tier", source }))
             .transpose()
     }
 
-    pub(super) fn opt_bool(&self, field: &'static str) -> Result<bool, ParseError> {
+    pub(crate) fn opt_bool(&self, field: &'static str) -> Result<bool, ParseError> {
         match self.get(field) {
             None => Ok(false),
             Some(v) => v.as_bool().ok_or(ParseError::WrongType { field, expected: "true or false" }),
         }
     }
 
-    pub(super) fn opt_metadata(&self) -> Result<Option<Metadata>, ParseError> {
+    pub(crate) fn opt_metadata(&self) -> Result<Option<Metadata>, ParseError> {
         self.get("metadata").map(Metadata::from_value).transpose()
     }
 
     /// A required `quantity` (events always carry it).
-    pub(super) fn quantity_req(&self) -> Result<u32, ParseError> {
+    pub(crate) fn quantity_req(&self) -> Result<u32, ParseError> {
         self.req("quantity")?;
         self.quantity()
     }
 
     /// A required `seats` count, 1 to `MAX_QUANTITY`.
-    pub(super) fn seats_req(&self) -> Result<u32, ParseError> {
+    pub(crate) fn seats_req(&self) -> Result<u32, ParseError> {
         match self.req("seats")?.as_u64() {
             Some(q) if (1..=u64::from(MAX_QUANTITY)).contains(&q) => Ok(q as u32),
             _ => Err(ParseError::BadQuantity { max: MAX_QUANTITY }),
@@ -208,7 +208,7 @@ impl<'a> Fields<'a> {
     }
 
     /// `quantity`, defaulting to 1 when absent.
-    pub(super) fn quantity(&self) -> Result<u32, ParseError> {
+    pub(crate) fn quantity(&self) -> Result<u32, ParseError> {
         let bad = ParseError::BadQuantity { max: MAX_QUANTITY };
         match self.get("quantity") {
             None => Ok(1),
@@ -221,7 +221,7 @@ impl<'a> Fields<'a> {
 }
 
 /// The instants RFC 3339 can express: years 0000 to 9999, in UTC.
-pub(super) fn rfc3339_range() -> (OffsetDateTime, OffsetDateTime) {
+pub(crate) fn rfc3339_range() -> (OffsetDateTime, OffsetDateTime) {
     (time::macros::datetime!(0000-01-01 00:00:00 UTC), time::macros::datetime!(9999-12-31 23:59:59.999_999_999 UTC))
 }
 
@@ -229,27 +229,32 @@ pub(super) fn rfc3339_range() -> (OffsetDateTime, OffsetDateTime) {
 /// written in UTC, so offsets with seconds (which RFC 3339 cannot express) never reach the
 /// wire; an instant outside years 0000..=9999 is clamped to the nearest one RFC 3339 can
 /// express (constructors refuse such instants; this only guards public fields set by hand).
-pub(super) fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     let (min, max) = rfc3339_range();
     let utc = t.clamp(min, max).to_offset(time::UtcOffset::UTC);
     utc.format(&Rfc3339).unwrap_or_else(|_| String::from("9999-12-31T23:59:59Z"))
 }
 
 /// Whether RFC 3339 can express `t`.
-pub(super) fn in_rfc3339_range(t: OffsetDateTime) -> bool {
+pub(crate) fn in_rfc3339_range(t: OffsetDateTime) -> bool {
     let (min, max) = rfc3339_range();
     (min..=max).contains(&t)
 }
 
 /// Serialize a timestamp as an RFC 3339 string.
-pub(super) fn ser_rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(*t))
 }
 
 /// Serialize an optional timestamp as an RFC 3339 string.
-pub(super) fn ser_opt_rfc3339<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_opt_rfc3339<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => ser_rfc3339(t, s),
         None => s.serialize_none(),
     }
+}
+
+/// A JSON value cut for inclusion in an error.
+pub(crate) fn clip_value(v: &Value) -> String {
+    super::error::clip(&v.to_string())
 }

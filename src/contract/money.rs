@@ -136,10 +136,8 @@ impl Amount {
     }
 }
 
-/// A currency code: three ASCII upper-case letters, the shape of an ISO 4217 alphabetic code.
-///
-/// seathold checks the shape, not membership of the current ISO list (which changes); the
-/// payment side is the authority on which codes it can charge in.
+/// A currency: an ISO 4217 alphabetic code in the current table (from the maintained
+/// `iso_currency` crate), with its minor unit.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency([u8; 3]);
 
@@ -147,11 +145,37 @@ impl Currency {
     /// Parse a currency code.
     ///
     /// # Errors
-    /// [`MoneyError::BadCurrency`] unless it is exactly three ASCII upper-case letters.
+    /// [`MoneyError::BadCurrency`] unless it is exactly three ASCII upper-case letters;
+    /// [`MoneyError::UnknownCurrency`] if ISO 4217 has no such code.
     pub fn parse(s: &str) -> Result<Self, MoneyError> {
         match s.as_bytes() {
-            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => Ok(Self([a, b, c])),
+            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => {
+                if iso_currency::Currency::from_code(s).is_none() {
+                    return Err(MoneyError::UnknownCurrency(super::error::clip(s)));
+                }
+                Ok(Self([a, b, c]))
+            }
             _ => Err(MoneyError::BadCurrency(super::error::clip(s))),
+        }
+    }
+
+    /// The number of decimals of the currency's minor unit (2 for EUR, 0 for JPY, 3 for
+    /// BHD), or `None` for codes without one (XAU, XXX, …).
+    pub fn minor_unit(&self) -> Option<u32> {
+        iso_currency::Currency::from_code(self.as_str()).and_then(|c| c.exponent()).map(u32::from)
+    }
+
+    /// Check that `amount` has no more significant decimals than this currency's minor unit
+    /// (`"25.001"` EUR and `"100.5"` JPY are refused; `"25.000"` EUR is 25).
+    ///
+    /// # Errors
+    /// [`MoneyError::TooPrecise`].
+    pub fn check_amount(&self, amount: Amount) -> Result<(), MoneyError> {
+        match self.minor_unit() {
+            Some(unit) if amount.as_decimal().normalize().scale() > unit => {
+                Err(MoneyError::TooPrecise { currency: self.as_str().to_owned(), minor_unit: unit })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -204,12 +228,22 @@ pub struct Money {
 }
 
 impl Money {
-    /// Parse an amount and a currency code.
+    /// Parse an amount and a currency code, the amount within the currency's minor unit.
     ///
     /// # Errors
-    /// [`MoneyError`] if either is not acceptable.
+    /// [`MoneyError`] if either is not acceptable, or the amount is more precise than the
+    /// currency's minor unit.
     pub fn parse(amount: &str, currency: &str) -> Result<Self, MoneyError> {
-        Ok(Self { amount: Amount::parse(amount)?, currency: Currency::parse(currency)? })
+        Self::new(Amount::parse(amount)?, Currency::parse(currency)?)
+    }
+
+    /// An amount in a currency, checked against its minor unit.
+    ///
+    /// # Errors
+    /// [`MoneyError::TooPrecise`].
+    pub fn new(amount: Amount, currency: Currency) -> Result<Self, MoneyError> {
+        currency.check_amount(amount)?;
+        Ok(Self { amount, currency })
     }
 }
 

@@ -173,14 +173,18 @@ impl PaymentResult {
     fn from_map(map: &Map<String, Value>) -> Result<Self, ParseError> {
         let f = Fields(map);
         f.kind(PAYMENT_KIND)?;
+        let (amount, currency) = (f.opt_amount()?, f.opt_currency()?);
+        if let (Some(a), Some(c)) = (amount, currency) {
+            c.check_amount(a).map_err(|source| ParseError::BadMoney { field: "amount", source })?;
+        }
         Ok(Self {
             kind: Kind,
             occ_key: f.occ_key()?,
             actor: f.actor()?,
             hold_ref: f.hold_ref()?,
             status: PaymentStatus::parse(f.req_str("status")?)?,
-            amount: f.opt_amount()?,
-            currency: f.opt_currency()?,
+            amount,
+            currency,
             provider_ref: f.opt_provider_ref()?,
             occurred_at: f.opt_timestamp("occurred_at")?,
         })
@@ -189,5 +193,12 @@ impl PaymentResult {
     /// The exact wire bytes of this message.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PaymentResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Self::from_value(&v).map_err(serde::de::Error::custom)
     }
 }

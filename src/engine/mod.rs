@@ -11,13 +11,15 @@
 
 pub(crate) mod block_on;
 mod error;
+mod kind;
 mod ops;
 mod run;
 
 pub use error::{OpError, SweepError, UnknownOccurrence};
+pub use kind::{Classify, ErrorKind};
 pub use ops::{Never, OpenRefusal, PriceRefusal};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::Duration;
 
@@ -64,6 +66,24 @@ pub type WaitlistError = OpError<WaitlistRefusal>;
 /// Why a ticket operation failed.
 pub type TicketError = OpError<TicketRefusal>;
 
+/// Why a signed or provider webhook was refused.
+pub type WebhookError = OpError<WebhookRefusal>;
+
+/// Why a signed or provider webhook was refused. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum WebhookRefusal {
+    /// The signature does not verify (answer 401).
+    #[error("bad webhook signature: {0}")]
+    Signature(#[from] crate::webhooks::SignatureError),
+    /// The body is not a payment result (answer 400).
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The provider's body could not be mapped (answer 400 or 422).
+    #[error(transparent)]
+    Provider(#[from] crate::webhooks::AdapterError),
+}
+
 /// Why a ticket operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -77,8 +97,19 @@ pub enum TicketRefusal {
     UnknownBooking,
 }
 
+/// What [`prune`](AsyncEngine::prune) removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    /// Released and expired holds.
+    pub bookings: usize,
+    /// Refund records.
+    pub payments: usize,
+    /// Rejection records.
+    pub rejections: usize,
+}
+
 /// What [`request_basket`](AsyncEngine::request_basket) answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Basket {
     /// Every part was placed (or, free, confirmed): send each checkout request.
@@ -94,6 +125,15 @@ pub enum Basket {
         /// Its answer.
         outcome: RequestOutcome,
     },
+}
+
+/// A settle error as another operation's (settling a parsed result is never refused).
+fn refusal_into<R>(e: SettleError) -> OpError<R> {
+    match e {
+        OpError::Refused(_) => OpError::Store(StoreError::Internal("settling a parsed result was refused".into())),
+        OpError::Contention { attempts } => OpError::Contention { attempts },
+        OpError::Store(s) => OpError::Store(s),
+    }
 }
 
 /// The asynchronous engine, over any [`AsyncStore`] (every [`Store`] is one). No runtime is
@@ -205,6 +245,40 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     pub async fn settle_json(&self, body: &[u8]) -> Result<Settlement, SettleError> {
         let result = PaymentResult::from_json(body).map_err(OpError::Refused)?;
         self.settle(&result).await
+    }
+
+    /// Verify a Standard Webhooks delivery (before anything is parsed, at the engine's
+    /// clock), then parse and settle its body.
+    ///
+    /// # Errors
+    /// [`WebhookError`]: a bad signature or body is refused and changes nothing.
+    pub async fn settle_signed(
+        &self,
+        verifier: &crate::webhooks::Verifier,
+        headers: &crate::webhooks::Headers<'_>,
+        body: &[u8],
+    ) -> Result<Settlement, WebhookError> {
+        verifier.verify(headers, body, self.clock.now()).map_err(|e| OpError::Refused(e.into()))?;
+        let result = PaymentResult::from_json(body).map_err(|e| OpError::Refused(e.into()))?;
+        self.settle(&result).await.map_err(refusal_into)
+    }
+
+    /// Map a provider's webhook body through `adapter` and settle it (a pending status
+    /// answers `Noop` and changes nothing). Verify its signature first
+    /// ([`settle_signed`](Self::settle_signed)'s verifier, or the provider's own scheme).
+    ///
+    /// # Errors
+    /// [`WebhookError`].
+    pub async fn settle_provider(
+        &self,
+        adapter: &dyn crate::webhooks::ProviderAdapter,
+        body: &[u8],
+    ) -> Result<Settlement, WebhookError> {
+        let adapted = adapter.adapt(body).map_err(|e| OpError::Refused(e.into()))?;
+        match adapted.result {
+            None => Ok(Settlement::Noop),
+            Some(result) => self.settle(&result).await.map_err(refusal_into),
+        }
     }
 
     /// Expire up to `limit` due records (run it on a timer): lapsed holds are expired (their
@@ -328,6 +402,76 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         let mut records = self.scan_all(occ_key, RecordKind::Payment).await?;
         records.extend(self.scan_all(occ_key, RecordKind::Cancellation).await?);
         Ok(Ledger::from_records(&records))
+    }
+
+    /// Forget ended state of `occ_key` older than `horizon` (retention): released and
+    /// expired holds that ended before it, refund records of payments settled before it, and
+    /// rejection records raised before it. Confirmed and cancelled bookings, their payment
+    /// records, cancellations (the ledger), actor summaries and the waiting list are kept.
+    ///
+    /// What is no longer recognised afterwards — choose a horizon longer than your payment
+    /// provider's longest redelivery window:
+    /// - a redelivered `paid` answered with a refund before the horizon is judged afresh: a
+    ///   *second* refund signal (its first record is gone);
+    /// - a late `paid` for a pruned released or expired hold is still a refund signal, with
+    ///   reason `ref_mismatch` or `no_hold` instead of `released`/`expired`;
+    /// - the ref of a pruned hold is free again at this occurrence (refs are single-use
+    ///   within the horizon);
+    /// - a money-mismatched `paid` repeated after the horizon raises its alarm again.
+    ///
+    /// Within the horizon nothing changes: every invariant holds. Work is O(records of the
+    /// occurrence); run it off-peak.
+    ///
+    /// # Errors
+    /// [`StoreError`] (what was deleted before the failure stays deleted; run it again).
+    pub async fn prune(&self, occ_key: &OccKey, horizon: time::OffsetDateTime) -> Result<Pruned, StoreError> {
+        use crate::holds::HoldState;
+        use crate::settlement::PaidOutcome;
+        use crate::store::{Commit, CommitError, RecordWrite, WriteOp};
+        let mut pruned = Pruned::default();
+        for kind in [RecordKind::Booking, RecordKind::Payment, RecordKind::Rejection] {
+            const PAGE: usize = 1_000;
+            let mut after: Option<RecordKey> = None;
+            loop {
+                let page = self.store.scan(occ_key, kind, after.as_ref(), PAGE).await?;
+                let n = page.len();
+                after = page.last().map(|r| r.value.key());
+                for rec in page {
+                    let old = match &rec.value {
+                        Record::Booking(h) => {
+                            matches!(h.state, HoldState::Released | HoldState::Expired)
+                                && h.ended_at.is_some_and(|t| t < horizon)
+                        }
+                        Record::Payment(p) => matches!(p.outcome, PaidOutcome::Refund(_)) && p.settled_at < horizon,
+                        Record::Rejection(r) => r.at < horizon,
+                        _ => false,
+                    };
+                    if !old {
+                        continue;
+                    }
+                    let key = rec.value.key();
+                    let commit = Commit {
+                        records: vec![RecordWrite { key, expected: Some(rec.version), op: WriteOp::Delete }],
+                        ..Commit::new(occ_key.clone())
+                    };
+                    match self.store.commit(commit).await {
+                        Ok(()) => match kind {
+                            RecordKind::Booking => pruned.bookings += 1,
+                            RecordKind::Payment => pruned.payments += 1,
+                            _ => pruned.rejections += 1,
+                        },
+                        // Changed since the scan: not ours to remove now.
+                        Err(CommitError::Conflict(_)) => {}
+                        Err(CommitError::Invalid(why)) => return Err(StoreError::Internal(why)),
+                        Err(CommitError::Store(e)) => return Err(e),
+                    }
+                }
+                if n < PAGE {
+                    break;
+                }
+            }
+        }
+        Ok(pruned)
     }
 
     /// Change a tier's price. Existing holds keep their amounts; a tier opened with
@@ -629,6 +773,8 @@ impl<S: Store, C: Clock> Engine<S, C> {
         fn request(&self, req: &HoldRequest) -> Result<RequestOutcome, RequestError>;
         fn settle(&self, result: &PaymentResult) -> Result<Settlement, SettleError>;
         fn settle_json(&self, body: &[u8]) -> Result<Settlement, SettleError>;
+        fn settle_signed(&self, verifier: &crate::webhooks::Verifier, headers: &crate::webhooks::Headers<'_>, body: &[u8]) -> Result<Settlement, WebhookError>;
+        fn settle_provider(&self, adapter: &dyn crate::webhooks::ProviderAdapter, body: &[u8]) -> Result<Settlement, WebhookError>;
         fn expire_due(&self, limit: usize) -> Result<usize, SweepError>;
         fn expire_due_of(&self, occ_key: &OccKey, limit: usize) -> Result<usize, SweepError>;
         fn availability(&self, occ_key: &OccKey) -> Result<Availability, AvailabilityError>;
@@ -637,6 +783,7 @@ impl<S: Store, C: Clock> Engine<S, C> {
         fn booking(&self, occ_key: &OccKey, hold_ref: &Ref) -> Result<Option<Hold>, StoreError>;
         fn bookings_of(&self, occ_key: &OccKey, actor: &ActorId) -> Result<Vec<Hold>, StoreError>;
         fn ledger(&self, occ_key: &OccKey) -> Result<Ledger, StoreError>;
+        fn prune(&self, occ_key: &OccKey, horizon: time::OffsetDateTime) -> Result<Pruned, StoreError>;
         fn set_price(&self, occ_key: &OccKey, tier: &TierName, price: Money) -> Result<(), PriceError>;
         fn block(&self, occ_key: &OccKey, block: &BlockName, seats: u32, tier: Option<&TierName>) -> Result<BlockOutcome, BlockError>;
         fn unblock(&self, occ_key: &OccKey, block: &BlockName) -> Result<BlockOutcome, BlockError>;

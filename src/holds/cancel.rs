@@ -40,7 +40,7 @@ pub struct Cancellation {
 }
 
 /// What a cancellation answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CancelOutcome {

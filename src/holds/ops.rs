@@ -1,7 +1,7 @@
 //! What happens to a hold besides a request and a payment: the sweep meeting it lapsed,
 //! the buyer abandoning it, the buyer getting more time.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
 
@@ -31,7 +31,7 @@ pub fn decide_expiry(view: &impl Loaded, key: &RecordKey, now: OffsetDateTime) -
 }
 
 /// What abandoning a checkout answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AbandonOutcome {
     /// The live hold was released; its seats are free.

@@ -1,7 +1,7 @@
 //! The request decision: place a hold (or, for a free order, a confirmed booking), answer
 //! `Already`, `PriceChanged`, `LimitReached` or `Full`, or refuse.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
 
@@ -137,7 +137,7 @@ impl HoldRequest {
 }
 
 /// What a request answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RequestOutcome {
@@ -168,7 +168,7 @@ pub enum RequestOutcome {
         /// Whether it is already paid.
         confirmed: bool,
         /// The checkout request to resume a live hold with.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(rename = "request", default, skip_serializing_if = "Option::is_none")]
         checkout: Option<CheckoutRequest>,
     },
     /// Not enough seats are free.

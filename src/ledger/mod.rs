@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::contract::{ActorId, Amount, Currency, NoHoldReason, ProviderRef, Ref};
@@ -19,7 +19,7 @@ use crate::records::Record;
 use crate::settlement::{PaidOutcome, PaymentRecord};
 
 /// Whether money came in or must go out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     /// A `paid` result accounted: the provider took this money.
@@ -29,7 +29,7 @@ pub enum EntryKind {
 }
 
 /// One line of the ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEntry {
     /// Payment or refund.
     pub kind: EntryKind,
@@ -58,7 +58,7 @@ pub struct LedgerEntry {
 }
 
 /// An occurrence's ledger: its entries in time order, and totals per currency.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Ledger {
     /// Entries, oldest first.
     pub entries: Vec<LedgerEntry>,

@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use crate::catalogue::{Block, Dim, OccurrenceConfig};
 use crate::contract::{ActorId, BlockName, DomainEvent, OccKey, ProviderRef, Ref};
 use crate::holds::{ActorRecord, Cancellation, Hold};
-use crate::settlement::PaymentRecord;
+use crate::settlement::{PaymentRecord, Rejection};
 use crate::waitlist::Waitlist;
 
 /// A record's version, for conditional writes. Starts at 1 and grows by 1 per write.
@@ -181,9 +181,28 @@ impl Deltas {
     }
 }
 
-/// Seat counters of one occurrence, per dimension.
+/// Seat counters of one occurrence, per dimension. Serialized as an object keyed by
+/// dimension (`total`, `tier:NAME`, `pool:NAME`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Counters(Vec<(Dim, Usage)>);
+
+impl Serialize for Counters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (d, u) in &self.0 {
+            m.serialize_entry(d, u)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Counters {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = std::collections::BTreeMap::<Dim, Usage>::deserialize(d)?;
+        Ok(Counters::from_vec(m.into_iter().collect()))
+    }
+}
 
 impl Counters {
     /// Counters from `(dimension, usage)` pairs.
@@ -230,7 +249,7 @@ impl Counters {
 /// Counters count every hold in state `Held`, lapsed ones included until an operation
 /// expires them; that is what makes them a safe upper bound, so that "every dimension within
 /// its cap by the counters" implies invariant 1 for live holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Occurrence {
     /// The occurrence's key.
     pub key: OccKey,
@@ -296,6 +315,16 @@ pub enum RecordKey {
     Block(BlockName),
     /// The occurrence's waiting list (one record).
     Waitlist,
+    /// A `paid` result refused for its money, by (ref, actor, provider ref): raises its
+    /// alarm once.
+    Rejection {
+        /// The ref the payment came under.
+        hold_ref: Ref,
+        /// Who paid.
+        actor: ActorId,
+        /// The provider's payment id, if the result carried one.
+        provider_ref: Option<ProviderRef>,
+    },
 }
 
 /// The kinds of [`RecordKey`] / [`Record`].
@@ -314,6 +343,8 @@ pub enum RecordKind {
     Block,
     /// [`RecordKey::Waitlist`].
     Waitlist,
+    /// [`RecordKey::Rejection`].
+    Rejection,
 }
 
 impl RecordKind {
@@ -330,6 +361,7 @@ impl RecordKind {
             Self::Cancellation => "cancellation",
             Self::Block => "block",
             Self::Waitlist => "waitlist",
+            Self::Rejection => "rejection",
         }
     }
 
@@ -359,6 +391,7 @@ impl RecordKey {
             Self::Cancellation { .. } => RecordKind::Cancellation,
             Self::Block(_) => RecordKind::Block,
             Self::Waitlist => RecordKind::Waitlist,
+            Self::Rejection { .. } => RecordKind::Rejection,
         }
     }
 
@@ -372,6 +405,8 @@ impl RecordKey {
             Self::Cancellation { hold_ref, n } => format!("{hold_ref}{SEP}{n}"),
             Self::Block(b) => b.to_string(),
             Self::Waitlist => String::new(),
+            Self::Rejection { hold_ref, actor, provider_ref: None } => format!("{hold_ref}{SEP}{actor}"),
+            Self::Rejection { hold_ref, actor, provider_ref: Some(p) } => format!("{hold_ref}{SEP}{actor}{SEP}{p}"),
         }
     }
 
@@ -381,14 +416,18 @@ impl RecordKey {
         let key = match kind {
             RecordKind::Booking => Self::Booking(Ref::new(id).ok()?),
             RecordKind::Actor => Self::Actor(ActorId::new(id).ok()?),
-            RecordKind::Payment => {
+            RecordKind::Payment | RecordKind::Rejection => {
                 let hold_ref = Ref::new(parts.next()?).ok()?;
                 let actor = ActorId::new(parts.next()?).ok()?;
                 let provider_ref = parts.next().map(ProviderRef::new).transpose().ok()?;
                 if parts.next().is_some() {
                     return None;
                 }
-                Self::Payment { hold_ref, actor, provider_ref }
+                if kind == RecordKind::Payment {
+                    Self::Payment { hold_ref, actor, provider_ref }
+                } else {
+                    Self::Rejection { hold_ref, actor, provider_ref }
+                }
             }
             RecordKind::Cancellation => {
                 let hold_ref = Ref::new(parts.next()?).ok()?;
@@ -428,6 +467,8 @@ pub enum Record {
     Block(Block),
     /// The waiting list.
     Waitlist(Waitlist),
+    /// A `paid` result refused for its money.
+    Rejection(Rejection),
 }
 
 impl Record {
@@ -440,6 +481,7 @@ impl Record {
             Self::Cancellation(c) => RecordKey::Cancellation { hold_ref: c.hold_ref.clone(), n: c.n },
             Self::Block(b) => RecordKey::Block(b.block.clone()),
             Self::Waitlist(_) => RecordKey::Waitlist,
+            Self::Rejection(r) => r.key(),
         }
     }
 
@@ -466,6 +508,7 @@ impl Record {
             Self::Cancellation(c) => serde_json::to_value(c),
             Self::Block(b) => serde_json::to_value(b),
             Self::Waitlist(w) => serde_json::to_value(w),
+            Self::Rejection(r) => serde_json::to_value(r),
         }
     }
 
@@ -481,6 +524,7 @@ impl Record {
             RecordKind::Cancellation => Self::Cancellation(serde_json::from_value(v)?),
             RecordKind::Block => Self::Block(serde_json::from_value(v)?),
             RecordKind::Waitlist => Self::Waitlist(serde_json::from_value(v)?),
+            RecordKind::Rejection => Self::Rejection(serde_json::from_value(v)?),
         })
     }
 }

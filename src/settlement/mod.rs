@@ -38,8 +38,9 @@
 //! Choices where DESIGN.md leaves room, and why:
 //! - Money is checked only when a hold is about to be confirmed (a live one, or a revived
 //!   one): a `paid` whose `currency` or `amount` differs is [`Settlement::Rejected`],
-//!   records nothing and confirms nothing; a `payment_rejected` event raises the alarm, once
-//!   per (ref, actor, provider_ref). A replay is answered before any money check.
+//!   accounts nothing and confirms nothing; a `payment_rejected` event raises the alarm in
+//!   the outbox, once per (ref, actor, provider_ref) (a [`Rejection`] record remembers it).
+//!   A replay is answered before any money check.
 //! - A hold met lapsed by a settlement is expired in the same commit (it gets its
 //!   `hold_expired` event), whatever the result says — except for a replay or a rejection.
 //! - For a released or expired hold under another ref the reason is `ref_mismatch` (the
@@ -58,8 +59,8 @@ use time::OffsetDateTime;
 
 use crate::catalogue::LatePayment;
 use crate::contract::{
-    ActorId, Amount, Currency, DomainEvent, EventKind, NoHoldReason, OccKey, PaymentResult, PaymentStatus, ProviderRef,
-    Ref,
+    ActorId, Amount, Currency, DomainEvent, EventKind, Money, NoHoldReason, OccKey, PaymentResult, PaymentStatus,
+    ProviderRef, Ref,
 };
 use crate::holds::{Hold, HoldState, HoldView, Need, Room, make_room};
 use crate::records::{Change, Loaded, LoadedExt, Record, RecordKey, Step, UsageDelta, nanos};
@@ -108,7 +109,7 @@ impl Refund {
 }
 
 /// Why a `paid` result was refused. Nothing was confirmed or recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RejectReason {
@@ -142,7 +143,7 @@ impl RejectReason {
 }
 
 /// The outcome of settling one payment result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 #[must_use = "a PaidButNoHold outcome is a refund the caller must make"]
 #[non_exhaustive]
@@ -258,6 +259,47 @@ impl PaymentRecord {
     }
 }
 
+/// The record that a `paid` result was refused for its money: its `payment_rejected` alarm
+/// was raised (once per (ref, actor, provider ref)). Not an accounting: the money is still
+/// with the provider, and a later, correct payment under the ref is judged on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The occurrence.
+    pub occ_key: OccKey,
+    /// The payer.
+    pub actor: ActorId,
+    /// The ref the payment came under.
+    #[serde(rename = "ref")]
+    pub hold_ref: Ref,
+    /// The provider's payment id, if the result carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_ref: Option<ProviderRef>,
+    /// Why (`amount_mismatch`, `currency_mismatch`).
+    pub reason: String,
+    /// When first refused.
+    #[serde(with = "nanos")]
+    pub at: OffsetDateTime,
+}
+
+impl Rejection {
+    /// Its key.
+    pub fn key(&self) -> RecordKey {
+        RecordKey::Rejection {
+            hold_ref: self.hold_ref.clone(),
+            actor: self.actor.clone(),
+            provider_ref: self.provider_ref.clone(),
+        }
+    }
+}
+
+fn rejection_key(result: &PaymentResult) -> RecordKey {
+    RecordKey::Rejection {
+        hold_ref: result.hold_ref.clone(),
+        actor: result.actor.clone(),
+        provider_ref: result.provider_ref.clone(),
+    }
+}
+
 /// The keys settling `result` loads first.
 pub(crate) fn settle_keys(result: &PaymentResult) -> Vec<RecordKey> {
     let mut keys = vec![RecordKey::Booking(result.hold_ref.clone()), RecordKey::Actor(result.actor.clone())];
@@ -269,6 +311,9 @@ pub(crate) fn settle_keys(result: &PaymentResult) -> Vec<RecordKey> {
                 actor: result.actor.clone(),
                 provider_ref: Some(p.clone()),
             });
+        }
+        if result.amount.is_some() || result.currency.is_some() {
+            keys.push(rejection_key(result));
         }
     }
     keys.push(RecordKey::Waitlist);
@@ -303,6 +348,16 @@ fn decide_paid(
     named: Option<&Hold>,
     now: OffsetDateTime,
 ) -> Step<Settlement> {
+    // A second payment recorded under its own provider ref replays, whatever became of the
+    // first (retention may have pruned it).
+    let dup_key = result.provider_ref.as_ref().map(|p| RecordKey::Payment {
+        hold_ref: result.hold_ref.clone(),
+        actor: result.actor.clone(),
+        provider_ref: Some(p.clone()),
+    });
+    if let Some(dup) = dup_key.as_ref().and_then(|k| view.payment(k)) {
+        return Step::Answer(dup.replay());
+    }
     if let Some(first) = view.payment(&first_key(result)) {
         let same = match (&first.provider_ref, &result.provider_ref) {
             (Some(a), Some(b)) => a == b,
@@ -311,21 +366,12 @@ fn decide_paid(
         if same {
             return Step::Answer(first.replay());
         }
-        let dup_key = RecordKey::Payment {
-            hold_ref: result.hold_ref.clone(),
-            actor: result.actor.clone(),
-            provider_ref: result.provider_ref.clone(),
-        };
-        if let Some(dup) = view.payment(&dup_key) {
-            return Step::Answer(dup.replay());
-        }
         // A second, different charge for an accounted checkout: refund it.
-        let (amount, currency) = match (result.amount, result.currency) {
-            (None, None) => {
-                (first.amount.or(named.map(|b| b.price.amount)), first.currency.or(named.map(|b| b.price.currency)))
-            }
-            (a, c) => (a, c),
+        let recorded = match (first.amount, first.currency) {
+            (Some(amount), Some(currency)) => Some(Money { amount, currency }),
+            _ => named.map(|b| b.price),
         };
+        let (amount, currency) = refund_money(result, recorded);
         let refund = refund_of(result, NoHoldReason::DuplicatePayment, amount, currency);
         let mut change = Change::default();
         change.events.push(refund.event(now));
@@ -360,7 +406,7 @@ fn decide_paid(
     let view_now = hold.view(now);
     if view_now == HoldView::Live {
         if let Some(reason) = money_mismatch(hold, result) {
-            return Step::Answer(Settlement::Rejected { reason });
+            return reject(view, result, reason, now);
         }
         let (confirmed, deltas, events) = hold.confirm(cfg, now, false);
         change.deltas.extend(&deltas);
@@ -458,6 +504,36 @@ fn revive(view: &impl Loaded, result: &PaymentResult, hold: &Hold, now: OffsetDa
     Some(Step::Write(change, Settlement::Confirmed { replayed: false }))
 }
 
+/// `Rejected`, raising the `payment_rejected` alarm the first time this payment is refused.
+fn reject(view: &impl Loaded, result: &PaymentResult, reason: RejectReason, now: OffsetDateTime) -> Step<Settlement> {
+    let answer = Settlement::Rejected { reason };
+    if view.get(&rejection_key(result)).is_some() {
+        return Step::Answer(answer);
+    }
+    let mut change = Change::default();
+    change.events.push(DomainEvent {
+        occ_key: result.occ_key.clone(),
+        actor: result.actor.clone(),
+        hold_ref: Some(result.hold_ref.clone()),
+        at: now,
+        kind: EventKind::PaymentRejected {
+            reason: reason.as_str().to_owned(),
+            amount: result.amount,
+            currency: result.currency,
+            provider_ref: result.provider_ref.clone(),
+        },
+    });
+    change.put(Record::Rejection(Rejection {
+        occ_key: result.occ_key.clone(),
+        actor: result.actor.clone(),
+        hold_ref: result.hold_ref.clone(),
+        provider_ref: result.provider_ref.clone(),
+        reason: reason.as_str().to_owned(),
+        at: now,
+    }));
+    Step::Write(change, answer)
+}
+
 fn refund_step(
     mut change: Change,
     result: &PaymentResult,
@@ -465,14 +541,24 @@ fn refund_step(
     named: Option<&Hold>,
     now: OffsetDateTime,
 ) -> Step<Settlement> {
-    let (amount, currency) = match (result.amount, result.currency, named) {
-        (None, None, Some(h)) => (Some(h.price.amount), Some(h.price.currency)),
-        (a, c, _) => (a, c),
-    };
+    let (amount, currency) = refund_money(result, named.map(|h| h.price));
     let refund = refund_of(result, reason, amount, currency);
     change.events.push(refund.event(now));
     change.put(Record::Payment(record(result, amount, currency, PaidOutcome::Refund(refund.clone()), now)));
     Step::Write(change, Settlement::PaidButNoHold { refund, replayed: false })
+}
+
+/// The money a refund signal carries: the result's, completed from the booking's price
+/// where the result left a part out (an amount without a currency takes the booking's
+/// currency; a currency without an amount takes the booking's amount if it is the
+/// booking's currency).
+fn refund_money(result: &PaymentResult, booked: Option<Money>) -> (Option<Amount>, Option<Currency>) {
+    match (result.amount, result.currency, booked) {
+        (None, None, Some(m)) => (Some(m.amount), Some(m.currency)),
+        (Some(a), None, Some(m)) => (Some(a), Some(m.currency)),
+        (None, Some(c), Some(m)) if c == m.currency => (Some(m.amount), Some(c)),
+        (a, c, _) => (a, c),
+    }
 }
 
 fn refund_of(

@@ -33,7 +33,7 @@ use crate::contract::{EventKind, OccKey, Ref, TierName};
 use crate::holds::{Hold, HoldState};
 use crate::records::{Change, Loaded, LoadedExt, Record, Step, nanos};
 
-/// The state of one ticket.
+/// The state of one ticket, as the booking keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "s", rename_all = "snake_case")]
 pub enum TicketState {
@@ -59,8 +59,20 @@ pub fn ticket_id(hold_ref: &Ref, index: u32) -> String {
     format!("{hold_ref}#{index}")
 }
 
+/// A ticket's status, as a caller sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    /// Issued, not yet used.
+    Valid,
+    /// Admitted at the door.
+    CheckedIn,
+    /// Voided by a cancellation.
+    Cancelled,
+}
+
 /// A ticket as a caller sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
     /// Its id ([`ticket_id`]).
     pub id: String,
@@ -74,8 +86,11 @@ pub struct Ticket {
     /// Its tier, for a tiered booking.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tier: Option<TierName>,
-    /// Its state.
-    pub state: TicketState,
+    /// Its status.
+    pub status: TicketStatus,
+    /// When it was checked in or cancelled.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub at: Option<OffsetDateTime>,
     /// The credential for its QR code.
     pub credential: String,
 }
@@ -90,7 +105,15 @@ pub fn tickets_of(hold: &Hold, key: &TicketKey) -> Vec<Ticket> {
             hold_ref: hold.hold_ref.clone(),
             index: i,
             tier: hold.seat_tier(i).cloned(),
-            state: *state,
+            status: match state {
+                TicketState::Valid => TicketStatus::Valid,
+                TicketState::CheckedIn { .. } => TicketStatus::CheckedIn,
+                TicketState::Cancelled { .. } => TicketStatus::Cancelled,
+            },
+            at: match *state {
+                TicketState::Valid => None,
+                TicketState::CheckedIn { at } | TicketState::Cancelled { at } => Some(at),
+            },
             credential: key.credential(&hold.occ_key, &hold.hold_ref, i),
         })
         .collect()
@@ -226,7 +249,7 @@ fn parse_payload(p: &[u8]) -> Option<(OccKey, Ref, u32)> {
 }
 
 /// What a scan answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CheckIn {

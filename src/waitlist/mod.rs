@@ -186,7 +186,7 @@ pub(crate) fn settle_waitlist(
 }
 
 /// What joining answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Joined {
     /// The entry's 1-based position in the list.
     pub position: usize,
