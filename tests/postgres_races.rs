@@ -176,10 +176,13 @@ async fn audit(store: &PostgresStore, ledger: &[LedgerLine]) -> AuditReport {
     for l in ledger {
         match l {
             LedgerLine::Intent { actor, r } => {
-                intents.insert(Paid { actor: actor.clone(), r: r.clone() });
+                intents.insert(Paid { actor: actor.clone(), r: r.clone(), provider_ref: None });
             }
             LedgerLine::Answer { actor, r, answer } => {
-                answers.entry(Paid { actor: actor.clone(), r: r.clone() }).or_default().push(answer.clone());
+                answers
+                    .entry(Paid { actor: actor.clone(), r: r.clone(), provider_ref: None })
+                    .or_default()
+                    .push(answer.clone());
             }
         }
     }

@@ -17,11 +17,14 @@ pub struct AuditReport {
     pub events: i64,
 }
 
-/// A payment a client meant to send (`intent`), or an answer it got.
+/// A payment a client meant to send (`intent`), or an answer it got: (actor, ref) and, if
+/// the client sent one, the provider's payment id (a different one for an accounted ref is
+/// a second payment, accounted on its own).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Paid {
     pub actor: String,
     pub r: String,
+    pub provider_ref: Option<String>,
 }
 
 /// Audit `occ` in `store`'s schema. `intents` are the paid (actor, ref) any client sent;
@@ -63,47 +66,76 @@ pub async fn audit(
         assert_eq!(held, 0, "after the final sweep nothing is held");
     }
 
-    // Every paid (actor, ref) any client sent is accounted exactly once: one payment record;
-    // a confirmation has its confirmed booking and one hold_confirmed event and no refund
-    // event; a refund has one refund_required event and no confirmation.
-    let (actors, refs): (Vec<String>, Vec<String>) = intents.iter().map(|p| (p.actor.clone(), p.r.clone())).unzip();
+    // Every payment any client sent is accounted exactly once: one payment record (the
+    // first under (ref, actor), or the second payment's own under its provider ref); a
+    // confirmation has its confirmed booking and the ref's one hold_confirmed event; a refund
+    // has exactly one refund_required event for that payment.
+    let actors: Vec<String> = intents.iter().map(|p| p.actor.clone()).collect();
+    let refs: Vec<String> = intents.iter().map(|p| p.r.clone()).collect();
+    let prefs: Vec<Option<String>> = intents.iter().map(|p| p.provider_ref.clone()).collect();
     let rows = client
         .query(
-            &q("SELECT k.actor, k.ref,
-                       (SELECT count(*) FROM {s}.records p WHERE p.occ_key = $1 AND p.kind = 'payment'
-                           AND p.key = k.ref || chr(31) || k.actor),
-                       (SELECT min(CASE WHEN p.body->'outcome' ? 'confirmed' THEN 'confirmed' ELSE 'refund' END)
-                          FROM {s}.records p WHERE p.occ_key = $1 AND p.kind = 'payment'
-                           AND p.key = k.ref || chr(31) || k.actor),
+            &q("WITH k AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]) AS k(actor, ref, pref)),
+                     rec AS (SELECT k.actor, k.ref, k.pref, p.body FROM k JOIN {s}.records p
+                               ON p.occ_key = $1 AND p.kind = 'payment'
+                              AND ((p.key = k.ref || chr(31) || k.actor
+                                    AND (k.pref IS NULL OR p.body->>'provider_ref' IS NULL
+                                         OR p.body->>'provider_ref' = k.pref))
+                                   OR p.key = k.ref || chr(31) || k.actor || chr(31) || k.pref))
+                SELECT k.actor, k.ref, k.pref,
+                       (SELECT count(*) FROM rec WHERE rec.actor = k.actor AND rec.ref = k.ref
+                           AND rec.pref IS NOT DISTINCT FROM k.pref),
+                       (SELECT min(CASE WHEN rec.body->'outcome' ? 'confirmed' THEN 'confirmed' ELSE 'refund' END)
+                          FROM rec WHERE rec.actor = k.actor AND rec.ref = k.ref AND rec.pref IS NOT DISTINCT FROM k.pref),
                        EXISTS (SELECT 1 FROM {s}.records b WHERE b.occ_key = $1 AND b.kind = 'booking' AND b.key = k.ref
                                   AND b.body->>'actor' = k.actor AND b.body->>'state' IN ('confirmed', 'cancelled')),
                        (SELECT count(*) FROM {s}.outbox e WHERE e.occ_key = $1 AND e.body->>'actor' = k.actor
                            AND e.body->>'ref' = k.ref AND e.body->>'type' = 'hold_confirmed'),
                        (SELECT count(*) FROM {s}.outbox e WHERE e.occ_key = $1 AND e.body->>'actor' = k.actor
                            AND e.body->>'ref' = k.ref AND e.body->>'type' = 'refund_required'
-                           AND e.body->>'reason' <> 'cancelled')
-                  FROM unnest($2::text[], $3::text[]) AS k(actor, ref)"),
-            &[&occ, &actors, &refs],
+                           AND e.body->>'reason' <> 'cancelled'
+                           AND (k.pref IS NULL OR e.body->>'provider_ref' = k.pref))
+                  FROM k"),
+            &[&occ, &actors, &refs, &prefs],
         )
         .await
         .expect("accounting");
     let mut outcome: BTreeMap<Paid, String> = BTreeMap::new();
     let mut refunds = 0;
+    let mut confirmations = BTreeSet::new();
     for r in &rows {
-        let (a, rf, records, kind, booked, nc, nr): (String, String, i64, Option<String>, bool, i64, i64) =
-            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6));
-        assert_eq!(records, 1, "{a}/{rf}: a payment needs exactly one payment record (lost or doubled)");
+        let (a, rf, pref, records, kind, booked, nc, nr): (
+            String,
+            String,
+            Option<String>,
+            i64,
+            Option<String>,
+            bool,
+            i64,
+            i64,
+        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7));
+        assert_eq!(records, 1, "{a}/{rf}/{pref:?}: a payment needs exactly one payment record (lost or doubled)");
         match kind.as_deref() {
             Some("confirmed") => {
                 assert!(booked, "{a}/{rf}: confirmed by its record, but its booking is not confirmed");
-                assert_eq!((nc, nr), (1, 0), "{a}/{rf}: a confirmation has one hold_confirmed and no refund");
+                assert_eq!(nc, 1, "{a}/{rf}: a confirmation has exactly one hold_confirmed");
+                assert!(confirmations.insert((a.clone(), rf.clone())), "{a}/{rf}: two payments confirmed one booking");
             }
             _ => {
-                assert_eq!((nr, nc), (1, 0), "{a}/{rf}: a refund has one refund_required and no confirmation");
+                assert_eq!(nr, 1, "{a}/{rf}/{pref:?}: a refund has exactly one refund_required");
                 refunds += 1;
             }
         }
-        outcome.insert(Paid { actor: a, r: rf }, kind.unwrap_or_default());
+        outcome.insert(Paid { actor: a, r: rf, provider_ref: pref }, kind.unwrap_or_default());
+    }
+    // A booking confirmed by a payment has no refund event for that same payment.
+    for (a, rf) in &confirmations {
+        let confirming: Vec<&Paid> = outcome
+            .iter()
+            .filter(|(p, k)| &p.actor == a && &p.r == rf && k.as_str() == "confirmed")
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(confirming.len(), 1, "{a}/{rf}: one confirming payment");
     }
     // Nothing accounted that nobody paid.
     let r = client
@@ -117,7 +149,7 @@ pub async fn audit(
         .expect("totals");
     let (payment_records, confirmed_bookings): (i64, i64) = (r.get(0), r.get(1));
     assert_eq!(payment_records as usize, intents.len(), "payment records for payments nobody sent");
-    assert_eq!(confirmed_bookings as usize, intents.len() - refunds, "confirmed bookings nobody paid for");
+    assert_eq!(confirmed_bookings as usize, confirmations.len(), "confirmed bookings nobody paid for");
     let orphans: i64 = client
         .query_one(
             &q("SELECT count(*) FROM {s}.outbox e
