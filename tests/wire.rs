@@ -86,6 +86,7 @@ fn outbox(id: u64, kind: EventKind) -> OutboxEvent {
             hold_ref: Some(hold_ref("r-7f3a")),
             at: datetime!(2026-12-01 19:00:00 UTC),
             kind,
+            metadata: None,
         },
     }
 }
@@ -230,7 +231,6 @@ fn outbox_hold_placed_snapshot() {
             price: money("50.00", "EUR"),
             expires_at: datetime!(2026-12-01 19:10 UTC),
             lines: Vec::new(),
-            metadata: None,
         },
     );
     insta::assert_snapshot!("outbox_hold_placed", e.to_json());
@@ -337,7 +337,6 @@ fn outbox_events_carry_design_fields_in_frozen_order() {
                 price: money("25.00", "EUR"),
                 expires_at: datetime!(2026-12-01 19:10 UTC),
                 lines: Vec::new(),
-                metadata: None,
             },
             "hold_placed",
             vec!["quantity", "amount", "currency", "expires_at"],

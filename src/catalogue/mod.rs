@@ -739,7 +739,41 @@ pub fn decide_configure(
     if &occ.config == config {
         return Ok(Step::Answer(false));
     }
-    check_reconfigure(&occ.config, config, |d| occ.counters.get(d).total())?;
+    if let Err(e) = check_reconfigure(&occ.config, config, |d| occ.counters.get(d).total()) {
+        if !matches!(e, ConfigError::TierInUse(_) | ConfigError::PoolInUse(_)) {
+            return Err(e);
+        }
+        // Lapsed holds and offers do not keep a tier or pool in use (invariant 2): end them
+        // in this commit and look again.
+        let Some((due, complete)) = view.due() else {
+            let held: u64 = occ.counters.iter().map(|(_, u)| u.held + u.offered).max().unwrap_or(0);
+            return Ok(Step::LoadDue(usize::try_from(held).unwrap_or(usize::MAX).saturating_add(16)));
+        };
+        for rec in due {
+            if let Record::Booking(h) = rec {
+                if let Some((expired, freed, event)) = h.lapse(&occ.config, now) {
+                    change.deltas.extend(&freed);
+                    change.put(Record::Booking(expired));
+                    change.events.push(event);
+                }
+            }
+        }
+        if let Some(w) = view.waitlist() {
+            let mut w = w.clone();
+            if waitlist::lapse_offers(occ, &mut w, &mut change, now) {
+                change.put(Record::Waitlist(w));
+            }
+        }
+        let in_use = |d: &Dim| {
+            u64::try_from(i128::from(occ.counters.get(d).total()) + i128::from(change.deltas.get(d).net())).unwrap_or(0)
+        };
+        if check_reconfigure(&occ.config, config, in_use).is_err() {
+            if !complete {
+                return Ok(Step::LoadDue(due.len().saturating_mul(2).saturating_add(16)));
+            }
+            return Err(e);
+        }
+    }
     change.config = Some(config.clone());
     let next = Occurrence { config: config.clone(), ..occ.clone() };
     waitlist::settle_waitlist(&next, view.waitlist(), &mut change, now, None);
@@ -781,8 +815,15 @@ pub struct TierAvailability {
 }
 
 /// Availability of `occ` at `now`, given its due records (lapsed holds and offers, from the
-/// expiry index; all of them).
-pub fn availability(occ: &Occurrence, due: &[Record], now: OffsetDateTime) -> Availability {
+/// expiry index; all of them) and its waiting list: seats lapsed holds and offers would
+/// free go to waiting entries first (as the next writing operation will give them), so they
+/// do not show as available to a walk-in.
+pub fn availability(
+    occ: &Occurrence,
+    due: &[Record],
+    waitlist: Option<&crate::waitlist::Waitlist>,
+    now: OffsetDateTime,
+) -> Availability {
     let cfg = &occ.config;
     let mut lapsed = Deltas::new();
     for r in due {
@@ -799,6 +840,15 @@ pub fn availability(occ: &Occurrence, due: &[Record], now: OffsetDateTime) -> Av
             }
             _ => {}
         }
+    }
+    // The seats the waiting list is owed once lapsed offers pass on and lapsed holds end.
+    if let Some(w) = waitlist {
+        let mut w = w.clone();
+        // Entries whose offers lapsed leave (their seats are already counted out above).
+        w.entries.retain(|e| e.offer.as_ref().is_none_or(|o| o.expires_at > now));
+        let mut change = Change { deltas: lapsed, ..Change::default() };
+        crate::waitlist::offer_free_seats(occ, &mut w, &mut change, now, None);
+        lapsed = change.deltas;
     }
     let usage = |d: &Dim| occ.counters.get(d).plus(&lapsed.get(d)).unwrap_or_default();
     let room = |d: &Dim| occ.room(d, &lapsed).map(|r| u64::try_from(r.max(0)).unwrap_or(0));

@@ -238,6 +238,7 @@ pub(crate) mod fixtures {
             hold_ref: Some(r(hr)),
             at: T0,
             kind: EventKind::HoldReleased { quantity: q },
+            metadata: None,
         }
     }
 

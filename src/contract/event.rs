@@ -107,8 +107,6 @@ pub enum EventKind {
         expires_at: OffsetDateTime,
         /// The order's lines (tiered orders only; not written when empty).
         lines: Vec<CheckoutLine>,
-        /// The caller's metadata snapshot, if the request carried one.
-        metadata: Option<Metadata>,
     },
     /// A hold was paid (or needed no payment) and its seats are sold (`hold_confirmed`).
     /// Terminal — except that with `late_payment: revive` a hold that had ended
@@ -227,6 +225,9 @@ pub struct DomainEvent {
     pub at: OffsetDateTime,
     /// What happened.
     pub kind: EventKind,
+    /// The booking's metadata snapshot (the caller's, from its request), carried on every
+    /// event of the booking; written last, and only when present.
+    pub metadata: Option<Metadata>,
 }
 
 /// The id a store gives an event when it commits it. Unique within one store; consumers
@@ -244,11 +245,12 @@ impl fmt::Display for EventId {
 ///
 /// Wire shape: `{"id":7,"type":"hold_placed","occ_key":…,"actor":…,"ref":…,"at":…}` plus the
 /// kind's own fields (`quantity`; `amount`, `currency`, `expires_at`, and for tiered orders
-/// `lines`, for requests with metadata `metadata`, for `hold_placed`; `revived` when true
+/// `lines` for `hold_placed`; `revived` when true
 /// for `hold_confirmed`; `reason` and, when known, `amount`, `currency`, `provider_ref` for
 /// `refund_required`; `ticket` (and `tier`) for ticket events; `tier`, `seats`,
-/// `expires_at` for `waitlist_offered`). Optional fields are omitted when absent, so the
-/// Part 1 events keep their exact bytes.
+/// `expires_at` for `waitlist_offered`), and last, on every event of a booking whose request
+/// carried one, `metadata`. Optional fields are omitted when absent, so the Part 1 events
+/// keep their exact bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEvent {
     /// The event's id.
@@ -307,7 +309,6 @@ impl DomainEvent {
                 },
                 expires_at: expires_at()?,
                 lines: f.opt_lines()?,
-                metadata: f.opt_metadata()?,
             },
             "hold_confirmed" => EventKind::HoldConfirmed { quantity: qty()?, revived: f.opt_bool("revived")? },
             "hold_released" => EventKind::HoldReleased { quantity: qty()? },
@@ -339,7 +340,7 @@ impl DomainEvent {
                 });
             }
         };
-        Ok(DomainEvent { occ_key: f.occ_key()?, actor: f.actor()?, hold_ref, at, kind })
+        Ok(DomainEvent { occ_key: f.occ_key()?, actor: f.actor()?, hold_ref, at, kind, metadata: f.opt_metadata()? })
     }
 }
 
@@ -373,16 +374,13 @@ impl Serialize for EventBody<'_> {
         }
         m.serialize_entry("at", &time_str(&e.at))?;
         match &e.kind {
-            EventKind::HoldPlaced { quantity, price, expires_at, lines, metadata } => {
+            EventKind::HoldPlaced { quantity, price, expires_at, lines } => {
                 m.serialize_entry("quantity", quantity)?;
                 m.serialize_entry("amount", &price.amount)?;
                 m.serialize_entry("currency", &price.currency)?;
                 m.serialize_entry("expires_at", &time_str(expires_at))?;
                 if !lines.is_empty() {
                     m.serialize_entry("lines", lines)?;
-                }
-                if let Some(md) = metadata {
-                    m.serialize_entry("metadata", md)?;
                 }
             }
             EventKind::HoldConfirmed { quantity, revived } => {
@@ -437,6 +435,9 @@ impl Serialize for EventBody<'_> {
                     m.serialize_entry("provider_ref", p)?;
                 }
             }
+        }
+        if let Some(md) = &e.metadata {
+            m.serialize_entry("metadata", md)?;
         }
         m.end()
     }

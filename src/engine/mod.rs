@@ -325,10 +325,15 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     /// [`AvailabilityError`].
     pub async fn availability(&self, occ_key: &OccKey) -> Result<Availability, AvailabilityError> {
         let now = self.clock.now();
-        let occ = self.occurrence(occ_key).await?;
+        let snap = self.store.load(occ_key, &[RecordKey::Waitlist]).await?;
+        let occ = snap.occurrence.ok_or_else(|| OpError::Refused(UnknownOccurrence { occ_key: occ_key.clone() }))?;
+        let waitlist = match snap.records.into_iter().next().flatten().map(|r| r.value) {
+            Some(Record::Waitlist(w)) => Some(w),
+            _ => None,
+        };
         let due = self.store.due(Some(occ_key), now, usize::MAX).await?;
         let due: Vec<Record> = due.into_iter().map(|d| d.record.value).collect();
-        Ok(availability(&occ, &due, now))
+        Ok(availability(&occ, &due, waitlist.as_ref(), now))
     }
 
     /// The occurrence: its configuration and counters.
@@ -609,34 +614,50 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     /// cancelled). Safe to retry after an error: parts already placed answer their replay.
     ///
     /// # Errors
-    /// [`RequestError`] (the first part that failed; parts placed before it stay placed
-    /// until they lapse or the basket is retried).
+    /// [`RequestError`]: a part refused (bad input) — the parts placed before it are
+    /// released first; or the store failed — the parts placed stay placed, so retrying the
+    /// basket replays them (or they lapse).
     pub async fn request_basket(&self, parts: &[HoldRequest]) -> Result<Basket, RequestError> {
         let mut placed = Vec::with_capacity(parts.len());
         for (i, part) in parts.iter().enumerate() {
-            let outcome = self.request(part).await?;
+            let outcome = match self.request(part).await {
+                Ok(o) => o,
+                // Refused (bad input): the basket cannot be placed; give back what was.
+                Err(OpError::Refused(r)) => {
+                    self.release_parts(&parts[..placed.len()], &placed).await?;
+                    return Err(OpError::Refused(r));
+                }
+                // The store failed: keep what was placed, so a retry replays it.
+                Err(e) => return Err(e),
+            };
             match outcome {
                 RequestOutcome::AwaitingPayment { .. } | RequestOutcome::Confirmed { .. } => placed.push(outcome),
                 outcome => {
-                    for (p, done) in parts.iter().zip(&placed) {
-                        match done {
-                            RequestOutcome::Confirmed { .. } => {
-                                let _ = self.cancel(&p.occ_key, &p.hold_ref, None).await;
-                            }
-                            _ => {
-                                self.abandon(&p.occ_key, &p.actor, &p.hold_ref).await.map_err(|e| match e {
-                                    OpError::Refused(never) => match never {},
-                                    OpError::Contention { attempts } => OpError::Contention { attempts },
-                                    OpError::Store(s) => OpError::Store(s),
-                                })?;
-                            }
-                        }
-                    }
+                    self.release_parts(&parts[..placed.len()], &placed).await?;
                     return Ok(Basket::NotPlaced { part: i, outcome });
                 }
             }
         }
         Ok(Basket::Placed { parts: placed })
+    }
+
+    /// Release (or, free, cancel) the basket parts placed so far.
+    async fn release_parts(&self, parts: &[HoldRequest], placed: &[RequestOutcome]) -> Result<(), RequestError> {
+        for (p, done) in parts.iter().zip(placed) {
+            match done {
+                RequestOutcome::Confirmed { .. } => {
+                    let _ = self.cancel(&p.occ_key, &p.hold_ref, None).await;
+                }
+                _ => {
+                    self.abandon(&p.occ_key, &p.actor, &p.hold_ref).await.map_err(|e| match e {
+                        OpError::Refused(never) => match never {},
+                        OpError::Contention { attempts } => OpError::Contention { attempts },
+                        OpError::Store(s) => OpError::Store(s),
+                    })?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Settle one payment for a basket, part by part: each part's result (its own

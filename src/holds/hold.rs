@@ -169,6 +169,7 @@ impl Hold {
             hold_ref: Some(self.hold_ref.clone()),
             at,
             kind,
+            metadata: self.metadata.clone(),
         }
     }
 
@@ -181,7 +182,6 @@ impl Hold {
                 price: self.price,
                 expires_at: self.expires_at,
                 lines: self.lines.clone(),
-                metadata: self.metadata.clone(),
             },
         )
     }

@@ -104,6 +104,7 @@ impl Refund {
                 currency: self.currency,
                 provider_ref: self.provider_ref.clone(),
             },
+            metadata: None,
         }
     }
 }
@@ -522,6 +523,7 @@ fn reject(view: &impl Loaded, result: &PaymentResult, reason: RejectReason, now:
             currency: result.currency,
             provider_ref: result.provider_ref.clone(),
         },
+        metadata: None,
     });
     change.put(Record::Rejection(Rejection {
         occ_key: result.occ_key.clone(),

@@ -140,8 +140,13 @@ impl Cell {
         let next_occ = match next_occ {
             Some(mut occ) => {
                 if !c.deltas.is_empty() {
+                    // A dimension of the configuration the commit leaves, or (for one that
+                    // drops it) of the one it replaces: the commit may empty it first.
+                    let old = self.occurrence.as_ref().map(|o| &o.config);
                     for (dim, _) in &c.deltas {
-                        if occ.config.capacity_of(dim).is_none() {
+                        let known =
+                            occ.config.capacity_of(dim).is_some() || old.is_some_and(|o| o.capacity_of(dim).is_some());
+                        if !known {
                             return Err(CommitError::Invalid(format!("no dimension {dim} at {}", c.occ_key)));
                         }
                     }

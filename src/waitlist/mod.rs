@@ -137,6 +137,7 @@ pub(crate) fn offer_free_seats(
             hold_ref: None,
             at: now,
             kind: EventKind::WaitlistOffered { tier: e.tier.clone(), seats: e.seats, expires_at },
+            metadata: None,
         });
         any = true;
     }

@@ -508,7 +508,7 @@ impl AsyncStore for PostgresStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let after = after.map(RecordKey::id).unwrap_or_default();
+        let after: Option<String> = after.map(RecordKey::id);
         let client = self.client().await?;
         let stmt = client.prepare_cached(&self.sql.scan).await.map_err(store_error)?;
         let rows = client

@@ -308,6 +308,7 @@ DECLARE
     w jsonb;
     idx integer;
     i integer;
+    n_new integer;
     cur bigint;
     admits boolean;
 BEGIN
@@ -362,23 +363,29 @@ BEGIN
             IF gk IN ('create', 'update') THEN
                 new_dims := ARRAY(SELECT jsonb_array_elements_text(g->'dims'));
                 new_caps := ARRAY(SELECT (x.v)::bigint FROM jsonb_array_elements_text(g->'caps') AS x(v));
+                n_new := cardinality(new_dims);
+                -- Dimensions the new configuration drops stay, past the new ones, until the
+                -- deltas are applied: the commit may empty them; then they must count nothing.
+                IF found_occ THEN
+                    FOR i IN 1..cardinality(o.dims) LOOP
+                        IF array_position(new_dims, o.dims[i]) IS NULL THEN
+                            new_dims := new_dims || o.dims[i];
+                            new_caps := new_caps || NULL::bigint;
+                        END IF;
+                    END LOOP;
+                END IF;
                 h := array_fill(0::bigint, ARRAY[cardinality(new_dims)]);
                 cf := h; bl := h; ofr := h;
                 IF found_occ THEN
                     FOR i IN 1..cardinality(o.dims) LOOP
                         idx := array_position(new_dims, o.dims[i]);
-                        IF idx IS NULL THEN
-                            IF o.held[i] + o.confirmed[i] + o.blocked[i] + o.offered[i] > 0 THEN
-                                fail := '{CODE_OCCURRENCE}:';
-                            END IF;
-                        ELSE
-                            h[idx] := o.held[i]; cf[idx] := o.confirmed[i];
-                            bl[idx] := o.blocked[i]; ofr[idx] := o.offered[i];
-                        END IF;
+                        h[idx] := o.held[i]; cf[idx] := o.confirmed[i];
+                        bl[idx] := o.blocked[i]; ofr[idx] := o.offered[i];
                     END LOOP;
                 END IF;
             ELSE
                 new_dims := o.dims; new_caps := o.caps;
+                n_new := cardinality(new_dims);
                 h := o.held; cf := o.confirmed; bl := o.blocked; ofr := o.offered;
             END IF;
             IF fail IS NULL THEN
@@ -402,6 +409,15 @@ BEGIN
                         EXIT;
                     END IF;
                 END LOOP;
+            END IF;
+            IF fail IS NULL AND cardinality(new_dims) > n_new THEN
+                FOR i IN (n_new + 1)..cardinality(new_dims) LOOP
+                    IF h[i] + cf[i] + bl[i] + ofr[i] > 0 THEN
+                        fail := '{CODE_OCCURRENCE}:';
+                    END IF;
+                END LOOP;
+                new_dims := new_dims[1:n_new]; new_caps := new_caps[1:n_new];
+                h := h[1:n_new]; cf := cf[1:n_new]; bl := bl[1:n_new]; ofr := ofr[1:n_new];
             END IF;
         END IF;
 
@@ -501,7 +517,7 @@ impl Statements {
             ),
             scan: format!(
                 r#"SELECT occ_key, kind, key, version, body FROM "{s}".records
-                    WHERE occ_key = $1 AND kind = $2 AND key COLLATE "C" > $3
+                    WHERE occ_key = $1 AND kind = $2 AND ($3::text IS NULL OR key COLLATE "C" > $3)
                     ORDER BY key COLLATE "C" LIMIT $4"#
             ),
             occurrences: format!(
