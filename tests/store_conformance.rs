@@ -38,3 +38,15 @@ fn memory_store_every_interleaving_of_the_standard_races() {
     }
     println!("{total} orderings in all");
 }
+
+/// A store sharded over three memory stores passes the suite too (routing, merged sweep and
+/// outbox, interleaved event ids).
+#[test]
+fn a_sharded_memory_store_passes_the_whole_suite() {
+    let fresh = || seathold::store::ShardedStore::new(vec![MemoryStore::new(), MemoryStore::new(), MemoryStore::new()]);
+    block_on(conformance::run_all(async || fresh().expect("three shards")));
+    let store = fresh().expect("three shards");
+    for sc in interleave::scenarios() {
+        assert!(block_on(interleave::explore(&store, &sc, None)).exhaustive);
+    }
+}

@@ -2,8 +2,6 @@
 //! race (a [`Conflict`](crate::store::Conflict)) load and decide again, a bounded number of
 //! times. Generic over [`AsyncStore`]; the blocking engine runs the same futures.
 
-use std::collections::HashMap;
-
 use time::OffsetDateTime;
 
 use super::error::OpError;
@@ -25,11 +23,57 @@ pub(crate) trait Operation {
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<Self::Output>, Self::Refusal>;
 }
 
+/// The records one attempt loaded, by key: a few, so a vector searched linearly, with a
+/// hash index added once it grows (a decision that loaded many due records).
+#[derive(Debug, Default)]
+struct Records {
+    entries: Vec<(RecordKey, Option<Versioned<Record>>)>,
+    index: Option<foldhash::HashMap<RecordKey, usize>>,
+}
+
+/// Past this many entries, the records get a hash index.
+const INDEX_FROM: usize = 16;
+
+impl Records {
+    fn position(&self, key: &RecordKey) -> Option<usize> {
+        match &self.index {
+            Some(ix) => ix.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| k == key),
+        }
+    }
+
+    fn get(&self, key: &RecordKey) -> Option<&Option<Versioned<Record>>> {
+        self.position(key).map(|i| &self.entries[i].1)
+    }
+
+    fn contains_key(&self, key: &RecordKey) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// Add `key` as loaded (keeping an earlier load of it).
+    fn insert_if_absent(&mut self, key: RecordKey, value: Option<Versioned<Record>>) {
+        if self.contains_key(&key) {
+            return;
+        }
+        if let Some(ix) = &mut self.index {
+            ix.insert(key.clone(), self.entries.len());
+        }
+        self.entries.push((key, value));
+        if self.index.is_none() && self.entries.len() > INDEX_FROM {
+            self.index = Some(self.entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 /// What one attempt of an operation has loaded: the [`Loaded`] a decision reads.
 #[derive(Debug)]
 pub(crate) struct View {
     occurrence: Option<Occurrence>,
-    records: HashMap<RecordKey, Option<Versioned<Record>>>,
+    records: Records,
     due: Option<(Vec<Record>, bool)>,
     rounds: u32,
 }
@@ -55,7 +99,7 @@ const MAX_ROUNDS: u32 = 16;
 impl View {
     fn add(&mut self, keys: Vec<RecordKey>, found: Vec<Option<Versioned<Record>>>) {
         for (k, r) in keys.into_iter().zip(found) {
-            self.records.entry(k).or_insert(r);
+            self.records.insert_if_absent(k, r);
         }
     }
 
@@ -82,7 +126,7 @@ impl View {
             };
             records.push(RecordWrite { expected: loaded.as_ref().map(|r| r.version), key, op: WriteOp::Delete });
         }
-        for (key, loaded) in &self.records {
+        for (key, loaded) in &self.records.entries {
             if !records.iter().any(|w| &w.key == key) {
                 records.push(RecordWrite {
                     key: key.clone(),
@@ -113,7 +157,7 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
     'attempt: for _ in 0..attempts {
         let keys = op.keys();
         let snap = store.load(occ_key, &keys).await?;
-        let mut view = View { occurrence: snap.occurrence, records: HashMap::new(), due: None, rounds: 0 };
+        let mut view = View { occurrence: snap.occurrence, records: Records::default(), due: None, rounds: 0 };
         view.add(keys, snap.records);
         loop {
             match op.decide(&view, now).map_err(OpError::Refused)? {
@@ -157,7 +201,7 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
                     let mut records = Vec::with_capacity(due.len());
                     for d in due {
                         records.push(d.record.value.clone());
-                        view.records.entry(d.record.value.key()).or_insert(Some(d.record));
+                        view.records.insert_if_absent(d.record.value.key(), Some(d.record));
                     }
                     view.due = Some((records, complete));
                 }

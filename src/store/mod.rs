@@ -63,8 +63,10 @@
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod sharded;
 
 pub use memory::MemoryStore;
+pub use sharded::{NoShards, ShardedStore};
 
 use std::error::Error as StdError;
 use std::future::Future;

@@ -7,6 +7,8 @@
 
 pub mod audit;
 pub mod race;
+pub mod server;
+pub mod sharded;
 
 use seathold::store::postgres::{PostgresOptions, PostgresStore};
 
