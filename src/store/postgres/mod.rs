@@ -345,7 +345,7 @@ impl PostgresStore {
             }
             // The database refused the statement, so nothing of the batch was applied: one
             // commit's trouble must not become the others', so send them one by one.
-            Err(CallError::Db(e)) if n > 1 && e.as_db_error().is_some() => {
+            Err(CallError::Db(e)) if n > 1 && e.as_db_error().is_some_and(|db| !transient(db)) => {
                 for (doc, reply) in docs.into_iter().zip(replies) {
                     let answer = match self.call_apply(Value::Array(vec![doc])).await {
                         Ok(mut a) if a.len() == 1 => a.remove(0),
@@ -385,9 +385,23 @@ impl PostgresStore {
 /// means the commit is malformed for this schema; anything else is the connection.
 fn db_failure(e: tokio_postgres::Error) -> CommitError {
     match e.as_db_error() {
-        Some(db) => CommitError::Invalid(format!("the database refused the commit: {db}")),
-        None => unavailable(e).into(),
+        Some(db) if !transient(db) => CommitError::Invalid(format!("the database refused the commit: {db}")),
+        _ => unavailable(e).into(),
     }
+}
+
+/// Whether a server error is about the server or the session, not the commit: the
+/// connection was terminated (a `FATAL` or `PANIC` report, such as an administrator's
+/// `pg_terminate_backend` or a shutdown), or its SQLSTATE class is one of connection
+/// exception (`08`), transaction rollback (`40`), insufficient resources (`53`), object not
+/// in prerequisite state (`55`, a lock not available), operator intervention (`57`, a
+/// cancelled statement, a shutdown) or system error (`58`), or it is a read-only transaction
+/// (`25006`, a standby after a failover). Retrying such a commit may succeed.
+fn transient(db: &tokio_postgres::error::DbError) -> bool {
+    let code = db.code().code();
+    matches!(db.severity(), "FATAL" | "PANIC")
+        || ["08", "40", "53", "55", "57", "58"].iter().any(|class| code.starts_with(class))
+        || code == "25006"
 }
 
 /// Why a `seathold_apply` call failed.
