@@ -43,6 +43,7 @@ fn hold(k: &OccKey, who: &str, expires_at: OffsetDateTime) -> Hold {
         ended_at: None,
         tickets: Vec::new(),
         revived: false,
+        first_expires_at: None,
         cancelled_seats: 0,
         cancellations: 0,
         refunded: None,

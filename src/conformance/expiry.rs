@@ -57,6 +57,13 @@ pub async fn check_due_exact<S: AsyncStore>(s: &S) {
     assert_eq!(due_refs(s, Some(&a), m(10), 10).await, vec!["ra1", "ra3", "ra9"], "{CLAUSE}: only held holds are due");
     let all = due_refs(s, None, m(10), 10).await;
     assert_eq!(all, vec!["ra1", "rb2", "ra3", "ra9"], "{CLAUSE}: across occurrences, oldest first");
+    for limit in 1..=3 {
+        assert_eq!(
+            due_refs(s, None, m(10), limit).await,
+            all[..limit],
+            "{CLAUSE}: a limited sweep takes the oldest across occurrences, not the first occurrence's"
+        );
+    }
 }
 
 /// A write that changes a record's due time moves it in the index; a write that ends it (or a

@@ -129,6 +129,48 @@ pub async fn check_capacity_guard_per_dimension<S: AsyncStore>(s: &S) {
     commit_ok(s, b(7), CLAUSE).await;
 }
 
+/// A dimension the commit frees is not guarded, even when the commit admits seats elsewhere
+/// and the freed dimension stays over a lowered cap (lowering a cap revokes nothing: a
+/// cancellation there must still be able to hand its seat to someone else).
+pub async fn check_freed_dimension_over_its_cap<S: AsyncStore>(s: &S) {
+    let o = occ("show");
+    commit_ok(s, create(&o, tiered()), CLAUSE).await;
+    let a = [Dim::Total, Dim::Tier(tier("a")), Dim::Pool(pool("p"))];
+    commit_ok(
+        s,
+        Commit { deltas: a.iter().map(|d| (d.clone(), held(3))).collect(), admits: true, ..at(&o, 1) },
+        CLAUSE,
+    )
+    .await;
+    // Pool p goes down to 1 seat under its 3 held ones.
+    let lower = tiered().with_pools(vec![crate::catalogue::Pool { pool: pool("p"), capacity: 1 }]);
+    let c = Commit { occurrence: OccurrenceGuard::Update { expected: 1, config: lower }, ..Commit::new(o.clone()) };
+    commit_ok(s, c, CLAUSE).await;
+    // One seat of tier a freed, one of tier b admitted: the pool is still over its cap (2 > 1)
+    // but it only sheds seats, so the commit applies.
+    let mv = Commit {
+        deltas: vec![
+            (Dim::Total, held(0)),
+            (Dim::Tier(tier("a")), held(-1)),
+            (Dim::Pool(pool("p")), held(-1)),
+            (Dim::Tier(tier("b")), held(1)),
+        ],
+        admits: true,
+        ..at(&o, 2)
+    };
+    commit_ok(s, mv, CLAUSE).await;
+    // Admitting into the over-cap pool is still refused.
+    let into = Commit { deltas: a.iter().map(|d| (d.clone(), held(1))).collect(), admits: true, ..at(&o, 2) };
+    match commit_err(s, into, CLAUSE).await {
+        CommitError::Conflict(Conflict::Capacity { dim }) => {
+            assert_eq!(dim, Dim::Pool(pool("p")), "{CLAUSE}: the pool is what is over its cap")
+        }
+        e => panic!("{CLAUSE}: expected a capacity conflict on the pool, got {e}"),
+    }
+    let occ = load(s, &o, &[]).await.occurrence.unwrap_or_else(|| panic!("lost"));
+    assert_eq!(occ.counters.get(&Dim::Pool(pool("p"))).held, 2, "{CLAUSE}: the freed seat is not counted out");
+}
+
 /// A new configuration may drop a dimension only if it counts nothing.
 pub async fn check_dropped_dimension_in_use<S: AsyncStore>(s: &S) {
     let o = occ("show");

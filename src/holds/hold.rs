@@ -99,6 +99,10 @@ pub struct Hold {
     /// When the hold lapses unless paid (moved by extensions).
     #[serde(with = "nanos")]
     pub expires_at: OffsetDateTime,
+    /// The expiry it was placed with, once an extension moved `expires_at` (`None`: never
+    /// extended, `expires_at` is still the first one). Extensions are capped from it.
+    #[serde(default, with = "nanos::option", skip_serializing_if = "Option::is_none")]
+    pub first_expires_at: Option<OffsetDateTime>,
     /// The stored state.
     pub state: HoldState,
     /// When the hold reached its state (for `Expired`, when it lapsed).

@@ -132,12 +132,13 @@ pub fn decide_extend(
     if !view.is_loaded(&actor_key) {
         return Ok(Step::Load(vec![actor_key]));
     }
-    let cap = hold.placed_at.saturating_add(occ.config.hold_ttl()).saturating_add(max);
-    let expires_at = hold.expires_at.saturating_add(by).min(cap);
+    let first = hold.first_expires_at.unwrap_or(hold.expires_at);
+    let expires_at = hold.expires_at.saturating_add(by).min(first.saturating_add(max));
     if expires_at <= hold.expires_at {
         return Ok(Step::Answer(hold.checkout_request()));
     }
     let mut next = hold.clone();
+    next.first_expires_at = Some(first);
     next.expires_at = expires_at;
     let mut change = Change::default();
     change.events.push(hold.event(now, EventKind::HoldExtended { expires_at }));

@@ -343,19 +343,33 @@ pub fn decide_request(
             change.events.push(event);
         }
     }
-    if let Some(wl) = view.waitlist() {
-        let mut wl = wl.clone();
-        if waitlist::take_offer(occ, &mut wl, &mut change, &req.actor, now).is_some() {
-            change.put(Record::Waitlist(wl));
-        }
-    }
-
     let needs: Vec<Need> = if lines.is_empty() {
         vec![(vec![Dim::Total], UsageDelta::held(quantity))]
     } else {
         lines.iter().map(|l| (cfg.dims_of(Some(&l.tier)), UsageDelta::held(l.quantity))).collect()
     };
-    match make_room(view, occ, &mut change, &needs, Some(&req.actor), now) {
+    // The actor's live offer is taken only by a request that is placed: a refused one
+    // leaves it standing (nobody else may take offered seats).
+    let without_offer = change.clone();
+    let mut took_offer = false;
+    if let Some(wl) = view.waitlist() {
+        let mut wl = wl.clone();
+        if waitlist::take_offer(occ, &mut wl, &mut change, &req.actor, now).is_some() {
+            change.put(Record::Waitlist(wl));
+            took_offer = true;
+        }
+    }
+    let mut room = make_room(view, occ, &mut change, &needs, Some(&req.actor), now);
+    if let (true, Room::Full { need, .. }) = (took_offer, room) {
+        // The answer names what did not fit with the offer counted in; the commit (if any)
+        // is the one without taking it.
+        change = without_offer;
+        room = match make_room(view, occ, &mut change, &needs, Some(&req.actor), now) {
+            Room::Full { offered, .. } => Room::Full { need, offered },
+            other => other,
+        };
+    }
+    match room {
         Room::Fits => {}
         Room::NeedDue(n) => return Ok(Step::LoadDue(n)),
         Room::Full { need, offered } => {
@@ -378,6 +392,7 @@ pub fn decide_request(
         ended_at: None,
         tickets: Vec::new(),
         revived: false,
+        first_expires_at: None,
         cancelled_seats: 0,
         cancellations: 0,
         refunded: None,

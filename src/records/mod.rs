@@ -349,8 +349,8 @@ pub enum RecordKind {
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: [RecordKind; 6] =
-        [Self::Booking, Self::Actor, Self::Payment, Self::Cancellation, Self::Block, Self::Waitlist];
+    pub const ALL: [RecordKind; 7] =
+        [Self::Booking, Self::Actor, Self::Payment, Self::Cancellation, Self::Block, Self::Waitlist, Self::Rejection];
 
     /// A stable name for storage.
     pub fn as_str(self) -> &'static str {

@@ -368,11 +368,17 @@ fn decide_paid(
             return Step::Answer(first.replay());
         }
         // A second, different charge for an accounted checkout: refund it.
+        // Completed from the first payment's money, else from the booking's price.
         let recorded = match (first.amount, first.currency) {
             (Some(amount), Some(currency)) => Some(Money { amount, currency }),
-            _ => named.map(|b| b.price),
+            _ => None,
         };
-        let (amount, currency) = refund_money(result, recorded);
+        let (amount, currency) = [recorded, named.map(|b| b.price)]
+            .into_iter()
+            .flatten()
+            .map(|m| refund_money(result, Some(m)))
+            .find(|(a, c)| a.is_some() && c.is_some())
+            .unwrap_or_else(|| refund_money(result, None));
         let refund = refund_of(result, NoHoldReason::DuplicatePayment, amount, currency);
         let mut change = Change::default();
         change.events.push(refund.event(now));

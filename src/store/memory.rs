@@ -103,15 +103,13 @@ impl MemoryStore {
 }
 
 impl Cell {
+    /// Append up to `limit` of this occurrence's records due at `now`, oldest first.
     fn due_upto(&self, occ_key: &OccKey, now: OffsetDateTime, limit: usize, out: &mut Vec<Due>) {
-        for (t, key) in self.due.iter() {
-            if *t > now || out.len() >= limit {
-                break;
-            }
-            if let Some(r) = self.records.get(key) {
-                out.push(Due { occ_key: occ_key.clone(), record: r.clone() });
-            }
-        }
+        let due = self.due.iter().take_while(|(t, _)| *t <= now).take(limit);
+        out.extend(
+            due.filter_map(|(_, key)| self.records.get(key))
+                .map(|r| Due { occ_key: occ_key.clone(), record: r.clone() }),
+        );
     }
 
     /// Check every guard; on success, the occurrence as the commit leaves it.
@@ -155,7 +153,9 @@ impl Cell {
                         .apply(&c.deltas)
                         .map_err(|dim| CommitError::Invalid(format!("counter {dim} would go negative")))?;
                     if c.admits {
-                        for (dim, _) in &c.deltas {
+                        // A dimension the commit frees is never refused (lowering a cap
+                        // revokes nothing), even when it stays over its cap.
+                        for (dim, _) in c.deltas.iter().filter(|(_, u)| u.net() >= 0) {
                             if let Some(Some(cap)) = occ.config.capacity_of(dim) {
                                 if occ.counters.get(dim).total() > cap {
                                     return Err(Conflict::Capacity { dim: dim.clone() }.into());
@@ -232,11 +232,19 @@ impl Store for MemoryStore {
                 }
             }
             None => {
+                // The oldest `limit` across occurrences: up to `limit` from each, cut back to
+                // the oldest `limit` whenever twice that has gathered.
+                let oldest_first = |out: &mut Vec<Due>| {
+                    out.sort_by_key(|d| d.record.value.due());
+                    out.truncate(limit);
+                };
                 for (k, cell) in self.all_cells() {
                     lock(&cell).due_upto(&k, now, limit, &mut out);
+                    if out.len() >= limit.saturating_mul(2) {
+                        oldest_first(&mut out);
+                    }
                 }
-                out.sort_by_key(|d| d.record.value.due());
-                out.truncate(limit);
+                oldest_first(&mut out);
             }
         }
         Ok(out)

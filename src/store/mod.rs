@@ -31,11 +31,13 @@
 //!      (`Check` writes nothing, `Put` stores the record at `v + 1`, or `1` if new,
 //!      `Delete` removes it). Otherwise [`Conflict::Record`];
 //!    - *capacity*: seat deltas are added to the occurrence's counters per dimension; when
-//!      [`Commit::admits`] is set, every dimension the deltas touch must stay within its cap
-//!      (the caps of the configuration the commit leaves, from
-//!      [`OccurrenceConfig::capacity_of`]), otherwise [`Conflict::Capacity`]. A commit that
-//!      does not admit seats (a confirmation, a release, an expiry) is never refused for
-//!      capacity: lowering a capacity revokes nothing.
+//!      [`Commit::admits`] is set, every dimension the deltas touch and do not free (net
+//!      change `>= 0`) must stay within its cap (the caps of the configuration the commit
+//!      leaves, from [`OccurrenceConfig::capacity_of`]), otherwise [`Conflict::Capacity`].
+//!      A dimension whose net change is negative, and every dimension of a commit that does
+//!      not admit seats (a confirmation, a release, an expiry), is never refused for
+//!      capacity: lowering a capacity revokes nothing, so a dimension left over a lowered
+//!      cap must still be able to shed seats in a commit that admits elsewhere.
 //!
 //!    A lost guard is a [`CommitError::Conflict`]: retryable, nothing written. It must
 //!    never be a silent overwrite. A commit that is malformed — a counter that would go

@@ -1,6 +1,9 @@
 //! Helpers shared by the model, stress and fault tests: a tiny seeded RNG, the test clock's
 //! start, amount formatting, and [`Ledger`], an independent consumer of the outbox that checks
-//! the event-level invariants (3 and 7 of DESIGN.md) as events arrive.
+//! the event-level invariants (3 and 7 of DESIGN.md) as events arrive — for Part 1
+//! occurrences by default, and with [`Ledger::part2`] for the events Part 2 adds (revived
+//! confirmations, free orders, extensions, cancellations, tickets, check-ins, waiting-list
+//! offers, payment alarms).
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
@@ -73,6 +76,29 @@ pub struct OpenHold {
     pub hold_ref: String,
     pub quantity: u32,
     pub expires_at: OffsetDateTime,
+    /// A tiered order priced zero: confirmed at once, without a payment to account.
+    pub free: bool,
+}
+
+/// A confirmed booking as the outbox has shown it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingSeen {
+    pub actor: String,
+    /// Tickets still to be issued (right after its confirmation).
+    pub tickets_due: u32,
+    /// Seats not cancelled.
+    pub standing: u32,
+    pub ticketed: bool,
+    /// Tickets cancelled whose cancellation's refund has not come yet.
+    pub cancelling: u32,
+}
+
+/// A ticket as the outbox has shown it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketSeen {
+    Valid,
+    CheckedIn,
+    Cancelled,
 }
 
 /// An independent outbox consumer for Part 1 occurrences. Feed it every event once, in id
@@ -82,9 +108,34 @@ pub struct OpenHold {
 /// event (`hold_confirmed` / `refund_required`) for one (occ, actor, ref), and a
 /// `duplicate_payment` refund that is not a second payment: one whose (occ, actor, ref) has
 /// no accounting yet, whose provider ref is missing or is the first payment's, or that
-/// repeats an earlier duplicate's provider ref.
+/// repeats an earlier duplicate's provider ref. A `payment_rejected` alarm (a paid result
+/// refused for its money) accounts nothing.
+///
+/// In Part 2 mode ([`Ledger::part2`]) it also accepts, and checks: a free order's
+/// confirmation (not an accounting); a revived confirmation (`revived: true`) only for a
+/// hold that is still open or ended by `hold_expired`/`hold_released`, once, accounted like
+/// any payment; `hold_extended` only for the open hold, only later; `refund_required` with
+/// reason `cancelled` only for a confirmed booking (not an accounting of a paid result); a
+/// `ticket_issued` id only once and only right for a booking confirmed in the same batch;
+/// `checked_in` and `ticket_cancelled` only for a valid issued ticket (so a ticket is
+/// admitted at most once, and never after it was cancelled); `waitlist_offered` (the only
+/// event without a ref).
 #[derive(Debug, Default)]
 pub struct Ledger {
+    /// Accept and check the Part 2 events (see above).
+    pub part2: bool,
+    /// Holds ended by `hold_expired` / `hold_released`, by (occ, ref): what a revived
+    /// confirmation may name (once).
+    ended_holds: HashMap<(String, String), (String, u32)>,
+    /// Confirmed bookings, by (occ, ref).
+    pub bookings: HashMap<(String, String), BookingSeen>,
+    /// Every ticket issued, by (occ, ticket id).
+    pub tickets: HashMap<(String, String), TicketSeen>,
+    pub revived_events: u64,
+    pub cancel_refunds: u64,
+    pub offers: u64,
+    pub check_ins: u64,
+    pub rejected_alarms: u64,
     seen: HashSet<u64>,
     last_id: HashMap<String, u64>,
     pub open: HashMap<(String, String), OpenHold>,
@@ -103,7 +154,18 @@ pub struct Ledger {
     pub released_events: u64,
 }
 
+impl BookingSeen {
+    fn new(actor: &str, seats: u32) -> Self {
+        Self { actor: actor.to_owned(), tickets_due: seats, standing: seats, ticketed: false, cancelling: 0 }
+    }
+}
+
 impl Ledger {
+    /// A consumer that also accepts and checks the Part 2 events.
+    pub fn part2() -> Self {
+        Self { part2: true, ..Self::default() }
+    }
+
     pub fn absorb(&mut self, e: &OutboxEvent) -> Result<(), String> {
         let id = e.id.0;
         if !self.seen.insert(id) {
@@ -111,14 +173,21 @@ impl Ledger {
         }
         let occ = e.event.occ_key.as_str().to_owned();
         let actor = e.event.actor.as_str().to_owned();
-        let Some(r) = e.event.hold_ref.as_ref().map(|r| r.as_str().to_owned()) else {
-            return Err(format!("event {id} has no ref: {e:?}"));
-        };
         let last = self.last_id.entry(occ.clone()).or_insert(0);
         if id <= *last {
             return Err(format!("event ids of {occ} not increasing: {id} after {last}"));
         }
         *last = id;
+        let Some(r) = e.event.hold_ref.as_ref().map(|r| r.as_str().to_owned()) else {
+            if self.part2 && matches!(e.event.kind, EventKind::WaitlistOffered { .. }) {
+                self.offers += 1;
+                return Ok(());
+            }
+            return Err(format!("event {id} has no ref: {e:?}"));
+        };
+        if self.part2 && self.absorb_part2(e, &occ, &actor, &r)? {
+            return Ok(());
+        }
         let key = (occ.clone(), actor.clone());
         let end = |ledger: &mut Self, quantity: u32, what: &str| -> Result<(), String> {
             match ledger.open.remove(&key) {
@@ -134,7 +203,11 @@ impl Ledger {
                 if let Some(prev) = self.open.get(&key) {
                     return Err(format!("hold_placed for {key:?} ref {r} while {prev:?} is still open"));
                 }
-                self.open.insert(key, OpenHold { hold_ref: r, quantity: *quantity, expires_at: *expires_at });
+                let free = match &e.event.kind {
+                    EventKind::HoldPlaced { price, lines, .. } => !lines.is_empty() && price.amount.is_zero(),
+                    _ => false,
+                };
+                self.open.insert(key, OpenHold { hold_ref: r, quantity: *quantity, expires_at: *expires_at, free });
                 self.placed += 1;
             }
             EventKind::HoldConfirmed { quantity, revived } => {
@@ -143,18 +216,30 @@ impl Ledger {
                         "revived confirmation for {key:?} ref {r} at a late_payment: refund occurrence"
                     ));
                 }
+                let free = self.open.get(&key).is_some_and(|h| h.hold_ref == r && h.free);
                 end(self, *quantity, "hold_confirmed")?;
                 self.confirmed_events += 1;
                 *self.confirmed_seats.entry(occ.clone()).or_insert(0) += u64::from(*quantity);
-                self.account(paid_key(&occ, &actor, &r), None, "hold_confirmed")?;
+                if self.part2 {
+                    self.bookings.insert((occ.clone(), r.clone()), BookingSeen::new(&actor, *quantity));
+                }
+                if !free {
+                    self.account(paid_key(&occ, &actor, &r), None, "hold_confirmed")?;
+                }
             }
             EventKind::HoldReleased { quantity } => {
                 end(self, *quantity, "hold_released")?;
                 self.released_events += 1;
+                if self.part2 {
+                    self.ended_holds.insert((occ.clone(), r.clone()), (actor.clone(), *quantity));
+                }
             }
             EventKind::HoldExpired { quantity } => {
                 end(self, *quantity, "hold_expired")?;
                 self.expired_events += 1;
+                if self.part2 {
+                    self.ended_holds.insert((occ.clone(), r.clone()), (actor.clone(), *quantity));
+                }
             }
             EventKind::RefundRequired { reason: NoHoldReason::DuplicatePayment, provider_ref, .. } => {
                 self.refund_events += 1;
@@ -183,6 +268,9 @@ impl Ledger {
             EventKind::RefundRequired { reason: NoHoldReason::Cancelled, .. } => {
                 return Err(format!("unexpected cancellation refund {e:?}"));
             }
+            // The library's alarm for a paid result refused for its money (once per payment):
+            // nothing is accounted.
+            EventKind::PaymentRejected { .. } => self.rejected_alarms += 1,
             EventKind::RefundRequired { provider_ref, .. } => {
                 self.refund_events += 1;
                 let p = provider_ref.as_ref().map(|p| p.as_str().to_owned());
@@ -191,6 +279,94 @@ impl Ledger {
             other => return Err(format!("unexpected event kind {other:?}")),
         }
         Ok(())
+    }
+
+    /// The Part 2 events; `true` when the event was handled here.
+    fn absorb_part2(&mut self, e: &OutboxEvent, occ: &str, actor: &str, r: &str) -> Result<bool, String> {
+        let key = (occ.to_owned(), actor.to_owned());
+        let booking = (occ.to_owned(), r.to_owned());
+        match &e.event.kind {
+            EventKind::HoldConfirmed { quantity, revived: true } => {
+                match self.open.get(&key) {
+                    Some(h) if h.hold_ref == r && h.quantity == *quantity => {
+                        self.open.remove(&key);
+                        self.ended += 1;
+                    }
+                    _ => match self.ended_holds.remove(&booking) {
+                        Some((a, q)) if a == actor && q == *quantity => {}
+                        other => {
+                            return Err(format!(
+                                "revived confirmation of {booking:?} by {actor} qty {quantity}: it is neither open \
+                                 nor ended unrevived ({other:?})"
+                            ));
+                        }
+                    },
+                }
+                self.confirmed_events += 1;
+                self.revived_events += 1;
+                *self.confirmed_seats.entry(occ.to_owned()).or_insert(0) += u64::from(*quantity);
+                self.bookings.insert(booking, BookingSeen::new(actor, *quantity));
+                self.account(paid_key(occ, actor, r), None, "revived hold_confirmed")?;
+            }
+            EventKind::HoldExtended { expires_at } => match self.open.get_mut(&key) {
+                Some(h) if h.hold_ref == r && *expires_at > h.expires_at => h.expires_at = *expires_at,
+                other => return Err(format!("hold_extended of {booking:?} to {expires_at}, open hold {other:?}")),
+            },
+            EventKind::RefundRequired { reason: NoHoldReason::Cancelled, provider_ref, .. } => {
+                // A cancellation's refund (after its tickets' `ticket_cancelled`, or for a
+                // booking without tickets, all of it), or a payment for a booking cancelled
+                // whole: accounted like any refund signal.
+                match self.bookings.get_mut(&booking).filter(|b| b.actor == actor) {
+                    Some(b) if b.cancelling > 0 => b.cancelling = 0,
+                    Some(b) if !b.ticketed && b.standing > 0 => b.standing = 0,
+                    _ => {
+                        self.refund_events += 1;
+                        let p = provider_ref.as_ref().map(|p| p.as_str().to_owned());
+                        self.account(paid_key(occ, actor, r), Some(p), "refund_required (cancelled)")?;
+                        return Ok(true);
+                    }
+                }
+                self.cancel_refunds += 1;
+            }
+            EventKind::TicketIssued { ticket, .. } => {
+                let Some(b) = self.bookings.get_mut(&booking).filter(|b| b.actor == actor && b.tickets_due > 0) else {
+                    return Err(format!("ticket_issued {ticket} for {booking:?}, which has no ticket due"));
+                };
+                b.tickets_due -= 1;
+                b.ticketed = true;
+                if !ticket.starts_with(&format!("{r}#")) {
+                    return Err(format!("ticket {ticket} does not name its booking {r}"));
+                }
+                if self.tickets.insert((occ.to_owned(), ticket.clone()), TicketSeen::Valid).is_some() {
+                    return Err(format!("ticket {ticket} of {occ} issued twice"));
+                }
+            }
+            EventKind::TicketCancelled { ticket } | EventKind::CheckedIn { ticket } => {
+                let cancel = matches!(e.event.kind, EventKind::TicketCancelled { .. });
+                match self.tickets.get_mut(&(occ.to_owned(), ticket.clone())) {
+                    Some(s) if *s == TicketSeen::Valid => {
+                        *s = if cancel { TicketSeen::Cancelled } else { TicketSeen::CheckedIn };
+                    }
+                    other => return Err(format!("{e:?} for a ticket that is {other:?}")),
+                }
+                if cancel {
+                    let Some(b) = self.bookings.get_mut(&booking).filter(|b| b.actor == actor && b.standing > 0) else {
+                        return Err(format!("ticket_cancelled {ticket} for {booking:?}, which has no seat standing"));
+                    };
+                    b.standing -= 1;
+                    b.cancelling += 1;
+                } else {
+                    self.check_ins += 1;
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Tickets of `occ` issued and not cancelled (valid or checked in).
+    pub fn standing_tickets(&self, occ: &str) -> u64 {
+        self.tickets.iter().filter(|((o, _), s)| o == occ && **s != TicketSeen::Cancelled).count() as u64
     }
 
     fn account(&mut self, key: PaidKey, provider: Option<Option<String>>, what: &'static str) -> Result<(), String> {

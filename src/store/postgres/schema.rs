@@ -280,7 +280,7 @@ CREATE OR REPLACE VIEW "{s}".records_readable AS
 /// 2. the guards: the occurrence (config version, existence), the records, each locked
 ///    `FOR UPDATE` in (kind, key) order and compared with its expected version, then the
 ///    counters (every delta's dimension must exist; none may go negative; with `admits`,
-///    none may pass its cap; dimensions a new configuration drops must count nothing);
+///    none the commit does not free may pass its cap; dimensions a new configuration drops must count nothing);
 /// 3. if all pass, the writes: occurrence, counters, records (version + 1, expiry index,
 ///    the sweep's lease cleared), events (ids in order).
 ///
@@ -404,6 +404,7 @@ BEGIN
                         EXIT;
                     END IF;
                     IF admits AND new_caps[idx] IS NOT NULL
+                       AND (d->>1)::bigint + (d->>2)::bigint + (d->>3)::bigint + (d->>4)::bigint >= 0
                        AND h[idx] + cf[idx] + bl[idx] + ofr[idx] > new_caps[idx] THEN
                         fail := '{CODE_CAPACITY}:' || (d->>0);
                         EXIT;
