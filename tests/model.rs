@@ -80,9 +80,9 @@ fn a_paid_zero_priced_plain_hold_answers_already_not_a_free_confirmation_replay(
 
 /// `Store::due(None, now, limit)` promises the due records "oldest first" across
 /// occurrences, and the sweep (`expire_due(limit)`) relies on it to reclaim the oldest lapsed
-/// holds first. `MemoryStore` fills its one output buffer cell by cell (in hash order) and
-/// stops each cell once the *buffer* holds `limit` records, so with a small limit the first
-/// occurrences it happens to visit win, whatever their age. Found by the model (a
+/// holds first. `MemoryStore` used to fill its one output buffer cell by cell (in hash order)
+/// and stop each cell once the *buffer* held `limit` records, so with a small limit the first
+/// occurrences it happened to visit won, whatever their age. Found by the model (a
 /// `Sweep(1)` expired a hold lapsed at t=73 at one occurrence while one at another had lapsed
 /// at t=58). Expected (Store contract): the hold that lapsed first is expired first.
 #[test]
@@ -109,9 +109,9 @@ fn the_limited_sweep_expires_the_oldest_lapsed_hold_first_across_occurrences() {
 /// A request that answers `Full` takes nothing — in particular not the seats a waiting-list
 /// offer set aside for its actor (DESIGN.md: "the seats are set aside for that actor ...
 /// Nobody else can take offered seats"; the actor's request "takes the set-aside seats").
-/// Found by the model: bob, offered 1 seat, asks for 2 and is answered `Full`; the engine
-/// had already dropped bob's offer to try the request, and since the same commit offers the
-/// freed seat to the next entry (cat), it commits: bob loses his offer to cat. (Without
+/// Found by the model: bob, offered 1 seat, asked for 2 and was answered `Full`; the engine
+/// had already dropped bob's offer to try the request, and since the same commit offered the
+/// freed seat to the next entry (cat), it committed: bob lost his offer to cat. (Without
 /// anyone else waiting, the same request leaves bob's offer alone.)
 #[test]
 fn a_full_request_does_not_give_away_its_actors_offer() {
@@ -142,8 +142,8 @@ fn a_full_request_does_not_give_away_its_actors_offer() {
 
 /// `extend` is documented to never move a hold "past its first expiry plus the occurrence's
 /// `max_extension`" (DESIGN.md says nothing about extensions, so the doc is the spec). The
-/// cap is computed from the occurrence's *current* hold TTL instead of the hold's own first
-/// expiry, so reopening with another TTL moves it. Found by the model: a hold placed at t=32
+/// cap was computed from the occurrence's *current* hold TTL instead of the hold's own first
+/// expiry, so reopening with another TTL moved it. Found by the model: a hold placed at t=32
 /// with a 30 s TTL (first expiry t=62, `max_extension_secs` 40: cap t=102), the TTL then set
 /// to 10 s, was capped at t=82.
 #[test]
@@ -163,9 +163,9 @@ fn an_extension_is_capped_by_the_holds_own_first_expiry() {
 
 /// Every refund signal carries the amount and currency to refund (DESIGN.md), and the
 /// settlement docs say how: "the result's, else the price of the actor's booking under that
-/// ref". A second, different payment that reports only its currency is completed from the
-/// *first* payment's money only — and when that was in another currency, the refund goes out
-/// without an amount although the booking names one in the payment's currency. Found by the
+/// ref". A second, different payment that reported only its currency was completed from the
+/// *first* payment's money only — and when that was in another currency, the refund went out
+/// without an amount although the booking named one in the payment's currency. Found by the
 /// model: a hold of 25.00 EUR lapses, a payment of 25.00 USD (p1) is refunded `expired`, a
 /// second payment (p2) says only `EUR`: its `duplicate_payment` refund carries no amount.
 #[test]
@@ -195,11 +195,12 @@ fn a_duplicate_payments_refund_takes_its_amount_from_the_booking_when_the_first_
 
 /// Lowering a cap below what is sold "revokes nothing; it only refuses new holds until it
 /// fits" (DESIGN.md, invariant 1). Cancelling a booking there must still work, and its freed
-/// seat go to the waiting list in the same commit. It cannot commit: the waiting-list offer
-/// marks the commit as admitting seats, and the store then checks every dimension the commit
-/// touches against its cap — including the tier still over its lowered cap, which the
-/// cancellation only *decreased*. Every attempt conflicts; the cancellation answers
-/// `Contention` however often it is retried. Found by the model (a ticket cancelled at an
+/// seat go to the waiting list in the same commit. It could not commit: the waiting-list
+/// offer marks the commit as admitting seats, and the store then checked every dimension the
+/// commit touches against its cap — including the tier still over its lowered cap, which the
+/// cancellation only *decreased*. Every attempt conflicted; the cancellation answered
+/// `Contention` however often it was retried (the store contract now guards only the
+/// dimensions a commit does not free). Found by the model (a ticket cancelled at an
 /// occurrence whose tier cap a reopen had moved to 0).
 #[test]
 fn a_cancellation_under_a_lowered_tier_cap_offers_the_freed_seat() {
@@ -237,8 +238,8 @@ fn a_cancellation_under_a_lowered_tier_cap_offers_the_freed_seat() {
 
 /// Every record kind round-trips through its stored name (`RecordKind::as_str` /
 /// `RecordKind::parse`): a store that keeps the kind as text (PostgreSQL) reads records back
-/// by it. `RecordKind::ALL` lacks `Rejection`, so `parse("rejection")` is `None` and
-/// `PostgresStore` answers `Corrupt("record kind \"rejection\"")` for the record a refused
+/// by it. `RecordKind::ALL` lacked `Rejection`, so `parse("rejection")` was `None` and
+/// `PostgresStore` answered `Corrupt("record kind \"rejection\"")` for the record a refused
 /// payment leaves (see `tests/postgres_model.rs` for the engine-level failure). Found by the
 /// model on PostgreSQL.
 #[test]
@@ -256,4 +257,5 @@ fn every_record_kind_round_trips_through_its_stored_name() {
         assert_eq!(RecordKind::parse(kind.as_str()), Some(kind), "{kind:?} stored as {:?}", kind.as_str());
         assert!(RecordKind::ALL.contains(&kind), "RecordKind::ALL lacks {kind:?}");
     }
+    assert_eq!(RecordKind::ALL.len(), 7, "a kind was added: list it above too");
 }

@@ -423,7 +423,13 @@ impl OccurrenceConfig {
 
     /// The dimensions a seat of `tier` counts against (`None`: a plain seat, the total only).
     pub fn dims_of(&self, tier: Option<&TierName>) -> Vec<Dim> {
-        let mut out = vec![Dim::Total];
+        self.seat_dims(tier).into_vec()
+    }
+
+    /// [`OccurrenceConfig::dims_of`], without allocating for the usual few.
+    pub(crate) fn seat_dims(&self, tier: Option<&TierName>) -> Dims {
+        let mut out = Dims::new();
+        out.push(Dim::Total);
         if let Some(t) = tier.and_then(|t| self.tier(t)) {
             out.push(Dim::Tier(t.tier.clone()));
             out.extend(t.pools.iter().cloned().map(Dim::Pool));
@@ -439,6 +445,9 @@ impl OccurrenceConfig {
         Some(next)
     }
 }
+
+/// The dimensions one seat counts against (the total, a tier, its pools), inline.
+pub(crate) type Dims = smallvec::SmallVec<[Dim; 4]>;
 
 /// A capacity dimension: something with a cap that seats count against. Serialized as its
 /// [`Dim::to_key`] text.
@@ -684,7 +693,7 @@ pub fn decide_block(
         return Err(BlockRefusal::Exists(block.clone()));
     }
     let mut change = Change::default();
-    let needs: Vec<Need> = vec![(occ.config.dims_of(tier), UsageDelta::blocked(seats))];
+    let needs: Vec<Need> = vec![(occ.config.seat_dims(tier), UsageDelta::blocked(seats))];
     match make_room(view, occ, &mut change, &needs, None, now) {
         Room::Fits => {}
         Room::NeedDue(n) => return Ok(Step::LoadDue(n)),
@@ -713,7 +722,7 @@ pub fn decide_unblock(
     let occ = view.occurrence().ok_or(BlockRefusal::UnknownOccurrence)?;
     let b = view.block(block).ok_or_else(|| BlockRefusal::Unknown(block.clone()))?;
     let mut change = Change::default();
-    change.deltas.add(&occ.config.dims_of(b.tier.as_ref()), UsageDelta::blocked(b.seats).negated());
+    change.deltas.add(&occ.config.seat_dims(b.tier.as_ref()), UsageDelta::blocked(b.seats).negated());
     change.deletes.push(RecordKey::Block(block.clone()));
     waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
     Ok(Step::Write(change, BlockOutcome::Unblocked))
@@ -834,7 +843,7 @@ pub fn availability(
             Record::Waitlist(w) => {
                 for e in &w.entries {
                     if let Some(o) = e.offer.as_ref().filter(|o| o.expires_at <= now) {
-                        lapsed.add(&cfg.dims_of(e.tier.as_ref()), UsageDelta::offered(o.seats).negated());
+                        lapsed.add(&cfg.seat_dims(e.tier.as_ref()), UsageDelta::offered(o.seats).negated());
                     }
                 }
             }
@@ -857,7 +866,7 @@ pub fn availability(
         .tiers
         .iter()
         .map(|t| {
-            let dims = cfg.dims_of(Some(&t.tier));
+            let dims = cfg.seat_dims(Some(&t.tier));
             let available = dims.iter().filter_map(&room).min().unwrap_or(0);
             let u = usage(&Dim::Tier(t.tier.clone()));
             (t.tier.clone(), TierAvailability { available, held: u.held, confirmed: u.confirmed })

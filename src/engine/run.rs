@@ -113,27 +113,30 @@ impl View {
             (Some(o), Some(config)) => OccurrenceGuard::Update { expected: o.config_version, config },
         };
         let mut records = Vec::with_capacity(self.records.len());
+        // Which loaded records the change writes; the others are guarded by a `Check`.
+        let mut written: smallvec::SmallVec<[bool; 16]> = smallvec::smallvec![false; self.records.len()];
+        let mut version_of = |key: &RecordKey, what: &str| match self.records.position(key) {
+            Some(i) => {
+                written[i] = true;
+                Ok(self.records.entries[i].1.as_ref().map(|r| r.version))
+            }
+            None => Err(StoreError::Internal(format!("a decision {what} {key} without reading it"))),
+        };
         for rec in change.puts {
             let key = rec.key();
-            let Some(loaded) = self.records.get(&key) else {
-                return Err(StoreError::Internal(format!("a decision wrote {key} without reading it")));
-            };
-            records.push(RecordWrite { key, expected: loaded.as_ref().map(|r| r.version), op: WriteOp::Put(rec) });
+            let expected = version_of(&key, "wrote")?;
+            records.push(RecordWrite { key, expected, op: WriteOp::Put(rec) });
         }
         for key in change.deletes {
-            let Some(loaded) = self.records.get(&key) else {
-                return Err(StoreError::Internal(format!("a decision deleted {key} without reading it")));
-            };
-            records.push(RecordWrite { expected: loaded.as_ref().map(|r| r.version), key, op: WriteOp::Delete });
+            let expected = version_of(&key, "deleted")?;
+            records.push(RecordWrite { expected, key, op: WriteOp::Delete });
         }
-        for (key, loaded) in &self.records.entries {
-            if !records.iter().any(|w| &w.key == key) {
-                records.push(RecordWrite {
-                    key: key.clone(),
-                    expected: loaded.as_ref().map(|r| r.version),
-                    op: WriteOp::Check,
-                });
-            }
+        for ((key, loaded), _) in self.records.entries.iter().zip(&written).filter(|(_, w)| !**w) {
+            records.push(RecordWrite {
+                key: key.clone(),
+                expected: loaded.as_ref().map(|r| r.version),
+                op: WriteOp::Check,
+            });
         }
         Ok(Commit {
             occ_key: occ_key.clone(),
@@ -157,7 +160,9 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
     'attempt: for _ in 0..attempts {
         let keys = op.keys();
         let snap = store.load(occ_key, &keys).await?;
-        let mut view = View { occurrence: snap.occurrence, records: Records::default(), due: None, rounds: 0 };
+        // Room for a second round of a few keys (the actor's live hold, say) without regrowing.
+        let records = Records { entries: Vec::with_capacity(keys.len() + 4), index: None };
+        let mut view = View { occurrence: snap.occurrence, records, due: None, rounds: 0 };
         view.add(keys, snap.records);
         loop {
             match op.decide(&view, now).map_err(OpError::Refused)? {

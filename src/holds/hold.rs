@@ -222,7 +222,7 @@ impl Hold {
             d.add(&[Dim::Total], scale(per_seat, self.quantity));
         } else {
             for l in &self.lines {
-                d.add(&config.dims_of(Some(&l.tier)), scale(per_seat, l.quantity));
+                d.add(&config.seat_dims(Some(&l.tier)), scale(per_seat, l.quantity));
             }
         }
         d
@@ -232,7 +232,7 @@ impl Hold {
     pub fn seat_deltas(&self, config: &OccurrenceConfig, per_seat: UsageDelta, indices: &[u32]) -> Deltas {
         let mut d = Deltas::new();
         for &i in indices {
-            d.add(&config.dims_of(self.seat_tier(i)), per_seat);
+            d.add(&config.seat_dims(self.seat_tier(i)), per_seat);
         }
         d
     }

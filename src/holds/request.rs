@@ -344,9 +344,9 @@ pub fn decide_request(
         }
     }
     let needs: Vec<Need> = if lines.is_empty() {
-        vec![(vec![Dim::Total], UsageDelta::held(quantity))]
+        vec![(smallvec::smallvec![Dim::Total], UsageDelta::held(quantity))]
     } else {
-        lines.iter().map(|l| (cfg.dims_of(Some(&l.tier)), UsageDelta::held(l.quantity))).collect()
+        lines.iter().map(|l| (cfg.seat_dims(Some(&l.tier)), UsageDelta::held(l.quantity))).collect()
     };
     // The actor's live offer is taken only by a request that is placed: a refused one
     // leaves it standing (nobody else may take offered seats).

@@ -4,13 +4,13 @@
 
 use time::OffsetDateTime;
 
-use crate::catalogue::Dim;
+use crate::catalogue::Dims;
 use crate::contract::ActorId;
 use crate::records::{Change, Deltas, Loaded, LoadedExt, Occurrence, Record, RecordKey, UsageDelta};
 use crate::waitlist;
 
 /// Seats to admit: these dimensions, by this change each.
-pub(crate) type Need = (Vec<Dim>, UsageDelta);
+pub(crate) type Need = (Dims, UsageDelta);
 
 /// Whether the needs fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

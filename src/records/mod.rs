@@ -23,6 +23,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use time::OffsetDateTime;
 
 use crate::catalogue::{Block, Dim, OccurrenceConfig};
@@ -133,12 +134,12 @@ impl UsageDelta {
 
 /// Seat changes per dimension, merged (one entry per dimension, in dimension order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Deltas(Vec<(Dim, UsageDelta)>);
+pub struct Deltas(SmallVec<[(Dim, UsageDelta); 4]>);
 
 impl Deltas {
     /// No change.
     pub fn new() -> Self {
-        Self(Vec::new())
+        Self(SmallVec::new())
     }
 
     /// Add `d` to each of `dims`.
@@ -177,7 +178,7 @@ impl Deltas {
     /// under the capacity guard even when its net change is zero (a hold replacing a lapsed
     /// one).
     pub fn into_vec(self) -> Vec<(Dim, UsageDelta)> {
-        self.0
+        self.0.into_vec()
     }
 }
 
@@ -236,6 +237,24 @@ impl Counters {
             next.0[i].1 = next.0[i].1.plus(d).ok_or_else(|| dim.clone())?;
         }
         Ok(next)
+    }
+
+    /// Whether `dim` has a counter (counted at least once, or kept by the configuration).
+    pub fn has(&self, dim: &Dim) -> bool {
+        self.0.binary_search_by(|(k, _)| k.cmp(dim)).is_ok()
+    }
+
+    /// Add `deltas` in place, for a store that checked them already (every dimension has a
+    /// counter, none goes negative): a delta that would still break that is left out, so the
+    /// counters are never wrong by a wrap.
+    pub(crate) fn add_checked(&mut self, deltas: &[(Dim, UsageDelta)]) {
+        for (dim, d) in deltas {
+            if let Ok(i) = self.0.binary_search_by(|(k, _)| k.cmp(dim)) {
+                if let Some(next) = self.0[i].1.plus(d) {
+                    self.0[i].1 = next;
+                }
+            }
+        }
     }
 
     /// Drop dimensions with nothing counted that `keep` rejects (after a reconfiguration).
@@ -485,6 +504,26 @@ impl Record {
         }
     }
 
+    /// Whether [`Record::key`] is `key`, without building it.
+    pub fn has_key(&self, key: &RecordKey) -> bool {
+        match (self, key) {
+            (Self::Booking(h), RecordKey::Booking(r)) => &h.hold_ref == r,
+            (Self::Actor(a), RecordKey::Actor(k)) => &a.actor == k,
+            (Self::Payment(p), RecordKey::Payment { hold_ref, actor, provider_ref }) => {
+                &p.hold_ref == hold_ref
+                    && &p.actor == actor
+                    && provider_ref.as_ref() == if p.duplicate { p.provider_ref.as_ref() } else { None }
+            }
+            (Self::Cancellation(c), RecordKey::Cancellation { hold_ref, n }) => &c.hold_ref == hold_ref && c.n == *n,
+            (Self::Block(b), RecordKey::Block(k)) => &b.block == k,
+            (Self::Waitlist(_), RecordKey::Waitlist) => true,
+            (Self::Rejection(r), RecordKey::Rejection { hold_ref, actor, provider_ref }) => {
+                &r.hold_ref == hold_ref && &r.actor == actor && &r.provider_ref == provider_ref
+            }
+            _ => false,
+        }
+    }
+
     /// When this record becomes due for the sweep, if ever: a held hold at its expiry, a
     /// waiting list at its first offer's expiry. Stores index records by it (the expiry
     /// index) and must keep the index in step with every write.
@@ -555,7 +594,7 @@ impl Change {
     /// Put `record`, replacing an earlier put of the same key in this change.
     pub fn put(&mut self, record: Record) {
         let key = record.key();
-        match self.puts.iter_mut().find(|r| r.key() == key) {
+        match self.puts.iter_mut().find(|r| r.has_key(&key)) {
             Some(slot) => *slot = record,
             None => self.puts.push(record),
         }
@@ -563,7 +602,7 @@ impl Change {
 
     /// The record this change puts under `key`, if any.
     pub fn put_of(&self, key: &RecordKey) -> Option<&Record> {
-        self.puts.iter().find(|r| &r.key() == key)
+        self.puts.iter().find(|r| r.has_key(key))
     }
 
     /// Whether the change writes nothing.
@@ -577,6 +616,9 @@ impl Change {
 }
 
 /// One step of a decision: answer, ask for more, or write.
+// A step lives for one decision and is moved once; boxing the change would cost an
+// allocation per write to save a copy.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Step<T> {
     /// Answer without writing anything.

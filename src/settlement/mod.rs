@@ -303,7 +303,9 @@ fn rejection_key(result: &PaymentResult) -> RecordKey {
 
 /// The keys settling `result` loads first.
 pub(crate) fn settle_keys(result: &PaymentResult) -> Vec<RecordKey> {
-    let mut keys = vec![RecordKey::Booking(result.hold_ref.clone()), RecordKey::Actor(result.actor.clone())];
+    let mut keys = Vec::with_capacity(6);
+    keys.push(RecordKey::Booking(result.hold_ref.clone()));
+    keys.push(RecordKey::Actor(result.actor.clone()));
     if result.status == PaymentStatus::Paid {
         keys.push(first_key(result));
         if let Some(p) = &result.provider_ref {
@@ -486,9 +488,9 @@ fn revive(view: &impl Loaded, result: &PaymentResult, hold: &Hold, now: OffsetDa
     as_ended.state = HoldState::Expired;
     change.put(Record::Booking(as_ended.clone()));
     let needs: Vec<Need> = if hold.lines.is_empty() {
-        vec![(vec![crate::catalogue::Dim::Total], UsageDelta::confirmed(hold.quantity))]
+        vec![(smallvec::smallvec![crate::catalogue::Dim::Total], UsageDelta::confirmed(hold.quantity))]
     } else {
-        hold.lines.iter().map(|l| (cfg.dims_of(Some(&l.tier)), UsageDelta::confirmed(l.quantity))).collect()
+        hold.lines.iter().map(|l| (cfg.seat_dims(Some(&l.tier)), UsageDelta::confirmed(l.quantity))).collect()
     };
     match make_room(view, occ, &mut change, &needs, Some(&result.actor), now) {
         Room::Fits => {}

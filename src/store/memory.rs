@@ -6,6 +6,7 @@
 //! Each cell keeps its occurrence, its records in a hash map, its expiry index (records by
 //! due time, kept in step with every write) and its slice of the outbox.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,8 @@ use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
 use super::{
-    Commit, CommitError, Conflict, Due, OccurrenceGuard, Snapshot, Store, StoreError, WriteOp, validate_commit,
+    Commit, CommitError, Conflict, Due, OccurrenceGuard, RecordWrite, Snapshot, Store, StoreError, WriteOp,
+    validate_commit,
 };
 use crate::contract::{EventId, OccKey, OutboxEvent};
 use crate::records::{Occurrence, Record, RecordKey, RecordKind, Versioned};
@@ -47,10 +49,71 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Cell {
     occurrence: Option<Occurrence>,
-    records: HashMap<RecordKey, Versioned<Record>>,
+    /// Records boxed: the map's slots stay small (a key, a version, a pointer), so growing
+    /// the map moves little, and a rewrite of a record reuses its allocation.
+    records: HashMap<RecordKey, Versioned<Stored>>,
     /// The expiry index: every record with a due time, by (due time, key).
-    due: BTreeSet<(OffsetDateTime, RecordKey)>,
+    due: BTreeSet<(i128, RecordKey)>,
     outbox: VecDeque<OutboxEvent>,
+}
+
+/// A due time as the expiry index orders it: nanoseconds since the epoch (exact, and cheaper
+/// to compare than an `OffsetDateTime`).
+fn due_key(t: OffsetDateTime) -> i128 {
+    t.unix_timestamp_nanos()
+}
+
+fn unboxed(r: &Versioned<Stored>) -> Versioned<Record> {
+    Versioned { version: r.version, value: r.value.to_record() }
+}
+
+/// A record as a cell keeps it: boxed, each kind at its own size (a `Box<Record>` would
+/// take the largest kind's size for every record).
+#[derive(Debug)]
+enum Stored {
+    Booking(Box<crate::holds::Hold>),
+    Actor(Box<crate::holds::ActorRecord>),
+    Payment(Box<crate::settlement::PaymentRecord>),
+    Other(Box<Record>),
+}
+
+impl Stored {
+    fn new(r: Record) -> Self {
+        match r {
+            Record::Booking(h) => Self::Booking(Box::new(h)),
+            Record::Actor(a) => Self::Actor(Box::new(a)),
+            Record::Payment(p) => Self::Payment(Box::new(p)),
+            other => Self::Other(Box::new(other)),
+        }
+    }
+
+    /// Overwrite with `r`, reusing the box when the kind is the same (keys fix the kind).
+    fn set(&mut self, r: Record) {
+        match (self, r) {
+            (Self::Booking(b), Record::Booking(h)) => **b = h,
+            (Self::Actor(b), Record::Actor(a)) => **b = a,
+            (Self::Payment(b), Record::Payment(p)) => **b = p,
+            (Self::Other(b), r) => **b = r,
+            (this, r) => *this = Self::new(r),
+        }
+    }
+
+    fn to_record(&self) -> Record {
+        match self {
+            Self::Booking(h) => Record::Booking(crate::holds::Hold::clone(h)),
+            Self::Actor(a) => Record::Actor(crate::holds::ActorRecord::clone(a)),
+            Self::Payment(p) => Record::Payment(crate::settlement::PaymentRecord::clone(p)),
+            Self::Other(r) => Record::clone(r),
+        }
+    }
+
+    fn due(&self) -> Option<OffsetDateTime> {
+        match self {
+            Self::Booking(h) => h.due(),
+            Self::Other(r) => r.due(),
+            Self::Actor(_) | Self::Payment(_) => None,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -102,18 +165,68 @@ impl MemoryStore {
     }
 }
 
+/// What a checked commit does to the occurrence.
+enum NextOccurrence {
+    /// Same configuration; add the commit's deltas to the counters (checked already).
+    Keep,
+    /// Replace it with this.
+    Replace(Option<Occurrence>),
+}
+
 impl Cell {
     /// Append up to `limit` of this occurrence's records due at `now`, oldest first.
     fn due_upto(&self, occ_key: &OccKey, now: OffsetDateTime, limit: usize, out: &mut Vec<Due>) {
+        let now = due_key(now);
         let due = self.due.iter().take_while(|(t, _)| *t <= now).take(limit);
         out.extend(
-            due.filter_map(|(_, key)| self.records.get(key))
-                .map(|r| Due { occ_key: occ_key.clone(), record: r.clone() }),
+            due.filter_map(|(_, key)| self.records.get(key).map(unboxed))
+                .map(|record| Due { occ_key: occ_key.clone(), record }),
         );
     }
 
-    /// Check every guard; on success, the occurrence as the commit leaves it.
-    fn check(&self, c: &Commit) -> Result<Option<Occurrence>, CommitError> {
+    /// Check every guard; on success, the occurrence as the commit leaves it: `Keep` for the
+    /// most common commit — at the same configuration, on counted dimensions — whose counter
+    /// changes `apply` then makes in place.
+    fn check(&self, c: &Commit) -> Result<NextOccurrence, CommitError> {
+        if let (OccurrenceGuard::At(v), Some(occ)) = (&c.occurrence, &self.occurrence) {
+            if occ.config_version == *v && c.deltas.iter().all(|(d, _)| occ.counters.has(d)) {
+                self.check_records(c)?;
+                for (dim, d) in &c.deltas {
+                    let Some(after) = occ.counters.get(dim).plus(d) else {
+                        return Err(CommitError::Invalid(format!("counter {dim} would go negative")));
+                    };
+                    // A dimension the commit frees is never refused (lowering a cap revokes
+                    // nothing), even when it stays over its cap.
+                    if c.admits && d.net() >= 0 {
+                        if let Some(Some(cap)) = occ.config.capacity_of(dim) {
+                            if after.total() > cap {
+                                return Err(Conflict::Capacity { dim: dim.clone() }.into());
+                            }
+                        }
+                    }
+                }
+                return Ok(NextOccurrence::Keep);
+            }
+        }
+        self.check_slow(c).map(NextOccurrence::Replace)
+    }
+
+    /// Record guards before the counters: arithmetic on counters means something only if
+    /// every record the commit decided from is as it was read (a counter going negative
+    /// after that is a bug, not a race).
+    fn check_records(&self, c: &Commit) -> Result<(), CommitError> {
+        for w in &c.records {
+            let found = self.records.get(&w.key).map(|r| r.version);
+            if found != w.expected {
+                return Err(Conflict::Record { key: w.key.clone() }.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Cell::check`] for a commit that creates or reconfigures the occurrence, or counts a
+    /// dimension for the first time.
+    fn check_slow(&self, c: &Commit) -> Result<Option<Occurrence>, CommitError> {
         let next_occ = match (&c.occurrence, &self.occurrence) {
             (OccurrenceGuard::Unchecked, occ) => occ.clone(),
             (OccurrenceGuard::At(v), Some(occ)) if occ.config_version == *v => Some(occ.clone()),
@@ -126,15 +239,7 @@ impl Cell {
             }
             _ => return Err(Conflict::Occurrence.into()),
         };
-        // Record guards before the counters: arithmetic on counters means something only if
-        // every record the commit decided from is as it was read (a counter going negative
-        // after that is a bug, not a race).
-        for w in &c.records {
-            let found = self.records.get(&w.key).map(|r| r.version);
-            if found != w.expected {
-                return Err(Conflict::Record { key: w.key.clone() }.into());
-            }
-        }
+        self.check_records(c)?;
         let next_occ = match next_occ {
             Some(mut occ) => {
                 if !c.deltas.is_empty() {
@@ -178,30 +283,47 @@ impl Cell {
         Ok(next_occ)
     }
 
-    fn apply(&mut self, c: Commit, occ: Option<Occurrence>, first_event_id: u64) {
-        self.occurrence = occ;
-        for w in c.records {
-            let version = w.expected.map_or(1, |v| v + 1);
-            let old_due = self.records.get(&w.key).and_then(|r| r.value.due());
-            match w.op {
-                WriteOp::Check => continue,
+    fn apply(&mut self, c: Commit, occ: NextOccurrence, first_event_id: u64) {
+        match (occ, &mut self.occurrence) {
+            (NextOccurrence::Keep, Some(o)) => o.counters.add_checked(&c.deltas),
+            (NextOccurrence::Keep, None) => {}
+            (NextOccurrence::Replace(next), _) => self.occurrence = next,
+        }
+        for RecordWrite { key, expected, op } in c.records {
+            let version = expected.map_or(1, |v| v + 1);
+            match op {
+                WriteOp::Check => {}
                 WriteOp::Put(record) => {
-                    let new_due = record.due();
-                    if old_due != new_due {
-                        if let Some(t) = old_due {
-                            self.due.remove(&(t, w.key.clone()));
+                    let new_due = record.due().map(due_key);
+                    match self.records.entry(key) {
+                        Entry::Occupied(mut e) => {
+                            let old_due = e.get().value.due().map(due_key);
+                            if old_due != new_due {
+                                if let Some(t) = old_due {
+                                    self.due.remove(&(t, e.key().clone()));
+                                }
+                                if let Some(t) = new_due {
+                                    self.due.insert((t, e.key().clone()));
+                                }
+                            }
+                            let slot = e.get_mut();
+                            slot.version = version;
+                            slot.value.set(record);
                         }
-                        if let Some(t) = new_due {
-                            self.due.insert((t, w.key.clone()));
+                        Entry::Vacant(e) => {
+                            if let Some(t) = new_due {
+                                self.due.insert((t, e.key().clone()));
+                            }
+                            e.insert(Versioned { version, value: Stored::new(record) });
                         }
                     }
-                    self.records.insert(w.key, Versioned { version, value: record });
                 }
                 WriteOp::Delete => {
-                    if let Some(t) = old_due {
-                        self.due.remove(&(t, w.key.clone()));
+                    if let Some(old) = self.records.remove(&key) {
+                        if let Some(t) = old.value.due() {
+                            self.due.remove(&(due_key(t), key));
+                        }
                     }
-                    self.records.remove(&w.key);
                 }
             }
         }
@@ -219,7 +341,7 @@ impl Store for MemoryStore {
         let cell = lock(&cell);
         Ok(Snapshot {
             occurrence: cell.occurrence.clone(),
-            records: keys.iter().map(|k| cell.records.get(k).cloned()).collect(),
+            records: keys.iter().map(|k| cell.records.get(k).map(unboxed)).collect(),
         })
     }
 
@@ -259,10 +381,10 @@ impl Store for MemoryStore {
     ) -> Result<Vec<Versioned<Record>>, StoreError> {
         let Some(cell) = self.cell(occ_key) else { return Ok(Vec::new()) };
         let cell = lock(&cell);
-        let mut found: Vec<(&RecordKey, &Versioned<Record>)> =
+        let mut found: Vec<(&RecordKey, &Versioned<Stored>)> =
             cell.records.iter().filter(|(k, _)| k.kind() == kind && after.is_none_or(|a| *k > a)).collect();
         found.sort_by(|a, b| a.0.cmp(b.0));
-        Ok(found.into_iter().take(limit).map(|(_, r)| r.clone()).collect())
+        Ok(found.into_iter().take(limit).map(|(_, r)| unboxed(r)).collect())
     }
 
     fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
@@ -321,12 +443,13 @@ impl Store for MemoryStore {
                     Err(_) => true,
                 });
             }
+            // Acknowledged events give their memory back: a buffer mostly empty shrinks.
+            let (len, cap) = (cell.outbox.len(), cell.outbox.capacity());
+            if cap > 64 && len < cap / 4 {
+                cell.outbox.shrink_to(len.saturating_mul(2));
+            }
             if left.is_empty() {
                 break;
-            }
-            // Shrink a drained outbox's buffer so acknowledged events give their memory back.
-            if cell.outbox.is_empty() && cell.outbox.capacity() > 64 {
-                cell.outbox.shrink_to_fit();
             }
         }
         Ok(())

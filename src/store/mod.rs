@@ -404,7 +404,7 @@ pub fn validate_commit(c: &Commit) -> Result<(), String> {
             return Err(format!("record {} written twice", w.key));
         }
         if let WriteOp::Put(r) = &w.op {
-            if r.key() != w.key {
+            if !r.has_key(&w.key) {
                 return Err(format!("record put under {} has key {}", w.key, r.key()));
             }
         }

@@ -99,7 +99,7 @@ pub(crate) fn lapse_offers(occ: &Occurrence, wl: &mut Waitlist, change: &mut Cha
     wl.entries.retain(|e| match &e.offer {
         Some(o) if o.expires_at <= now => {
             let mut d = Deltas::new();
-            d.add(&occ.config.dims_of(e.tier.as_ref()), UsageDelta::offered(o.seats).negated());
+            d.add(&occ.config.seat_dims(e.tier.as_ref()), UsageDelta::offered(o.seats).negated());
             change.deltas.extend(&d);
             any = true;
             false
@@ -122,7 +122,7 @@ pub(crate) fn offer_free_seats(
     let mut any = false;
     let expires_at = now.saturating_add(occ.config.offer_ttl());
     for e in wl.entries.iter_mut().filter(|e| e.offer.is_none() && Some(&e.actor) != skip) {
-        let dims = occ.config.dims_of(e.tier.as_ref());
+        let dims = occ.config.seat_dims(e.tier.as_ref());
         let mut trial = change.deltas.clone();
         trial.add(&dims, UsageDelta::offered(e.seats));
         if occ.first_over(&dims, &trial).is_some() {
@@ -158,7 +158,7 @@ pub(crate) fn take_offer(
     let e = wl.entries.remove(i);
     let seats = e.offer.as_ref().map_or(0, |o| o.seats);
     let mut d = Deltas::new();
-    d.add(&occ.config.dims_of(e.tier.as_ref()), UsageDelta::offered(seats).negated());
+    d.add(&occ.config.seat_dims(e.tier.as_ref()), UsageDelta::offered(seats).negated());
     change.deltas.extend(&d);
     Some(seats)
 }
@@ -286,7 +286,7 @@ pub fn decide_leave(
     let mut change = Change::default();
     if let Some(o) = &e.offer {
         let mut d = Deltas::new();
-        d.add(&occ.config.dims_of(e.tier.as_ref()), UsageDelta::offered(o.seats).negated());
+        d.add(&occ.config.seat_dims(e.tier.as_ref()), UsageDelta::offered(o.seats).negated());
         change.deltas.extend(&d);
     }
     lapse_offers(occ, &mut next, &mut change, now);
