@@ -129,7 +129,7 @@ fn the_store_guards_a_net_zero_commit_that_admits_seats() {
     let mut fill = Commit::new(occ.clone());
     fill.occurrence = OccurrenceGuard::At(1);
     fill.deltas = vec![(Dim::Total, UsageDelta { held: 2, offered: 1, ..UsageDelta::default() })];
-    fill.admits = true;
+    fill.admits = vec![Dim::Total];
     store.commit(fill).expect("two seats held, one offered");
     let mut lower = Commit::new(occ.clone());
     lower.occurrence = OccurrenceGuard::Update { expected: 1, config: OccurrenceConfig::new(1, 60).expect("config") };
@@ -140,7 +140,7 @@ fn the_store_guards_a_net_zero_commit_that_admits_seats() {
         let mut c = Commit::new(occ.clone());
         c.occurrence = OccurrenceGuard::At(2);
         c.deltas = vec![(Dim::Total, UsageDelta { held: 1, offered: -1, ..UsageDelta::default() })];
-        c.admits = admits;
+        c.admits = if admits { vec![Dim::Total] } else { Vec::new() };
         c.records = vec![RecordWrite {
             key: marker.clone(),
             expected: None,
@@ -264,7 +264,7 @@ fn the_store_reports_a_stale_guard_as_a_conflict_even_when_its_deltas_no_longer_
         let mut c = Commit::new(occ.clone());
         c.occurrence = OccurrenceGuard::At(1);
         c.deltas = vec![(Dim::Total, deltas)];
-        c.admits = admits;
+        c.admits = if admits { vec![Dim::Total] } else { Vec::new() };
         c.records = vec![RecordWrite {
             key: marker.clone(),
             expected,

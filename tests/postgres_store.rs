@@ -67,7 +67,7 @@ async fn place(store: &PostgresStore, h: &Hold) -> Result<(), CommitError> {
     let c = Commit {
         occurrence: OccurrenceGuard::At(1),
         deltas: vec![(Dim::Total, UsageDelta::held(h.quantity))],
-        admits: true,
+        admits: vec![Dim::Total],
         records: vec![RecordWrite { key: key(h), expected: None, op: WriteOp::Put(Record::Booking(h.clone())) }],
         ..Commit::new(h.occ_key.clone())
     };

@@ -22,7 +22,7 @@ pub async fn check_configure_keeps_counters<S: AsyncStore>(s: &S) {
 
     let mut c = at(&o, 1);
     c.deltas = vec![(total(), held(3))];
-    c.admits = true;
+    c.admits = vec![total()];
     commit_ok(s, c, CLAUSE).await;
     let c = Commit { occurrence: OccurrenceGuard::Update { expected: 1, config: config(8) }, ..Commit::new(o.clone()) };
     commit_ok(s, c, CLAUSE).await;
@@ -85,7 +85,7 @@ pub async fn check_round_trip<S: AsyncStore>(s: &S) {
         (Dim::Total, UsageDelta { held: 2, confirmed: 1, blocked: 1, offered: 0 }),
         (Dim::Tier(tier("b")), UsageDelta { blocked: 1, ..UsageDelta::default() }),
     ];
-    c.admits = true;
+    c.admits = vec![Dim::Total, Dim::Tier(tier("b"))];
     c.records = records.iter().cloned().map(|r| put(r, None)).collect();
     c.events = vec![event(&o, "ann", "r1", 2), event(&o, "bob", "r2", 1)];
     commit_ok(s, c, CLAUSE).await;
@@ -116,7 +116,7 @@ pub async fn check_failed_guard_writes_nothing<S: AsyncStore>(s: &S) {
     let c = Commit {
         occurrence: OccurrenceGuard::Update { expected: 1, config: config(9) },
         deltas: vec![(total(), held(2))],
-        admits: true,
+        admits: vec![total()],
         records: vec![
             put(Record::Booking(hold(&o, "ann", "r1", 2, T0)), None),
             // Expects `zed`'s record to be absent: it exists, so this guard fails.

@@ -50,8 +50,14 @@ fn with_needs(base: &Deltas, needs: &[Need]) -> Deltas {
     d
 }
 
+fn admit(change: &mut Change, needs: &[Need]) {
+    for (dims, _) in needs {
+        change.admit(dims);
+    }
+}
+
 /// Make room for `needs` on top of `change`. On [`Room::Fits`] their seat changes are added
-/// to `change` and `change.admits` is set; on the other answers `change` may hold expired
+/// to `change` and their dimensions to `change.admits`; on the other answers `change` may hold expired
 /// holds and waiting-list moves (commit them only if `offered`).
 pub(crate) fn make_room(
     view: &impl Loaded,
@@ -63,7 +69,7 @@ pub(crate) fn make_room(
 ) -> Room {
     if first_failing(occ, &change.deltas, needs).is_none() {
         change.deltas = with_needs(&change.deltas, needs);
-        change.admits = true;
+        admit(change, needs);
         return Room::Fits;
     }
     let Some((due, complete)) = view.due() else {
@@ -97,7 +103,7 @@ pub(crate) fn make_room(
     match first_failing(occ, &change.deltas, needs) {
         None => {
             change.deltas = with_needs(&change.deltas, needs);
-            change.admits = true;
+            admit(change, needs);
             Room::Fits
         }
         Some(_) if !complete => Room::NeedDue(due.len().saturating_mul(2).saturating_add(16)),

@@ -576,10 +576,10 @@ impl Record {
 pub struct Change {
     /// Seat changes per dimension.
     pub deltas: Deltas,
-    /// Whether the change admits seats (places a hold, confirms a late payment, blocks,
-    /// offers): the store then refuses it unless every dimension it touches stays within its
-    /// cap.
-    pub admits: bool,
+    /// The dimensions the change admits seats to (it places a hold, confirms a late payment,
+    /// blocks, offers): the store refuses it unless each of them ends within its cap. A
+    /// dimension it only frees seats on is not listed (lowering a cap revokes nothing).
+    pub admits: Vec<Dim>,
     /// Records to write (each one loaded, or loaded as absent, for the decision).
     pub puts: Vec<Record>,
     /// Records to delete (each one loaded for the decision).
@@ -591,6 +591,15 @@ pub struct Change {
 }
 
 impl Change {
+    /// Admit seats to `dims` (see [`Change::admits`]).
+    pub fn admit(&mut self, dims: &[Dim]) {
+        for d in dims {
+            if !self.admits.contains(d) {
+                self.admits.push(d.clone());
+            }
+        }
+    }
+
     /// Put `record`, replacing an earlier put of the same key in this change.
     pub fn put(&mut self, record: Record) {
         let key = record.key();

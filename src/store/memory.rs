@@ -20,6 +20,7 @@ use super::{
     Commit, CommitError, Conflict, Due, OccurrenceGuard, RecordWrite, Snapshot, Store, StoreError, WriteOp,
     validate_commit,
 };
+use crate::catalogue::Dim;
 use crate::contract::{EventId, OccKey, OutboxEvent};
 use crate::records::{Occurrence, Record, RecordKey, RecordKind, Versioned};
 
@@ -165,6 +166,16 @@ impl MemoryStore {
     }
 }
 
+/// The capacity guard for one dimension a commit admits seats to: `total` seats taken after
+/// it must fit its cap (lowering a cap revokes nothing, so only admitted-to dimensions are
+/// checked).
+fn check_cap(config: &crate::catalogue::OccurrenceConfig, dim: &Dim, total: u64) -> Result<(), CommitError> {
+    match config.capacity_of(dim) {
+        Some(Some(cap)) if total > cap => Err(Conflict::Capacity { dim: dim.clone() }.into()),
+        _ => Ok(()),
+    }
+}
+
 /// What a checked commit does to the occurrence.
 enum NextOccurrence {
     /// Same configuration; add the commit's deltas to the counters (checked already).
@@ -189,21 +200,21 @@ impl Cell {
     /// changes `apply` then makes in place.
     fn check(&self, c: &Commit) -> Result<NextOccurrence, CommitError> {
         if let (OccurrenceGuard::At(v), Some(occ)) = (&c.occurrence, &self.occurrence) {
-            if occ.config_version == *v && c.deltas.iter().all(|(d, _)| occ.counters.has(d)) {
+            let counted = |d: &Dim| occ.counters.has(d);
+            if occ.config_version == *v && c.deltas.iter().all(|(d, _)| counted(d)) && c.admits.iter().all(counted) {
                 self.check_records(c)?;
                 for (dim, d) in &c.deltas {
-                    let Some(after) = occ.counters.get(dim).plus(d) else {
+                    if occ.counters.get(dim).plus(d).is_none() {
                         return Err(CommitError::Invalid(format!("counter {dim} would go negative")));
-                    };
-                    // A dimension the commit frees is never refused (lowering a cap revokes
-                    // nothing), even when it stays over its cap.
-                    if c.admits && d.net() >= 0 {
-                        if let Some(Some(cap)) = occ.config.capacity_of(dim) {
-                            if after.total() > cap {
-                                return Err(Conflict::Capacity { dim: dim.clone() }.into());
-                            }
-                        }
                     }
+                }
+                for dim in &c.admits {
+                    let after = c
+                        .deltas
+                        .iter()
+                        .find(|(d, _)| d == dim)
+                        .map_or(Some(occ.counters.get(dim)), |(_, u)| occ.counters.get(dim).plus(u));
+                    check_cap(&occ.config, dim, after.map_or(0, |u| u.total()))?;
                 }
                 return Ok(NextOccurrence::Keep);
             }
@@ -257,17 +268,12 @@ impl Cell {
                         .counters
                         .apply(&c.deltas)
                         .map_err(|dim| CommitError::Invalid(format!("counter {dim} would go negative")))?;
-                    if c.admits {
-                        // A dimension the commit frees is never refused (lowering a cap
-                        // revokes nothing), even when it stays over its cap.
-                        for (dim, _) in c.deltas.iter().filter(|(_, u)| u.net() >= 0) {
-                            if let Some(Some(cap)) = occ.config.capacity_of(dim) {
-                                if occ.counters.get(dim).total() > cap {
-                                    return Err(Conflict::Capacity { dim: dim.clone() }.into());
-                                }
-                            }
-                        }
+                }
+                for dim in &c.admits {
+                    if occ.config.capacity_of(dim).is_none() {
+                        return Err(CommitError::Invalid(format!("admits to no dimension {dim} at {}", c.occ_key)));
                     }
+                    check_cap(&occ.config, dim, occ.counters.get(dim).total())?;
                 }
                 // Dimensions a new configuration drops must count nothing.
                 if occ.counters.iter().any(|(d, u)| u.total() > 0 && occ.config.capacity_of(d).is_none()) {
@@ -277,7 +283,7 @@ impl Cell {
                 occ.counters.retain(|d| config.capacity_of(d).is_some());
                 Some(occ)
             }
-            None if c.deltas.is_empty() => None,
+            None if c.deltas.is_empty() && c.admits.is_empty() => None,
             None => return Err(Conflict::Occurrence.into()),
         };
         Ok(next_occ)
@@ -356,8 +362,10 @@ impl Store for MemoryStore {
             None => {
                 // The oldest `limit` across occurrences: up to `limit` from each, cut back to
                 // the oldest `limit` whenever twice that has gathered.
+                // Ties (the same due time) go by occurrence, then key: the same answer
+                // whatever the order the cells happen to be visited in.
                 let oldest_first = |out: &mut Vec<Due>| {
-                    out.sort_by_key(|d| d.record.value.due());
+                    out.sort_by_cached_key(|d| (d.record.value.due(), d.occ_key.clone(), d.record.value.key()));
                     out.truncate(limit);
                 };
                 for (k, cell) in self.all_cells() {

@@ -31,13 +31,13 @@
 //!      (`Check` writes nothing, `Put` stores the record at `v + 1`, or `1` if new,
 //!      `Delete` removes it). Otherwise [`Conflict::Record`];
 //!    - *capacity*: seat deltas are added to the occurrence's counters per dimension; when
-//!      [`Commit::admits`] is set, every dimension the deltas touch and do not free (net
-//!      change `>= 0`) must stay within its cap (the caps of the configuration the commit
-//!      leaves, from [`OccurrenceConfig::capacity_of`]), otherwise [`Conflict::Capacity`].
-//!      A dimension whose net change is negative, and every dimension of a commit that does
-//!      not admit seats (a confirmation, a release, an expiry), is never refused for
-//!      capacity: lowering a capacity revokes nothing, so a dimension left over a lowered
-//!      cap must still be able to shed seats in a commit that admits elsewhere.
+//!      every dimension listed in [`Commit::admits`] must end within its cap (the caps of
+//!      the configuration the commit leaves, from [`OccurrenceConfig::capacity_of`]),
+//!      otherwise [`Conflict::Capacity`] — whatever else the commit frees on it: a hold
+//!      placed while lapsed ones are expired must still fit. A dimension not listed (a
+//!      confirmation, a release, an expiry, or the seats a cancellation frees beside an
+//!      offer it makes elsewhere) is never refused for capacity: lowering a capacity
+//!      revokes nothing, so a dimension left over a lowered cap can always shed seats.
 //!
 //!    A lost guard is a [`CommitError::Conflict`]: retryable, nothing written. It must
 //!    never be a silent overwrite. A commit that is malformed — a counter that would go
@@ -151,8 +151,9 @@ pub struct Commit {
     pub occurrence: OccurrenceGuard,
     /// Changes to the seat counters, per dimension (one entry per dimension).
     pub deltas: Vec<(Dim, UsageDelta)>,
-    /// Whether the capacity guard applies (the commit admits seats).
-    pub admits: bool,
+    /// The dimensions the commit admits seats to: each must end within its cap (the
+    /// capacity guard). Dimensions not listed are never refused for capacity.
+    pub admits: Vec<Dim>,
     /// Conditional record writes (one per key).
     pub records: Vec<RecordWrite>,
     /// Events to append to the outbox, in order.
@@ -166,7 +167,7 @@ impl Commit {
             occ_key,
             occurrence: OccurrenceGuard::Unchecked,
             deltas: Vec::new(),
-            admits: false,
+            admits: Vec::new(),
             records: Vec::new(),
             events: Vec::new(),
         }
@@ -416,6 +417,9 @@ pub fn validate_commit(c: &Commit) -> Result<(), String> {
     }
     if matches!(c.occurrence, OccurrenceGuard::Unchecked) && c.deltas.iter().any(|(_, d)| !d.is_zero()) {
         return Err("seat deltas on an unchecked occurrence".to_owned());
+    }
+    if matches!(c.occurrence, OccurrenceGuard::Unchecked) && !c.admits.is_empty() {
+        return Err("seats admitted on an unchecked occurrence".to_owned());
     }
     Ok(())
 }

@@ -129,7 +129,7 @@ pub(crate) fn offer_free_seats(
             continue;
         }
         change.deltas = trial;
-        change.admits = true;
+        change.admit(&dims);
         e.offer = Some(Offer { seats: e.seats, expires_at });
         change.events.push(DomainEvent {
             occ_key: occ.key.clone(),

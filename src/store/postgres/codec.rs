@@ -135,7 +135,8 @@ pub(super) fn commit_json(c: &Commit) -> Result<Value, StoreError> {
         events.push(serde_json::from_str::<Value>(&e.to_json()).map_err(|e| corrupt(format!("event: {e}")))?);
     }
     Ok(json!({
-        "occ": c.occ_key.as_str(), "guard": guard, "deltas": deltas, "admits": c.admits,
+        "occ": c.occ_key.as_str(), "guard": guard, "deltas": deltas,
+        "admits": c.admits.iter().map(Dim::to_key).collect::<Vec<_>>(),
         "writes": writes, "events": events,
     }))
 }

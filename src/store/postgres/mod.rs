@@ -31,13 +31,15 @@
 //!   (with its version) and the counters of every dimension; records live in one table keyed
 //!   by (occurrence, kind, key) with a version. No operation reads a whole occurrence.
 //! - **READ COMMITTED is enough** (the store sets it on each connection, whatever the
-//!   server's default): every guard is checked on rows the commit has locked (`FOR UPDATE`),
-//!   and a locking read in READ COMMITTED returns the newest committed version of the row
-//!   after waiting for its lock. A guard can therefore never pass against a stale row, and
-//!   there are no serialization failures to retry.
-//! - **A fixed lock order**: the occurrence row first (or, for a missing occurrence, an
-//!   advisory lock on its key), then records in (kind, key) order. The sweep's claim never
-//!   waits (`SKIP LOCKED`). No deadlocks.
+//!   server's default): every commit first locks its occurrence's row (`FOR NO KEY UPDATE`;
+//!   for a missing occurrence, an advisory lock on its key), and a locking read in READ
+//!   COMMITTED returns the newest committed version of the row after waiting for its lock.
+//!   Every commit that could write the same records holds that lock until it ends, so the
+//!   record guards, read after it in one statement with a fresh snapshot, can never pass
+//!   against a stale row; there are no serialization failures to retry.
+//! - **One lock per commit, taken first**: the occurrence row (records are then written
+//!   with no other commit of the occurrence in flight). The sweep's claim never waits
+//!   (`SKIP LOCKED`). No deadlocks.
 //! - **Expiry index.** `records.due_ns`, from [`Record::due`](crate::records::Record::due),
 //!   with partial indexes. [`due`](AsyncStore::due) for the sweep (`occ_key: None`) claims
 //!   its batch with `FOR UPDATE SKIP LOCKED` and a short lease (not part of the version), so

@@ -277,12 +277,14 @@ CREATE OR REPLACE VIEW "{s}".records_readable AS
 /// 1. the occurrence row, `FOR NO KEY UPDATE`; for an occurrence that does not exist, a
 ///    transaction-scoped advisory lock on its key, then the row again (so a create and any
 ///    other commit of a missing occurrence take turns);
-/// 2. the guards: the occurrence (config version, existence), the records, each locked
-///    `FOR UPDATE` in (kind, key) order and compared with its expected version, then the
-///    counters (every delta's dimension must exist; none may go negative; with `admits`,
-///    none the commit does not free may pass its cap; dimensions a new configuration drops must count nothing);
-/// 3. if all pass, the writes: occurrence, counters, records (version + 1, expiry index,
-///    the sweep's lease cleared), events (ids in order).
+/// 2. the guards: the occurrence (config version, existence), the records, read in one
+///    statement and compared with their expected versions (no row locks needed: the
+///    occurrence's lock already orders every commit that could write them), then the
+///    counters (every delta's dimension must exist; none may go negative; every dimension
+///    in `admits` must end within its cap; dimensions a new configuration drops must count nothing);
+/// 3. if all pass, the writes: occurrence, counters, records (one upsert for the puts at
+///    version + 1, with the expiry index and the sweep's lease cleared; one delete), events
+///    (ids in order).
 ///
 /// Returns one code per commit: `''` when applied, else `SH00x:detail`.
 fn apply_function_sql(s: &str) -> String {
@@ -292,6 +294,9 @@ CREATE OR REPLACE FUNCTION "{s}".seathold_apply(batch jsonb) RETURNS text[] LANG
 DECLARE
     codes text[] := ARRAY[]::text[];
     c jsonb;
+    ci integer;
+    ai integer;
+    di integer;
     g jsonb;
     gk text;
     k text;
@@ -305,18 +310,24 @@ DECLARE
     bl bigint[];
     ofr bigint[];
     d jsonb;
-    w jsonb;
     idx integer;
     i integer;
     n_new integer;
-    cur bigint;
-    admits boolean;
+    admits text[];
+    all_admit boolean;
 BEGIN
-    FOR c IN SELECT value FROM jsonb_array_elements(batch) LOOP
+    -- Loops walk JSON arrays by index (plain expressions, no SQL statement each), and a
+    -- statement runs only when it has something to do: statements are what a call costs.
+    FOR ci IN 0 .. jsonb_array_length(batch) - 1 LOOP
+        c := batch->ci;
         k := c->>'occ';
         g := c->'guard';
         gk := g->>'k';
-        admits := coalesce((c->>'admits')::boolean, false);
+        -- The dimensions the commit admits seats to (a list; `true` from a client older than
+        -- schema 2's function meant every dimension its deltas touch).
+        all_admit := jsonb_typeof(c->'admits') = 'boolean' AND (c->>'admits')::boolean;
+        admits := CASE WHEN jsonb_typeof(c->'admits') = 'array'
+                       THEN ARRAY(SELECT jsonb_array_elements_text(c->'admits')) ELSE ARRAY[]::text[] END;
         fail := NULL;
 
         -- 1. The occurrence row (or, for a missing occurrence, its key).
@@ -337,25 +348,25 @@ BEGIN
             IF found_occ THEN
                 fail := '{CODE_OCCURRENCE}:';
             END IF;
-        ELSIF jsonb_array_length(c->'deltas') > 0 THEN
+        ELSIF jsonb_array_length(c->'deltas') > 0 OR cardinality(admits) > 0 OR all_admit THEN
             fail := '{CODE_INVALID}:seat deltas on an unchecked occurrence';
         END IF;
 
-        -- The records, locked in (kind, key) order, guarded before the counters: a counter
-        -- going negative once every record is as read is a bug, not a race.
+        -- The records, guarded before the counters: a counter going negative once every
+        -- record is as read is a bug, not a race. One statement for all of them. No row
+        -- locks are needed for the check: every commit of this occurrence holds its row (or
+        -- its advisory lock) until it ends, so this statement's fresh snapshot already sees
+        -- every earlier commit of the occurrence, and none can start before this one ends.
         IF fail IS NULL THEN
-            FOR w IN SELECT value FROM jsonb_array_elements(c->'writes')
-                      ORDER BY value->>'kind' COLLATE "C", value->>'key' COLLATE "C" LOOP
-                SELECT version INTO cur FROM "{s}".records
-                 WHERE occ_key = k AND kind = w->>'kind' AND key = w->>'key' FOR UPDATE;
-                IF NOT FOUND THEN
-                    cur := NULL;
-                END IF;
-                IF cur IS DISTINCT FROM (w->>'expected')::bigint THEN
-                    fail := '{CODE_RECORD}:' || (w->>'kind') || chr(31) || (w->>'key');
-                    EXIT;
-                END IF;
-            END LOOP;
+            -- (A lateral lookup that cannot be flattened: one primary-key probe per write,
+            -- never a scan of the occurrence's records, however many it has.)
+            SELECT '{CODE_RECORD}:' || w.kind || chr(31) || w.key INTO fail
+              FROM jsonb_to_recordset(c->'writes') AS w(kind text, key text, expected bigint)
+              LEFT JOIN LATERAL (SELECT r.version FROM "{s}".records r
+                                  WHERE r.occ_key = k AND r.kind = w.kind AND r.key = w.key LIMIT 1) r ON true
+             WHERE r.version IS DISTINCT FROM w.expected
+             ORDER BY w.kind COLLATE "C", w.key COLLATE "C"
+             LIMIT 1;
         END IF;
 
         -- The counters, as the commit leaves them.
@@ -389,7 +400,8 @@ BEGIN
                 h := o.held; cf := o.confirmed; bl := o.blocked; ofr := o.offered;
             END IF;
             IF fail IS NULL THEN
-                FOR d IN SELECT value FROM jsonb_array_elements(c->'deltas') LOOP
+                FOR di IN 0 .. jsonb_array_length(c->'deltas') - 1 LOOP
+                    d := c->'deltas'->di;
                     idx := array_position(new_dims, d->>0);
                     IF idx IS NULL THEN
                         fail := '{CODE_INVALID}:no dimension ' || (d->>0);
@@ -403,10 +415,24 @@ BEGIN
                         fail := '{CODE_INVALID}:counter ' || (d->>0) || ' would go negative';
                         EXIT;
                     END IF;
-                    IF admits AND new_caps[idx] IS NOT NULL
-                       AND (d->>1)::bigint + (d->>2)::bigint + (d->>3)::bigint + (d->>4)::bigint >= 0
+                    IF all_admit AND new_caps[idx] IS NOT NULL
                        AND h[idx] + cf[idx] + bl[idx] + ofr[idx] > new_caps[idx] THEN
                         fail := '{CODE_CAPACITY}:' || (d->>0);
+                        EXIT;
+                    END IF;
+                END LOOP;
+            END IF;
+            -- The capacity guard: every dimension the commit admits seats to ends within its
+            -- cap, whatever the commit frees on it; the others are never refused.
+            IF fail IS NULL THEN
+                FOR ai IN 1 .. coalesce(cardinality(admits), 0) LOOP
+                    idx := array_position(new_dims, admits[ai]);
+                    IF idx IS NULL OR idx > n_new THEN
+                        fail := '{CODE_INVALID}:admits to no dimension ' || admits[ai];
+                        EXIT;
+                    END IF;
+                    IF new_caps[idx] IS NOT NULL AND h[idx] + cf[idx] + bl[idx] + ofr[idx] > new_caps[idx] THEN
+                        fail := '{CODE_CAPACITY}:' || admits[ai];
                         EXIT;
                     END IF;
                 END LOOP;
@@ -439,23 +465,25 @@ BEGIN
         ELSIF jsonb_array_length(c->'deltas') > 0 THEN
             UPDATE "{s}".occurrences SET held = h, confirmed = cf, blocked = bl, offered = ofr WHERE occ_key = k;
         END IF;
-        FOR w IN SELECT value FROM jsonb_array_elements(c->'writes') LOOP
-            IF w->>'op' = 'put' THEN
-                IF w->>'expected' IS NULL THEN
-                    INSERT INTO "{s}".records (occ_key, kind, key, version, body, due_ns)
-                         VALUES (k, w->>'kind', w->>'key', 1, w->'body', (w->>'due')::bigint);
-                ELSE
-                    UPDATE "{s}".records
-                       SET version = version + 1, body = w->'body', due_ns = (w->>'due')::bigint,
-                           sweep_claimed_by = NULL, sweep_claimed_until = NULL
-                     WHERE occ_key = k AND kind = w->>'kind' AND key = w->>'key';
-                END IF;
-            ELSIF w->>'op' = 'delete' THEN
-                DELETE FROM "{s}".records WHERE occ_key = k AND kind = w->>'kind' AND key = w->>'key';
-            END IF;
-        END LOOP;
-        INSERT INTO "{s}".outbox (occ_key, body)
-        SELECT k, e.value FROM jsonb_array_elements(c->'events') WITH ORDINALITY AS e(value, ord) ORDER BY e.ord;
+        -- Puts (at the version checked + 1, or 1 when new) and deletes, a statement each.
+        IF c->'writes' @> '[{{"op": "put"}}]' THEN
+        INSERT INTO "{s}".records AS r (occ_key, kind, key, version, body, due_ns)
+        SELECT k, w.kind, w.key, coalesce(w.expected, 0) + 1, w.body, w.due
+          FROM jsonb_to_recordset(c->'writes') AS w(op text, kind text, key text, expected bigint, body jsonb, due bigint)
+         WHERE w.op = 'put'
+        ON CONFLICT (occ_key, kind, key) DO UPDATE
+           SET version = EXCLUDED.version, body = EXCLUDED.body, due_ns = EXCLUDED.due_ns,
+               sweep_claimed_by = NULL, sweep_claimed_until = NULL;
+        END IF;
+        IF c->'writes' @> '[{{"op": "delete"}}]' THEN
+            DELETE FROM "{s}".records r
+             USING jsonb_to_recordset(c->'writes') AS w(op text, kind text, key text)
+             WHERE w.op = 'delete' AND r.occ_key = k AND r.kind = w.kind AND r.key = w.key;
+        END IF;
+        IF jsonb_array_length(c->'events') > 0 THEN
+            INSERT INTO "{s}".outbox (occ_key, body)
+            SELECT k, e.value FROM jsonb_array_elements(c->'events') WITH ORDINALITY AS e(value, ord) ORDER BY e.ord;
+        END IF;
         codes := codes || ''::text;
     END LOOP;
     RETURN codes;
@@ -481,16 +509,18 @@ pub(super) struct Statements {
 impl Statements {
     pub(super) fn new(s: &str) -> Self {
         Self {
-            // The occurrence (kind '') and the records asked for, in one round trip.
+            // The occurrence (kind '') and the records asked for, in one round trip: one
+            // primary-key probe per key (a lateral subquery the planner cannot turn into a
+            // hash join over the occurrence's records, which would cost O(records)).
             load: format!(
                 r#"SELECT '' AS kind, '' AS key, o.config_version AS version, o.config AS body,
                           o.dims, o.held, o.confirmed, o.blocked, o.offered
                      FROM "{s}".occurrences o WHERE o.occ_key = $1
                    UNION ALL
                    SELECT r.kind, r.key, r.version, r.body, NULL, NULL, NULL, NULL, NULL
-                     FROM "{s}".records r
-                     JOIN unnest($2::text[], $3::text[]) AS q(kind, key) ON r.kind = q.kind AND r.key = q.key
-                    WHERE r.occ_key = $1"#
+                     FROM unnest($2::text[], $3::text[]) AS q(kind, key)
+                     CROSS JOIN LATERAL (SELECT r.kind, r.key, r.version, r.body FROM "{s}".records r
+                                          WHERE r.occ_key = $1 AND r.kind = q.kind AND r.key = q.key LIMIT 1) r"#
             ),
             due_of_occ: format!(
                 r#"SELECT occ_key, kind, key, version, body FROM "{s}".records
