@@ -72,8 +72,9 @@ pub mod webhooks;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     AsyncEngine, AvailabilityError, Basket, BlockError, CancelError, Classify, DEFAULT_MAX_ATTEMPTS, Engine, ErrorKind,
-    ExtendError, Never, OpError, OpenError, OpenRefusal, PriceError, PriceRefusal, Pruned, RequestError, SettleError,
-    SweepError, TicketError, TicketRefusal, UnknownOccurrence, WaitlistError, WebhookError, WebhookRefusal,
+    ExtendError, Never, OpError, OpenError, OpenRefusal, PriceError, PriceRefusal, Pruned, ReadCacheStats,
+    RequestError, SettleError, SweepError, TicketError, TicketRefusal, UnknownOccurrence, WaitlistError, WebhookError,
+    WebhookRefusal,
 };
 pub use store::{AsyncStore, MemoryStore, Store};
 

@@ -23,8 +23,31 @@ use common::start;
 
 #[test]
 fn engine_matches_reference_model() {
-    let params =
-        model::Params { label: "model (memory)", cases: 560, max_ops: 400, min_steps: 100_000, check_coverage: true };
+    let params = model::Params {
+        label: "model (memory)",
+        cases: 560,
+        max_ops: 400,
+        min_steps: 100_000,
+        check_coverage: true,
+        read_cache: None,
+    };
+    model::run_model(&params, &model::Blocking, MemoryStore::new);
+}
+
+/// The same model through an engine with a read cache: its first attempts decide on what it
+/// last read or wrote, so every answer, event and invariant must come out as without it.
+/// (A cache small enough to be emptied now and then, so refills are exercised too; stale
+/// caches — another engine writing — are `tests/read_cache.rs`'s.)
+#[test]
+fn engine_with_a_read_cache_matches_reference_model() {
+    let params = model::Params {
+        label: "model (memory, read cache)",
+        cases: 160,
+        max_ops: 400,
+        min_steps: 20_000,
+        check_coverage: false,
+        read_cache: Some(64),
+    };
     model::run_model(&params, &model::Blocking, MemoryStore::new);
 }
 

@@ -25,8 +25,14 @@ impl model::Exec for Tokio {
 fn postgres_engine_matches_reference_model() {
     let Some(url) = postgres_support::pg_url("postgres_engine_matches_reference_model") else { return };
     let rt = Tokio(tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime"));
-    let params =
-        model::Params { label: "model (postgres)", cases: 20, max_ops: 300, min_steps: 500, check_coverage: false };
+    let params = model::Params {
+        label: "model (postgres)",
+        cases: 20,
+        max_ops: 300,
+        min_steps: 500,
+        check_coverage: false,
+        read_cache: Some(10_000),
+    };
     let fresh = || -> PostgresStore { rt.0.block_on(postgres_support::fresh_store(&url, "model", 2)) };
     model::run_model(&params, &rt, fresh);
 }

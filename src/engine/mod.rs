@@ -7,14 +7,17 @@
 //! [`OpError`], typed per operation by what the rules refuse.
 //!
 //! May not touch: the rules themselves (they live in the lifecycle modules) or any storage
-//! detail beyond the [`Store`] / [`AsyncStore`] traits.
+//! detail beyond the [`Store`] / [`AsyncStore`] traits. The optional read cache
+//! (`cache.rs`) only feeds that loop; [`AsyncEngine::with_read_cache`] says why it is safe.
 
 pub(crate) mod block_on;
+mod cache;
 mod error;
 mod kind;
 mod ops;
 mod run;
 
+pub use cache::ReadCacheStats;
 pub use error::{OpError, SweepError, UnknownOccurrence};
 pub use kind::{Classify, ErrorKind};
 pub use ops::{Never, OpenRefusal, PriceRefusal};
@@ -147,6 +150,7 @@ pub struct AsyncEngine<S, C = SystemClock> {
     clock: C,
     max_attempts: u32,
     ticket_key: Option<TicketKey>,
+    cache: Option<cache::ReadCache>,
 }
 
 impl<S: AsyncStore> AsyncEngine<S, SystemClock> {
@@ -159,13 +163,60 @@ impl<S: AsyncStore> AsyncEngine<S, SystemClock> {
 impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     /// An engine over `store`, reading time from `clock`.
     pub fn with_clock(store: S, clock: C) -> Self {
-        Self { store, clock, max_attempts: DEFAULT_MAX_ATTEMPTS, ticket_key: None }
+        Self { store, clock, max_attempts: DEFAULT_MAX_ATTEMPTS, ticket_key: None, cache: None }
     }
 
     /// Change how many attempts an operation makes when it keeps losing races (at least 1).
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
+    }
+
+    /// Keep a read cache of up to `max_records` records (all occurrences together; past that
+    /// it starts again empty): an operation's first attempt decides on what this engine last
+    /// read or wrote, without a load round trip, and commits that decision under the usual
+    /// guards; a lost guard, or an answer with nothing to write, falls back to a load.
+    /// [`read_cache_stats`](Self::read_cache_stats) counts both.
+    ///
+    /// # Why it cannot change an outcome
+    ///
+    /// A decision made from the cache is a decision made from an old read, and the engine
+    /// already lives with old reads: between its load and its commit anything may change, and
+    /// the commit carries a guard for every record it read (its version, or its absence) and
+    /// for the occurrence's configuration version. A cached view is only older; a record the
+    /// cache does not know is taken as absent, which the commit's guard checks like any other
+    /// read. The seat counters are the exception: no guard checks that a dimension was *full*
+    /// (only that one a commit admits seats to has room), so a view built from old counters
+    /// could decide "no room" — no waiting-list offer, a late payment refunded instead of
+    /// revived — and commit it. So a cached view carries no counters at all, as if every seat
+    /// were free: every decision it makes about room is "there is room", which admits seats,
+    /// which the store's capacity guard checks against the real counters. That is not enough
+    /// where a waiting list is: there the order of a decision matters (seats owed to the list are
+    /// offered before a walk-in request may take them, but only when the counters say the
+    /// request does not fit as it is), so an occurrence whose waiting-list record exists is
+    /// never decided from the cache. So:
+    /// - a speculative **write** that commits was decided on exactly the state it guarded;
+    /// - a speculative write that loses a guard is a conflict like any other: the cache forgets
+    ///   the occurrence and the operation loads and decides again (a normal attempt);
+    /// - a speculative **answer** (nothing to write: a replay, `Already`, `Full`) or refusal
+    ///   (`RefUsed`, say) is never returned — no guard has checked it — the operation loads
+    ///   and decides again.
+    ///
+    /// A hit saves the load round trip; a miss (another engine changed what this one
+    /// cached) costs a refused commit before the load. It pays where one engine sees most of an
+    /// occurrence's traffic (one service instance, or requests routed by occurrence) on a store
+    /// whose reads cross a network, and not on [`MemoryStore`](crate::MemoryStore), whose loads
+    /// are cheaper than the copies the cache makes.
+    pub fn with_read_cache(mut self, max_records: usize) -> Self {
+        self.cache = Some(cache::ReadCache::new(max_records));
+        self
+    }
+
+    /// How often the read cache saved a load (`None` without one): a low hit rate says
+    /// another engine writes most of what this one caches, and the cache costs more than it
+    /// saves.
+    pub fn read_cache_stats(&self) -> Option<ReadCacheStats> {
+        self.cache.as_ref().map(cache::ReadCache::stats)
     }
 
     /// Use `key` for ticket credentials (needed by [`tickets`](Self::tickets) and
@@ -187,7 +238,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     }
 
     async fn run<O: run::Operation>(&self, op: &O) -> Result<O::Output, OpError<O::Refusal>> {
-        run::run(&self.store, op, self.clock.now(), self.max_attempts).await
+        run::run(&self.store, op, self.clock.now(), self.max_attempts, self.cache.as_ref()).await
     }
 
     /// Create an occurrence, or change its configuration. Lowering a capacity revokes
@@ -308,7 +359,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         for d in due {
             let key = d.record.value.key();
             let op = ops::Expire { occ_key: &d.occ_key, key: &key };
-            match run::run(&self.store, &op, now, self.max_attempts).await {
+            match run::run(&self.store, &op, now, self.max_attempts, self.cache.as_ref()).await {
                 Ok(n) => expired += n as usize,
                 // Others kept changing it: it is theirs to finish; the next sweep sees it.
                 Err(OpError::Contention { .. }) => {}
@@ -768,6 +819,11 @@ impl<S: Store, C: Clock> Engine<S, C> {
         Self { inner: self.inner.with_max_attempts(attempts) }
     }
 
+    /// As [`AsyncEngine::with_read_cache`].
+    pub fn with_read_cache(self, max_records: usize) -> Self {
+        Self { inner: self.inner.with_read_cache(max_records) }
+    }
+
     /// As [`AsyncEngine::with_ticket_key`].
     pub fn with_ticket_key(self, key: TicketKey) -> Self {
         Self { inner: self.inner.with_ticket_key(key) }
@@ -781,6 +837,11 @@ impl<S: Store, C: Clock> Engine<S, C> {
     /// The clock.
     pub fn clock(&self) -> &C {
         self.inner.clock()
+    }
+
+    /// As [`AsyncEngine::read_cache_stats`].
+    pub fn read_cache_stats(&self) -> Option<ReadCacheStats> {
+        self.inner.read_cache_stats()
     }
 
     /// The async engine this one drives.

@@ -4,6 +4,7 @@
 
 use time::OffsetDateTime;
 
+use super::cache::ReadCache;
 use super::error::OpError;
 use crate::contract::OccKey;
 use crate::records::{Change, Loaded, Occurrence, Record, RecordKey, Step, Versioned};
@@ -150,22 +151,60 @@ impl View {
 }
 
 /// Run `op` to its answer: load, decide, commit; on a conflict, again (up to `attempts`).
+///
+/// With a [`ReadCache`], the first attempt may decide on the cached occurrence instead of a
+/// load (see [`cache`](super::cache) for why that is safe): its write is committed under the
+/// usual guards; its answer, or a lost guard, sends the operation to a normal attempt. That
+/// speculative attempt does not count against `attempts`.
 pub(crate) async fn run<S: AsyncStore, O: Operation>(
     store: &S,
     op: &O,
     now: OffsetDateTime,
     attempts: u32,
+    cache: Option<&ReadCache>,
 ) -> Result<O::Output, OpError<O::Refusal>> {
     let occ_key = op.occ_key();
-    'attempt: for _ in 0..attempts {
+    let tries = attempts.saturating_add(u32::from(cache.is_some()));
+    'attempt: for attempt in 0..tries {
         let keys = op.keys();
-        let snap = store.load(occ_key, &keys).await?;
+        let cached = cache.filter(|_| attempt == 0).and_then(|c| c.view(occ_key, &keys));
+        let speculative = cached.is_some();
+        let snap = match cached {
+            Some(snap) => snap,
+            None => {
+                let snap = store.load(occ_key, &keys).await?;
+                if let Some(c) = cache {
+                    c.loaded(occ_key, snap.occurrence.as_ref(), &keys, &snap.records);
+                }
+                snap
+            }
+        };
+        let (occurrence, found) = (snap.occurrence, snap.records);
         // Room for a second round of a few keys (the actor's live hold, say) without regrowing.
         let records = Records { entries: Vec::with_capacity(keys.len() + 4), index: None };
-        let mut view = View { occurrence: snap.occurrence, records, due: None, rounds: 0 };
-        view.add(keys, snap.records);
+        let mut view = View { occurrence, records, due: None, rounds: 0 };
+        view.add(keys, found);
         loop {
-            match op.decide(&view, now).map_err(OpError::Refused)? {
+            let missed = |c: Option<&ReadCache>| {
+                if let Some(c) = c {
+                    c.count(false);
+                }
+            };
+            let step = match op.decide(&view, now) {
+                // No guard checks an answer or a refusal: one decided on the cache is
+                // decided again on a load.
+                Err(_) if speculative => {
+                    missed(cache);
+                    continue 'attempt;
+                }
+                Err(refusal) => return Err(OpError::Refused(refusal)),
+                Ok(step) => step,
+            };
+            match step {
+                Step::Answer(_) if speculative => {
+                    missed(cache);
+                    continue 'attempt;
+                }
                 Step::Answer(out) => {
                     // An answer read in several rounds is trusted only if the occurrence did
                     // not move in between (a sweep can expire the lapsed holds a `Full` was
@@ -180,7 +219,18 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
                 }
                 Step::Write(change, out) => {
                     let commit = view.commit(occ_key, change)?;
-                    match store.commit(commit).await {
+                    let update = cache.and_then(|c| c.prepare(&commit));
+                    let result = store.commit(commit).await;
+                    if let Some(c) = cache {
+                        if speculative {
+                            c.count(result.is_ok());
+                        }
+                        match (&result, update) {
+                            (Ok(()), Some(u)) => c.apply(u),
+                            _ => c.forget(occ_key),
+                        }
+                    }
+                    match result {
                         Ok(()) => return Ok(out),
                         Err(CommitError::Conflict(_)) => continue 'attempt,
                         Err(CommitError::Invalid(why)) => return Err(StoreError::Internal(why).into()),

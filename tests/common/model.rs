@@ -145,6 +145,8 @@ pub struct Params {
     pub min_steps: u64,
     /// Assert that the generator reached every outcome in [`MUST_COVER`].
     pub check_coverage: bool,
+    /// Run the engine with a read cache of this many records (`AsyncEngine::with_read_cache`).
+    pub read_cache: Option<usize>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1469,11 +1471,15 @@ fn refusal_is<R>(got: &Result<impl std::fmt::Debug, OpError<R>>, want: impl Fn(&
 }
 
 impl<'x, S: AsyncStore, X: Exec> Harness<'x, S, X> {
-    fn new(x: &'x X, store: S) -> Self {
+    fn new(x: &'x X, store: S, read_cache: Option<usize>) -> Self {
         let ticket_key = TicketKey::new([7u8; 32].to_vec()).expect("ticket key");
+        let engine = AsyncEngine::with_clock(store, ManualClock::new(start())).with_ticket_key(ticket_key.clone());
         Self {
             x,
-            engine: AsyncEngine::with_clock(store, ManualClock::new(start())).with_ticket_key(ticket_key.clone()),
+            engine: match read_cache {
+                Some(n) => engine.with_read_cache(n),
+                None => engine,
+            },
             other_key: TicketKey::new([8u8; 32].to_vec()).expect("ticket key"),
             ticket_key,
             now: 0,
@@ -3552,8 +3558,14 @@ fn dim(cfg: &MCfg, d: MDim) -> Dim {
     }
 }
 
-fn run_case<S: AsyncStore, X: Exec>(x: &X, store: S, case: &Case, steps: &AtomicU64) -> Result<(), String> {
-    let mut h = Harness::new(x, store);
+fn run_case<S: AsyncStore, X: Exec>(
+    x: &X,
+    store: S,
+    case: &Case,
+    steps: &AtomicU64,
+    read_cache: Option<usize>,
+) -> Result<(), String> {
+    let mut h = Harness::new(x, store, read_cache);
     for (occ, cfg) in case.init.iter().enumerate() {
         h.step(&Op::Open { occ, cfg: cfg.clone(), shift: 0 })?;
     }
@@ -3561,8 +3573,18 @@ fn run_case<S: AsyncStore, X: Exec>(x: &X, store: S, case: &Case, steps: &Atomic
         h.step(op).map_err(|e| format!("step {n} ({op:?}): {e}"))?;
         steps.fetch_add(1, Ordering::Relaxed);
     }
-    h.finish().map_err(|e| format!("finish: {e}"))
+    h.finish().map_err(|e| format!("finish: {e}"))?;
+    if let Some(st) = h.engine.read_cache_stats() {
+        CACHE_HITS.fetch_add(st.hits, Ordering::Relaxed);
+        CACHE_MISSES.fetch_add(st.misses, Ordering::Relaxed);
+    }
+    Ok(())
 }
+
+/// Read-cache hits and misses over a run (the cache must have been used, or the run with it
+/// proves nothing about it).
+static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
+static CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
 
 /// Run the model: `params.cases` random cases, each on a fresh store from `fresh`.
 pub fn run_model<S: AsyncStore, X: Exec>(params: &Params, x: &X, fresh: impl Fn() -> S) {
@@ -3581,8 +3603,9 @@ pub fn run_model<S: AsyncStore, X: Exec>(params: &Params, x: &X, fresh: impl Fn(
     let mut runner = TestRunner::new_with_rng(config, rng);
     let steps = AtomicU64::new(0);
     let began = Instant::now();
-    let result =
-        runner.run(&case(params.max_ops), |case| run_case(x, fresh(), &case, &steps).map_err(TestCaseError::fail));
+    let result = runner.run(&case(params.max_ops), |case| {
+        run_case(x, fresh(), &case, &steps, params.read_cache).map_err(TestCaseError::fail)
+    });
     let steps = steps.into_inner();
     // Straight to the stderr handle, past libtest's capture, so CI logs show it.
     let _ = writeln!(
@@ -3594,6 +3617,11 @@ pub fn run_model<S: AsyncStore, X: Exec>(params: &Params, x: &X, fresh: impl Fn(
     );
     if let Err(e) = result {
         panic!("{e}");
+    }
+    if params.read_cache.is_some() {
+        let (hits, misses) = (CACHE_HITS.load(Ordering::Relaxed), CACHE_MISSES.load(Ordering::Relaxed));
+        let _ = writeln!(std::io::stderr(), "{}: read cache {hits} hits, {misses} misses", params.label);
+        assert!(hits > 0 && misses > 0, "the read cache was not exercised: {hits} hits, {misses} misses");
     }
     assert!(steps >= params.min_steps, "only {steps} steps ran, want at least {}", params.min_steps);
     if params.check_coverage {
