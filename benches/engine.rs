@@ -31,6 +31,9 @@
 //!   both cores were free) are judged, since on a shared 2-core machine another process often
 //!   holds a core. Oversell is checked on every occurrence and in a tight race for few seats.
 //! - (e) heap allocations per cycle (request, settle) and per floor cycle.
+//! - (f) a request+settle cycle of a 3-line order (one seat each of 3 tiers, over 2 pools)
+//!   against a single-seat cycle on a plain occurrence, same engine, interleaved (issue 8's
+//!   target: at most 1.5x).
 //!
 //! Exit status: non-zero only if a correctness check fails (oversell, a wrong outcome); a
 //! missed performance target prints FAIL and still exits 0, since timings are advisory.
@@ -544,6 +547,90 @@ fn bench_allocs(cfg: &Config) -> AllocResults {
 }
 
 // ---------------------------------------------------------------------------------------
+// (f) a 3-line order over 3 tiers and 2 pools vs a plain single-seat cycle
+
+/// Three tiers, two pools (`a` and `b` share pool `p1`, `c` is alone in `p2`), capacities far
+/// from reached, so every request is placed and only the bookkeeping differs.
+fn tiered_config() -> OccurrenceConfig {
+    use seathold::catalogue::{Pool, Tier};
+    use seathold::contract::{PoolName, TierName};
+    let (p1, p2) = (PoolName::new("p1").expect("pool"), PoolName::new("p2").expect("pool"));
+    let tier = |n: &str, a: &str, pools: Vec<PoolName>| {
+        Tier::new(TierName::new(n).expect("tier"), Money::parse(a, "EUR").expect("price"))
+            .with_capacity(u32::MAX / 4)
+            .with_pools(pools)
+    };
+    OccurrenceConfig::new(u32::MAX, 7_200)
+        .expect("config")
+        .with_tiers(vec![
+            tier("a", "25.00", vec![p1.clone()]),
+            tier("b", "40.00", vec![p1.clone()]),
+            tier("c", "10.00", vec![p2.clone()]),
+        ])
+        .with_pools(vec![Pool { pool: p1, capacity: u32::MAX / 4 }, Pool { pool: p2, capacity: u32::MAX / 4 }])
+}
+
+fn multiline_cycles(key: &OccKey, tag: &str, n: usize) -> Vec<Cycle> {
+    use seathold::catalogue::Line;
+    use seathold::contract::TierName;
+    (0..n)
+        .map(|i| {
+            let actor = ActorId::new(format!("user-{tag}-{i}")).expect("valid actor");
+            let hold_ref = Ref::new(format!("r-{tag}-{i}")).expect("valid ref");
+            let lines = ["a", "b", "c"]
+                .into_iter()
+                .map(|t| Line { tier: TierName::new(t).expect("tier"), quantity: 1 })
+                .collect();
+            Cycle {
+                req: HoldRequest::lines(key.clone(), actor.clone(), hold_ref.clone(), lines),
+                paid: PaymentResult::paid(key.clone(), actor, hold_ref),
+            }
+        })
+        .collect()
+}
+
+/// Per round: median ns per cycle of the 3-line order and of the plain cycle (same engine,
+/// same number of live holds on each occurrence, order alternating), and their ratio.
+struct MultiResults {
+    multi: Vec<f64>,
+    plain: Vec<f64>,
+    ratio: Vec<f64>,
+}
+
+fn bench_multiline(cfg: &Config) -> MultiResults {
+    let clock = Arc::new(ManualClock::new(START));
+    let e = new_engine(&clock);
+    let (plain_key, tiered_key) = (occ("plain"), occ("tiered"));
+    open(&e, &plain_key, u32::MAX, 7_200);
+    e.open(&tiered_key, tiered_config()).expect("open tiered");
+    fill(&e, &clock, &plain_key, "pf", 100, 1);
+    for c in multiline_cycles(&tiered_key, "tf", 100) {
+        if !request(&e, &c.req) {
+            fail("multi-line fill: full");
+        }
+    }
+    drain(&e);
+    let mut out = MultiResults { multi: Vec::new(), plain: Vec::new(), ratio: Vec::new() };
+    for round in 0..cfg.rounds {
+        let plain = cycles(&plain_key, &format!("p{round}"), cfg.batch);
+        let multi = multiline_cycles(&tiered_key, &format!("m{round}"), cfg.batch);
+        let (p, m) = if round % 2 == 0 {
+            let p = engine_batch(&e, &plain);
+            (p, engine_batch(&e, &multi))
+        } else {
+            let m = engine_batch(&e, &multi);
+            (engine_batch(&e, &plain), m)
+        };
+        let (p, m) = (p.median(), m.median());
+        eprintln!("  round {round}: 3-line {m:.0} ns vs plain {p:.0} ns ({:.2}x)", m / p);
+        out.multi.push(m);
+        out.plain.push(p);
+        out.ratio.push(m / p);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
 // (c) sweep
 
 /// Per round, median ns per expired hold of the sweep calls, for: N = first with the
@@ -1028,6 +1115,9 @@ fn main() {
     let d = bench_concurrency(&cfg);
     eprintln!("(e) allocations");
     let al = bench_allocs(&cfg);
+    eprintln!("(f) 3-line order over 3 tiers and 2 pools vs plain");
+    let f = bench_multiline(&cfg);
+    let multi_ratio = median(&f.ratio);
 
     let ratio_small = median(&c.ratio_small);
     let scale = median(&c.scale);
@@ -1104,6 +1194,12 @@ fn main() {
             limit: "= 100-hold +-0.5".into(),
             pass: Some((alloc_cycle_large - alloc_cycle).abs() <= 0.5),
         },
+        Row {
+            name: "(f) 3-line/3-tier/2-pool / plain",
+            measured: format!("{multi_ratio:.2}x ({:.0} ns vs {:.0} ns)", median(&f.multi), median(&f.plain)),
+            limit: "<= 1.50x".into(),
+            pass: Some(multi_ratio <= 1.5),
+        },
     ];
 
     println!();
@@ -1138,6 +1234,7 @@ fn main() {
         fmt_list(&d.probe_all)
     );
     println!("           (d) {}", d.tight);
+    println!("           (f) 3-line / plain {}", fmt_list(&f.ratio));
     println!("load average at end: {} (2 cores: above ~1 means other work shared the machine)", loadavg());
     let passed = rows.iter().filter(|r| r.pass == Some(true)).count();
     let inconclusive = rows.iter().filter(|r| r.pass.is_none()).count();

@@ -14,6 +14,7 @@
 //! against `capacity` only.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -186,10 +187,12 @@ pub struct Pool {
 pub struct OccurrenceConfig {
     capacity: u32,
     hold_ttl_secs: u32,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    tiers: Vec<Tier>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pools: Vec<Pool>,
+    // Shared, so copying a configuration (every load of an occurrence does) costs a
+    // reference count, not an allocation per tier.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    tiers: Arc<Vec<Tier>>,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pools: Arc<Vec<Pool>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_per_actor: Option<u32>,
     #[serde(default)]
@@ -200,6 +203,10 @@ pub struct OccurrenceConfig {
     issue_tickets: bool,
     #[serde(default, skip_serializing_if = "is_zero")]
     max_extension_secs: u32,
+}
+
+fn is_empty<T>(v: &Arc<Vec<T>>) -> bool {
+    v.is_empty()
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -222,8 +229,8 @@ impl OccurrenceConfig {
         Ok(Self {
             capacity,
             hold_ttl_secs,
-            tiers: Vec::new(),
-            pools: Vec::new(),
+            tiers: Arc::default(),
+            pools: Arc::default(),
             max_per_actor: None,
             late_payment: LatePayment::Refund,
             offer_ttl_secs: None,
@@ -234,13 +241,13 @@ impl OccurrenceConfig {
 
     /// The same configuration with these tiers (requests must then name tiers in lines).
     pub fn with_tiers(mut self, tiers: Vec<Tier>) -> Self {
-        self.tiers = tiers;
+        self.tiers = Arc::new(tiers);
         self
     }
 
     /// The same configuration with these shared pools.
     pub fn with_pools(mut self, pools: Vec<Pool>) -> Self {
-        self.pools = pools;
+        self.pools = Arc::new(pools);
         self
     }
 
@@ -441,7 +448,7 @@ impl OccurrenceConfig {
     /// tier). Used by [`decide_set_price`].
     fn with_price(&self, tier: &TierName, price: Money) -> Option<Self> {
         let mut next = self.clone();
-        next.tiers.iter_mut().find(|t| &t.tier == tier)?.price = price;
+        Arc::make_mut(&mut next.tiers).iter_mut().find(|t| &t.tier == tier)?.price = price;
         Some(next)
     }
 }
@@ -596,7 +603,7 @@ pub fn check_reconfigure(
     new: &OccurrenceConfig,
     in_use: impl Fn(&Dim) -> u64,
 ) -> Result<(), ConfigError> {
-    for t in &old.tiers {
+    for t in old.tiers.iter() {
         let used = in_use(&Dim::Tier(t.tier.clone())) > 0;
         match new.tier(&t.tier) {
             None if used => return Err(ConfigError::TierInUse(t.tier.clone())),
@@ -604,7 +611,7 @@ pub fn check_reconfigure(
             _ => {}
         }
     }
-    for p in &old.pools {
+    for p in old.pools.iter() {
         if !new.pools.iter().any(|n| n.pool == p.pool) && in_use(&Dim::Pool(p.pool.clone())) > 0 {
             return Err(ConfigError::PoolInUse(p.pool.clone()));
         }

@@ -67,8 +67,11 @@ pub(crate) fn make_room(
     requester: Option<&ActorId>,
     now: OffsetDateTime,
 ) -> Room {
-    if first_failing(occ, &change.deltas, needs).is_none() {
-        change.deltas = with_needs(&change.deltas, needs);
+    // The usual case, in one pass: the needs only add seats, so if every one fits with all of
+    // them counted, each fits where it comes (which one fails first matters only below).
+    let after = with_needs(&change.deltas, needs);
+    if needs.iter().all(|(dims, _)| occ.first_over(dims, &after).is_none()) {
+        change.deltas = after;
         admit(change, needs);
         return Room::Fits;
     }
