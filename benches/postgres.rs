@@ -97,7 +97,9 @@ async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn 
     // while weighs on all three alike; the medians are compared.
     let rounds = if s.quick { 1 } else { 3 };
     let (mut ours, mut spread, mut naive, mut tps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut checkins = Vec::new();
     for round in 0..rounds {
+        checkins.push(check_ins(s, store, round).await?);
         ours.push(seathold_cycles(s, store, round, false).await?);
         spread.push(seathold_cycles(s, store, round, true).await?);
         naive.push(naive_cycles(s, store, round).await?);
@@ -122,6 +124,10 @@ async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn 
     }
     let (ours, spread, naive) = (median(&ours), median(&spread), median(&naive));
     println!();
+    println!(
+        "  check-ins                   {:>8.0} tickets admitted/s (median; each a keyed-credential check and a commit)",
+        median(&checkins)
+    );
     println!("  seathold PostgresStore      {ours:>8.0} hold+settle cycles/s (median), one hot occurrence");
     println!("  seathold, spread            {spread:>8.0} hold+settle cycles/s (median), over {SPREAD} occurrences");
     println!("  naive FOR UPDATE + COUNT    {naive:>8.0} hold+settle cycles/s (median)");
@@ -153,6 +159,63 @@ async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn 
         );
     }
     Ok(())
+}
+
+/// Tickets admitted per second: a show's bookings sold (untimed) through the engine, then
+/// every client scans its own share of their credentials until the time is up.
+async fn check_ins(s: &Settings, store: &PostgresStore, round: usize) -> Result<f64, Box<dyn std::error::Error>> {
+    use seathold::tickets::{CheckIn, TicketKey};
+    let engine = Arc::new(
+        AsyncEngine::new(store.clone()).with_ticket_key(TicketKey::new(vec![7u8; 32])?).with_read_cache(200_000),
+    );
+    let k = OccKey::new(format!("bench-door-{round}"))?;
+    engine.open(&k, OccurrenceConfig::new(u32::MAX, 3600)?.with_tickets(true)).await?;
+    // Enough for the measurement at several thousand a second, sold 8 at a time.
+    let per_client = ((s.secs * 1.3 + 2.0) * 1_000.0) as usize;
+    let price = Money::parse("25.00", "EUR")?;
+    let mut tasks = Vec::new();
+    for c in 0..s.clients {
+        let (engine, k) = (engine.clone(), k.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut creds = Vec::with_capacity(per_client);
+            for i in 0..per_client {
+                let a = ActorId::new(format!("fan-{c}-{i}")).map_err(|e| e.to_string())?;
+                let r = Ref::new(format!("t-{c}-{i}")).map_err(|e| e.to_string())?;
+                let req = HoldRequest::new(k.clone(), a.clone(), r.clone(), price);
+                engine.request(&req).await.map_err(|e| e.to_string())?;
+                let paid = seathold::contract::PaymentResult::paid(k.clone(), a, r.clone());
+                engine.settle(&paid).await.map_err(|e| e.to_string())?;
+                let t = engine.tickets(&k, &r).await.map_err(|e| e.to_string())?;
+                creds.push(t.into_iter().next().ok_or("no ticket")?.credential);
+            }
+            Ok::<Vec<String>, String>(creds)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.push(Arc::new(t.await??));
+    }
+    loop {
+        let batch = engine.pending_events(10_000).await?;
+        if batch.is_empty() {
+            break;
+        }
+        engine.ack_events(&batch.iter().map(|e| e.id).collect::<Vec<_>>()).await?;
+    }
+    let all = Arc::new(all);
+    let rate = drive(s, move |c, i| {
+        let (engine, all) = (engine.clone(), all.clone());
+        async move {
+            let cred = all[c].get(i as usize).ok_or("ran out of tickets to scan")?;
+            match engine.check_in(cred).await.map_err(|e| e.to_string())? {
+                CheckIn::Admitted { .. } => Ok(()),
+                other => Err(format!("unexpected {other:?}")),
+            }
+        }
+    })
+    .await?;
+    println!("    (check-ins: {rate:.0}/s)");
+    Ok(rate)
 }
 
 fn median(v: &[f64]) -> f64 {

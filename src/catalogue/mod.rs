@@ -848,7 +848,7 @@ pub fn availability(
                 lapsed.extend(&h.deltas(cfg, UsageDelta::held(1).negated()));
             }
             Record::Waitlist(w) => {
-                for e in &w.entries {
+                for e in w.entries.iter() {
                     if let Some(o) = e.offer.as_ref().filter(|o| o.expires_at <= now) {
                         lapsed.add(&cfg.seat_dims(e.tier.as_ref()), UsageDelta::offered(o.seats).negated());
                     }
@@ -861,7 +861,9 @@ pub fn availability(
     if let Some(w) = waitlist {
         let mut w = w.clone();
         // Entries whose offers lapsed leave (their seats are already counted out above).
-        w.entries.retain(|e| e.offer.as_ref().is_none_or(|o| o.expires_at > now));
+        if w.entries.iter().any(|e| e.offer.as_ref().is_some_and(|o| o.expires_at <= now)) {
+            Arc::make_mut(&mut w.entries).retain(|e| e.offer.as_ref().is_none_or(|o| o.expires_at > now));
+        }
         let mut change = Change { deltas: lapsed, ..Change::default() };
         crate::waitlist::offer_free_seats(occ, &mut w, &mut change, now, None);
         lapsed = change.deltas;

@@ -10,10 +10,13 @@
 //! on every dimension their tier touches ([`Usage::offered`](crate::records::Usage)), so a
 //! walk-in request cannot take them; only the offered actor's next request does.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
 
+use crate::catalogue::Dim;
 use crate::contract::{ActorId, DomainEvent, EventKind, MAX_QUANTITY, OccKey, TierName};
 use crate::records::{Change, Deltas, Loaded, LoadedExt, Occurrence, Record, Step, UsageDelta, nanos};
 
@@ -57,14 +60,16 @@ pub struct Waitlist {
     pub occ_key: OccKey,
     /// The next arrival number.
     pub next_seq: u64,
-    /// Entries in arrival order.
-    pub entries: Vec<WaitEntry>,
+    /// Entries in arrival order. Shared: reading or copying a waiting list (every operation
+    /// at its occurrence loads it) costs a reference count, not a copy of every entry; a
+    /// write copies them once (`Arc::make_mut`).
+    pub entries: Arc<Vec<WaitEntry>>,
 }
 
 impl Waitlist {
     /// An empty waiting list.
     pub fn new(occ_key: OccKey) -> Self {
-        Self { occ_key, next_seq: 1, entries: Vec::new() }
+        Self { occ_key, next_seq: 1, entries: Arc::default() }
     }
 
     /// When the sweep should meet it: its first offer's expiry.
@@ -95,8 +100,11 @@ impl Waitlist {
 /// Drop the entries whose offers lapsed at `now` (they had their turn), freeing their
 /// seats in `change`. Returns whether any lapsed.
 pub(crate) fn lapse_offers(occ: &Occurrence, wl: &mut Waitlist, change: &mut Change, now: OffsetDateTime) -> bool {
+    if !wl.entries.iter().any(|e| e.offer.as_ref().is_some_and(|o| o.expires_at <= now)) {
+        return false;
+    }
     let mut any = false;
-    wl.entries.retain(|e| match &e.offer {
+    Arc::make_mut(&mut wl.entries).retain(|e| match &e.offer {
         Some(o) if o.expires_at <= now => {
             let mut d = Deltas::new();
             d.add(&occ.config.seat_dims(e.tier.as_ref()), UsageDelta::offered(o.seats).negated());
@@ -121,7 +129,17 @@ pub(crate) fn offer_free_seats(
 ) -> bool {
     let mut any = false;
     let expires_at = now.saturating_add(occ.config.offer_ttl());
-    for e in wl.entries.iter_mut().filter(|e| e.offer.is_none() && Some(&e.actor) != skip) {
+    // Seats left in the total: an entry wanting more is skipped without trying its tier, and
+    // once none are left nobody else can fit (a long queue at a sold-out show costs O(1)).
+    let mut total_room = occ.room(&Dim::Total, &change.deltas).unwrap_or(i128::MAX);
+    for i in 0..wl.entries.len() {
+        if total_room <= 0 {
+            break;
+        }
+        let e = &wl.entries[i];
+        if e.offer.is_some() || Some(&e.actor) == skip || i128::from(e.seats) > total_room {
+            continue;
+        }
         let dims = occ.config.seat_dims(e.tier.as_ref());
         let mut trial = change.deltas.clone();
         trial.add(&dims, UsageDelta::offered(e.seats));
@@ -130,6 +148,8 @@ pub(crate) fn offer_free_seats(
         }
         change.deltas = trial;
         change.admit(&dims);
+        total_room -= i128::from(e.seats);
+        let e = &mut Arc::make_mut(&mut wl.entries)[i];
         e.offer = Some(Offer { seats: e.seats, expires_at });
         change.events.push(DomainEvent {
             occ_key: occ.key.clone(),
@@ -155,7 +175,7 @@ pub(crate) fn take_offer(
 ) -> Option<u32> {
     let i =
         wl.entries.iter().position(|e| &e.actor == actor && e.offer.as_ref().is_some_and(|o| o.expires_at > now))?;
-    let e = wl.entries.remove(i);
+    let e = Arc::make_mut(&mut wl.entries).remove(i);
     let seats = e.offer.as_ref().map_or(0, |o| o.seats);
     let mut d = Deltas::new();
     d.add(&occ.config.seat_dims(e.tier.as_ref()), UsageDelta::offered(seats).negated());
@@ -249,7 +269,7 @@ pub fn decide_join(
     if wl.entries.len() >= MAX_WAITLIST {
         return Err(WaitlistRefusal::ListFull { max: MAX_WAITLIST });
     }
-    wl.entries.push(WaitEntry {
+    Arc::make_mut(&mut wl.entries).push(WaitEntry {
         seq: wl.next_seq,
         actor: actor.clone(),
         tier: tier.cloned(),
@@ -282,7 +302,7 @@ pub fn decide_leave(
     let Some(wl) = view.waitlist() else { return Ok(Step::Answer(false)) };
     let Some(position) = wl.position(actor, tier) else { return Ok(Step::Answer(false)) };
     let mut next = wl.clone();
-    let e = next.entries.remove(position - 1);
+    let e = Arc::make_mut(&mut next.entries).remove(position - 1);
     let mut change = Change::default();
     if let Some(o) = &e.offer {
         let mut d = Deltas::new();

@@ -384,7 +384,7 @@ pub fn expected_counters<'a>(
                 add(bl.tier.as_ref(), &|u| u.blocked += seats);
             }
             Record::Waitlist(w) => {
-                for e in &w.entries {
+                for e in w.entries.iter() {
                     if let Some(o) = &e.offer {
                         let seats = u64::from(o.seats);
                         add(e.tier.as_ref(), &|u| u.offered += seats);
