@@ -184,7 +184,10 @@ async fn check_ins(s: &Settings, store: &PostgresStore, round: usize) -> Result<
                 let req = HoldRequest::new(k.clone(), a.clone(), r.clone(), price);
                 engine.request(&req).await.map_err(|e| e.to_string())?;
                 let paid = seathold::contract::PaymentResult::paid(k.clone(), a, r.clone());
-                engine.settle(&paid).await.map_err(|e| e.to_string())?;
+                match engine.settle(&paid).await.map_err(|e| e.to_string())? {
+                    Settlement::Confirmed { .. } => {}
+                    other => return Err(format!("selling tickets: unexpected {other:?}")),
+                }
                 let t = engine.tickets(&k, &r).await.map_err(|e| e.to_string())?;
                 creds.push(t.into_iter().next().ok_or("no ticket")?.credential);
             }
