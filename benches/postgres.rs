@@ -99,7 +99,10 @@ async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn 
     let (mut ours, mut spread, mut naive, mut tps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut checkins = Vec::new();
     for round in 0..rounds {
-        checkins.push(check_ins(s, store, round).await?);
+        // Once: selling the tickets to scan takes longer than scanning them.
+        if round == 0 {
+            checkins.push(check_ins(s, store, round).await?);
+        }
         ours.push(seathold_cycles(s, store, round, false).await?);
         spread.push(seathold_cycles(s, store, round, true).await?);
         naive.push(naive_cycles(s, store, round).await?);
@@ -171,7 +174,7 @@ async fn check_ins(s: &Settings, store: &PostgresStore, round: usize) -> Result<
     let k = OccKey::new(format!("bench-door-{round}"))?;
     engine.open(&k, OccurrenceConfig::new(u32::MAX, 3600)?.with_tickets(true)).await?;
     // Enough for the measurement at several thousand a second, sold 8 at a time.
-    let per_client = ((s.secs * 1.3 + 2.0) * 1_000.0) as usize;
+    let per_client = ((s.secs + 2.0) * 1_000.0) as usize;
     let price = Money::parse("25.00", "EUR")?;
     let mut tasks = Vec::new();
     for c in 0..s.clients {
