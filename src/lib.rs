@@ -7,10 +7,16 @@
 //!
 //! | module | owns | may not touch |
 //! | --- | --- | --- |
-//! | [`contract`] | the JSON wire messages, ids, money, outbox events | anything else in the crate |
-//! | [`holds`] | occurrences, holds, the request decision, lapse-when-read | I/O, the clock |
-//! | [`settlement`] | the settlement truth table, refund signals, settlement records | I/O, the clock |
-//! | [`store`] | the [`Store`] / [`AsyncStore`] contract, [`MemoryStore`], the conformance suite | the rules |
+//! | [`contract`] | the JSON wire messages, ids, money (ISO 4217), outbox events | anything else in the crate |
+//! | [`catalogue`] | configuration: tiers, pools, prices, blocks, availability | I/O, the clock |
+//! | [`holds`] | holds, the request decision, cancellation, extensions | I/O, the clock |
+//! | [`settlement`] | the settlement truth table, refund signals, payment records | I/O, the clock |
+//! | [`tickets`] | tickets, their credentials, check-in | I/O, the clock, storage |
+//! | [`waitlist`] | the waiting list and its offers | holds, payments, storage |
+//! | [`ledger`] | the per-occurrence ledger of payments and refunds | storage |
+//! | [`webhooks`] | signed payment results (Standard Webhooks), provider adapters | bookings, storage, the clock |
+//! | [`records`] | the records stores keep, and the change a decision makes | the rules |
+//! | [`store`] | the [`Store`] / [`AsyncStore`] contract, [`MemoryStore`], PostgreSQL, sharding | the rules |
 //! | engine ([`Engine`], [`AsyncEngine`]) | load -> decide -> commit, retry on a lost race | the rules, storage details |
 //! | [`clock`] | where "now" comes from ([`SystemClock`], [`ManualClock`]) | |
 //!
