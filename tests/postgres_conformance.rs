@@ -48,3 +48,23 @@ async fn postgres_store_every_interleaving_of_the_standard_races() {
     println!("{total} orderings in all");
     store.drop_schema().await.expect("drop the test schema");
 }
+
+/// The races through read caches warmed with the setup's records (see
+/// `tests/store_conformance.rs`), every ordering, on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_every_interleaving_through_read_caches() {
+    let Some(url) = pg_url("postgres_store_every_interleaving_through_read_caches") else {
+        return;
+    };
+    let store = fresh_store(&url, "interleave_cached", 4).await;
+    let (mut total, mut hits) = (0, 0);
+    for sc in interleave::scenarios() {
+        let report = interleave::explore_with_read_cache(&store, &sc, None, interleave::Warmth::Setup).await;
+        assert!(report.exhaustive, "{}: not every ordering ran", report.scenario);
+        total += report.schedules;
+        hits += report.read_cache.hits;
+    }
+    assert!(hits > 0, "no racer decided on its cache");
+    println!("{total} orderings through read caches, {hits} speculative commits");
+    store.drop_schema().await.expect("drop the test schema");
+}

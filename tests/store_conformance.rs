@@ -3,6 +3,7 @@
 //! standard races.
 
 use seathold::MemoryStore;
+use seathold::conformance::interleave::Warmth;
 use seathold::conformance::{self, block_on, interleave};
 
 #[test]
@@ -37,6 +38,32 @@ fn memory_store_every_interleaving_of_the_standard_races() {
         total += report.schedules;
     }
     println!("{total} orderings in all");
+}
+
+/// The same races with every racer's engine keeping a read cache: warmed with the setup's
+/// records, every ordering (first attempts decide on the cache, stale where another racer
+/// got there first); warmed with the occurrence only (every setup record guessed absent),
+/// up to 400 orderings a race. Every invariant holds in every one.
+#[test]
+fn memory_store_every_interleaving_of_the_standard_races_through_read_caches() {
+    let (mut total, mut hits, mut misses) = (0, 0, 0);
+    for (warmth, bound) in [(Warmth::Setup, None), (Warmth::Occurrence, Some(400))] {
+        // A store per exploration: an exploration names its occurrences by run number.
+        let store = MemoryStore::new();
+        for sc in interleave::scenarios() {
+            let report = block_on(interleave::explore_with_read_cache(&store, &sc, bound, warmth));
+            assert!(bound.is_some() || report.exhaustive, "{}: not every ordering ran", report.scenario);
+            println!(
+                "{} (read caches, {warmth:?}): {} orderings, {:?}",
+                report.scenario, report.schedules, report.read_cache
+            );
+            total += report.schedules;
+            hits += report.read_cache.hits;
+            misses += report.read_cache.misses;
+        }
+    }
+    assert!(hits > 0 && misses > 0, "the caches were not exercised both ways: {hits} hits, {misses} misses");
+    println!("{total} orderings in all, through read caches");
 }
 
 /// A store sharded over three memory stores passes the suite too (routing, merged sweep and

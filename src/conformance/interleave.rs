@@ -208,6 +208,9 @@ pub struct Report {
     pub exhaustive: bool,
     /// The most store calls one ordering took.
     pub longest: usize,
+    /// With read caches: the racers' first attempts that decided on the cache and
+    /// committed, and those that fell back to a load, over every ordering.
+    pub read_cache: crate::ReadCacheStats,
 }
 
 /// An answer, as the checks compare them.
@@ -270,10 +273,30 @@ type Trace = Vec<(usize, Vec<usize>)>;
 /// (`Debug` of the outcome or of the error), in racer order. Panics if `order` names a racer
 /// that is not waiting at that step.
 pub async fn run_ordering<S: AsyncStore>(s: &S, sc: &Scenario, run: usize, order: &[usize]) -> Vec<String> {
-    run_schedule(s, sc, run, order).await.1
+    run_schedule(s, sc, run, order, None).await.1
 }
 
-async fn run_schedule<S: AsyncStore>(s: &S, sc: &Scenario, run: usize, prefix: &[usize]) -> (Trace, Vec<String>) {
+/// Whether the racers' engines keep a read cache, warmed before the race.
+type Cached = Option<Warmth>;
+
+/// What the racers' read caches know when the race starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warmth {
+    /// The occurrence only: every record the setup wrote is guessed absent, and each first
+    /// attempt that touches one loses its guard and falls back.
+    Occurrence,
+    /// The occurrence and the setup's records: first attempts decide on them, right where no
+    /// other racer changed them first, stale where one did.
+    Setup,
+}
+
+async fn run_schedule<S: AsyncStore>(
+    s: &S,
+    sc: &Scenario,
+    run: usize,
+    prefix: &[usize],
+    cached: Cached,
+) -> (Trace, Vec<String>, crate::ReadCacheStats) {
     let clock = ManualClock::new(T0);
     let o = occ(&format!("{}-{run}", sc.name));
     let plain = engine(s, &clock);
@@ -285,8 +308,40 @@ async fn run_schedule<S: AsyncStore>(s: &S, sc: &Scenario, run: usize, prefix: &
     clock.advance(sc.advance);
     let gate = Gate::new(sc.racers.len());
     let engines: Vec<_> = (0..sc.racers.len())
-        .map(|i| AsyncEngine::with_clock(Proxy { inner: s, hook: AtGate { gate: &gate, racer: i } }, &clock))
+        .map(|i| {
+            let e = AsyncEngine::with_clock(Proxy { inner: s, hook: AtGate { gate: &gate, racer: i } }, &clock);
+            if cached.is_some() { e.with_read_cache(1_000) } else { e }
+        })
         .collect();
+    if let Some(warmth) = cached {
+        // Each racer's engine reads the occurrence and the setup's records through no-op
+        // operations (a `failed` for a ref nobody holds reads the actor's summary; an
+        // extension by nothing reads the booking and is refused), so its first attempt in
+        // the race decides on the cache: right where no other racer got there first, stale
+        // where one did.
+        gate.set_open(true);
+        let mut who: Vec<(&'static str, Option<&'static str>)> = vec![("warm-up", None)];
+        for a in sc.setup.iter().filter(|_| warmth == Warmth::Setup) {
+            match a {
+                Action::Request { actor: w, hold_ref, .. }
+                | Action::Paid { actor: w, hold_ref, .. }
+                | Action::Failed { actor: w, hold_ref }
+                | Action::Abandon { actor: w, hold_ref } => who.push((w, Some(hold_ref))),
+                Action::Sweep | Action::Capacity(_) => {}
+            }
+        }
+        for e in &engines {
+            for (w, hold_ref) in &who {
+                let warm = PaymentResult::failed(o.clone(), actor(w), r("warm-up"));
+                let got = e.settle(&warm).await.unwrap_or_else(|err| panic!("{}: warming a cache: {err}", sc.name));
+                assert_eq!(got, Settlement::Noop, "{}: a warm-up changed something", sc.name);
+                if let Some(hr) = hold_ref {
+                    let _ = e.extend(&o, &r(hr), Duration::ZERO).await;
+                }
+            }
+        }
+        gate.set_open(false);
+    }
     let mut racers: Vec<Option<Racer<'_>>> =
         sc.racers.iter().zip(&engines).map(|(a, e)| Some(Box::pin(perform(e, a, &o)) as Racer<'_>)).collect();
     let mut answers: Vec<Option<Answer>> = vec![None; sc.racers.len()];
@@ -311,6 +366,13 @@ async fn run_schedule<S: AsyncStore>(s: &S, sc: &Scenario, run: usize, prefix: &
         advance(&mut racers, &mut answers, &gate, chosen).await;
     }
     drop(racers);
+    let mut stats = crate::ReadCacheStats::default();
+    for e in &engines {
+        if let Some(st) = e.read_cache_stats() {
+            stats.hits += st.hits;
+            stats.misses += st.misses;
+        }
+    }
     let mut texts = Vec::with_capacity(answers.len());
     for (a, ans) in sc.racers.iter().zip(answers) {
         let ans = ans.unwrap_or_else(|| panic!("{}: racer {a} never answered", sc.name));
@@ -324,20 +386,39 @@ async fn run_schedule<S: AsyncStore>(s: &S, sc: &Scenario, run: usize, prefix: &
     }
     let order: Vec<String> = trace.iter().map(|(c, _)| sc.racers[*c].to_string()).collect();
     check(s, &plain, &o, sc, &history, &order.join(" > ")).await;
-    (trace, texts)
+    (trace, texts, stats)
 }
 
 /// Explore every ordering of `sc` on `s` (at most `bound` of them, if given). Panics with the
 /// ordering and what broke at the first violated invariant.
 pub async fn explore<S: AsyncStore>(s: &S, sc: &Scenario, bound: Option<usize>) -> Report {
+    explore_as(s, sc, bound, None).await
+}
+
+/// [`explore`], with every racer's engine keeping a read cache
+/// ([`AsyncEngine::with_read_cache`]) warmed before the race as `warmth` says: every
+/// ordering of speculative decisions, stale guesses and fallbacks, under the same checks.
+pub async fn explore_with_read_cache<S: AsyncStore>(
+    s: &S,
+    sc: &Scenario,
+    bound: Option<usize>,
+    warmth: Warmth,
+) -> Report {
+    explore_as(s, sc, bound, Some(warmth)).await
+}
+
+async fn explore_as<S: AsyncStore>(s: &S, sc: &Scenario, bound: Option<usize>, cached: Cached) -> Report {
     let mut stack: Vec<Vec<usize>> = vec![Vec::new()];
     let mut schedules = 0;
     let mut longest = 0;
+    let mut read_cache = crate::ReadCacheStats::default();
     while let Some(prefix) = stack.pop() {
         if bound.is_some_and(|b| schedules >= b) {
-            return Report { scenario: sc.name, schedules, exhaustive: false, longest };
+            return Report { scenario: sc.name, schedules, exhaustive: false, longest, read_cache };
         }
-        let (trace, _) = run_schedule(s, sc, schedules, &prefix).await;
+        let (trace, _, stats) = run_schedule(s, sc, schedules, &prefix, cached).await;
+        read_cache.hits += stats.hits;
+        read_cache.misses += stats.misses;
         schedules += 1;
         longest = longest.max(trace.len());
         // Branch at every choice point past the prefix, to every other ready racer.
@@ -350,7 +431,7 @@ pub async fn explore<S: AsyncStore>(s: &S, sc: &Scenario, bound: Option<usize>) 
             }
         }
     }
-    Report { scenario: sc.name, schedules, exhaustive: true, longest }
+    Report { scenario: sc.name, schedules, exhaustive: true, longest, read_cache }
 }
 
 /// [`explore`] every scenario of [`scenarios`].
