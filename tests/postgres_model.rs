@@ -37,12 +37,12 @@ fn postgres_engine_matches_reference_model() {
     model::run_model(&params, &rt, fresh);
 }
 
-/// A `paid` result whose money differs from a live hold's is `Rejected` and leaves a record
-/// (its `payment_rejected` alarm is raised once). The next `paid` delivery for the same
-/// (ref, actor, provider ref) loads that record — and `PostgresStore` cannot read it back
-/// (`RecordKind::parse` does not know `"rejection"`): the correct payment answers
-/// `Store(Corrupt("record kind \"rejection\""))` instead of confirming the hold. Found by
-/// the model on PostgreSQL.
+/// At an occurrence with the rejection alarm, a `paid` result whose money differs from a live
+/// hold's is `Rejected` and leaves a record (its `payment_rejected` alarm is raised once).
+/// The next `paid` delivery for the same (ref, actor, provider ref) loads that record — and
+/// `PostgresStore` could not read it back (`RecordKind::parse` did not know `"rejection"`):
+/// the correct payment answered `Store(Corrupt("record kind \"rejection\""))` instead of
+/// confirming the hold. Found by the model on PostgreSQL.
 #[test]
 fn postgres_a_correct_payment_after_a_rejected_one_confirms() {
     use seathold::catalogue::OccurrenceConfig;
@@ -59,7 +59,7 @@ fn postgres_a_correct_payment_after_a_rejected_one_confirms() {
         let store = postgres_support::fresh_store(&url, "model_rejected", 2).await;
         let engine = AsyncEngine::with_clock(store, ManualClock::new(common::start()));
         let gig = OccKey::new("gig").unwrap();
-        engine.open(&gig, OccurrenceConfig::new(1, 60).unwrap()).await.unwrap();
+        engine.open(&gig, OccurrenceConfig::new(1, 60).unwrap().with_rejection_alarm(true)).await.unwrap();
         let (ann, r1) = (ActorId::new("ann").unwrap(), Ref::new("r1").unwrap());
         let req = HoldRequest::new(gig.clone(), ann.clone(), r1.clone(), Money::parse("25.00", "EUR").unwrap());
         assert!(matches!(engine.request(&req).await, Ok(RequestOutcome::AwaitingPayment { .. })));

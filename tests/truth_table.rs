@@ -567,12 +567,28 @@ fn held_live__paid_other_amount__is_rejected_amount_mismatch_and_nothing_changes
     let before = f.footprint("a");
     let out = paid_with(&f, "24.99", "EUR");
     assert!(matches!(out, Settlement::Rejected { reason: RejectReason::AmountMismatch { .. } }), "{out:?}");
-    assert_eq!(f.drain(), vec![ev("payment_rejected", "a", "r1")], "the alarm is raised in the outbox, once");
+    assert_eq!(f.drain(), vec![], "nothing changes, the outbox neither");
     assert_eq!(f.avail(), (1, 0, 9), "the hold keeps its seat, unsold");
     assert_eq!(f.footprint("a"), before, "the hold is not written");
     let again = paid_with(&f, "24.99", "EUR");
     assert!(matches!(again, Settlement::Rejected { .. }), "a redelivery is rejected again (nothing accounted)");
-    assert_eq!(f.drain(), vec![], "and raises no second alarm");
+    assert_eq!(f.drain(), vec![]);
+    assert_eq!(f.paid("a", "r1"), Settlement::Confirmed { replayed: false }, "a matching result still confirms");
+}
+
+/// Opted in (`with_rejection_alarm`), the refusal raises `payment_rejected` in the outbox,
+/// once per payment; the seat is untouched as without it.
+#[test]
+fn held_live__paid_other_amount__with_the_alarm__raises_payment_rejected_once() {
+    let f = with_held_live();
+    let config = OccurrenceConfig::new(CAPACITY, TTL as u64).unwrap().with_rejection_alarm(true);
+    f.engine.open(&f.occ, config).unwrap();
+    let out = paid_with(&f, "24.99", "EUR");
+    assert!(matches!(out, Settlement::Rejected { reason: RejectReason::AmountMismatch { .. } }), "{out:?}");
+    assert_eq!(f.drain(), vec![ev("payment_rejected", "a", "r1")], "the alarm is raised in the outbox");
+    assert_eq!(f.avail(), (1, 0, 9), "the hold keeps its seat, unsold");
+    assert!(matches!(paid_with(&f, "24.99", "EUR"), Settlement::Rejected { .. }));
+    assert_eq!(f.drain(), vec![], "a redelivery raises no second alarm");
     assert_eq!(f.paid("a", "r1"), Settlement::Confirmed { replayed: false }, "a matching result still confirms");
 }
 
@@ -582,7 +598,7 @@ fn held_live__paid_other_currency__is_rejected_currency_mismatch_and_nothing_cha
     let before = f.footprint("a");
     let out = paid_with(&f, "25.00", "USD");
     assert!(matches!(out, Settlement::Rejected { reason: RejectReason::CurrencyMismatch { .. } }), "{out:?}");
-    assert_eq!(f.drain(), vec![ev("payment_rejected", "a", "r1")]);
+    assert_eq!(f.drain(), vec![]);
     assert_eq!(f.avail(), (1, 0, 9));
     assert_eq!(f.footprint("a"), before);
 }

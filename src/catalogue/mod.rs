@@ -203,6 +203,8 @@ pub struct OccurrenceConfig {
     issue_tickets: bool,
     #[serde(default, skip_serializing_if = "is_zero")]
     max_extension_secs: u32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    rejection_alarm: bool,
 }
 
 fn is_empty<T>(v: &Arc<Vec<T>>) -> bool {
@@ -235,6 +237,7 @@ impl OccurrenceConfig {
             late_payment: LatePayment::Refund,
             offer_ttl_secs: None,
             issue_tickets: false,
+            rejection_alarm: false,
             max_extension_secs: 0,
         })
     }
@@ -276,6 +279,16 @@ impl OccurrenceConfig {
     /// The same configuration, issuing tickets (one per seat) when a booking is confirmed.
     pub fn with_tickets(mut self, issue: bool) -> Self {
         self.issue_tickets = issue;
+        self
+    }
+
+    /// The same configuration, raising a `payment_rejected` event in the outbox (once per
+    /// payment) when a `paid` result is [`Rejected`](crate::settlement::Settlement::Rejected)
+    /// for its money, so the alert reaches whatever consumes the outbox, not only the
+    /// webhook handler's logs. Off by default: DESIGN.md's rejection changes nothing, and an
+    /// occurrence opened without this option keeps that exactly (its outbox too).
+    pub fn with_rejection_alarm(mut self, alarm: bool) -> Self {
+        self.rejection_alarm = alarm;
         self
     }
 
@@ -381,6 +394,12 @@ impl OccurrenceConfig {
     /// How long a waiting-list offer lasts (the hold TTL unless set).
     pub fn offer_ttl(&self) -> Duration {
         Duration::seconds(i64::from(self.offer_ttl_secs.unwrap_or(self.hold_ttl_secs)))
+    }
+
+    /// Whether a payment refused for its money raises `payment_rejected`
+    /// ([`OccurrenceConfig::with_rejection_alarm`]).
+    pub fn rejection_alarm(&self) -> bool {
+        self.rejection_alarm
     }
 
     /// Whether confirming a booking issues tickets.

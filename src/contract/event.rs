@@ -173,7 +173,9 @@ pub enum EventKind {
         expires_at: OffsetDateTime,
     },
     /// A `paid` result was refused because its money differs from the hold's
-    /// (`payment_rejected`): the money is still with the provider; investigate.
+    /// (`payment_rejected`, raised only at occurrences opened
+    /// [`with_rejection_alarm`](crate::catalogue::OccurrenceConfig::with_rejection_alarm)): the
+    /// money is still with the provider; investigate.
     PaymentRejected {
         /// `amount_mismatch` or `currency_mismatch`.
         reason: String,

@@ -38,8 +38,9 @@
 //! Choices where DESIGN.md leaves room, and why:
 //! - Money is checked only when a hold is about to be confirmed (a live one, or a revived
 //!   one): a `paid` whose `currency` or `amount` differs is [`Settlement::Rejected`],
-//!   accounts nothing and confirms nothing; a `payment_rejected` event raises the alarm in
-//!   the outbox, once per (ref, actor, provider_ref) (a [`Rejection`] record remembers it).
+//!   accounts nothing, confirms nothing and changes nothing — unless the occurrence was
+//!   opened `with_rejection_alarm`: then a `payment_rejected` event raises the alarm in the
+//!   outbox, once per (ref, actor, provider_ref) (a [`Rejection`] record remembers it).
 //!   A replay is answered before any money check.
 //! - A hold met lapsed by a settlement is expired in the same commit (it gets its
 //!   `hold_expired` event), whatever the result says — except for a replay or a rejection.
@@ -415,7 +416,7 @@ fn decide_paid(
     let view_now = hold.view(now);
     if view_now == HoldView::Live {
         if let Some(reason) = money_mismatch(hold, result) {
-            return reject(view, result, reason, now);
+            return reject(view, result, reason, cfg.rejection_alarm(), now);
         }
         let (confirmed, deltas, events) = hold.confirm(cfg, now, false);
         change.deltas.extend(&deltas);
@@ -513,10 +514,17 @@ fn revive(view: &impl Loaded, result: &PaymentResult, hold: &Hold, now: OffsetDa
     Some(Step::Write(change, Settlement::Confirmed { replayed: false }))
 }
 
-/// `Rejected`, raising the `payment_rejected` alarm the first time this payment is refused.
-fn reject(view: &impl Loaded, result: &PaymentResult, reason: RejectReason, now: OffsetDateTime) -> Step<Settlement> {
+/// `Rejected`: nothing changes — unless the occurrence asked for the alarm, raised the first
+/// time this payment is refused.
+fn reject(
+    view: &impl Loaded,
+    result: &PaymentResult,
+    reason: RejectReason,
+    alarm: bool,
+    now: OffsetDateTime,
+) -> Step<Settlement> {
     let answer = Settlement::Rejected { reason };
-    if view.get(&rejection_key(result)).is_some() {
+    if !alarm || view.get(&rejection_key(result)).is_some() {
         return Step::Answer(answer);
     }
     let mut change = Change::default();

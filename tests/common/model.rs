@@ -59,7 +59,8 @@
 //!   hold's money confirms it (`revived`) if the actor's limits and every capacity allow it;
 //!   else the refund the table says;
 //! - a mismatching payment for a live hold is `Rejected`, nothing accounted; the library's
-//!   documented alarm, `payment_rejected`, once per (ref, actor, provider ref);
+//!   documented alarm, `payment_rejected`, once per (ref, actor, provider ref) at occurrences
+//!   opened `with_rejection_alarm` (none elsewhere: a rejection changes nothing);
 //! - cancellation frees the seats in its commit, voids the tickets, refunds the unit prices
 //!   (a plain booking: its share, rounded down to its price's decimals, the last taking the
 //!   rest; library choice) with the first payment's provider ref; a named checked-in ticket
@@ -466,6 +467,7 @@ fn cfg_pick() -> impl Strategy<Value = MCfg> {
         prop::option::weighted(0.5, prop::sample::select(vec![5u32, 20, 60])),
         prop::bool::weighted(0.7),
         prop::sample::select(vec![0u32, 0, 10, 40]),
+        any::<bool>(),
     );
     let part1 = (1..=9u32, ttl_pick()).prop_map(|(capacity, ttl)| MCfg::plain(capacity, ttl));
     let plain =
@@ -600,6 +602,8 @@ pub struct MCfg {
     offer_ttl: Option<u32>,
     tickets: bool,
     max_ext: u32,
+    /// `with_rejection_alarm`.
+    alarm: bool,
 }
 
 impl MCfg {
@@ -614,15 +618,20 @@ impl MCfg {
             offer_ttl: None,
             tickets: false,
             max_ext: 0,
+            alarm: false,
         }
     }
 
-    fn with(mut self, (max, revive, offer_ttl, tickets, ext): (Option<u32>, bool, Option<u32>, bool, u32)) -> Self {
+    fn with(
+        mut self,
+        (max, revive, offer_ttl, tickets, ext, alarm): (Option<u32>, bool, Option<u32>, bool, u32, bool),
+    ) -> Self {
         self.max_per_actor = max;
         self.revive = revive;
         self.offer_ttl = offer_ttl;
         self.tickets = tickets;
         self.max_ext = ext;
+        self.alarm = alarm;
         self
     }
 
@@ -706,6 +715,9 @@ impl MCfg {
         }
         if self.tickets {
             c = c.with_tickets(true);
+        }
+        if self.alarm {
+            c = c.with_rejection_alarm(true);
         }
         if self.max_ext > 0 {
             c = c.with_max_extension_secs(u64::from(self.max_ext)).expect("max extension");
@@ -2180,7 +2192,14 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         if let Some(i) = taken {
             scratch.wl.remove(i);
         }
-        let (failing, _) = scratch.make_room(occ, now, &needs, Some(actor), &others, &mut evs)?;
+        // Whether it fits at all (every lapsed hold counted out) decides which evaluation the
+        // engine commits: the one with the offer taken, or — Full — the one without; only
+        // that one's expiries are checked against the engine's.
+        let (failing, _) = scratch.room_answer(occ, now, &needs, Some(actor))?;
+        if failing.is_none() {
+            let (placed, _) = scratch.make_room(occ, now, &needs, Some(actor), &others, &mut evs)?;
+            ensure!(placed.is_none(), "request at occ {occ}: room judged two ways");
+        }
         if !others.is_empty() {
             cover("request:reclaimed-other-lapsed");
         }
@@ -2491,7 +2510,7 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
             if let Some(why) = res.mismatch(&h) {
                 cover(format!("settle:Rejected({why})"));
                 let rk = (actor, res.r.clone(), res.provider.clone());
-                if m.rejections.insert(rk) {
+                if m.cfg().alarm && m.rejections.insert(rk) {
                     cover("settle:Rejected(alarm)");
                     evs.push(XEv {
                         occ,
@@ -3144,6 +3163,10 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         // Never past the first expiry plus the maximum extension.
         let cap = h.first_expires + i64::from(cfg.max_ext);
         let next = (h.expires + by).min(cap);
+        if h.expires + by > cap {
+            // The cap cut this extension short (or, at the cap already, to nothing).
+            cover("extend:capped");
+        }
         if next > h.expires {
             cover("extend:extended");
             h.expires = next;
@@ -3154,8 +3177,6 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
                 at: now,
                 kind: XKind::Extended { expires: next },
             });
-        } else {
-            cover("extend:capped");
         }
         let h = h.clone();
         ensure!(
