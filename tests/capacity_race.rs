@@ -11,9 +11,12 @@
 //! and a `failed` result for the same checkout). The loser's commit must be a retryable
 //! conflict — decided again on what the winner wrote — never an internal error, even when
 //! its seat deltas no longer fit the counters the winner left.
+//!
+//! And decisions made from what the counters did *not* hold (a price change on a tier locked
+//! while held, a tier moved between pools) with a hold landing before their commit: the
+//! usage guard must catch it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use seathold::catalogue::{Block, Dim, OccurrenceConfig};
 use seathold::contract::{ActorId, BlockName, EventId, Money, OccKey, OutboxEvent, Ref};
@@ -26,12 +29,33 @@ use seathold::{Engine, ManualClock, MemoryStore, Store};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-/// A MemoryStore where, once armed, another caller lowers the capacity to 1 right before the
-/// next commit that places a hold.
-struct LowerCapacityBeforePlacing {
-    inner: MemoryStore,
-    armed: AtomicBool,
-    occ: OccKey,
+/// Which commits a race waits for.
+type When = fn(&Commit) -> bool;
+
+/// Another caller's work, run once.
+type Race = Box<dyn FnOnce() + Send>;
+
+/// A store over a shared MemoryStore where, once armed, another caller's work (`race`) runs
+/// right before the next commit that `when` picks: the race every test here stages.
+struct RaceBeforeCommit {
+    inner: Arc<MemoryStore>,
+    armed: std::sync::Mutex<Option<(When, Race)>>,
+}
+
+impl RaceBeforeCommit {
+    fn new(inner: Arc<MemoryStore>) -> Self {
+        Self { inner, armed: std::sync::Mutex::new(None) }
+    }
+
+    /// Run `race` right before the next commit `when` picks.
+    fn arm(&self, when: When, race: impl FnOnce() + Send + 'static) {
+        *self.armed.lock().expect("lock") = Some((when, Box::new(race)));
+    }
+
+    /// Whether the race ran.
+    fn fired(&self) -> bool {
+        self.armed.lock().expect("lock").is_none()
+    }
 }
 
 /// Whether `commit` places a new hold (puts a booking in state `Held` that did not exist).
@@ -41,7 +65,12 @@ fn places_a_hold(commit: &Commit) -> bool {
     })
 }
 
-impl Store for LowerCapacityBeforePlacing {
+/// Whether `commit` changes the occurrence's configuration.
+fn reconfigures(commit: &Commit) -> bool {
+    matches!(commit.occurrence, OccurrenceGuard::Update { .. })
+}
+
+impl Store for RaceBeforeCommit {
     fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError> {
         self.inner.load(occ_key, keys)
     }
@@ -61,14 +90,18 @@ impl Store for LowerCapacityBeforePlacing {
         self.inner.occurrences(after, limit)
     }
     fn commit(&self, commit: Commit) -> Result<(), CommitError> {
-        if places_a_hold(&commit) && self.armed.swap(false, Ordering::SeqCst) {
-            let occ = self.inner.load(&self.occ, &[])?.occurrence.expect("the occurrence exists");
-            let mut lower = Commit::new(self.occ.clone());
-            lower.occurrence = OccurrenceGuard::Update {
-                expected: occ.config_version,
-                config: OccurrenceConfig::new(1, 60).expect("config"),
-            };
-            self.inner.commit(lower)?;
+        let race = {
+            let mut armed = self.armed.lock().expect("lock");
+            match armed.take() {
+                Some((when, race)) if when(&commit) => Some(race),
+                other => {
+                    *armed = other;
+                    None
+                }
+            }
+        };
+        if let Some(race) = race {
+            race();
         }
         self.inner.commit(commit)
     }
@@ -83,8 +116,8 @@ impl Store for LowerCapacityBeforePlacing {
 #[test]
 fn capacity_lowered_while_a_request_replaces_a_lapsed_hold_is_never_oversold() {
     let occ = OccKey::new("gig").expect("key");
-    let store =
-        LowerCapacityBeforePlacing { inner: MemoryStore::new(), armed: AtomicBool::new(false), occ: occ.clone() };
+    let inner = Arc::new(MemoryStore::new());
+    let store = RaceBeforeCommit::new(inner.clone());
     let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
     let engine = Engine::with_clock(store, clock.clone());
     engine.open(&occ, OccurrenceConfig::new(3, 60).expect("config")).expect("open");
@@ -100,10 +133,19 @@ fn capacity_lowered_while_a_request_replaces_a_lapsed_hold_is_never_oversold() {
     clock.advance(Duration::seconds(31));
 
     // d would take a's lapsed seat, but the capacity drops to 1 between d's load and commit.
-    engine.store().armed.store(true, Ordering::SeqCst);
+    let lowered = occ.clone();
+    engine.store().arm(places_a_hold, move || {
+        let occ = inner.load(&lowered, &[]).expect("load").occurrence.expect("the occurrence exists");
+        let mut lower = Commit::new(lowered.clone());
+        lower.occurrence = OccurrenceGuard::Update {
+            expected: occ.config_version,
+            config: OccurrenceConfig::new(1, 60).expect("config"),
+        };
+        inner.commit(lower).expect("the capacity is lowered");
+    });
     let outcome = engine.request(&req("d", "rd")).expect("request");
     assert_eq!(outcome, RequestOutcome::Full { capacity: 1, tier: None }, "the retry sees the lowered capacity");
-    assert!(!engine.store().armed.load(Ordering::SeqCst), "the capacity was lowered mid-request");
+    assert!(engine.store().fired(), "the capacity was lowered mid-request");
     let a = engine.availability(&occ).expect("availability");
     // Lowering the capacity revokes nothing (b and c keep their seats) and admits nothing: d
     // holds no seat. Before the fix this read held 3 (b, c and d) against a capacity of 1.
@@ -174,49 +216,6 @@ fn the_store_guards_a_net_zero_commit_that_admits_seats() {
 // Two decisions on the same hold, made off the same load: the loser must be a conflict
 // (reloaded and decided again), never an internal error.
 
-/// A store over a shared MemoryStore where, once armed, another engine settles a payment
-/// result on the same store right before the next commit goes in.
-struct SettleBeforeCommit {
-    inner: Arc<MemoryStore>,
-    other: Engine<Arc<MemoryStore>, Arc<ManualClock>>,
-    armed: std::sync::Mutex<Option<seathold::contract::PaymentResult>>,
-}
-
-impl Store for SettleBeforeCommit {
-    fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError> {
-        self.inner.load(occ_key, keys)
-    }
-    fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError> {
-        self.inner.due(occ_key, now, limit)
-    }
-    fn scan(
-        &self,
-        occ_key: &OccKey,
-        kind: RecordKind,
-        after: Option<&RecordKey>,
-        limit: usize,
-    ) -> Result<Vec<Versioned<Record>>, StoreError> {
-        self.inner.scan(occ_key, kind, after, limit)
-    }
-    fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
-        self.inner.occurrences(after, limit)
-    }
-    fn commit(&self, commit: Commit) -> Result<(), CommitError> {
-        let racing = self.armed.lock().expect("lock").take();
-        if let Some(result) = racing {
-            let answer = self.other.settle(&result).expect("the racing settlement");
-            assert_eq!(answer, seathold::settlement::Settlement::Confirmed { replayed: false });
-        }
-        self.inner.commit(commit)
-    }
-    fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        self.inner.pending_events(limit)
-    }
-    fn ack_events(&self, ids: &[EventId]) -> Result<(), StoreError> {
-        self.inner.ack_events(ids)
-    }
-}
-
 /// A `failed` result decided on a live hold loses the race to its `paid` result: the retry
 /// sees the confirmed booking and answers `Noop` (truth table: Confirmed row, failed). Found
 /// by tests/stress.rs, where it surfaced as `Store(Internal("counter total would go
@@ -229,11 +228,8 @@ fn a_result_that_loses_the_race_for_its_hold_is_decided_again_not_an_internal_er
     let occ = OccKey::new("gig").expect("key");
     let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
     let inner = Arc::new(MemoryStore::new());
-    let store = SettleBeforeCommit {
-        inner: inner.clone(),
-        other: Engine::with_clock(inner.clone(), clock.clone()),
-        armed: std::sync::Mutex::new(None),
-    };
+    let other = Engine::with_clock(inner.clone(), clock.clone());
+    let store = RaceBeforeCommit::new(inner);
     let engine = Engine::with_clock(store, clock.clone());
     engine.open(&occ, OccurrenceConfig::new(10, 60).expect("config")).expect("open");
     let (ann, r1) = (ActorId::new("ann").expect("actor"), Ref::new("r1").expect("ref"));
@@ -241,9 +237,16 @@ fn a_result_that_loses_the_race_for_its_hold_is_decided_again_not_an_internal_er
     let placed = engine.request(&HoldRequest::new(occ.clone(), ann.clone(), r1.clone(), price)).expect("request");
     assert!(matches!(placed, RequestOutcome::AwaitingPayment { replayed: false, .. }));
 
-    *engine.store().armed.lock().expect("lock") = Some(PaymentResult::paid(occ.clone(), ann.clone(), r1.clone()));
+    let result = PaymentResult::paid(occ.clone(), ann.clone(), r1.clone());
+    engine.store().arm(
+        |_| true,
+        move || {
+            let answer = other.settle(&result).expect("the racing settlement");
+            assert_eq!(answer, Settlement::Confirmed { replayed: false });
+        },
+    );
     let failed = engine.settle(&PaymentResult::failed(occ.clone(), ann.clone(), r1.clone()));
-    assert!(engine.store().armed.lock().expect("lock").is_none(), "the paid result went in first");
+    assert!(engine.store().fired(), "the paid result went in first");
     assert!(matches!(failed, Ok(Settlement::Noop)), "the failure, decided again, finds the hold paid: {failed:?}");
     let a = engine.availability(&occ).expect("availability");
     assert_eq!((a.held, a.confirmed), (0, 1), "sold once, released never");
@@ -284,4 +287,94 @@ fn the_store_reports_a_stale_guard_as_a_conflict_even_when_its_deltas_no_longer_
         Err(CommitError::Conflict(Conflict::Record { key })) => assert_eq!(key, marker),
         other => panic!("a commit guarded on a stale version must be a record conflict, got {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decisions made from what the counters did *not* hold: a price locked while a tier is held,
+// and a tier whose pools change. A configuration change is guarded by the occurrence's
+// version, which a new hold does not change — so a hold placed between the decision's load
+// and its commit went unnoticed until the commit carried a usage guard. (Found by the model
+// test run through a read cache, whose stale views made the window wide.)
+
+/// The engine under test, over the racing store, and a second engine on the same data.
+type Racing = (Engine<RaceBeforeCommit, Arc<ManualClock>>, Engine<Arc<MemoryStore>, Arc<ManualClock>>);
+
+/// An engine over the racing store, and a second engine on the same data.
+fn racing_engines() -> Racing {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+    let inner = Arc::new(MemoryStore::new());
+    let other = Engine::with_clock(inner.clone(), clock.clone());
+    (Engine::with_clock(RaceBeforeCommit::new(inner), clock), other)
+}
+
+fn tier_name(s: &str) -> seathold::contract::TierName {
+    seathold::contract::TierName::new(s).expect("tier")
+}
+
+fn one_seat_of(occ: &OccKey, who: &str, hold_ref: &str, tier: &str) -> HoldRequest {
+    let line = seathold::catalogue::Line { tier: tier_name(tier), quantity: 1 };
+    HoldRequest::lines(occ.clone(), ActorId::new(who).expect("actor"), Ref::new(hold_ref).expect("ref"), vec![line])
+}
+
+#[test]
+fn a_price_change_decided_before_a_hold_lands_is_refused_as_locked() {
+    use seathold::PriceRefusal;
+    use seathold::catalogue::{SetPriceError, Tier};
+
+    let occ = OccKey::new("resale").expect("key");
+    let (engine, other) = racing_engines();
+    let listing =
+        Tier::new(tier_name("listing"), Money::parse("50.00", "EUR").expect("price")).locking_price_while_held();
+    let config = OccurrenceConfig::new(1, 600).expect("config").with_tiers(vec![listing]);
+    engine.open(&occ, config).expect("open");
+    // The seller's change reads an unlocked listing; a buyer's hold lands before it commits.
+    let buyer = one_seat_of(&occ, "bob", "r1", "listing");
+    engine.store().arm(reconfigures, move || {
+        let placed = other.request(&buyer).expect("the racing request");
+        assert!(matches!(placed, RequestOutcome::AwaitingPayment { replayed: false, .. }), "{placed:?}");
+    });
+    let got = engine.set_price(&occ, &tier_name("listing"), Money::parse("80.00", "EUR").expect("price"));
+    assert!(engine.store().fired(), "the buyer's hold went in first");
+    assert!(
+        matches!(got, Err(seathold::OpError::Refused(PriceRefusal::Price(SetPriceError::Locked(_))))),
+        "the change, decided again, finds the listing held: {got:?}"
+    );
+    let now = engine.occurrence(&occ).expect("occurrence");
+    let price = &now.config.tier(&tier_name("listing")).expect("tier").price;
+    assert_eq!(price.to_string(), "50.00 EUR", "the price of a held listing never changes");
+}
+
+#[test]
+fn a_tier_whose_pools_change_is_refused_when_a_hold_lands_first() {
+    use seathold::OpenRefusal;
+    use seathold::catalogue::{ConfigError, Pool, Tier};
+    use seathold::contract::PoolName;
+
+    let occ = OccKey::new("show").expect("key");
+    let (engine, other) = racing_engines();
+    let price = Money::parse("20.00", "EUR").expect("price");
+    let front = PoolName::new("front").expect("pool");
+    let tiered = |pools: Vec<PoolName>| {
+        OccurrenceConfig::new(10, 600)
+            .expect("config")
+            .with_pools(vec![Pool { pool: front.clone(), capacity: 2 }])
+            .with_tiers(vec![Tier::new(tier_name("vip"), price).with_pools(pools)])
+    };
+    engine.open(&occ, tiered(vec![front.clone()])).expect("open");
+    // Moving an empty tier out of its pool is allowed; a hold landing meanwhile makes it
+    // in use, and its seat must not leave the pool it was counted against.
+    let buyer = one_seat_of(&occ, "ann", "r1", "vip");
+    engine.store().arm(reconfigures, move || {
+        let placed = other.request(&buyer).expect("the racing request");
+        assert!(matches!(placed, RequestOutcome::AwaitingPayment { replayed: false, .. }), "{placed:?}");
+    });
+    let got = engine.open(&occ, tiered(Vec::new()));
+    assert!(engine.store().fired(), "the hold went in first");
+    assert!(
+        matches!(got, Err(seathold::OpError::Refused(OpenRefusal::Config(ConfigError::TierInUse(_))))),
+        "the change, decided again, finds the tier in use: {got:?}"
+    );
+    let now = engine.occurrence(&occ).expect("occurrence");
+    assert_eq!(now.config, tiered(vec![front.clone()]), "the configuration is unchanged");
+    assert_eq!(now.counters.get(&Dim::Pool(front)).held, 1, "the held seat still counts against its pool");
 }

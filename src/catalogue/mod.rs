@@ -809,6 +809,14 @@ pub fn decide_configure(
             return Err(e);
         }
     }
+    // A tier whose pools change must count nothing when the commit lands (dropped tiers and
+    // pools are checked by the store itself): guard that reading, since seats placed on the
+    // tier meanwhile would not change the occurrence's version.
+    for t in occ.config.tiers.iter() {
+        if config.tier(&t.tier).is_some_and(|n| n.pools != t.pools) {
+            change.at_most.push((Dim::Tier(t.tier.clone()), crate::records::Usage::default()));
+        }
+    }
     change.config = Some(config.clone());
     let next = Occurrence { config: config.clone(), ..occ.clone() };
     waitlist::settle_waitlist(&next, view.waitlist(), &mut change, now, None);

@@ -166,7 +166,15 @@ impl Operation for SetPrice<'_> {
         if config == occ.config {
             return Ok(Step::Answer(()));
         }
-        let change = crate::records::Change { config: Some(config), ..Default::default() };
+        let mut change = crate::records::Change { config: Some(config), ..Default::default() };
+        if locking {
+            // The price may change only while no live hold has the tier: guard what was read.
+            // Held seats stay at most what they were (the lapsed holds counted out above were
+            // loaded, so the commit checks them unchanged), so no hold can have been placed
+            // since — a configuration change alone would not notice one.
+            let limit = crate::records::Usage { held, ..crate::records::Usage::UNLIMITED };
+            change.at_most.push((crate::catalogue::Dim::Tier(self.tier.clone()), limit));
+        }
         Ok(Step::Write(change, ()))
     }
 }

@@ -176,6 +176,11 @@ fn check_cap(config: &crate::catalogue::OccurrenceConfig, dim: &Dim, total: u64)
     }
 }
 
+/// A usage guard: `usage` (after the commit) within `limit`.
+fn check_usage(dim: &Dim, usage: &crate::records::Usage, limit: &crate::records::Usage) -> Result<(), CommitError> {
+    if usage.within(limit) { Ok(()) } else { Err(Conflict::Usage { dim: dim.clone() }.into()) }
+}
+
 /// What a checked commit does to the occurrence.
 enum NextOccurrence {
     /// Same configuration; add the commit's deltas to the counters (checked already).
@@ -201,20 +206,26 @@ impl Cell {
     fn check(&self, c: &Commit) -> Result<NextOccurrence, CommitError> {
         if let (OccurrenceGuard::At(v), Some(occ)) = (&c.occurrence, &self.occurrence) {
             let counted = |d: &Dim| occ.counters.has(d);
-            if occ.config_version == *v && c.deltas.iter().all(|(d, _)| counted(d)) && c.admits.iter().all(counted) {
+            if occ.config_version == *v
+                && c.deltas.iter().all(|(d, _)| counted(d))
+                && c.admits.iter().all(counted)
+                && c.at_most.iter().all(|(d, _)| counted(d))
+            {
                 self.check_records(c)?;
                 for (dim, d) in &c.deltas {
                     if occ.counters.get(dim).plus(d).is_none() {
                         return Err(CommitError::Invalid(format!("counter {dim} would go negative")));
                     }
                 }
+                let after = |dim: &Dim| {
+                    let now = occ.counters.get(dim);
+                    c.deltas.iter().find(|(d, _)| d == dim).map_or(Some(now), |(_, u)| now.plus(u)).unwrap_or_default()
+                };
                 for dim in &c.admits {
-                    let after = c
-                        .deltas
-                        .iter()
-                        .find(|(d, _)| d == dim)
-                        .map_or(Some(occ.counters.get(dim)), |(_, u)| occ.counters.get(dim).plus(u));
-                    check_cap(&occ.config, dim, after.map_or(0, |u| u.total()))?;
+                    check_cap(&occ.config, dim, after(dim).total())?;
+                }
+                for (dim, limit) in &c.at_most {
+                    check_usage(dim, &after(dim), limit)?;
                 }
                 return Ok(NextOccurrence::Keep);
             }
@@ -275,6 +286,16 @@ impl Cell {
                     }
                     check_cap(&occ.config, dim, occ.counters.get(dim).total())?;
                 }
+                for (dim, limit) in &c.at_most {
+                    let old = self.occurrence.as_ref().map(|o| &o.config);
+                    if occ.config.capacity_of(dim).is_none() && old.is_none_or(|o| o.capacity_of(dim).is_none()) {
+                        return Err(CommitError::Invalid(format!(
+                            "usage guard on no dimension {dim} at {}",
+                            c.occ_key
+                        )));
+                    }
+                    check_usage(dim, &occ.counters.get(dim), limit)?;
+                }
                 // Dimensions a new configuration drops must count nothing.
                 if occ.counters.iter().any(|(d, u)| u.total() > 0 && occ.config.capacity_of(d).is_none()) {
                     return Err(Conflict::Occurrence.into());
@@ -283,7 +304,7 @@ impl Cell {
                 occ.counters.retain(|d| config.capacity_of(d).is_some());
                 Some(occ)
             }
-            None if c.deltas.is_empty() && c.admits.is_empty() => None,
+            None if c.deltas.is_empty() && c.admits.is_empty() && c.at_most.is_empty() => None,
             None => return Err(Conflict::Occurrence.into()),
         };
         Ok(next_occ)

@@ -37,7 +37,10 @@
 //!      placed while lapsed ones are expired must still fit. A dimension not listed (a
 //!      confirmation, a release, an expiry, or the seats a cancellation frees beside an
 //!      offer it makes elsewhere) is never refused for capacity: lowering a capacity
-//!      revokes nothing, so a dimension left over a lowered cap can always shed seats.
+//!      revokes nothing, so a dimension left over a lowered cap can always shed seats;
+//!    - *usage*: every `(dimension, limit)` in [`Commit::at_most`] must end with its
+//!      counters within the limit, field by field, otherwise [`Conflict::Usage`] (a decision
+//!      that concluded from what the counters did *not* hold guards that reading).
 //!
 //!    A lost guard is a [`CommitError::Conflict`]: retryable, nothing written. It must
 //!    never be a silent overwrite. A commit that is malformed — a counter that would go
@@ -78,7 +81,7 @@ use time::OffsetDateTime;
 
 use crate::catalogue::{Dim, OccurrenceConfig};
 use crate::contract::{DomainEvent, EventId, OccKey, OutboxEvent};
-pub use crate::records::{Occurrence, Record, RecordKey, RecordKind, UsageDelta, Version, Versioned};
+pub use crate::records::{Occurrence, Record, RecordKey, RecordKind, Usage, UsageDelta, Version, Versioned};
 
 /// What a [`Store::load`] found: the occurrence, and one entry per key asked for (in order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -154,6 +157,9 @@ pub struct Commit {
     /// The dimensions the commit admits seats to: each must end within its cap (the
     /// capacity guard). Dimensions not listed are never refused for capacity.
     pub admits: Vec<Dim>,
+    /// Usage guards: after the commit, each listed dimension's counters must be within the
+    /// limit given, field by field ([`Usage::within`]), otherwise [`Conflict::Usage`].
+    pub at_most: Vec<(Dim, Usage)>,
     /// Conditional record writes (one per key).
     pub records: Vec<RecordWrite>,
     /// Events to append to the outbox, in order.
@@ -168,6 +174,7 @@ impl Commit {
             occurrence: OccurrenceGuard::Unchecked,
             deltas: Vec::new(),
             admits: Vec::new(),
+            at_most: Vec::new(),
             records: Vec::new(),
             events: Vec::new(),
         }
@@ -212,6 +219,13 @@ pub enum Conflict {
     /// The occurrence is not as expected: created, removed or reconfigured since it was read.
     #[error("occurrence changed since it was read")]
     Occurrence,
+    /// A dimension's counters passed a usage guard ([`Commit::at_most`]): seats were taken
+    /// there since the decision read them.
+    #[error("usage guard failed on {dim}")]
+    Usage {
+        /// The dimension.
+        dim: Dim,
+    },
 }
 
 /// Why a commit was not applied.
@@ -418,8 +432,8 @@ pub fn validate_commit(c: &Commit) -> Result<(), String> {
     if matches!(c.occurrence, OccurrenceGuard::Unchecked) && c.deltas.iter().any(|(_, d)| !d.is_zero()) {
         return Err("seat deltas on an unchecked occurrence".to_owned());
     }
-    if matches!(c.occurrence, OccurrenceGuard::Unchecked) && !c.admits.is_empty() {
-        return Err("seats admitted on an unchecked occurrence".to_owned());
+    if matches!(c.occurrence, OccurrenceGuard::Unchecked) && !(c.admits.is_empty() && c.at_most.is_empty()) {
+        return Err("capacity or usage guards on an unchecked occurrence".to_owned());
     }
     Ok(())
 }

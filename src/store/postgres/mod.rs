@@ -23,7 +23,8 @@
 //!   one commit per transaction would cap a hot occurrence at one commit per flush. Each
 //!   commit of a batch is still applied or refused on its own: its guards are checked first,
 //!   on rows it has locked, and only then does it write. A failed guard answers a code
-//!   (`SH001` capacity, `SH002` record, `SH004` occurrence — [`CommitError::Conflict`];
+//!   (`SH001` capacity, `SH002` record, `SH004` occurrence, `SH005` usage —
+//!   [`CommitError::Conflict`];
 //!   `SH009` — [`CommitError::Invalid`]); a connection or I/O failure is
 //!   [`StoreError::Unavailable`] (the commit may or may not have been applied; retrying the
 //!   whole operation is safe). [`load`](AsyncStore::load) is one query.
@@ -73,7 +74,7 @@ use tokio_postgres::NoTls;
 
 use self::codec::{commit_json, event_from_row, get, occurrence_from_row, record_from_row};
 use self::schema::{
-    CODE_CAPACITY, CODE_INVALID, CODE_OCCURRENCE, CODE_RECORD, SCHEMA_VERSION, Statements, bootstrap_sql,
+    CODE_CAPACITY, CODE_INVALID, CODE_OCCURRENCE, CODE_RECORD, CODE_USAGE, SCHEMA_VERSION, Statements, bootstrap_sql,
     functions_sql, migration, valid_schema_name,
 };
 use super::{AsyncStore, Commit, CommitError, Conflict, Due, Snapshot, StoreError, validate_commit};
@@ -432,6 +433,10 @@ fn answer_of(code: &str) -> Result<(), CommitError> {
             }
         }
         CODE_OCCURRENCE => Conflict::Occurrence,
+        CODE_USAGE => match Dim::from_key(detail) {
+            Some(dim) => Conflict::Usage { dim },
+            None => return Err(StoreError::Corrupt(format!("usage conflict on {detail:?}")).into()),
+        },
         CODE_INVALID => return Err(CommitError::Invalid(detail.to_owned())),
         other => return Err(StoreError::Corrupt(format!("unknown commit code {other:?}")).into()),
     };

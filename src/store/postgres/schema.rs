@@ -22,6 +22,7 @@
 pub(super) const CODE_CAPACITY: &str = "SH001";
 pub(super) const CODE_RECORD: &str = "SH002";
 pub(super) const CODE_OCCURRENCE: &str = "SH004";
+pub(super) const CODE_USAGE: &str = "SH005";
 pub(super) const CODE_INVALID: &str = "SH009";
 
 /// The schema version this code writes; `migrate()` brings a database up to it, and refuses a
@@ -348,7 +349,8 @@ BEGIN
             IF found_occ THEN
                 fail := '{CODE_OCCURRENCE}:';
             END IF;
-        ELSIF jsonb_array_length(c->'deltas') > 0 OR cardinality(admits) > 0 OR all_admit THEN
+        ELSIF jsonb_array_length(c->'deltas') > 0 OR cardinality(admits) > 0 OR all_admit
+              OR coalesce(jsonb_array_length(c->'at_most'), 0) > 0 THEN
             fail := '{CODE_INVALID}:seat deltas on an unchecked occurrence';
         END IF;
 
@@ -418,6 +420,22 @@ BEGIN
                     IF all_admit AND new_caps[idx] IS NOT NULL
                        AND h[idx] + cf[idx] + bl[idx] + ofr[idx] > new_caps[idx] THEN
                         fail := '{CODE_CAPACITY}:' || (d->>0);
+                        EXIT;
+                    END IF;
+                END LOOP;
+            END IF;
+            -- The usage guards: listed dimensions end within their limits (null: no limit).
+            IF fail IS NULL AND jsonb_typeof(c->'at_most') = 'array' THEN
+                FOR ai IN 0 .. jsonb_array_length(c->'at_most') - 1 LOOP
+                    d := c->'at_most'->ai;
+                    idx := array_position(new_dims, d->>0);
+                    IF idx IS NULL THEN
+                        fail := '{CODE_INVALID}:usage guard on no dimension ' || (d->>0);
+                        EXIT;
+                    END IF;
+                    IF h[idx] > coalesce((d->>1)::bigint, h[idx]) OR cf[idx] > coalesce((d->>2)::bigint, cf[idx])
+                       OR bl[idx] > coalesce((d->>3)::bigint, bl[idx]) OR ofr[idx] > coalesce((d->>4)::bigint, ofr[idx]) THEN
+                        fail := '{CODE_USAGE}:' || (d->>0);
                         EXIT;
                     END IF;
                 END LOOP;
