@@ -2,7 +2,7 @@
 //! their store calls is tried, with the invariants checked after each.
 //!
 //! Each racer is an engine operation (a request, a payment result, a sweep, a capacity
-//! change…) over a store proxy that holds every store call — every load and every commit — at
+//! change, a cancellation, a scan at the door, a block, a price change…) over a store proxy that holds every store call — every load and every commit — at
 //! a gate. The scheduler lets one racer's call through at a time and runs it to its next gate
 //! or its answer, so each call is one atomic step; a depth-first search over the choice
 //! points enumerates **every** ordering of the steps (retries after a lost race included,
@@ -13,11 +13,18 @@
 //! - **exactly once** (invariants 3, 5): every payment identity was answered non-replayed
 //!   exactly once, every other delivery replayed the same outcome; one payment record per
 //!   identity, and a confirmation or a refund event to match — never both;
-//! - **capacity** (invariant 1): the counters equal the holds and bookings recorded, and never
-//!   pass the largest capacity the occurrence had;
+//! - **capacity** (invariant 1): every dimension's counters (the total, each tier, each
+//!   pool; held, sold, blocked, offered) equal what the records put on it under the
+//!   configuration in force — bookings, blocks, waiting-list offers — and the total never
+//!   passes the largest capacity the occurrence had;
 //! - **fencing** (invariants 4, 6): every `hold_released` is for a ref a failure or an
 //!   abandonment named; no booking ends twice;
-//! - **replays write nothing**: the redeliveries add no event.
+//! - **replays write nothing**: the redeliveries add no event;
+//! - **the door**: a ticket is admitted at most once, with one `checked_in` event, and never
+//!   on a booking that was cancelled;
+//! - **locked prices**: a live hold of a tier locked while held is at the tier's price;
+//! - and each scenario's `never`: answers that no ordering may give (a walk-in taking a seat
+//!   the waiting list is owed).
 //!
 //! Each ordering runs on its own occurrence (`NAME-RUN`), so one store serves a whole
 //! exploration; it should hold no other occurrence's pending events meanwhile (the checks
@@ -83,6 +90,47 @@ pub enum Action {
     Sweep,
     /// The occurrence is reconfigured to this capacity.
     Capacity(u32),
+    /// `actor` requests one seat of `tier` (an occurrence with tiers).
+    RequestTier {
+        /// Who.
+        actor: &'static str,
+        /// Under which ref.
+        hold_ref: &'static str,
+        /// Which tier.
+        tier: &'static str,
+    },
+    /// The organiser cancels the whole of booking `hold_ref`.
+    Cancel {
+        /// Which booking.
+        hold_ref: &'static str,
+    },
+    /// Ticket `index` of booking `hold_ref` is scanned at the door.
+    CheckIn {
+        /// Which booking.
+        hold_ref: &'static str,
+        /// Which of its tickets.
+        index: u32,
+    },
+    /// `actor` joins the waiting list for `seats` seats of any tier.
+    Join {
+        /// Who.
+        actor: &'static str,
+        /// How many seats.
+        seats: u32,
+    },
+    /// The organiser blocks `n` seats (block `b`).
+    Block(u32),
+    /// The organiser lifts block `b`.
+    Unblock,
+    /// Tier `tier`'s price becomes `cents` euro cents.
+    SetPrice {
+        /// Which tier.
+        tier: &'static str,
+        /// The new price, in cents.
+        cents: u64,
+    },
+    /// The occurrence is reconfigured to this configuration.
+    Configure(OccurrenceConfig),
 }
 
 impl fmt::Display for Action {
@@ -94,6 +142,14 @@ impl fmt::Display for Action {
             Self::Abandon { actor, hold_ref } => write!(f, "abandon({actor},{hold_ref})"),
             Self::Sweep => f.write_str("sweep"),
             Self::Capacity(n) => write!(f, "capacity({n})"),
+            Self::RequestTier { actor, hold_ref, tier } => write!(f, "request({actor},{hold_ref},{tier})"),
+            Self::Cancel { hold_ref } => write!(f, "cancel({hold_ref})"),
+            Self::CheckIn { hold_ref, index } => write!(f, "check_in({hold_ref}#{index})"),
+            Self::Join { actor, seats } => write!(f, "join({actor},x{seats})"),
+            Self::Block(n) => write!(f, "block({n})"),
+            Self::Unblock => f.write_str("unblock"),
+            Self::SetPrice { tier, cents } => write!(f, "set_price({tier},{cents})"),
+            Self::Configure(_) => f.write_str("configure"),
         }
     }
 }
@@ -114,6 +170,8 @@ pub struct Scenario {
     pub advance: Duration,
     /// The racers.
     pub racers: Vec<Action>,
+    /// Answers that must never be given: (racer, text the answer's `Debug` starts with).
+    pub never: Vec<(usize, &'static str)>,
 }
 
 fn request(actor: &'static str, hold_ref: &'static str) -> Action {
@@ -140,6 +198,7 @@ pub fn scenarios() -> Vec<Scenario> {
             // The ref reached the payment side before its request committed; the payment is
             // redelivered.
             racers: vec![request("ann", "r1"), pay("ann", "r1", "pi_1"), pay("ann", "r1", "pi_1")],
+            never: vec![],
         },
         Scenario {
             name: "aba-reuse",
@@ -147,6 +206,7 @@ pub fn scenarios() -> Vec<Scenario> {
             setup: vec![request("ann", "r1"), fail("ann", "r1"), request("ann", "r2"), fail("ann", "r2")],
             advance: Duration::ZERO,
             racers: vec![request("ann", "r1"), fail("ann", "r1"), pay("ann", "r1", "pi_1")],
+            never: vec![],
         },
         Scenario {
             name: "pay-pay-fail",
@@ -154,6 +214,7 @@ pub fn scenarios() -> Vec<Scenario> {
             setup: vec![request("ann", "r1")],
             advance: Duration::ZERO,
             racers: vec![pay("ann", "r1", "pi_1"), pay("ann", "r1", "pi_1"), fail("ann", "r1")],
+            never: vec![],
         },
         Scenario {
             name: "second-charge",
@@ -161,6 +222,7 @@ pub fn scenarios() -> Vec<Scenario> {
             setup: vec![request("ann", "r1")],
             advance: Duration::ZERO,
             racers: vec![pay("ann", "r1", "pi_1"), pay("ann", "r1", "pi_2"), pay("ann", "r1", "pi_1")],
+            never: vec![],
         },
         Scenario {
             name: "lapse-pay-sweep",
@@ -168,6 +230,7 @@ pub fn scenarios() -> Vec<Scenario> {
             setup: vec![request("ann", "r1")],
             advance: Duration::seconds(600),
             racers: vec![pay("ann", "r1", "pi_1"), Action::Sweep, request("bob", "r2")],
+            never: vec![],
         },
         Scenario {
             name: "last-seat",
@@ -175,6 +238,7 @@ pub fn scenarios() -> Vec<Scenario> {
             setup: vec![],
             advance: Duration::ZERO,
             racers: vec![request("ann", "r1"), request("bob", "r2"), pay("ann", "r1", "pi_1")],
+            never: vec![],
         },
         Scenario {
             name: "capacity-cut",
@@ -182,6 +246,7 @@ pub fn scenarios() -> Vec<Scenario> {
             setup: vec![request("ann", "r1")],
             advance: Duration::ZERO,
             racers: vec![request("bob", "r2"), Action::Capacity(1), pay("ann", "r1", "pi_1")],
+            never: vec![],
         },
         Scenario {
             name: "abandon-pay",
@@ -193,8 +258,83 @@ pub fn scenarios() -> Vec<Scenario> {
                 pay("ann", "r1", "pi_1"),
                 request("ann", "r2"),
             ],
+            never: vec![],
+        },
+        // Part 2: after the sale, the catalogue.
+        Scenario {
+            name: "cancel-offer-walkin",
+            config: cap(1),
+            setup: vec![request("ann", "r1"), pay("ann", "r1", "pi_1"), Action::Join { actor: "bob", seats: 1 }],
+            advance: Duration::ZERO,
+            // The cancelled seat is the waiting list's: a walk-in never gets it, and a late
+            // failure of the cancelled booking changes nothing.
+            racers: vec![Action::Cancel { hold_ref: "r1" }, request("cat", "r3"), fail("ann", "r1")],
+            never: vec![(1, "AwaitingPayment")],
+        },
+        Scenario {
+            name: "scan-scan-cancel",
+            config: cap(2).with_tickets(true),
+            setup: vec![request("ann", "r1"), pay("ann", "r1", "pi_1")],
+            advance: Duration::ZERO,
+            // One ticket scanned twice while the booking is cancelled: admitted at most once,
+            // and never both admitted and cancelled.
+            racers: vec![
+                Action::CheckIn { hold_ref: "r1", index: 0 },
+                Action::CheckIn { hold_ref: "r1", index: 0 },
+                Action::Cancel { hold_ref: "r1" },
+            ],
+            never: vec![],
+        },
+        Scenario {
+            name: "price-lock",
+            config: locked_listing(),
+            setup: vec![],
+            advance: Duration::ZERO,
+            // A held listing's price never changes.
+            racers: vec![
+                Action::SetPrice { tier: "listing", cents: 8_000 },
+                Action::RequestTier { actor: "bob", hold_ref: "r1", tier: "listing" },
+                Action::SetPrice { tier: "listing", cents: 6_000 },
+            ],
+            never: vec![],
+        },
+        Scenario {
+            name: "pool-move",
+            config: tiered(),
+            setup: vec![],
+            advance: Duration::ZERO,
+            // Tier a leaves pool p while seats of it are taken: every counter must still
+            // equal what the records put on it under the configuration in force.
+            racers: vec![
+                Action::Configure(tier_a_out_of_its_pool()),
+                Action::RequestTier { actor: "bob", hold_ref: "r1", tier: "a" },
+                Action::Block(1),
+            ],
+            never: vec![],
+        },
+        Scenario {
+            name: "unblock-offer",
+            config: cap(1),
+            setup: vec![Action::Block(1), Action::Join { actor: "bob", seats: 1 }],
+            advance: Duration::ZERO,
+            racers: vec![Action::Unblock, request("cat", "r3"), Action::Capacity(2)],
+            never: vec![],
         },
     ]
+}
+
+/// One seat listed for resale at 50.00, its price locked while someone pays for it.
+fn locked_listing() -> OccurrenceConfig {
+    let listing = crate::catalogue::Tier::new(tier("listing"), eur("50.00")).locking_price_while_held();
+    config(1).with_tiers(vec![listing])
+}
+
+/// [`tiered`], with tier `a` in no pool.
+fn tier_a_out_of_its_pool() -> OccurrenceConfig {
+    let base = tiered();
+    let tiers =
+        base.tiers().iter().cloned().map(|t| if t.tier == tier("a") { t.with_pools(Vec::new()) } else { t }).collect();
+    base.with_tiers(tiers)
 }
 
 /// What an exploration did.
@@ -247,7 +387,45 @@ async fn perform<S: AsyncStore, H: super::proxy::Hook>(
         Action::Capacity(n) => {
             Answer::Other(e.open(o, config(*n)).await.map(|()| "configured".to_owned()).map_err(|err| err.to_string()))
         }
+        Action::Configure(cfg) => {
+            Answer::Other(e.open(o, cfg.clone()).await.map(|()| "configured".to_owned()).map_err(|err| err.to_string()))
+        }
+        Action::RequestTier { actor: who, hold_ref, tier: t } => {
+            let line = crate::catalogue::Line { tier: tier(t), quantity: 1 };
+            let request = crate::holds::HoldRequest::lines(o.clone(), actor(who), r(hold_ref), vec![line]);
+            Answer::Request(e.request(&request).await.map_err(|err| err.to_string()))
+        }
+        Action::Cancel { hold_ref } => Answer::Other(debug(e.cancel(o, &r(hold_ref), None).await)),
+        Action::CheckIn { hold_ref, index } => {
+            Answer::Other(debug(e.check_in(&ticket_key().credential(o, &r(hold_ref), *index)).await))
+        }
+        Action::Join { actor: who, seats } => Answer::Other(debug(e.join_waitlist(o, &actor(who), None, *seats).await)),
+        Action::Block(n) => Answer::Other(debug(e.block(o, &block_name(), *n, None).await)),
+        Action::Unblock => Answer::Other(debug(e.unblock(o, &block_name()).await)),
+        Action::SetPrice { tier: t, cents } => {
+            let price = crate::contract::Money::parse(&format!("{}.{:02}", cents / 100, cents % 100), "EUR")
+                .unwrap_or_else(|err| panic!("a scenario's price: {err}"));
+            Answer::Other(
+                e.set_price(o, &tier(t), price).await.map(|()| "priced".to_owned()).map_err(|err| err.to_string()),
+            )
+        }
     }
+}
+
+/// An answer as text: the outcome's `Debug`, or the error's `Display`.
+fn debug<T: fmt::Debug, E: fmt::Display>(got: Result<T, E>) -> Result<String, String> {
+    got.map(|x| format!("{x:?}")).map_err(|err| err.to_string())
+}
+
+/// The block the scenarios place and lift.
+fn block_name() -> crate::contract::BlockName {
+    crate::contract::BlockName::new("b").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The key every engine of an exploration issues and checks tickets with.
+fn ticket_key() -> crate::tickets::TicketKey {
+    crate::tickets::TicketKey::new(vec![7u8; crate::tickets::MIN_TICKET_KEY_BYTES])
+        .unwrap_or_else(|e| panic!("the scenarios' ticket key: {e}"))
 }
 
 /// Poll racer `i` until it waits at the gate again (`false`) or answers (`true`).
@@ -299,7 +477,7 @@ async fn run_schedule<S: AsyncStore>(
 ) -> (Trace, Vec<String>, crate::ReadCacheStats) {
     let clock = ManualClock::new(T0);
     let o = occ(&format!("{}-{run}", sc.name));
-    let plain = engine(s, &clock);
+    let plain = engine(s, &clock).with_ticket_key(ticket_key());
     plain.open(&o, sc.config.clone()).await.unwrap_or_else(|e| panic!("{}: open: {e}", sc.name));
     let mut history: Vec<(Action, Answer)> = Vec::new();
     for a in &sc.setup {
@@ -309,7 +487,8 @@ async fn run_schedule<S: AsyncStore>(
     let gate = Gate::new(sc.racers.len());
     let engines: Vec<_> = (0..sc.racers.len())
         .map(|i| {
-            let e = AsyncEngine::with_clock(Proxy { inner: s, hook: AtGate { gate: &gate, racer: i } }, &clock);
+            let e = AsyncEngine::with_clock(Proxy { inner: s, hook: AtGate { gate: &gate, racer: i } }, &clock)
+                .with_ticket_key(ticket_key());
             if cached.is_some() { e.with_read_cache(1_000) } else { e }
         })
         .collect();
@@ -326,8 +505,16 @@ async fn run_schedule<S: AsyncStore>(
                 Action::Request { actor: w, hold_ref, .. }
                 | Action::Paid { actor: w, hold_ref, .. }
                 | Action::Failed { actor: w, hold_ref }
-                | Action::Abandon { actor: w, hold_ref } => who.push((w, Some(hold_ref))),
-                Action::Sweep | Action::Capacity(_) => {}
+                | Action::Abandon { actor: w, hold_ref }
+                | Action::RequestTier { actor: w, hold_ref, .. } => who.push((w, Some(hold_ref))),
+                Action::Cancel { hold_ref } | Action::CheckIn { hold_ref, .. } => who.push(("warm-up", Some(hold_ref))),
+                Action::Join { actor: w, .. } => who.push((w, None)),
+                Action::Sweep
+                | Action::Capacity(_)
+                | Action::Configure(_)
+                | Action::Block(_)
+                | Action::Unblock
+                | Action::SetPrice { .. } => {}
             }
         }
         for e in &engines {
@@ -385,7 +572,12 @@ async fn run_schedule<S: AsyncStore>(
         history.push((a.clone(), ans));
     }
     let order: Vec<String> = trace.iter().map(|(c, _)| sc.racers[*c].to_string()).collect();
-    check(s, &plain, &o, sc, &history, &order.join(" > ")).await;
+    for (i, banned) in &sc.never {
+        if texts.get(*i).is_some_and(|t| t.starts_with(banned)) {
+            panic!("interleaving {} [{}]: {} answered {}", sc.name, order.join(" > "), sc.racers[*i], texts[*i]);
+        }
+    }
+    check(s, &plain, &o, sc, &history, &order.join(" > "), crate::clock::Clock::now(&clock)).await;
     (trace, texts, stats)
 }
 
@@ -453,6 +645,7 @@ async fn check<S: AsyncStore>(
     sc: &Scenario,
     history: &[(Action, Answer)],
     order: &str,
+    now: time::OffsetDateTime,
 ) {
     let fail = |what: String| -> ! { panic!("interleaving {} [{order}]: {what}", sc.name) };
     let mut events = drain(plain, o).await;
@@ -526,7 +719,8 @@ async fn check<S: AsyncStore>(
             .filter(|e| {
                 e.event.actor.as_str() == id.0
                     && e.event.hold_ref.as_ref().is_some_and(|x| x.as_str() == id.1)
-                    && matches!(&e.event.kind, EventKind::RefundRequired { provider_ref: Some(p), .. } if p.as_str() == id.2)
+                    && matches!(&e.event.kind, EventKind::RefundRequired { provider_ref: Some(p), reason, .. }
+                        if p.as_str() == id.2 && *reason != crate::contract::NoHoldReason::Cancelled)
             })
             .count();
         let want = usize::from(matches!(first, Settlement::PaidButNoHold { .. }));
@@ -553,7 +747,9 @@ async fn check<S: AsyncStore>(
         ));
     }
 
-    // Capacity: counters equal the records, and never past the largest capacity.
+    // Capacity: every dimension's counters equal what the records put on it under the
+    // configuration in force (held and sold bookings, blocks, waiting-list offers), and the
+    // total never passes the largest capacity the occurrence had.
     let bookings: Vec<crate::holds::Hold> = scan(s, o, RecordKind::Booking)
         .await
         .into_iter()
@@ -563,12 +759,64 @@ async fn check<S: AsyncStore>(
         })
         .collect();
     let occ = plain.occurrence(o).await.unwrap_or_else(|e| fail(format!("occurrence: {e}")));
-    let u = occ.counters.get(&Dim::Total);
-    let held: u64 = bookings.iter().filter(|h| h.state == HoldState::Held).map(|h| u64::from(h.quantity)).sum();
-    let sold: u64 =
-        bookings.iter().filter(|h| h.state == HoldState::Confirmed).map(|h| u64::from(h.standing_seats())).sum();
-    if (u.held, u.confirmed) != (held, sold) {
-        fail(format!("counters held {} confirmed {} but records say {held} and {sold}", u.held, u.confirmed));
+    let cfg = &occ.config;
+    let mut want: Vec<(Dim, [u64; 4])> = Vec::new();
+    let mut add = |tier: Option<&crate::contract::TierName>, n: u32, field: usize| {
+        for d in cfg.dims_of(tier) {
+            match want.iter_mut().find(|(x, _)| *x == d) {
+                Some((_, u)) => u[field] += u64::from(n),
+                None => {
+                    let mut u = [0; 4];
+                    u[field] = u64::from(n);
+                    want.push((d, u));
+                }
+            }
+        }
+    };
+    // A booking partly cancelled does not say which lines the seats came off: then only
+    // the total is compared.
+    let mut totals_only = false;
+    for h in &bookings {
+        let field = match h.state {
+            HoldState::Held => 0,
+            HoldState::Confirmed => 1,
+            _ => continue,
+        };
+        if h.lines.is_empty() || h.cancelled_seats > 0 {
+            totals_only |= !h.lines.is_empty();
+            add(None, h.standing_seats(), field);
+        } else {
+            for l in &h.lines {
+                add(Some(&l.tier), l.quantity, field);
+            }
+        }
+    }
+    for rec in scan(s, o, RecordKind::Block).await {
+        if let Record::Block(b) = rec {
+            add(b.tier.as_ref(), b.seats, 2);
+        }
+    }
+    for rec in scan(s, o, RecordKind::Waitlist).await {
+        if let Record::Waitlist(w) = rec {
+            for e in w.entries.iter() {
+                if let Some(offer) = &e.offer {
+                    add(e.tier.as_ref(), offer.seats, 3);
+                }
+            }
+        }
+    }
+    let dims = std::iter::once(Dim::Total)
+        .chain(cfg.tiers().iter().map(|t| Dim::Tier(t.tier.clone())))
+        .chain(cfg.pools().iter().map(|p| Dim::Pool(p.pool.clone())));
+    for d in dims.filter(|d| !totals_only || *d == Dim::Total) {
+        let u = occ.counters.get(&d);
+        let got = [u.held, u.confirmed, u.blocked, u.offered];
+        let expected = want.iter().find(|(x, _)| *x == d).map_or([0; 4], |(_, u)| *u);
+        if got != expected {
+            fail(format!(
+                "counters of {d} (held, confirmed, blocked, offered) are {got:?}, but the records put {expected:?} on it"
+            ));
+        }
     }
     let max_cap = sc
         .racers
@@ -576,13 +824,56 @@ async fn check<S: AsyncStore>(
         .chain(&sc.setup)
         .filter_map(|a| match a {
             Action::Capacity(n) => Some(u64::from(*n)),
+            Action::Configure(c) => Some(u64::from(c.capacity())),
             _ => None,
         })
         .chain([u64::from(sc.config.capacity())])
         .max()
         .unwrap_or(0);
+    let u = occ.counters.get(&Dim::Total);
     if u.total() > max_cap {
         fail(format!("{} seats taken, capacity at most {max_cap}", u.total()));
+    }
+
+    // A live hold on a tier locked while held is at the tier's price: its price never
+    // changed under it.
+    for h in bookings.iter().filter(|h| h.view(now) == crate::holds::HoldView::Live) {
+        for l in &h.lines {
+            if let Some(t) = cfg.tier(&l.tier).filter(|t| t.lock_price_while_held) {
+                if l.unit_price != t.price.amount {
+                    fail(format!(
+                        "{} holds {} at {}, but its price changed to {}",
+                        h.hold_ref, l.tier, l.unit_price, t.price
+                    ));
+                }
+            }
+        }
+    }
+
+    // The door: a ticket admits at most once, one `checked_in` event each, and a booking is
+    // never both cancelled and admitted on.
+    let mut admitted: BTreeMap<(&str, u32), usize> = BTreeMap::new();
+    let mut cancelled: BTreeSet<&str> = BTreeSet::new();
+    for (a, ans) in history {
+        match (a, ans) {
+            (Action::CheckIn { hold_ref, index }, Answer::Other(Ok(t))) if t.starts_with("Admitted") => {
+                *admitted.entry((*hold_ref, *index)).or_insert(0) += 1;
+            }
+            (Action::Cancel { hold_ref }, Answer::Other(Ok(t))) if t.starts_with("Cancelled") => {
+                cancelled.insert(*hold_ref);
+            }
+            _ => {}
+        }
+    }
+    if let Some((ticket, n)) = admitted.iter().find(|(_, n)| **n > 1) {
+        fail(format!("ticket {ticket:?} was admitted {n} times"));
+    }
+    if let Some((ticket, _)) = admitted.iter().find(|((hr, _), _)| cancelled.contains(hr)) {
+        fail(format!("ticket {ticket:?} was admitted and its booking cancelled"));
+    }
+    let scans = events.iter().filter(|e| matches!(e.event.kind, EventKind::CheckedIn { .. })).count();
+    if scans != admitted.len() {
+        fail(format!("{scans} checked_in events for {} admissions", admitted.len()));
     }
 
     // Fencing: releases only for refs a failure or abandonment named; no booking ends twice.
