@@ -488,6 +488,10 @@ fn revive(view: &impl Loaded, result: &PaymentResult, hold: &Hold, now: OffsetDa
     let mut as_ended = hold.clone();
     as_ended.state = HoldState::Expired;
     change.put(Record::Booking(as_ended.clone()));
+    // Seats the waiting list is owed are offered before the late payment is judged: a
+    // walk-in never takes them, and neither does a payment that came too late (whether or
+    // not a sweep got to the lapsed hold first).
+    waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, Some(&result.actor));
     let needs: Vec<Need> = if hold.lines.is_empty() {
         vec![(smallvec::smallvec![crate::catalogue::Dim::Total], UsageDelta::confirmed(hold.quantity))]
     } else {

@@ -56,8 +56,8 @@
 //!   ref naming no booking of the actor is `no_hold`. A cancelled free booking refunds
 //!   `cancelled`, a free booking `already_paid` (library choices);
 //! - `late_payment: revive`: a paid result for a lapsed, expired or released booking with the
-//!   hold's money confirms it (`revived`) if the actor's limits and every capacity allow it;
-//!   else the refund the table says;
+//!   hold's money confirms it (`revived`) if the actor's limits and every capacity allow it
+//!   once the waiting list has been offered what it is owed; else the refund the table says;
 //! - a mismatching payment for a live hold is `Rejected`, nothing accounted; the library's
 //!   documented alarm, `payment_rejected`, once per (ref, actor, provider ref) at occurrences
 //!   opened `with_rejection_alarm` (none elsewhere: a rejection changes nothing);
@@ -2603,6 +2603,10 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         }
         let mut scratch = m.clone();
         scratch.holds.get_mut(&h.r).unwrap().state = MState::Expired;
+        // The waiting list is offered what it is owed first (DESIGN: a writing operation that
+        // meets a lapsed hold makes the offers before it decides).
+        let mut evs = Vec::new();
+        scratch.settle_wl(occ, now, Some(h.actor), &mut evs);
         let needs: Vec<Need> = if h.lines.is_empty() {
             vec![(vec![MDim::Total], u64::from(h.qty))]
         } else {
@@ -2614,7 +2618,6 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         if fail.is_some() {
             return Ok(None);
         }
-        let mut evs = Vec::new();
         let chosen: Vec<String> = chosen.iter().filter(|c| **c != h.r).cloned().collect();
         scratch.make_room(occ, now, &needs, Some(h.actor), &chosen, &mut evs)?;
         scratch.confirm(occ, &h.r, now, true, &mut evs);
