@@ -320,10 +320,14 @@ async fn run<S: AsyncStore>(
     cmd: &Value,
 ) -> Result<Value, String> {
     match str_field(cmd, "op")? {
-        "open" => {
-            engine.open(&occ_key(cmd)?, config(cmd)?).await.map_err(err)?;
-            Ok(json!({"ok": true}))
-        }
+        "open" => match engine.open(&occ_key(cmd)?, config(cmd)?).await {
+            Ok(()) => Ok(json!({"ok": true})),
+            // A reopen that reprices a tier locked while held is refused as `set_price` is.
+            Err(OpError::Refused(seathold::OpenRefusal::Config(seathold::catalogue::ConfigError::PriceLocked(_)))) => {
+                Ok(json!({"status": "locked"}))
+            }
+            Err(e) => Err(err(e)),
+        },
         "request" => Ok(request_json(engine.request(&request(cmd)?).await.map_err(err)?)),
         "settle" => {
             let result = match (cmd.get("result"), cmd.get("wire"), cmd.get("headers")) {

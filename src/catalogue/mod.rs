@@ -104,6 +104,11 @@ pub enum ConfigError {
     /// change to tiers until they are gone (or the other way round).
     #[error("the occurrence still has seats sold without tiers")]
     PlainSeatsInUse,
+    /// The change reprices a tier opened with `lock_price_while_held` while a live hold has
+    /// seats of it (as [`set_price`](crate::Engine::set_price) would answer `Locked`). Keep
+    /// its price, or try again once those holds are paid or gone.
+    #[error("tier {0}'s price is locked while a live hold has seats of it")]
+    PriceLocked(TierName),
 }
 
 /// What happens to a `paid` result that arrives for a hold that lapsed or was released.
@@ -611,6 +616,40 @@ pub fn decide_set_price(
     config.with_price(tier, price).ok_or_else(|| SetPriceError::UnknownTier(tier.clone()))
 }
 
+/// Seats of `tier` in live holds: its held seats with the lapsed holds counted out. `Err(n)`:
+/// load up to `n` of the occurrence's due records first. Only a price lock needs to know
+/// (lapsed holds never lock a price); a commit decided on it guards the tier's counters
+/// ([`Change::unchanged`]), and the due records it read are guarded by their versions.
+pub(crate) fn live_held(
+    view: &impl Loaded,
+    occ: &Occurrence,
+    tier: &TierName,
+    now: OffsetDateTime,
+) -> Result<u64, usize> {
+    let held = occ.counters.get(&Dim::Tier(tier.clone())).held;
+    if held == 0 {
+        return Ok(0);
+    }
+    let Some((due, complete)) = view.due() else {
+        return Err(usize::try_from(held).unwrap_or(usize::MAX).saturating_add(16));
+    };
+    let lapsed: u64 = due
+        .iter()
+        .filter_map(|r| match r {
+            Record::Booking(h) if h.view(now) == crate::holds::HoldView::Lapsed => {
+                Some(h.lines.iter().filter(|l| &l.tier == tier).map(|l| u64::from(l.quantity)).sum::<u64>())
+            }
+            _ => None,
+        })
+        .sum();
+    let live = held.saturating_sub(lapsed);
+    if live > 0 && !complete {
+        // Some lapsed holds may be past what was loaded: look further before saying locked.
+        return Err(due.len().saturating_mul(2).saturating_add(16));
+    }
+    Ok(live)
+}
+
 /// Check that replacing `old` by `new` strands nothing, given how many seats each dimension
 /// has in use (`in_use(dim)`: held, sold, blocked or offered).
 ///
@@ -774,6 +813,19 @@ pub fn decide_configure(
     if &occ.config == config {
         return Ok(Step::Answer(false));
     }
+    // A tier locked while held keeps its price while a live hold has seats of it, whichever
+    // way the price would change; the decision guards the tier's counters it read.
+    for t in occ.config.tiers.iter().filter(|t| t.lock_price_while_held) {
+        if config.tier(&t.tier).is_some_and(|n| n.price != t.price) {
+            match live_held(view, occ, &t.tier, now) {
+                Err(n) => return Ok(Step::LoadDue(n)),
+                Ok(0) => {}
+                Ok(_) => return Err(ConfigError::PriceLocked(t.tier.clone())),
+            }
+            let dim = Dim::Tier(t.tier.clone());
+            change.unchanged.push((dim.clone(), occ.counters.get(&dim)));
+        }
+    }
     if let Err(e) = check_reconfigure(&occ.config, config, |d| occ.counters.get(d).total()) {
         if !matches!(e, ConfigError::TierInUse(_) | ConfigError::PoolInUse(_)) {
             return Err(e);
@@ -809,12 +861,15 @@ pub fn decide_configure(
             return Err(e);
         }
     }
-    // A tier whose pools change must count nothing when the commit lands (dropped tiers and
-    // pools are checked by the store itself): guard that reading, since seats placed on the
-    // tier meanwhile would not change the occurrence's version.
+    // A tier whose pools change was found counting nothing (lapsed seats counted out):
+    // guard that reading, since seats placed on the tier meanwhile would not change the
+    // occurrence's version. (Dropped tiers and pools are checked by the store itself.)
     for t in occ.config.tiers.iter() {
         if config.tier(&t.tier).is_some_and(|n| n.pools != t.pools) {
-            change.at_most.push((Dim::Tier(t.tier.clone()), crate::records::Usage::default()));
+            let dim = Dim::Tier(t.tier.clone());
+            if !change.unchanged.iter().any(|(d, _)| *d == dim) {
+                change.unchanged.push((dim.clone(), occ.counters.get(&dim)));
+            }
         }
     }
     change.config = Some(config.clone());

@@ -1,5 +1,5 @@
 //! Clause 2: guards checked at commit time — the occurrence, each record's version, the
-//! capacity of every dimension a seat-admitting commit touches, usage guards — and malformed commits
+//! capacity of every dimension a seat-admitting commit touches, counter guards — and malformed commits
 //! refused as invalid, not as conflicts.
 
 use super::fixtures::*;
@@ -203,73 +203,60 @@ pub async fn check_freed_dimension_over_its_cap<S: AsyncStore>(s: &S) {
     assert_eq!(occ.counters.get(&Dim::Pool(pool("p"))).held, 2, "{CLAUSE}: the freed seat is not counted out");
 }
 
-/// A usage guard holds a dimension's counters, as the commit leaves them, to its limit field
-/// by field: an unlimited field is not checked, a counter not yet touched counts zero, and a
-/// failed guard is [`Conflict::Usage`] naming the dimension, with nothing written. (A price
-/// locked while seats are held, and a tier whose pools change, are decided from what the
-/// counters did *not* hold: the guard makes that reading part of the commit.)
-pub async fn check_usage_guard<S: AsyncStore>(s: &S) {
+/// A counter guard holds a dimension's counters, as they stand before the commit, to
+/// exactly what the decision read (all four fields; a dimension never counted counts zero):
+/// otherwise [`Conflict::Usage`] naming the dimension, with nothing written. It is judged
+/// before the commit's own deltas. (A price locked while seats are held, a tier whose pools
+/// change, and a waiting list judged to have no room are decided from what the counters did
+/// *not* hold: the guard makes that reading part of the commit.)
+pub async fn check_counter_guard<S: AsyncStore>(s: &S) {
     use crate::records::Usage;
     let o = occ("show");
     commit_ok(s, create(&o, tiered()), CLAUSE).await;
     let b = Dim::Tier(tier("b"));
-    let none_held = |v| Usage { held: v, ..Usage::UNLIMITED };
-    // A tier never touched counts zero: a zero limit passes.
-    commit_ok(s, Commit { at_most: vec![(b.clone(), Usage::default())], ..at(&o, 1) }, CLAUSE).await;
-    commit_ok(
-        s,
-        Commit {
-            deltas: vec![(Dim::Total, held(2)), (b.clone(), held(2))],
-            admits: vec![Dim::Total, b.clone()],
-            ..at(&o, 1)
-        },
-        CLAUSE,
-    )
-    .await;
+    let held_n = |n| Usage { held: n, ..Usage::default() };
+    // A tier never touched counts zero.
+    commit_ok(s, Commit { unchanged: vec![(b.clone(), Usage::default())], ..at(&o, 1) }, CLAUSE).await;
+    let two = Commit {
+        deltas: vec![(Dim::Total, held(2)), (b.clone(), held(2))],
+        admits: vec![Dim::Total, b.clone()],
+        ..at(&o, 1)
+    };
+    commit_ok(s, two, CLAUSE).await;
     let usage_conflict = |e: CommitError, what: &str| match e {
         CommitError::Conflict(Conflict::Usage { dim }) => assert_eq!(dim, b, "{CLAUSE}: {what}: wrong dimension"),
-        e => panic!("{CLAUSE}: {what}: expected a usage conflict, got {e}"),
+        e => panic!("{CLAUSE}: {what}: expected a counter conflict, got {e}"),
     };
-    usage_conflict(
-        commit_err(s, Commit { at_most: vec![(b.clone(), none_held(1))], ..at(&o, 1) }, CLAUSE).await,
-        "held 2 > 1",
-    );
-    commit_ok(s, Commit { at_most: vec![(b.clone(), none_held(2))], ..at(&o, 1) }, CLAUSE).await;
-    // Judged after the commit's own deltas: freeing one makes a limit of 1 hold...
+    // Stale in either direction: fewer or more seats than read.
+    for stale in [Usage::default(), held_n(1), held_n(3)] {
+        let e = commit_err(s, Commit { unchanged: vec![(b.clone(), stale)], ..at(&o, 1) }, CLAUSE).await;
+        usage_conflict(e, &format!("read {stale:?}, held 2"));
+    }
+    // Judged before the commit's own deltas, and a refused commit writes nothing.
     let rec = Record::Actor(actor_record(&o, "ann"));
-    let free_one = |limit| Commit {
+    let free_one = |read| Commit {
         deltas: vec![(Dim::Total, held(-1)), (b.clone(), held(-1))],
-        at_most: vec![(b.clone(), none_held(limit))],
+        unchanged: vec![(b.clone(), read)],
         records: vec![put(rec.clone(), None)],
         ..at(&o, 1)
     };
-    // ...and a limit of 0 does not, and the refused commit writes nothing.
-    usage_conflict(commit_err(s, free_one(0), CLAUSE).await, "held 1 > 0 after the deltas");
-    assert!(get(s, &o, &rec.key()).await.is_none(), "{CLAUSE}: a commit that failed a usage guard wrote a record");
-    commit_ok(s, free_one(1), CLAUSE).await;
-    // Every field is guarded, not only the held seats.
-    let confirm = Commit {
-        deltas: vec![
-            (Dim::Total, UsageDelta { held: -1, confirmed: 1, ..UsageDelta::default() }),
-            (b.clone(), UsageDelta { held: -1, confirmed: 1, ..UsageDelta::default() }),
-        ],
-        ..at(&o, 1)
-    };
-    commit_ok(s, confirm, CLAUSE).await;
-    let no_sales = Usage { confirmed: 0, ..Usage::UNLIMITED };
-    usage_conflict(
-        commit_err(s, Commit { at_most: vec![(b.clone(), no_sales)], ..at(&o, 1) }, CLAUSE).await,
-        "confirmed 1 > 0",
-    );
+    usage_conflict(commit_err(s, free_one(held_n(1)), CLAUSE).await, "the counters after the deltas are not the guard");
+    assert!(get(s, &o, &rec.key()).await.is_none(), "{CLAUSE}: a commit that failed a counter guard wrote a record");
+    commit_ok(s, free_one(held_n(2)), CLAUSE).await;
+    // Every field is compared, not only the held seats.
+    let sell = UsageDelta { held: -1, confirmed: 1, ..UsageDelta::default() };
+    commit_ok(s, Commit { deltas: vec![(Dim::Total, sell), (b.clone(), sell)], ..at(&o, 1) }, CLAUSE).await;
+    let e = commit_err(s, Commit { unchanged: vec![(b.clone(), Usage::default())], ..at(&o, 1) }, CLAUSE).await;
+    usage_conflict(e, "one sold, none held: not the empty reading");
+    let sold = Usage { confirmed: 1, ..Usage::default() };
+    commit_ok(s, Commit { unchanged: vec![(b.clone(), sold)], ..at(&o, 1) }, CLAUSE).await;
     let occ = load(s, &o, &[]).await.occurrence.unwrap_or_else(|| panic!("lost"));
     let u = occ.counters.get(&b);
     assert_eq!((u.held, u.confirmed), (0, 1), "{CLAUSE}: counters after refused and applied guarded commits");
     // A guard on a dimension the occurrence does not have is malformed, not a conflict.
-    match commit_err(s, Commit { at_most: vec![(Dim::Tier(tier("zz")), Usage::default())], ..at(&o, 1) }, CLAUSE).await
-    {
-        CommitError::Invalid(_) => {}
-        e => panic!("{CLAUSE}: a usage guard on no dimension must be invalid, not {e}"),
-    }
+    let e =
+        commit_err(s, Commit { unchanged: vec![(Dim::Tier(tier("zz")), Usage::default())], ..at(&o, 1) }, CLAUSE).await;
+    assert!(matches!(e, CommitError::Invalid(_)), "{CLAUSE}: a counter guard on no dimension must be invalid, not {e}");
 }
 
 /// A new configuration may drop a dimension only if it counts nothing.

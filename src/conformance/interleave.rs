@@ -23,6 +23,7 @@
 //! - **the door**: a ticket is admitted at most once, with one `checked_in` event, and never
 //!   on a booking that was cancelled;
 //! - **locked prices**: a live hold of a tier locked while held is at the tier's price;
+//! - **the waiting list is served**: no entry without an offer fits the seats left free;
 //! - and each scenario's `never`: answers that no ordering may give (a walk-in taking a seat
 //!   the waiting list is owed).
 //!
@@ -310,6 +311,25 @@ pub fn scenarios() -> Vec<Scenario> {
                 Action::RequestTier { actor: "bob", hold_ref: "r1", tier: "a" },
                 Action::Block(1),
             ],
+            never: vec![],
+        },
+        Scenario {
+            name: "two-releases-one-waiter",
+            config: cap(2),
+            setup: vec![request("ann", "r1"), request("dan", "r2"), Action::Join { actor: "bob", seats: 2 }],
+            advance: Duration::ZERO,
+            // Each release alone frees too little for bob; together they free enough, and he
+            // must be offered the seats whatever the order.
+            racers: vec![fail("ann", "r1"), fail("dan", "r2"), request("cat", "r3")],
+            never: vec![],
+        },
+        Scenario {
+            name: "join-release",
+            config: cap(1),
+            setup: vec![request("ann", "r1")],
+            advance: Duration::ZERO,
+            // Joining finds no room; the release frees the seat with nobody waiting yet.
+            racers: vec![Action::Join { actor: "bob", seats: 1 }, fail("ann", "r1"), request("cat", "r3")],
             never: vec![],
         },
         Scenario {
@@ -833,6 +853,22 @@ async fn check<S: AsyncStore>(
     let u = occ.counters.get(&Dim::Total);
     if u.total() > max_cap {
         fail(format!("{} seats taken, capacity at most {max_cap}", u.total()));
+    }
+
+    // Nobody waits for seats that are free: an entry without an offer does not fit what the
+    // counters leave on every dimension it needs (the clock does not move during a race).
+    for rec in scan(s, o, RecordKind::Waitlist).await {
+        if let Record::Waitlist(w) = rec {
+            for e in w.entries.iter().filter(|e| e.offer.is_none()) {
+                let fits = cfg.dims_of(e.tier.as_ref()).iter().all(|d| match cfg.capacity_of(d) {
+                    Some(Some(cap)) => occ.counters.get(d).total() + u64::from(e.seats) <= cap,
+                    _ => true,
+                });
+                if fits {
+                    fail(format!("{} waits for {} seats that are free, with no offer", e.actor, e.seats));
+                }
+            }
+        }
     }
 
     // A live hold on a tier locked while held is at the tier's price: its price never

@@ -67,8 +67,8 @@ pub use engine::{
 pub use expiry::{check_due_exact, check_due_follows_writes, check_due_oldest_first_within_a_second};
 pub use guards::{
     check_admitted_dimension_fits_whatever_is_freed, check_capacity_guard, check_capacity_guard_per_dimension,
-    check_dropped_dimension_in_use, check_freed_dimension_over_its_cap, check_invalid_commits, check_occurrence_guards,
-    check_record_guards, check_usage_guard,
+    check_counter_guard, check_dropped_dimension_in_use, check_freed_dimension_over_its_cap, check_invalid_commits,
+    check_occurrence_guards, check_record_guards,
 };
 pub use outbox::{check_outbox_ack, check_outbox_order};
 pub use reads::{check_load_absent, check_occurrences_listing, check_scan_pages};
@@ -107,7 +107,7 @@ checks! {
         check_admitted_dimension_fits_whatever_is_freed,
         check_freed_dimension_over_its_cap,
         check_dropped_dimension_in_use,
-        check_usage_guard,
+        check_counter_guard,
         check_invalid_commits,
     ],
     "3 reads" => [check_load_absent, check_scan_pages, check_occurrences_listing],

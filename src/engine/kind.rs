@@ -167,7 +167,9 @@ impl Classify for WebhookRefusal {
 impl Classify for ConfigError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::TierInUse(_) | Self::PoolInUse(_) | Self::PlainSeatsInUse => ErrorKind::Conflict,
+            Self::TierInUse(_) | Self::PoolInUse(_) | Self::PlainSeatsInUse | Self::PriceLocked(_) => {
+                ErrorKind::Conflict
+            }
             _ => ErrorKind::Unprocessable,
         }
     }

@@ -143,24 +143,14 @@ impl Operation for SetPrice<'_> {
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<()>, PriceRefusal> {
         let occ = view.occurrence().ok_or(PriceRefusal::UnknownOccurrence)?;
-        let held = occ.counters.get(&crate::catalogue::Dim::Tier(self.tier.clone())).held;
         let locking = occ.config.tier(self.tier).is_some_and(|t| t.lock_price_while_held);
-        // Only a lock needs to know which held seats are live: lapsed ones never block.
-        let live = match view.due() {
-            _ if !locking || held == 0 => held,
-            None => return Ok(Step::LoadDue(usize::try_from(held).unwrap_or(usize::MAX).saturating_add(1))),
-            Some((due, _)) => {
-                let lapsed: u64 = due
-                    .iter()
-                    .filter_map(|r| match r {
-                        crate::records::Record::Booking(h) if h.view(now) == crate::holds::HoldView::Lapsed => Some(
-                            h.lines.iter().filter(|l| &l.tier == self.tier).map(|l| u64::from(l.quantity)).sum::<u64>(),
-                        ),
-                        _ => None,
-                    })
-                    .sum();
-                held.saturating_sub(lapsed)
+        let live = if locking {
+            match crate::catalogue::live_held(view, occ, self.tier, now) {
+                Ok(live) => live,
+                Err(n) => return Ok(Step::LoadDue(n)),
             }
+        } else {
+            0
         };
         let config = decide_set_price(&occ.config, self.tier, self.price, live)?;
         if config == occ.config {
@@ -168,12 +158,11 @@ impl Operation for SetPrice<'_> {
         }
         let mut change = crate::records::Change { config: Some(config), ..Default::default() };
         if locking {
-            // The price may change only while no live hold has the tier: guard what was read.
-            // Held seats stay at most what they were (the lapsed holds counted out above were
-            // loaded, so the commit checks them unchanged), so no hold can have been placed
-            // since — a configuration change alone would not notice one.
-            let limit = crate::records::Usage { held, ..crate::records::Usage::UNLIMITED };
-            change.at_most.push((crate::catalogue::Dim::Tier(self.tier.clone()), limit));
+            // The price may change only while no live hold has the tier: guard the counters
+            // read (the lapsed holds counted out were loaded, so their versions are guarded
+            // too). A configuration change alone would not notice a hold placed since.
+            let dim = crate::catalogue::Dim::Tier(self.tier.clone());
+            change.unchanged.push((dim.clone(), occ.counters.get(&dim)));
         }
         Ok(Step::Write(change, ()))
     }

@@ -144,7 +144,7 @@ impl View {
             occurrence,
             deltas: change.deltas.into_vec(),
             admits: change.admits,
-            at_most: change.at_most,
+            unchanged: change.unchanged,
             records,
             events: change.events,
         })

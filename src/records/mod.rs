@@ -58,17 +58,6 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// No limit on any field: [`Usage::within`] always holds.
-    pub const UNLIMITED: Usage = Usage { held: u64::MAX, confirmed: u64::MAX, blocked: u64::MAX, offered: u64::MAX };
-
-    /// Whether every field is at most `limit`'s.
-    pub fn within(&self, limit: &Usage) -> bool {
-        self.held <= limit.held
-            && self.confirmed <= limit.confirmed
-            && self.blocked <= limit.blocked
-            && self.offered <= limit.offered
-    }
-
     /// Seats taken for any reason.
     pub fn total(&self) -> u64 {
         self.held + self.confirmed + self.blocked + self.offered
@@ -591,11 +580,12 @@ pub struct Change {
     /// blocks, offers): the store refuses it unless each of them ends within its cap. A
     /// dimension it only frees seats on is not listed (lowering a cap revokes nothing).
     pub admits: Vec<Dim>,
-    /// Usage guards: after the change, each listed dimension's counters must be within this
-    /// limit (field by field). A decision that read the counters and concluded from what was
-    /// *not* there (no held seats to lock a price, nothing counted on a tier whose pools
-    /// change) guards what it read, since no other guard covers it.
-    pub at_most: Vec<(Dim, Usage)>,
+    /// Counter guards: each listed dimension's counters must still be exactly these when the
+    /// change is committed (before its deltas). A decision that concluded from what the
+    /// counters did *not* hold (no held seats to lock a price, nothing counted on a tier
+    /// whose pools change, too few free seats to offer a waiting entry) guards what it read,
+    /// as a record it read is guarded by its version.
+    pub unchanged: Vec<(Dim, Usage)>,
     /// Records to write (each one loaded, or loaded as absent, for the decision).
     pub puts: Vec<Record>,
     /// Records to delete (each one loaded for the decision).

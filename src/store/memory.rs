@@ -176,9 +176,9 @@ fn check_cap(config: &crate::catalogue::OccurrenceConfig, dim: &Dim, total: u64)
     }
 }
 
-/// A usage guard: `usage` (after the commit) within `limit`.
-fn check_usage(dim: &Dim, usage: &crate::records::Usage, limit: &crate::records::Usage) -> Result<(), CommitError> {
-    if usage.within(limit) { Ok(()) } else { Err(Conflict::Usage { dim: dim.clone() }.into()) }
+/// A counter guard: the dimension's counters before the commit are as the decision read them.
+fn check_unchanged(dim: &Dim, now: crate::records::Usage, read: &crate::records::Usage) -> Result<(), CommitError> {
+    if now == *read { Ok(()) } else { Err(Conflict::Usage { dim: dim.clone() }.into()) }
 }
 
 /// What a checked commit does to the occurrence.
@@ -209,9 +209,12 @@ impl Cell {
             if occ.config_version == *v
                 && c.deltas.iter().all(|(d, _)| counted(d))
                 && c.admits.iter().all(counted)
-                && c.at_most.iter().all(|(d, _)| counted(d))
+                && c.unchanged.iter().all(|(d, _)| counted(d))
             {
                 self.check_records(c)?;
+                for (dim, read) in &c.unchanged {
+                    check_unchanged(dim, occ.counters.get(dim), read)?;
+                }
                 for (dim, d) in &c.deltas {
                     if occ.counters.get(dim).plus(d).is_none() {
                         return Err(CommitError::Invalid(format!("counter {dim} would go negative")));
@@ -223,9 +226,6 @@ impl Cell {
                 };
                 for dim in &c.admits {
                     check_cap(&occ.config, dim, after(dim).total())?;
-                }
-                for (dim, limit) in &c.at_most {
-                    check_usage(dim, &after(dim), limit)?;
                 }
                 return Ok(NextOccurrence::Keep);
             }
@@ -264,6 +264,17 @@ impl Cell {
         self.check_records(c)?;
         let next_occ = match next_occ {
             Some(mut occ) => {
+                // Counter guards, on the counters as they stand (before the deltas).
+                let old = self.occurrence.as_ref().map(|o| &o.config);
+                for (dim, read) in &c.unchanged {
+                    if occ.config.capacity_of(dim).is_none() && old.is_none_or(|o| o.capacity_of(dim).is_none()) {
+                        return Err(CommitError::Invalid(format!(
+                            "counter guard on no dimension {dim} at {}",
+                            c.occ_key
+                        )));
+                    }
+                    check_unchanged(dim, occ.counters.get(dim), read)?;
+                }
                 if !c.deltas.is_empty() {
                     // A dimension of the configuration the commit leaves, or (for one that
                     // drops it) of the one it replaces: the commit may empty it first.
@@ -286,16 +297,6 @@ impl Cell {
                     }
                     check_cap(&occ.config, dim, occ.counters.get(dim).total())?;
                 }
-                for (dim, limit) in &c.at_most {
-                    let old = self.occurrence.as_ref().map(|o| &o.config);
-                    if occ.config.capacity_of(dim).is_none() && old.is_none_or(|o| o.capacity_of(dim).is_none()) {
-                        return Err(CommitError::Invalid(format!(
-                            "usage guard on no dimension {dim} at {}",
-                            c.occ_key
-                        )));
-                    }
-                    check_usage(dim, &occ.counters.get(dim), limit)?;
-                }
                 // Dimensions a new configuration drops must count nothing.
                 if occ.counters.iter().any(|(d, u)| u.total() > 0 && occ.config.capacity_of(d).is_none()) {
                     return Err(Conflict::Occurrence.into());
@@ -304,7 +305,7 @@ impl Cell {
                 occ.counters.retain(|d| config.capacity_of(d).is_some());
                 Some(occ)
             }
-            None if c.deltas.is_empty() && c.admits.is_empty() && c.at_most.is_empty() => None,
+            None if c.deltas.is_empty() && c.admits.is_empty() && c.unchanged.is_empty() => None,
             None => return Err(Conflict::Occurrence.into()),
         };
         Ok(next_occ)

@@ -38,9 +38,11 @@
 //!      confirmation, a release, an expiry, or the seats a cancellation frees beside an
 //!      offer it makes elsewhere) is never refused for capacity: lowering a capacity
 //!      revokes nothing, so a dimension left over a lowered cap can always shed seats;
-//!    - *usage*: every `(dimension, limit)` in [`Commit::at_most`] must end with its
-//!      counters within the limit, field by field, otherwise [`Conflict::Usage`] (a decision
-//!      that concluded from what the counters did *not* hold guards that reading).
+//!    - *counters*: every `(dimension, usage)` in [`Commit::unchanged`] must be the
+//!      dimension's counters as they stand before the commit (all four fields; a dimension
+//!      never counted counts zero), otherwise [`Conflict::Usage`]. A decision that
+//!      concluded from what the counters did *not* hold guards that reading, as a `Check`
+//!      guards a record. A dimension neither configuration has is invalid.
 //!
 //!    A lost guard is a [`CommitError::Conflict`]: retryable, nothing written. It must
 //!    never be a silent overwrite. A commit that is malformed — a counter that would go
@@ -157,9 +159,9 @@ pub struct Commit {
     /// The dimensions the commit admits seats to: each must end within its cap (the
     /// capacity guard). Dimensions not listed are never refused for capacity.
     pub admits: Vec<Dim>,
-    /// Usage guards: after the commit, each listed dimension's counters must be within the
-    /// limit given, field by field ([`Usage::within`]), otherwise [`Conflict::Usage`].
-    pub at_most: Vec<(Dim, Usage)>,
+    /// Counter guards: each listed dimension's counters must be exactly these before the
+    /// commit, otherwise [`Conflict::Usage`].
+    pub unchanged: Vec<(Dim, Usage)>,
     /// Conditional record writes (one per key).
     pub records: Vec<RecordWrite>,
     /// Events to append to the outbox, in order.
@@ -174,7 +176,7 @@ impl Commit {
             occurrence: OccurrenceGuard::Unchecked,
             deltas: Vec::new(),
             admits: Vec::new(),
-            at_most: Vec::new(),
+            unchanged: Vec::new(),
             records: Vec::new(),
             events: Vec::new(),
         }
@@ -219,8 +221,8 @@ pub enum Conflict {
     /// The occurrence is not as expected: created, removed or reconfigured since it was read.
     #[error("occurrence changed since it was read")]
     Occurrence,
-    /// A dimension's counters passed a usage guard ([`Commit::at_most`]): seats were taken
-    /// there since the decision read them.
+    /// A dimension's counters are not as the decision read them ([`Commit::unchanged`]):
+    /// seats were taken or freed there since.
     #[error("usage guard failed on {dim}")]
     Usage {
         /// The dimension.
@@ -432,7 +434,7 @@ pub fn validate_commit(c: &Commit) -> Result<(), String> {
     if matches!(c.occurrence, OccurrenceGuard::Unchecked) && c.deltas.iter().any(|(_, d)| !d.is_zero()) {
         return Err("seat deltas on an unchecked occurrence".to_owned());
     }
-    if matches!(c.occurrence, OccurrenceGuard::Unchecked) && !(c.admits.is_empty() && c.at_most.is_empty()) {
+    if matches!(c.occurrence, OccurrenceGuard::Unchecked) && !(c.admits.is_empty() && c.unchanged.is_empty()) {
         return Err("capacity or usage guards on an unchecked occurrence".to_owned());
     }
     Ok(())

@@ -127,6 +127,13 @@ pub(crate) fn offer_free_seats(
     now: OffsetDateTime,
     skip: Option<&ActorId>,
 ) -> bool {
+    // Whoever is left waiting was judged not to fit on the counters read: guard them, so a
+    // seat another commit frees meanwhile makes this one decide again. (Two releases that
+    // each free one seat must not both conclude that a two-seat entry does not fit, and a
+    // join must not conclude "no room" past a release that it did not see.)
+    if !wl.entries.is_empty() {
+        guard_counters(occ, change);
+    }
     let mut any = false;
     let expires_at = now.saturating_add(occ.config.offer_ttl());
     // Seats left in the total: an entry wanting more is skipped without trying its tier, and
@@ -162,6 +169,19 @@ pub(crate) fn offer_free_seats(
         any = true;
     }
     any
+}
+
+/// Guard every dimension's counters as `occ` read them ([`Change::unchanged`]).
+fn guard_counters(occ: &Occurrence, change: &mut Change) {
+    let dims = std::iter::once(Dim::Total)
+        .chain(occ.config.tiers().iter().map(|t| Dim::Tier(t.tier.clone())))
+        .chain(occ.config.pools().iter().map(|p| Dim::Pool(p.pool.clone())));
+    for d in dims {
+        if !change.unchanged.iter().any(|(x, _)| *x == d) {
+            let read = occ.counters.get(&d);
+            change.unchanged.push((d, read));
+        }
+    }
 }
 
 /// Take `actor`'s live offer, if any: its entry leaves the list and its seats are freed in

@@ -137,9 +137,9 @@ pub(super) fn commit_json(c: &Commit) -> Result<Value, StoreError> {
     Ok(json!({
         "occ": c.occ_key.as_str(), "guard": guard, "deltas": deltas,
         "admits": c.admits.iter().map(Dim::to_key).collect::<Vec<_>>(),
-        // A field without a limit is null (a u64 limit may not fit a bigint).
-        "at_most": c.at_most.iter().map(|(d, u)| {
-            let f = |v: u64| if v == u64::MAX { Value::Null } else { json!(v) };
+        // A count past a bigint can match no stored counter: -1 never does.
+        "unchanged": c.unchanged.iter().map(|(d, u)| {
+            let f = |v: u64| i64::try_from(v).unwrap_or(-1);
             json!([d.to_key(), f(u.held), f(u.confirmed), f(u.blocked), f(u.offered)])
         }).collect::<Vec<_>>(),
         "writes": writes, "events": events,

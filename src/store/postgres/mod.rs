@@ -23,7 +23,7 @@
 //!   one commit per transaction would cap a hot occurrence at one commit per flush. Each
 //!   commit of a batch is still applied or refused on its own: its guards are checked first,
 //!   on rows it has locked, and only then does it write. A failed guard answers a code
-//!   (`SH001` capacity, `SH002` record, `SH004` occurrence, `SH005` usage —
+//!   (`SH001` capacity, `SH002` record, `SH004` occurrence, `SH005` counters —
 //!   [`CommitError::Conflict`];
 //!   `SH009` — [`CommitError::Invalid`]); a connection or I/O failure is
 //!   [`StoreError::Unavailable`] (the commit may or may not have been applied; retrying the
@@ -52,7 +52,8 @@
 //! - **Numbered migrations.** `migrate()` reads the schema version, applies each migration
 //!   after it in one transaction (under an advisory lock, so instances starting together take
 //!   turns), and refuses a database newer than this code. Version 1 (seathold 0.1) is
-//!   converted in place by version 2, nothing lost.
+//!   converted in place by version 2, nothing lost; version 3 changes no table, only the
+//!   commit function (counter guards), so older code refuses to reinstall its own.
 //!
 //! Schema: see `schema.rs` (tables `occurrences`, `records`, `outbox`, `seathold_meta`; view
 //! `records_readable`). Give each test its own schema on one server for isolation.

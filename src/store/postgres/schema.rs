@@ -27,7 +27,7 @@ pub(super) const CODE_INVALID: &str = "SH009";
 
 /// The schema version this code writes; `migrate()` brings a database up to it, and refuses a
 /// database whose version is newer.
-pub(super) const SCHEMA_VERSION: i32 = 2;
+pub(super) const SCHEMA_VERSION: i32 = 3;
 
 /// Whether `name` is usable as a schema name without quoting surprises: 1 to 63 bytes of
 /// lower-case ASCII letters, digits and `_`, not starting with a digit or `pg_`.
@@ -58,6 +58,10 @@ pub(super) fn migration(s: &str, version: i32) -> Option<String> {
     match version {
         1 => Some(v1(s)),
         2 => Some(v2(s)),
+        // Version 3 changes no table: the commit function learned counter guards
+        // (`unchanged`). The number keeps older code, which refuses a newer schema, from
+        // reinstalling a function that would ignore them.
+        3 => Some(String::new()),
         _ => None,
     }
 }
@@ -281,8 +285,9 @@ CREATE OR REPLACE VIEW "{s}".records_readable AS
 /// 2. the guards: the occurrence (config version, existence), the records, read in one
 ///    statement and compared with their expected versions (no row locks needed: the
 ///    occurrence's lock already orders every commit that could write them), then the
-///    counters (every delta's dimension must exist; none may go negative; every dimension
-///    in `admits` must end within its cap; dimensions a new configuration drops must count nothing);
+///    counters (every guarded dimension counts exactly what the commit's `unchanged` says;
+///    every delta's dimension must exist; none may go negative; every dimension in `admits`
+///    must end within its cap; dimensions a new configuration drops must count nothing);
 /// 3. if all pass, the writes: occurrence, counters, records (one upsert for the puts at
 ///    version + 1, with the expiry index and the sweep's lease cleared; one delete), events
 ///    (ids in order).
@@ -350,7 +355,7 @@ BEGIN
                 fail := '{CODE_OCCURRENCE}:';
             END IF;
         ELSIF jsonb_array_length(c->'deltas') > 0 OR cardinality(admits) > 0 OR all_admit
-              OR coalesce(jsonb_array_length(c->'at_most'), 0) > 0 THEN
+              OR coalesce(jsonb_array_length(c->'unchanged'), 0) > 0 THEN
             fail := '{CODE_INVALID}:seat deltas on an unchecked occurrence';
         END IF;
 
@@ -401,6 +406,23 @@ BEGIN
                 n_new := cardinality(new_dims);
                 h := o.held; cf := o.confirmed; bl := o.blocked; ofr := o.offered;
             END IF;
+            -- The counter guards: listed dimensions count exactly what the decision read
+            -- (before this commit's deltas).
+            IF fail IS NULL AND jsonb_typeof(c->'unchanged') = 'array' THEN
+                FOR ai IN 0 .. jsonb_array_length(c->'unchanged') - 1 LOOP
+                    d := c->'unchanged'->ai;
+                    idx := array_position(new_dims, d->>0);
+                    IF idx IS NULL THEN
+                        fail := '{CODE_INVALID}:counter guard on no dimension ' || (d->>0);
+                        EXIT;
+                    END IF;
+                    IF h[idx] <> (d->>1)::bigint OR cf[idx] <> (d->>2)::bigint
+                       OR bl[idx] <> (d->>3)::bigint OR ofr[idx] <> (d->>4)::bigint THEN
+                        fail := '{CODE_USAGE}:' || (d->>0);
+                        EXIT;
+                    END IF;
+                END LOOP;
+            END IF;
             IF fail IS NULL THEN
                 FOR di IN 0 .. jsonb_array_length(c->'deltas') - 1 LOOP
                     d := c->'deltas'->di;
@@ -420,22 +442,6 @@ BEGIN
                     IF all_admit AND new_caps[idx] IS NOT NULL
                        AND h[idx] + cf[idx] + bl[idx] + ofr[idx] > new_caps[idx] THEN
                         fail := '{CODE_CAPACITY}:' || (d->>0);
-                        EXIT;
-                    END IF;
-                END LOOP;
-            END IF;
-            -- The usage guards: listed dimensions end within their limits (null: no limit).
-            IF fail IS NULL AND jsonb_typeof(c->'at_most') = 'array' THEN
-                FOR ai IN 0 .. jsonb_array_length(c->'at_most') - 1 LOOP
-                    d := c->'at_most'->ai;
-                    idx := array_position(new_dims, d->>0);
-                    IF idx IS NULL THEN
-                        fail := '{CODE_INVALID}:usage guard on no dimension ' || (d->>0);
-                        EXIT;
-                    END IF;
-                    IF h[idx] > coalesce((d->>1)::bigint, h[idx]) OR cf[idx] > coalesce((d->>2)::bigint, cf[idx])
-                       OR bl[idx] > coalesce((d->>3)::bigint, bl[idx]) OR ofr[idx] > coalesce((d->>4)::bigint, ofr[idx]) THEN
-                        fail := '{CODE_USAGE}:' || (d->>0);
                         EXIT;
                     END IF;
                 END LOOP;
