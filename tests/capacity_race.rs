@@ -40,11 +40,13 @@ type Race = Box<dyn FnOnce() + Send>;
 struct RaceBeforeCommit {
     inner: Arc<MemoryStore>,
     armed: std::sync::Mutex<Option<(When, Race)>>,
+    /// Run right before the next read of due records instead.
+    before_due: std::sync::Mutex<Option<Race>>,
 }
 
 impl RaceBeforeCommit {
     fn new(inner: Arc<MemoryStore>) -> Self {
-        Self { inner, armed: std::sync::Mutex::new(None) }
+        Self { inner, armed: std::sync::Mutex::new(None), before_due: std::sync::Mutex::new(None) }
     }
 
     /// Run `race` right before the next commit `when` picks.
@@ -52,9 +54,14 @@ impl RaceBeforeCommit {
         *self.armed.lock().expect("lock") = Some((when, Box::new(race)));
     }
 
+    /// Run `race` right before the next read of due records.
+    fn arm_due(&self, race: impl FnOnce() + Send + 'static) {
+        *self.before_due.lock().expect("lock") = Some(Box::new(race));
+    }
+
     /// Whether the race ran.
     fn fired(&self) -> bool {
-        self.armed.lock().expect("lock").is_none()
+        self.armed.lock().expect("lock").is_none() && self.before_due.lock().expect("lock").is_none()
     }
 }
 
@@ -75,6 +82,10 @@ impl Store for RaceBeforeCommit {
         self.inner.load(occ_key, keys)
     }
     fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError> {
+        let race = self.before_due.lock().expect("lock").take();
+        if let Some(race) = race {
+            race();
+        }
         self.inner.due(occ_key, now, limit)
     }
     fn scan(
@@ -377,4 +388,31 @@ fn a_tier_whose_pools_change_is_refused_when_a_hold_lands_first() {
     let now = engine.occurrence(&occ).expect("occurrence");
     assert_eq!(now.config, tiered(vec![front.clone()]), "the configuration is unchanged");
     assert_eq!(now.counters.get(&Dim::Pool(front)).held, 1, "the held seat still counts against its pool");
+}
+
+/// A refusal decided over two reads stands only if the occurrence did not move between
+/// them: a price change reads one held seat on a locked tier, then — before it loads the
+/// due records to see whether that seat's hold lapsed — a sweep expires it. The due records
+/// then show no lapsed hold, and the seat would have counted as live (`Locked`, though no
+/// live hold existed at any instant). Found in review.
+#[test]
+fn a_price_change_is_not_refused_on_a_hold_a_sweep_expired_between_its_reads() {
+    use seathold::catalogue::Tier;
+
+    let occ = OccKey::new("resale").expect("key");
+    let (engine, other) = racing_engines();
+    let listing =
+        Tier::new(tier_name("listing"), Money::parse("50.00", "EUR").expect("price")).locking_price_while_held();
+    engine.open(&occ, OccurrenceConfig::new(1, 60).expect("config").with_tiers(vec![listing])).expect("open");
+    let placed = engine.request(&one_seat_of(&occ, "bob", "r1", "listing")).expect("request");
+    assert!(matches!(placed, RequestOutcome::AwaitingPayment { .. }), "{placed:?}");
+    engine.clock().advance(Duration::seconds(61));
+    engine.store().arm_due(move || {
+        assert_eq!(other.expire_due(100).expect("the racing sweep"), 1, "the sweep expires bob's lapsed hold");
+    });
+    let got = engine.set_price(&occ, &tier_name("listing"), Money::parse("80.00", "EUR").expect("price"));
+    assert!(engine.store().fired(), "the sweep ran between the price change's reads");
+    assert!(got.is_ok(), "no live hold had the listing at any instant: {got:?}");
+    let now = engine.occurrence(&occ).expect("occurrence");
+    assert_eq!(now.config.tier(&tier_name("listing")).expect("tier").price.to_string(), "80.00 EUR");
 }

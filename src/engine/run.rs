@@ -94,6 +94,11 @@ impl Loaded for View {
     }
 }
 
+/// Whether the occurrence (its configuration or counters) changed since `view` read it.
+async fn moved<S: AsyncStore>(store: &S, occ_key: &OccKey, view: &View) -> Result<bool, StoreError> {
+    Ok(store.load(occ_key, &[]).await?.occurrence != view.occurrence)
+}
+
 /// The most extra load rounds one decision may ask for (a decision asking for more is a bug).
 const MAX_ROUNDS: u32 = 16;
 
@@ -198,7 +203,15 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
                     missed(cache);
                     continue 'attempt;
                 }
-                Err(refusal) => return Err(OpError::Refused(refusal)),
+                Err(refusal) => {
+                    // Like an answer (below): a refusal read in several rounds stands only if
+                    // the occurrence did not move in between (`Locked` decided on a held
+                    // seat whose lapsed hold a sweep expired after the counters were read).
+                    if view.rounds > 0 && view.due.is_some() && moved(store, occ_key, &view).await? {
+                        continue 'attempt;
+                    }
+                    return Err(OpError::Refused(refusal));
+                }
                 Ok(step) => step,
             };
             match step {
@@ -210,11 +223,8 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
                     // An answer read in several rounds is trusted only if the occurrence did
                     // not move in between (a sweep can expire the lapsed holds a `Full` was
                     // decided on after the counters were read).
-                    if view.rounds > 0 && view.due.is_some() {
-                        let fresh = store.load(occ_key, &[]).await?;
-                        if fresh.occurrence != view.occurrence {
-                            continue 'attempt;
-                        }
+                    if view.rounds > 0 && view.due.is_some() && moved(store, occ_key, &view).await? {
+                        continue 'attempt;
                     }
                     return Ok(out);
                 }
