@@ -300,6 +300,20 @@ pub fn scenarios() -> Vec<Scenario> {
             never: vec![],
         },
         Scenario {
+            name: "price-lock-lapsed",
+            config: locked_listing(),
+            setup: vec![Action::RequestTier { actor: "ann", hold_ref: "r0", tier: "listing" }],
+            advance: Duration::seconds(600),
+            // Ann's hold lapsed, unswept: it locks nothing. Bob's request expires it and takes
+            // the seat in one commit, leaving the tier's counters as they were (one held):
+            // the price change, decided on ann's lapsed hold, must still notice.
+            racers: vec![
+                Action::SetPrice { tier: "listing", cents: 8_000 },
+                Action::RequestTier { actor: "bob", hold_ref: "r1", tier: "listing" },
+            ],
+            never: vec![],
+        },
+        Scenario {
             name: "pool-move",
             config: tiered(),
             setup: vec![],
@@ -838,21 +852,24 @@ async fn check<S: AsyncStore>(
             ));
         }
     }
-    let max_cap = sc
+    // Every capacity (the total, each tier's cap, each pool) holds at most the largest value
+    // any configuration of the race gave it (lowering one revokes nothing).
+    let configs: Vec<OccurrenceConfig> = sc
         .racers
         .iter()
         .chain(&sc.setup)
         .filter_map(|a| match a {
-            Action::Capacity(n) => Some(u64::from(*n)),
-            Action::Configure(c) => Some(u64::from(c.capacity())),
+            Action::Capacity(n) => Some(config(*n)),
+            Action::Configure(c) => Some(c.clone()),
             _ => None,
         })
-        .chain([u64::from(sc.config.capacity())])
-        .max()
-        .unwrap_or(0);
-    let u = occ.counters.get(&Dim::Total);
-    if u.total() > max_cap {
-        fail(format!("{} seats taken, capacity at most {max_cap}", u.total()));
+        .chain([sc.config.clone()])
+        .collect();
+    for (d, u) in occ.counters.iter() {
+        let max_cap = configs.iter().filter_map(|c| c.capacity_of(d).flatten()).max();
+        if let Some(cap) = max_cap.filter(|cap| u.total() > *cap) {
+            fail(format!("{} seats taken on {d}, capacity at most {cap}", u.total()));
+        }
     }
 
     // Nobody waits for seats that are free: an entry without an offer does not fit what the
