@@ -14,7 +14,7 @@
 //!
 //! And decisions made from what the counters did *not* hold (a price change on a tier locked
 //! while held, a tier moved between pools) with a hold landing before their commit: the
-//! usage guard must catch it.
+//! counter guard must catch it.
 
 use std::sync::Arc;
 
@@ -304,7 +304,7 @@ fn the_store_reports_a_stale_guard_as_a_conflict_even_when_its_deltas_no_longer_
 // Decisions made from what the counters did *not* hold: a price locked while a tier is held,
 // and a tier whose pools change. A configuration change is guarded by the occurrence's
 // version, which a new hold does not change — so a hold placed between the decision's load
-// and its commit went unnoticed until the commit carried a usage guard. (Found by the model
+// and its commit went unnoticed until the commit carried a counter guard. (Found by the model
 // test run through a read cache, whose stale views made the window wide.)
 
 /// The engine under test, over the racing store, and a second engine on the same data.

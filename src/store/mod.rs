@@ -223,7 +223,7 @@ pub enum Conflict {
     Occurrence,
     /// A dimension's counters are not as the decision read them ([`Commit::unchanged`]):
     /// seats were taken or freed there since.
-    #[error("usage guard failed on {dim}")]
+    #[error("counters of {dim} changed since they were read")]
     Usage {
         /// The dimension.
         dim: Dim,
@@ -435,7 +435,7 @@ pub fn validate_commit(c: &Commit) -> Result<(), String> {
         return Err("seat deltas on an unchecked occurrence".to_owned());
     }
     if matches!(c.occurrence, OccurrenceGuard::Unchecked) && !(c.admits.is_empty() && c.unchanged.is_empty()) {
-        return Err("capacity or usage guards on an unchecked occurrence".to_owned());
+        return Err("capacity or counter guards on an unchecked occurrence".to_owned());
     }
     Ok(())
 }
