@@ -410,6 +410,22 @@ fn decide_paid(
             Some(a) if one_booking && a.current.is_some() => NoHoldReason::RefMismatch,
             _ => NoHoldReason::NoHold,
         };
+        // The table read the actor's current hold: if it lapsed, this commit (it writes the
+        // refund) is the first writing operation to meet it, and expires it (invariant 7).
+        if let Some(lapsed) = actor.and_then(|a| a.live.as_ref()).filter(|l| one_booking && l.expires_at <= now) {
+            let key = RecordKey::Booking(lapsed.hold_ref.clone());
+            if !view.is_loaded(&key) {
+                return Step::Load(vec![key]);
+            }
+            if let Some(Record::Booking(current)) = view.get(&key) {
+                if let Some((expired, freed, event)) = current.lapse(cfg, now) {
+                    change.deltas.extend(&freed);
+                    change.put(Record::Booking(expired));
+                    change.events.push(event);
+                    waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
+                }
+            }
+        }
         return refund_step(change, result, reason, named, now);
     };
 

@@ -1369,6 +1369,7 @@ pub const MUST_COVER: &[&str] = &[
     "settle:Refund(expired, not revived)",
     "settle:Refund(no_hold, another actor's booking)",
     "settle:own-lapse-expired",
+    "settle:other-ref-lapse-expired",
     "set_price:changed",
     "set_price:Locked",
     "set_price:UnknownTier",
@@ -2503,6 +2504,13 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
                 _ if other_money => "settle:Refund(other money, hold not live)".to_owned(),
                 r => format!("settle:Refund({r})"),
             });
+            // The current hold the table read, if it lapsed, is expired by this write
+            // (invariant 7: the first writing operation that meets it).
+            if let Some(c) = current.as_ref().filter(|c| one_booking && m.holds[*c].lapsed(now)) {
+                m.expire(occ, c, now, &mut evs)?;
+                m.settle_wl(occ, now, None, &mut evs);
+                cover("settle:other-ref-lapse-expired");
+            }
             return Ok((refund(m, reason, &mut evs), evs));
         };
 
