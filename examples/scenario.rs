@@ -108,8 +108,8 @@ async fn serve<S: AsyncStore>(engine: Runner<S>, clock: &ManualClock) -> Result<
 /// What the runner remembers between commands.
 #[derive(Default)]
 struct State {
-    /// Secrets for signed webhooks (`webhook_secrets`).
-    secrets: Vec<String>,
+    /// The verifier for signed webhooks, from the last valid `webhook_secrets`.
+    verifier: Option<Verifier>,
 }
 
 fn field<'a>(cmd: &'a Value, name: &str) -> Result<&'a Value, String> {
@@ -340,15 +340,20 @@ async fn run<S: AsyncStore>(
             Ok(settlement_json(&outcome))
         }
         "webhook_secrets" => {
+            // Checked whole before anything changes: a bad list leaves the secrets in force.
             let secrets = field(cmd, "secrets")?.as_array().ok_or("field \"secrets\" must be a list")?;
-            state.secrets = secrets
+            let secrets = secrets
                 .iter()
-                .map(|s| s.as_str().map(str::to_owned).ok_or("secrets are strings"))
-                .collect::<Result<_, _>>()?;
+                .map(|s| s.as_str().ok_or_else(|| "secrets are strings".to_owned()))
+                .map(|s| s.and_then(|s| WebhookSecret::parse(s).map_err(|e| e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            state.verifier = Some(Verifier::new(secrets).map_err(|e| e.to_string())?);
             Ok(json!({"ok": true}))
         }
         "advance" => {
-            let secs = field(cmd, "secs")?.as_i64().ok_or("field \"secs\" must be an integer")?;
+            // Time only moves forward.
+            let secs = field(cmd, "secs")?.as_u64().ok_or("field \"secs\" must be a non-negative integer")?;
+            let secs = i64::try_from(secs).map_err(|_| "field \"secs\" is too large".to_owned())?;
             clock.advance(time::Duration::seconds(secs));
             Ok(json!({"ok": true}))
         }
@@ -464,13 +469,7 @@ async fn run<S: AsyncStore>(
 fn signed(state: &State, clock: &ManualClock, headers: &Value, raw: &str) -> Result<PaymentResult, String> {
     let headers = headers.as_object().ok_or("bad signature: \"headers\" must be an object")?;
     let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str());
-    let secrets = state
-        .secrets
-        .iter()
-        .map(|s| WebhookSecret::parse(s))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("bad signature: {e}"))?;
-    let verifier = Verifier::new(secrets).map_err(|e| format!("bad signature: {e}"))?;
+    let verifier = state.verifier.as_ref().ok_or("bad signature: no webhook secrets were given")?;
     verifier
         .verify(&Headers::from_lookup(get), raw.as_bytes(), clock.now())
         .map_err(|e| format!("bad signature: {e}"))?;
