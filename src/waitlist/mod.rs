@@ -77,9 +77,17 @@ impl Waitlist {
         self.entries.iter().filter_map(|e| e.offer.as_ref().map(|o| o.expires_at)).min()
     }
 
-    /// The 1-based position of `actor`'s entry for `tier`.
+    /// The 1-based position of `actor`'s entry on `tier`'s list (DESIGN: a full tier has its
+    /// own waiting list): one plus the entries for the same tier that arrived before it. The
+    /// lists share one record, and an entry for another tier is never ahead of it.
     pub fn position(&self, actor: &ActorId, tier: Option<&TierName>) -> Option<usize> {
-        self.entries.iter().position(|e| &e.actor == actor && e.tier.as_ref() == tier).map(|i| i + 1)
+        let i = self.index_of(actor, tier)?;
+        Some(self.entries[..i].iter().filter(|e| e.tier.as_ref() == tier).count() + 1)
+    }
+
+    /// Where `actor`'s entry for `tier` is in the record (arrival order over every tier).
+    fn index_of(&self, actor: &ActorId, tier: Option<&TierName>) -> Option<usize> {
+        self.entries.iter().position(|e| &e.actor == actor && e.tier.as_ref() == tier)
     }
 
     /// Seats offered and not lapsed at `now`, and seats in offers that lapsed.
@@ -282,8 +290,8 @@ pub fn decide_join(
         }
     }
     let mut wl = view.waitlist().cloned().unwrap_or_else(|| Waitlist::new(occ.key.clone()));
-    if let Some(position) = wl.position(actor, tier) {
-        let offered = wl.entries[position - 1].offer.is_some();
+    if let (Some(i), Some(position)) = (wl.index_of(actor, tier), wl.position(actor, tier)) {
+        let offered = wl.entries[i].offer.is_some();
         return Ok(Step::Answer(Joined { position, offered }));
     }
     if wl.entries.len() >= MAX_WAITLIST {
@@ -301,8 +309,8 @@ pub fn decide_join(
     let mut change = Change::default();
     lapse_offers(occ, &mut wl, &mut change, now);
     offer_free_seats(occ, &mut wl, &mut change, now, None);
+    let offered = wl.index_of(actor, tier).is_some_and(|i| wl.entries[i].offer.is_some());
     let position = wl.position(actor, tier).unwrap_or(wl.entries.len());
-    let offered = wl.entries.get(position.wrapping_sub(1)).is_some_and(|e| e.offer.is_some());
     change.put(Record::Waitlist(wl));
     Ok(Step::Write(change, Joined { position, offered }))
 }
@@ -320,9 +328,9 @@ pub fn decide_leave(
 ) -> Result<Step<bool>, WaitlistRefusal> {
     let occ = view.occurrence().ok_or(WaitlistRefusal::UnknownOccurrence)?;
     let Some(wl) = view.waitlist() else { return Ok(Step::Answer(false)) };
-    let Some(position) = wl.position(actor, tier) else { return Ok(Step::Answer(false)) };
+    let Some(i) = wl.index_of(actor, tier) else { return Ok(Step::Answer(false)) };
     let mut next = wl.clone();
-    let e = Arc::make_mut(&mut next.entries).remove(position - 1);
+    let e = Arc::make_mut(&mut next.entries).remove(i);
     let mut change = Change::default();
     if let Some(o) = &e.offer {
         let mut d = Deltas::new();

@@ -1370,6 +1370,7 @@ pub const MUST_COVER: &[&str] = &[
     "settle:Refund(no_hold, another actor's booking)",
     "settle:own-lapse-expired",
     "settle:other-ref-lapse-expired",
+    "join:behind-another-tier",
     "set_price:changed",
     "set_price:Locked",
     "set_price:UnknownTier",
@@ -3065,16 +3066,21 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
             },
             None => None,
         };
+        // A position on the tier's own list: entries for other tiers are never ahead.
+        let place = |wl: &[MEntry], i: usize| wl[..i].iter().filter(|e| e.tier == tier).count() + 1;
         let (position, offered) = if let Some(i) = m.wl.iter().position(|e| e.actor == actor && e.tier == tier) {
             cover("join:again");
-            (i + 1, m.wl[i].offer.is_some())
+            (place(&m.wl, i), m.wl[i].offer.is_some())
         } else {
             m.wl.push(MEntry { actor, tier, seats, offer: None });
             m.settle_wl(occ, now, None, &mut evs);
             let i = m.wl.iter().position(|e| e.actor == actor && e.tier == tier).unwrap();
             let offered = m.wl[i].offer.is_some();
             cover(if offered { "join:offered" } else { "join:waiting" });
-            (i + 1, offered)
+            if i + 1 != place(&m.wl, i) {
+                cover("join:behind-another-tier");
+            }
+            (place(&m.wl, i), offered)
         };
         ensure!(
             matches!(&got, Ok(j) if j.position == position && j.offered == offered),
