@@ -259,6 +259,43 @@ pub async fn check_counter_guard<S: AsyncStore>(s: &S) {
     assert!(matches!(e, CommitError::Invalid(_)), "{CLAUSE}: a counter guard on no dimension must be invalid, not {e}");
 }
 
+/// A room guard holds a dimension to at least the seats taken that the decision read (all
+/// four counters, before the commit's deltas): seats taken meanwhile pass, seats freed
+/// meanwhile are [`Conflict::Usage`] with nothing written. (A waiting entry judged not to
+/// fit must not miss a seat another commit freed.)
+pub async fn check_room_guard<S: AsyncStore>(s: &S) {
+    let o = occ("show");
+    commit_ok(s, create(&o, tiered()), CLAUSE).await;
+    let b = Dim::Tier(tier("b"));
+    let take = |n: i64| Commit {
+        deltas: vec![(Dim::Total, held(n)), (b.clone(), held(n))],
+        admits: if n > 0 { vec![Dim::Total, b.clone()] } else { Vec::new() },
+        ..at(&o, 1)
+    };
+    commit_ok(s, Commit { at_least: vec![(b.clone(), 0)], ..at(&o, 1) }, CLAUSE).await;
+    commit_ok(s, take(2), CLAUSE).await;
+    let room_conflict = |e: CommitError, what: &str| match e {
+        CommitError::Conflict(Conflict::Usage { dim }) => assert_eq!(dim, b, "{CLAUSE}: {what}: wrong dimension"),
+        e => panic!("{CLAUSE}: {what}: expected a counter conflict, got {e}"),
+    };
+    room_conflict(commit_err(s, Commit { at_least: vec![(b.clone(), 3)], ..at(&o, 1) }, CLAUSE).await, "2 taken < 3");
+    // Seats taken since the reading pass...
+    commit_ok(s, take(1), CLAUSE).await;
+    commit_ok(s, Commit { at_least: vec![(b.clone(), 2)], ..at(&o, 1) }, CLAUSE).await;
+    // ...seats freed since do not, and nothing of the refused commit is written.
+    commit_ok(s, take(-2), CLAUSE).await;
+    let rec = Record::Actor(actor_record(&o, "ann"));
+    let guarded = Commit { at_least: vec![(b.clone(), 2)], records: vec![put(rec.clone(), None)], ..at(&o, 1) };
+    room_conflict(commit_err(s, guarded, CLAUSE).await, "1 taken < 2");
+    assert!(get(s, &o, &rec.key()).await.is_none(), "{CLAUSE}: a commit that failed a room guard wrote a record");
+    // Judged before the commit's own deltas: freeing the last seat under a guard of 1 passes.
+    commit_ok(s, Commit { at_least: vec![(b.clone(), 1)], ..take(-1) }, CLAUSE).await;
+    let occ = load(s, &o, &[]).await.occurrence.unwrap_or_else(|| panic!("lost"));
+    assert_eq!(occ.counters.get(&b).total(), 0, "{CLAUSE}: counters after refused and applied guarded commits");
+    let e = commit_err(s, Commit { at_least: vec![(Dim::Tier(tier("zz")), 0)], ..at(&o, 1) }, CLAUSE).await;
+    assert!(matches!(e, CommitError::Invalid(_)), "{CLAUSE}: a room guard on no dimension must be invalid, not {e}");
+}
+
 /// A new configuration may drop a dimension only if it counts nothing.
 pub async fn check_dropped_dimension_in_use<S: AsyncStore>(s: &S) {
     let o = occ("show");

@@ -68,7 +68,7 @@ pub use expiry::{check_due_exact, check_due_follows_writes, check_due_oldest_fir
 pub use guards::{
     check_admitted_dimension_fits_whatever_is_freed, check_capacity_guard, check_capacity_guard_per_dimension,
     check_counter_guard, check_dropped_dimension_in_use, check_freed_dimension_over_its_cap, check_invalid_commits,
-    check_occurrence_guards, check_record_guards,
+    check_occurrence_guards, check_record_guards, check_room_guard,
 };
 pub use outbox::{check_outbox_ack, check_outbox_order};
 pub use reads::{check_load_absent, check_occurrences_listing, check_scan_pages};
@@ -108,6 +108,7 @@ checks! {
         check_freed_dimension_over_its_cap,
         check_dropped_dimension_in_use,
         check_counter_guard,
+        check_room_guard,
         check_invalid_commits,
     ],
     "3 reads" => [check_load_absent, check_scan_pages, check_occurrences_listing],

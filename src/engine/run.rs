@@ -150,6 +150,7 @@ impl View {
             deltas: change.deltas.into_vec(),
             admits: change.admits,
             unchanged: change.unchanged,
+            at_least: change.at_least,
             records,
             events: change.events,
         })

@@ -586,6 +586,12 @@ pub struct Change {
     /// whose pools change, too few free seats to offer a waiting entry) guards what it read,
     /// as a record it read is guarded by its version.
     pub unchanged: Vec<(Dim, Usage)>,
+    /// Room guards: each listed dimension must still have at least this many seats taken
+    /// (all four counters) when the change is committed (before its deltas) — no seat freed
+    /// there since the decision read it. What a decision needs that found too little room
+    /// for someone (a waiting entry) and must not miss a seat freed meanwhile, without
+    /// conflicting with commits that only take seats.
+    pub at_least: Vec<(Dim, u64)>,
     /// Records to write (each one loaded, or loaded as absent, for the decision).
     pub puts: Vec<Record>,
     /// Records to delete (each one loaded for the decision).

@@ -181,6 +181,11 @@ fn check_unchanged(dim: &Dim, now: crate::records::Usage, read: &crate::records:
     if now == *read { Ok(()) } else { Err(Conflict::Usage { dim: dim.clone() }.into()) }
 }
 
+/// A room guard: no seat freed on the dimension since the decision read `taken`.
+fn check_at_least(dim: &Dim, now: crate::records::Usage, taken: u64) -> Result<(), CommitError> {
+    if now.total() >= taken { Ok(()) } else { Err(Conflict::Usage { dim: dim.clone() }.into()) }
+}
+
 /// What a checked commit does to the occurrence.
 enum NextOccurrence {
     /// Same configuration; add the commit's deltas to the counters (checked already).
@@ -210,10 +215,14 @@ impl Cell {
                 && c.deltas.iter().all(|(d, _)| counted(d))
                 && c.admits.iter().all(counted)
                 && c.unchanged.iter().all(|(d, _)| counted(d))
+                && c.at_least.iter().all(|(d, _)| counted(d))
             {
                 self.check_records(c)?;
                 for (dim, read) in &c.unchanged {
                     check_unchanged(dim, occ.counters.get(dim), read)?;
+                }
+                for (dim, taken) in &c.at_least {
+                    check_at_least(dim, occ.counters.get(dim), *taken)?;
                 }
                 for (dim, d) in &c.deltas {
                     if occ.counters.get(dim).plus(d).is_none() {
@@ -266,14 +275,22 @@ impl Cell {
             Some(mut occ) => {
                 // Counter guards, on the counters as they stand (before the deltas).
                 let old = self.occurrence.as_ref().map(|o| &o.config);
-                for (dim, read) in &c.unchanged {
+                let known = |dim: &Dim| {
                     if occ.config.capacity_of(dim).is_none() && old.is_none_or(|o| o.capacity_of(dim).is_none()) {
                         return Err(CommitError::Invalid(format!(
                             "counter guard on no dimension {dim} at {}",
                             c.occ_key
                         )));
                     }
+                    Ok(())
+                };
+                for (dim, read) in &c.unchanged {
+                    known(dim)?;
                     check_unchanged(dim, occ.counters.get(dim), read)?;
+                }
+                for (dim, taken) in &c.at_least {
+                    known(dim)?;
+                    check_at_least(dim, occ.counters.get(dim), *taken)?;
                 }
                 if !c.deltas.is_empty() {
                     // A dimension of the configuration the commit leaves, or (for one that
@@ -305,7 +322,9 @@ impl Cell {
                 occ.counters.retain(|d| config.capacity_of(d).is_some());
                 Some(occ)
             }
-            None if c.deltas.is_empty() && c.admits.is_empty() && c.unchanged.is_empty() => None,
+            None if c.deltas.is_empty() && c.admits.is_empty() && c.unchanged.is_empty() && c.at_least.is_empty() => {
+                None
+            }
             None => return Err(Conflict::Occurrence.into()),
         };
         Ok(next_occ)

@@ -42,7 +42,10 @@
 //!      dimension's counters as they stand before the commit (all four fields; a dimension
 //!      never counted counts zero), otherwise [`Conflict::Usage`]. A decision that
 //!      concluded from what the counters did *not* hold guards that reading, as a `Check`
-//!      guards a record. A dimension neither configuration has is invalid.
+//!      guards a record. A dimension neither configuration has is invalid;
+//!    - *room*: every `(dimension, seats)` in [`Commit::at_least`] must have at least that
+//!      many seats taken (all four counters) before the commit, otherwise
+//!      [`Conflict::Usage`]: no seat was freed there since the decision read it.
 //!
 //!    A lost guard is a [`CommitError::Conflict`]: retryable, nothing written. It must
 //!    never be a silent overwrite. A commit that is malformed — a counter that would go
@@ -162,6 +165,9 @@ pub struct Commit {
     /// Counter guards: each listed dimension's counters must be exactly these before the
     /// commit, otherwise [`Conflict::Usage`].
     pub unchanged: Vec<(Dim, Usage)>,
+    /// Room guards: each listed dimension must have at least this many seats taken before
+    /// the commit, otherwise [`Conflict::Usage`].
+    pub at_least: Vec<(Dim, u64)>,
     /// Conditional record writes (one per key).
     pub records: Vec<RecordWrite>,
     /// Events to append to the outbox, in order.
@@ -177,6 +183,7 @@ impl Commit {
             deltas: Vec::new(),
             admits: Vec::new(),
             unchanged: Vec::new(),
+            at_least: Vec::new(),
             records: Vec::new(),
             events: Vec::new(),
         }
@@ -434,7 +441,9 @@ pub fn validate_commit(c: &Commit) -> Result<(), String> {
     if matches!(c.occurrence, OccurrenceGuard::Unchecked) && c.deltas.iter().any(|(_, d)| !d.is_zero()) {
         return Err("seat deltas on an unchecked occurrence".to_owned());
     }
-    if matches!(c.occurrence, OccurrenceGuard::Unchecked) && !(c.admits.is_empty() && c.unchanged.is_empty()) {
+    if matches!(c.occurrence, OccurrenceGuard::Unchecked)
+        && !(c.admits.is_empty() && c.unchanged.is_empty() && c.at_least.is_empty())
+    {
         return Err("capacity or counter guards on an unchecked occurrence".to_owned());
     }
     Ok(())

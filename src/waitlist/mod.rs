@@ -135,13 +135,11 @@ pub(crate) fn offer_free_seats(
     now: OffsetDateTime,
     skip: Option<&ActorId>,
 ) -> bool {
-    // Whoever is left waiting was judged not to fit on the counters read: guard them, so a
-    // seat another commit frees meanwhile makes this one decide again. (Two releases that
-    // each free one seat must not both conclude that a two-seat entry does not fit, and a
-    // join must not conclude "no room" past a release that it did not see.)
-    if !wl.entries.is_empty() {
-        guard_counters(occ, change);
-    }
+    // Whether this change frees seats: then whoever is left waiting was judged not to fit on
+    // the counters read, and a seat another commit frees meanwhile must make this one decide
+    // again (two releases that each free one seat must not both conclude that a two-seat
+    // entry does not fit). Commits that only take seats cannot make an entry fit.
+    let frees = change.deltas.iter().any(|(_, d)| d.net() < 0);
     let mut any = false;
     let expires_at = now.saturating_add(occ.config.offer_ttl());
     // Seats left in the total: an entry wanting more is skipped without trying its tier, and
@@ -176,18 +174,22 @@ pub(crate) fn offer_free_seats(
         });
         any = true;
     }
+    if frees {
+        guard_room(occ, wl, change);
+    }
     any
 }
 
-/// Guard every dimension's counters as `occ` read them ([`Change::unchanged`]).
-fn guard_counters(occ: &Occurrence, change: &mut Change) {
-    let dims = std::iter::once(Dim::Total)
-        .chain(occ.config.tiers().iter().map(|t| Dim::Tier(t.tier.clone())))
-        .chain(occ.config.pools().iter().map(|p| Dim::Pool(p.pool.clone())));
-    for d in dims {
-        if !change.unchanged.iter().any(|(x, _)| *x == d) {
-            let read = occ.counters.get(&d);
-            change.unchanged.push((d, read));
+/// For every entry still waiting without an offer, guard each dimension it needs against a
+/// seat freed there since `occ` was read ([`Change::at_least`]: seats taken, as read). Seats
+/// taken meanwhile do not conflict; seats freed do, and the commit decides again.
+fn guard_room(occ: &Occurrence, wl: &Waitlist, change: &mut Change) {
+    for e in wl.entries.iter().filter(|e| e.offer.is_none()) {
+        for d in occ.config.seat_dims(e.tier.as_ref()) {
+            if !change.at_least.iter().any(|(x, _)| *x == d) {
+                let taken = occ.counters.get(&d).total();
+                change.at_least.push((d, taken));
+            }
         }
     }
 }
@@ -310,6 +312,10 @@ pub fn decide_join(
     lapse_offers(occ, &mut wl, &mut change, now);
     offer_free_seats(occ, &mut wl, &mut change, now, None);
     let offered = wl.index_of(actor, tier).is_some_and(|i| wl.entries[i].offer.is_some());
+    if !offered {
+        // "No room" must not commit past a release this decision did not see.
+        guard_room(occ, &wl, &mut change);
+    }
     let position = wl.position(actor, tier).unwrap_or(wl.entries.len());
     change.put(Record::Waitlist(wl));
     Ok(Step::Write(change, Joined { position, offered }))

@@ -142,6 +142,9 @@ pub(super) fn commit_json(c: &Commit) -> Result<Value, StoreError> {
             let f = |v: u64| i64::try_from(v).unwrap_or(-1);
             json!([d.to_key(), f(u.held), f(u.confirmed), f(u.blocked), f(u.offered)])
         }).collect::<Vec<_>>(),
+        // Likewise: no counter reaches past a bigint, so such a floor can never be met.
+        "at_least": c.at_least.iter().map(|(d, n)| json!([d.to_key(), i64::try_from(*n).unwrap_or(i64::MAX)]))
+            .collect::<Vec<_>>(),
         "writes": writes, "events": events,
     }))
 }

@@ -59,7 +59,7 @@ pub(super) fn migration(s: &str, version: i32) -> Option<String> {
         1 => Some(v1(s)),
         2 => Some(v2(s)),
         // Version 3 changes no table: the commit function learned counter guards
-        // (`unchanged`). The number keeps older code, which refuses a newer schema, from
+        // (`unchanged`, `at_least`). The number keeps older code, which refuses a newer schema, from
         // reinstalling a function that would ignore them.
         3 => Some(String::new()),
         _ => None,
@@ -285,7 +285,8 @@ CREATE OR REPLACE VIEW "{s}".records_readable AS
 /// 2. the guards: the occurrence (config version, existence), the records, read in one
 ///    statement and compared with their expected versions (no row locks needed: the
 ///    occurrence's lock already orders every commit that could write them), then the
-///    counters (every guarded dimension counts exactly what the commit's `unchanged` says;
+///    counters (every guarded dimension counts exactly what the commit's `unchanged` says,
+///    and at least what its `at_least` says;
 ///    every delta's dimension must exist; none may go negative; every dimension in `admits`
 ///    must end within its cap; dimensions a new configuration drops must count nothing);
 /// 3. if all pass, the writes: occurrence, counters, records (one upsert for the puts at
@@ -355,7 +356,8 @@ BEGIN
                 fail := '{CODE_OCCURRENCE}:';
             END IF;
         ELSIF jsonb_array_length(c->'deltas') > 0 OR cardinality(admits) > 0 OR all_admit
-              OR coalesce(jsonb_array_length(c->'unchanged'), 0) > 0 THEN
+              OR coalesce(jsonb_array_length(c->'unchanged'), 0) > 0
+              OR coalesce(jsonb_array_length(c->'at_least'), 0) > 0 THEN
             fail := '{CODE_INVALID}:seat deltas on an unchecked occurrence';
         END IF;
 
@@ -418,6 +420,21 @@ BEGIN
                     END IF;
                     IF h[idx] <> (d->>1)::bigint OR cf[idx] <> (d->>2)::bigint
                        OR bl[idx] <> (d->>3)::bigint OR ofr[idx] <> (d->>4)::bigint THEN
+                        fail := '{CODE_USAGE}:' || (d->>0);
+                        EXIT;
+                    END IF;
+                END LOOP;
+            END IF;
+            -- The room guards: no seat freed on a listed dimension since it was read.
+            IF fail IS NULL AND jsonb_typeof(c->'at_least') = 'array' THEN
+                FOR ai IN 0 .. jsonb_array_length(c->'at_least') - 1 LOOP
+                    d := c->'at_least'->ai;
+                    idx := array_position(new_dims, d->>0);
+                    IF idx IS NULL THEN
+                        fail := '{CODE_INVALID}:room guard on no dimension ' || (d->>0);
+                        EXIT;
+                    END IF;
+                    IF h[idx] + cf[idx] + bl[idx] + ofr[idx] < (d->>1)::bigint THEN
                         fail := '{CODE_USAGE}:' || (d->>0);
                         EXIT;
                     END IF;
