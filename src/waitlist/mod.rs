@@ -184,8 +184,15 @@ pub(crate) fn offer_free_seats(
 /// seat freed there since `occ` was read ([`Change::at_least`]: seats taken, as read). Seats
 /// taken meanwhile do not conflict; seats freed do, and the commit decides again.
 fn guard_room(occ: &Occurrence, wl: &Waitlist, change: &mut Change) {
+    // The tiers waited for, each once (a long queue names few tiers).
+    let mut tiers: Vec<Option<&TierName>> = Vec::new();
     for e in wl.entries.iter().filter(|e| e.offer.is_none()) {
-        for d in occ.config.seat_dims(e.tier.as_ref()) {
+        if !tiers.contains(&e.tier.as_ref()) {
+            tiers.push(e.tier.as_ref());
+        }
+    }
+    for tier in tiers {
+        for d in occ.config.seat_dims(tier) {
             if !change.at_least.iter().any(|(x, _)| *x == d) {
                 let taken = occ.counters.get(&d).total();
                 change.at_least.push((d, taken));
