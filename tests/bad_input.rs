@@ -19,7 +19,9 @@ use seathold::contract::{
 };
 use seathold::holds::{HoldRequest, RequestOutcome};
 use seathold::settlement::Settlement;
-use seathold::store::{Commit, CommitError, Due, Record, RecordKey, RecordKind, Snapshot, StoreError, Versioned};
+use seathold::store::{
+    Commit, CommitError, Committed, Due, Record, RecordKey, RecordKind, Snapshot, StoreError, Versioned,
+};
 use seathold::{Engine, ManualClock, MemoryStore, OpError, Store};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -920,7 +922,7 @@ impl Store for CountingStore {
         self.tick();
         Store::occurrences(&self.inner, after, limit)
     }
-    fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+    fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
         self.tick();
         Store::commit(&self.inner, commit)
     }

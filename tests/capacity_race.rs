@@ -22,8 +22,8 @@ use seathold::catalogue::{Block, Dim, OccurrenceConfig};
 use seathold::contract::{ActorId, BlockName, EventId, Money, OccKey, OutboxEvent, Ref};
 use seathold::holds::{HoldRequest, HoldState, RequestOutcome};
 use seathold::store::{
-    Commit, CommitError, Conflict, Due, OccurrenceGuard, Record, RecordKey, RecordKind, RecordWrite, Snapshot,
-    StoreError, UsageDelta, Versioned, WriteOp,
+    Commit, CommitError, Committed, Conflict, Due, OccurrenceGuard, Record, RecordKey, RecordKind, RecordWrite,
+    Snapshot, StoreError, UsageDelta, Versioned, WriteOp,
 };
 use seathold::{Engine, ManualClock, MemoryStore, Store};
 use time::macros::datetime;
@@ -100,7 +100,7 @@ impl Store for RaceBeforeCommit {
     fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
         self.inner.occurrences(after, limit)
     }
-    fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+    fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
         let race = {
             let mut armed = self.armed.lock().expect("lock");
             match armed.take() {

@@ -19,7 +19,9 @@ use seathold::contract::{
 use seathold::holds::{HoldRequest, RequestOutcome, RequestRefusal};
 use seathold::ledger::EntryKind;
 use seathold::settlement::Settlement;
-use seathold::store::{Commit, CommitError, Due, Record, RecordKey, RecordKind, Snapshot, StoreError, Versioned};
+use seathold::store::{
+    Commit, CommitError, Committed, Due, Record, RecordKey, RecordKind, Snapshot, StoreError, Versioned,
+};
 use seathold::{AvailabilityError, Clock, Engine, ManualClock, MemoryStore, OpError, RequestError, Store, SweepError};
 use time::{Duration, OffsetDateTime};
 
@@ -143,7 +145,7 @@ impl Store for FaultyStore {
         self.inner.occurrences(after, limit)
     }
 
-    fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+    fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
         match self.write_fault() {
             Fault::Before => {
                 self.stats.before_faults.fetch_add(1, Ordering::Relaxed);
@@ -156,9 +158,9 @@ impl Store for FaultyStore {
                 Err(CommitError::Store(unavailable("commit applied, acknowledgement lost")))
             }
             Fault::None => {
-                self.inner.commit(commit)?;
+                let done = self.inner.commit(commit)?;
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                Ok(done)
             }
         }
     }

@@ -13,7 +13,9 @@ use seathold::holds::{Hold, HoldRequest, HoldState, RequestOutcome};
 use seathold::records::{Record, RecordKey, UsageDelta};
 use seathold::settlement::Settlement;
 use seathold::store::postgres::{PostgresOptions, PostgresStore};
-use seathold::store::{AsyncStore, Commit, CommitError, Conflict, OccurrenceGuard, RecordWrite, StoreError, WriteOp};
+use seathold::store::{
+    AsyncStore, Commit, CommitError, Committed, Conflict, OccurrenceGuard, RecordWrite, StoreError, WriteOp,
+};
 use seathold::{AsyncEngine, ManualClock, OpError};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -63,7 +65,7 @@ async fn open(store: &PostgresStore, k: &OccKey, capacity: u32) {
 }
 
 /// Place `h` as a raw commit: one held seat under the capacity guard, the booking inserted.
-async fn place(store: &PostgresStore, h: &Hold) -> Result<(), CommitError> {
+async fn place(store: &PostgresStore, h: &Hold) -> Result<Committed, CommitError> {
     let c = Commit {
         occurrence: OccurrenceGuard::At(1),
         deltas: vec![(Dim::Total, UsageDelta::held(h.quantity))],
@@ -94,7 +96,7 @@ async fn migrate_is_idempotent_and_safe_to_race() {
     let a = store_in(&url, &schema, 2).await;
     let k = occ("m");
     open(&a, &k, 5).await;
-    place(&a, &hold(&k, "x", T0)).await.unwrap();
+    let placed = place(&a, &hold(&k, "x", T0)).await.unwrap().version;
     // Several instances starting at once, each migrating: no error, nothing lost.
     let mut tasks = Vec::new();
     for _ in 0..4 {
@@ -111,7 +113,7 @@ async fn migrate_is_idempotent_and_safe_to_race() {
     let x = hold(&k, "x", T0);
     let snap = a.load(&k, &[key(&x)]).await.unwrap();
     assert_eq!(snap.occurrence.unwrap().counters.get(&Dim::Total).held, 1);
-    assert_eq!(snap.records[0].as_ref().unwrap().version, 1);
+    assert_eq!(snap.records[0].as_ref().unwrap().version, placed);
     a.drop_schema().await.unwrap();
 }
 
@@ -206,13 +208,14 @@ async fn guards_hold_under_concurrent_commits() {
     let (mut won, mut full) = (0, 0);
     for t in tasks {
         match t.await.unwrap() {
-            Ok(()) => won += 1,
+            Ok(_) => won += 1,
             Err(CommitError::Conflict(Conflict::Capacity { dim: Dim::Total })) => full += 1,
             Err(e) => panic!("unexpected {e}"),
         }
     }
     assert_eq!((won, full), (7, 57));
-    // 16 writers race to update one hold at version 1: exactly one wins, the others are told
+    let a0 = store.load(&k, &[key(&hold(&k, "a0", T0))]).await.unwrap().records[0].as_ref().map(|r| r.version);
+    // 16 writers race to update one hold at the version it was placed at: exactly one wins, the others are told
     // whose hold changed.
     let mut tasks = Vec::new();
     for i in 0..16 {
@@ -223,7 +226,7 @@ async fn guards_hold_under_concurrent_commits() {
             let c = Commit {
                 occurrence: OccurrenceGuard::At(1),
                 deltas: vec![(Dim::Total, UsageDelta::held(1).negated())],
-                records: vec![RecordWrite { key: key(&h), expected: Some(1), op: WriteOp::Put(Record::Booking(h)) }],
+                records: vec![RecordWrite { key: key(&h), expected: a0, op: WriteOp::Put(Record::Booking(h)) }],
                 ..Commit::new(k)
             };
             store.commit(c).await

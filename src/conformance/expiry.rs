@@ -74,7 +74,7 @@ pub async fn check_due_follows_writes<S: AsyncStore>(s: &S) {
     let m = |n| T0 + Duration::minutes(n);
     let h1 = hold(&o, "x", "r1", 1, m(1));
     let h2 = hold(&o, "y", "r2", 1, m(2));
-    commit_ok(
+    let v1 = commit_ok(
         s,
         Commit {
             records: vec![put(Record::Booking(h1.clone()), None), put(Record::Booking(h2.clone()), None)],
@@ -82,27 +82,29 @@ pub async fn check_due_follows_writes<S: AsyncStore>(s: &S) {
         },
         CLAUSE,
     )
-    .await;
+    .await
+    .version;
     let mut later = h1.clone();
     later.expires_at = m(5);
     let mut ended = h2.clone();
     ended.state = HoldState::Released;
-    commit_ok(
+    let v2 = commit_ok(
         s,
         Commit {
-            records: vec![put(Record::Booking(later), Some(1)), put(Record::Booking(ended), Some(1))],
+            records: vec![put(Record::Booking(later), Some(v1)), put(Record::Booking(ended), Some(v1))],
             ..at(&o, 1)
         },
         CLAUSE,
     )
-    .await;
+    .await
+    .version;
     assert_eq!(
         due_refs(s, Some(&o), m(4), 10).await,
         Vec::<String>::new(),
         "{CLAUSE}: the index did not follow writes"
     );
     assert_eq!(due_refs(s, Some(&o), m(5), 10).await, vec!["r1"], "{CLAUSE}: a moved due time");
-    let del = RecordWrite { key: RecordKey::Booking(r("r1")), expected: Some(2), op: WriteOp::Delete };
+    let del = RecordWrite { key: RecordKey::Booking(r("r1")), expected: Some(v2), op: WriteOp::Delete };
     commit_ok(s, Commit { records: vec![del], ..at(&o, 1) }, CLAUSE).await;
     assert!(due_refs(s, None, m(60), 10).await.is_empty(), "{CLAUSE}: a deleted record is still due");
 }

@@ -40,8 +40,8 @@ pub async fn check_occurrence_guards<S: AsyncStore>(s: &S) {
     assert!(matches!(e, CommitError::Invalid(_)), "{CLAUSE}: seat deltas without an occurrence guard: {e}");
 }
 
-/// `expected: None` / `Some(v)`, for `Check`, `Put` and `Delete`; versions start at 1 and grow
-/// by 1; a `Check` writes nothing.
+/// `expected: None` / `Some(v)`, for `Check`, `Put` and `Delete`; a put is stored at the
+/// version its commit answers, a new one at every put; a `Check` writes nothing.
 pub async fn check_record_guards<S: AsyncStore>(s: &S) {
     let o = occ("gig");
     commit_ok(s, create(&o, config(3)), CLAUSE).await;
@@ -57,24 +57,30 @@ pub async fn check_record_guards<S: AsyncStore>(s: &S) {
     conflict_on(commit_err(s, Commit { records: vec![w(Some(1), WriteOp::Check)], ..at(&o, 1) }, CLAUSE).await);
     commit_ok(s, Commit { records: vec![w(None, WriteOp::Check)], ..at(&o, 1) }, CLAUSE).await;
     assert!(get(s, &o, &key).await.is_none(), "{CLAUSE}: a Check wrote a record");
-    commit_ok(s, Commit { records: vec![put(rec.clone(), None)], ..at(&o, 1) }, CLAUSE).await;
+    let v1 = commit_ok(s, Commit { records: vec![put(rec.clone(), None)], ..at(&o, 1) }, CLAUSE).await.version;
+    assert!(v1 >= 1, "{CLAUSE}: versions start at 1");
     conflict_on(commit_err(s, Commit { records: vec![put(rec.clone(), None)], ..at(&o, 1) }, CLAUSE).await);
-    commit_ok(s, Commit { records: vec![w(Some(1), WriteOp::Check)], ..at(&o, 1) }, CLAUSE).await;
-    assert_eq!(get(s, &o, &key).await.map(|r| r.version), Some(1), "{CLAUSE}: a Check changed the version");
-    let mut next = actor_record(&o, "ann");
-    next.holds = 7;
-    commit_ok(s, Commit { records: vec![put(Record::Actor(next.clone()), Some(1))], ..at(&o, 1) }, CLAUSE).await;
-    let got = get(s, &o, &key).await.unwrap_or_else(|| panic!("{CLAUSE}: record lost"));
-    assert_eq!((got.version, got.value), (2, Record::Actor(next)), "{CLAUSE}: Put at v must store at v + 1");
-    conflict_on(commit_err(s, Commit { records: vec![w(Some(1), WriteOp::Delete)], ..at(&o, 1) }, CLAUSE).await);
-    commit_ok(s, Commit { records: vec![w(Some(2), WriteOp::Delete)], ..at(&o, 1) }, CLAUSE).await;
-    assert!(get(s, &o, &key).await.is_none(), "{CLAUSE}: Delete left the record");
-    commit_ok(s, Commit { records: vec![put(rec, None)], ..at(&o, 1) }, CLAUSE).await;
+    commit_ok(s, Commit { records: vec![w(Some(v1), WriteOp::Check)], ..at(&o, 1) }, CLAUSE).await;
     assert_eq!(
         get(s, &o, &key).await.map(|r| r.version),
-        Some(1),
-        "{CLAUSE}: a record re-created after a delete starts at 1"
+        Some(v1),
+        "{CLAUSE}: a put is at the version its commit answered, and a Check keeps it"
     );
+    let mut next = actor_record(&o, "ann");
+    next.holds = 7;
+    let v2 = commit_ok(s, Commit { records: vec![put(Record::Actor(next.clone()), Some(v1))], ..at(&o, 1) }, CLAUSE)
+        .await
+        .version;
+    let got = get(s, &o, &key).await.unwrap_or_else(|| panic!("{CLAUSE}: record lost"));
+    assert_eq!(
+        (got.version, got.value),
+        (v2, Record::Actor(next)),
+        "{CLAUSE}: a Put stores at the version its commit answers"
+    );
+    assert_ne!(v2, v1, "{CLAUSE}: a Put must change the version");
+    conflict_on(commit_err(s, Commit { records: vec![w(Some(v1), WriteOp::Delete)], ..at(&o, 1) }, CLAUSE).await);
+    commit_ok(s, Commit { records: vec![w(Some(v2), WriteOp::Delete)], ..at(&o, 1) }, CLAUSE).await;
+    assert!(get(s, &o, &key).await.is_none(), "{CLAUSE}: Delete left the record");
 }
 
 /// A commit is refused when a dimension it admits seats to would pass its cap — also when its

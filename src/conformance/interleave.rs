@@ -43,7 +43,7 @@ use super::engine::{engine, paid, req};
 use super::fixtures::*;
 use super::proxy::{AtGate, Gate, Proxy};
 use crate::AsyncEngine;
-use crate::catalogue::{Dim, OccurrenceConfig};
+use crate::catalogue::{BlockOutcome, Dim, OccurrenceConfig};
 use crate::clock::ManualClock;
 use crate::contract::{EventKind, OccKey, OutboxEvent, PaymentResult};
 use crate::holds::{HoldState, RequestOutcome};
@@ -123,6 +123,31 @@ pub enum Action {
     Block(u32),
     /// The organiser lifts block `b`.
     Unblock,
+    /// The organiser blocks `seats` seats under the name `block`.
+    BlockAs {
+        /// The block's name.
+        block: &'static str,
+        /// How many seats.
+        seats: u32,
+    },
+    /// The organiser lifts block `block`, then blocks `seats` seats under the same name again
+    /// (one racer, two operations: the record is deleted and re-created).
+    Reblock {
+        /// The block's name.
+        block: &'static str,
+        /// How many seats the new block has.
+        seats: u32,
+    },
+    /// The organiser lifts block `block`.
+    UnblockAs(&'static str),
+    /// `actor` leaves the waiting list, then joins it again for `seats` seats (one racer, two
+    /// operations).
+    Rejoin {
+        /// Who.
+        actor: &'static str,
+        /// How many seats the new entry waits for.
+        seats: u32,
+    },
     /// Tier `tier`'s price becomes `cents` euro cents.
     SetPrice {
         /// Which tier.
@@ -149,6 +174,10 @@ impl fmt::Display for Action {
             Self::Join { actor, seats } => write!(f, "join({actor},x{seats})"),
             Self::Block(n) => write!(f, "block({n})"),
             Self::Unblock => f.write_str("unblock"),
+            Self::BlockAs { block, seats } => write!(f, "block({block},x{seats})"),
+            Self::Reblock { block, seats } => write!(f, "unblock+block({block},x{seats})"),
+            Self::UnblockAs(block) => write!(f, "unblock({block})"),
+            Self::Rejoin { actor, seats } => write!(f, "leave+join({actor},x{seats})"),
             Self::SetPrice { tier, cents } => write!(f, "set_price({tier},{cents})"),
             Self::Configure(_) => f.write_str("configure"),
         }
@@ -354,6 +383,30 @@ pub fn scenarios() -> Vec<Scenario> {
             racers: vec![Action::Unblock, request("cat", "r3"), Action::Capacity(2)],
             never: vec![],
         },
+        Scenario {
+            name: "stale-unblock",
+            config: cap(5),
+            setup: vec![Action::BlockAs { block: "stage", seats: 3 }, Action::BlockAs { block: "press", seats: 2 }],
+            advance: Duration::ZERO,
+            // DESIGN Part 3's ABA: one unblock of `press` reads the 2-seat block and stalls;
+            // meanwhile `press` is lifted and blocked again with 1 seat. The stale unblock must
+            // not delete the new block while taking the old one's 2 seats off the counters
+            // (counters 2 blocked, records 4: a 3-seat walk-in then oversells). The counters
+            // are checked against the records after every ordering.
+            racers: vec![Action::UnblockAs("press"), Action::Reblock { block: "press", seats: 1 }],
+            never: vec![],
+        },
+        Scenario {
+            name: "leave-rejoin",
+            config: cap(2),
+            setup: vec![request("ann", "r1"), request("dan", "r2"), Action::Join { actor: "bob", seats: 2 }],
+            advance: Duration::ZERO,
+            // bob's entry is deleted from the list and created again (for one seat) while a
+            // release frees a seat: whichever entry the release read, the one that stands
+            // afterwards must be offered what is free, never twice and never a stale size.
+            racers: vec![Action::Rejoin { actor: "bob", seats: 1 }, fail("ann", "r1")],
+            never: vec![],
+        },
     ]
 }
 
@@ -436,6 +489,18 @@ async fn perform<S: AsyncStore, H: super::proxy::Hook>(
         Action::Join { actor: who, seats } => Answer::Other(debug(e.join_waitlist(o, &actor(who), None, *seats).await)),
         Action::Block(n) => Answer::Other(debug(e.block(o, &block_name(), *n, None).await)),
         Action::Unblock => Answer::Other(debug(e.unblock(o, &block_name()).await)),
+        Action::BlockAs { block, seats } => Answer::Other(debug(e.block(o, &named(block), *seats, None).await)),
+        Action::UnblockAs(block) => Answer::Other(debug(e.unblock(o, &named(block)).await)),
+        Action::Reblock { block, seats } => {
+            let first = debug(e.unblock(o, &named(block)).await);
+            let then = debug(e.block(o, &named(block), *seats, None).await);
+            Answer::Other(first.and_then(|a| then.map(|b| format!("{a}; {b}"))))
+        }
+        Action::Rejoin { actor: who, seats } => {
+            let first = debug(e.leave_waitlist(o, &actor(who), None).await);
+            let then = debug(e.join_waitlist(o, &actor(who), None, *seats).await);
+            Answer::Other(first.and_then(|a| then.map(|b| format!("{a}; {b}"))))
+        }
         Action::SetPrice { tier: t, cents } => {
             let price = crate::contract::Money::parse(&format!("{}.{:02}", cents / 100, cents % 100), "EUR")
                 .unwrap_or_else(|err| panic!("a scenario's price: {err}"));
@@ -449,6 +514,11 @@ async fn perform<S: AsyncStore, H: super::proxy::Hook>(
 /// An answer as text: the outcome's `Debug`, or the error's `Display`.
 fn debug<T: fmt::Debug, E: fmt::Display>(got: Result<T, E>) -> Result<String, String> {
     got.map(|x| format!("{x:?}")).map_err(|err| err.to_string())
+}
+
+/// A block named `name`.
+fn named(name: &str) -> crate::contract::BlockName {
+    crate::contract::BlockName::new(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The block the scenarios place and lift.
@@ -534,6 +604,8 @@ async fn run_schedule<S: AsyncStore>(
         // where one did.
         gate.set_open(true);
         let mut who: Vec<(&'static str, Option<&'static str>)> = vec![("warm-up", None)];
+        // Blocks are read by repeating them (answered `Blocked`, nothing written).
+        let mut blocks: Vec<(&'static str, u32)> = Vec::new();
         for a in sc.setup.iter().filter(|_| warmth == Warmth::Setup) {
             match a {
                 Action::Request { actor: w, hold_ref, .. }
@@ -542,12 +614,15 @@ async fn run_schedule<S: AsyncStore>(
                 | Action::Abandon { actor: w, hold_ref }
                 | Action::RequestTier { actor: w, hold_ref, .. } => who.push((w, Some(hold_ref))),
                 Action::Cancel { hold_ref } | Action::CheckIn { hold_ref, .. } => who.push(("warm-up", Some(hold_ref))),
-                Action::Join { actor: w, .. } => who.push((w, None)),
+                Action::Join { actor: w, .. } | Action::Rejoin { actor: w, .. } => who.push((w, None)),
+                Action::BlockAs { block, seats } => blocks.push((block, *seats)),
                 Action::Sweep
                 | Action::Capacity(_)
                 | Action::Configure(_)
                 | Action::Block(_)
                 | Action::Unblock
+                | Action::Reblock { .. }
+                | Action::UnblockAs(_)
                 | Action::SetPrice { .. } => {}
             }
         }
@@ -559,6 +634,10 @@ async fn run_schedule<S: AsyncStore>(
                 if let Some(hr) = hold_ref {
                     let _ = e.extend(&o, &r(hr), Duration::ZERO).await;
                 }
+            }
+            for (b, seats) in &blocks {
+                let got = e.block(&o, &named(b), *seats, None).await;
+                assert!(matches!(got, Ok(BlockOutcome::Blocked)), "{}: warming a block: {got:?}", sc.name);
             }
         }
         gate.set_open(false);

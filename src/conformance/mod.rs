@@ -55,6 +55,7 @@ pub mod interleave;
 mod outbox;
 mod proxy;
 mod reads;
+mod versions;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -72,6 +73,7 @@ pub use guards::{
 };
 pub use outbox::{check_outbox_ack, check_outbox_order};
 pub use reads::{check_load_absent, check_occurrences_listing, check_scan_pages};
+pub use versions::{check_stale_guard_after_recreate, check_versions_never_repeat};
 
 use crate::store::{AsyncStore, Store};
 
@@ -114,6 +116,7 @@ checks! {
     "3 reads" => [check_load_absent, check_scan_pages, check_occurrences_listing],
     "4 expiry index" => [check_due_exact, check_due_follows_writes, check_due_oldest_first_within_a_second],
     "5 ordered outbox" => [check_outbox_order, check_outbox_ack],
+    "7 versions never repeat" => [check_versions_never_repeat, check_stale_guard_after_recreate],
     "6 through the engine" => [
         check_engine_capacity,
         check_engine_lapse_and_sweep,
@@ -169,7 +172,7 @@ pub(crate) mod fixtures {
     use crate::contract::{ActorId, DomainEvent, EventKind, Money, OccKey, Ref, TierName};
     use crate::holds::{ActorRecord, Hold, HoldState};
     use crate::records::{Record, RecordKey, UsageDelta, Versioned};
-    use crate::store::{AsyncStore, Commit, CommitError, OccurrenceGuard, RecordWrite, Snapshot, WriteOp};
+    use crate::store::{AsyncStore, Commit, CommitError, Committed, OccurrenceGuard, RecordWrite, Snapshot, WriteOp};
 
     pub(crate) const T0: OffsetDateTime = datetime!(2026-12-01 19:00:00 UTC);
 
@@ -268,15 +271,16 @@ pub(crate) mod fixtures {
         Dim::Total
     }
 
-    pub(crate) async fn commit_ok<S: AsyncStore>(s: &S, c: Commit, clause: &str) {
-        if let Err(e) = s.commit(c).await {
-            panic!("{clause}: a commit whose guards hold was refused: {e}");
+    pub(crate) async fn commit_ok<S: AsyncStore>(s: &S, c: Commit, clause: &str) -> Committed {
+        match s.commit(c).await {
+            Ok(done) => done,
+            Err(e) => panic!("{clause}: a commit whose guards hold was refused: {e}"),
         }
     }
 
     pub(crate) async fn commit_err<S: AsyncStore>(s: &S, c: Commit, clause: &str) -> CommitError {
         match s.commit(c).await {
-            Ok(()) => panic!("{clause}: a commit whose guard fails was applied"),
+            Ok(_) => panic!("{clause}: a commit whose guard fails was applied"),
             Err(e) => e,
         }
     }

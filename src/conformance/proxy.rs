@@ -11,14 +11,14 @@ use time::OffsetDateTime;
 
 use crate::contract::{EventId, OccKey, OutboxEvent};
 use crate::records::{Record, RecordKey, RecordKind, Versioned};
-use crate::store::{AsyncStore, Commit, CommitError, Due, Snapshot, StoreError};
+use crate::store::{AsyncStore, Commit, CommitError, Committed, Due, Snapshot, StoreError};
 
 /// What a proxy does before each call, and after a commit.
 pub(crate) trait Hook: Send + Sync {
     /// Wait until the call may go on.
     fn before(&self) -> impl Future<Output = ()> + Send;
     /// Turn a commit's answer into the one the caller sees.
-    fn after_commit(&self, r: Result<(), CommitError>) -> Result<(), CommitError> {
+    fn after_commit(&self, r: Result<Committed, CommitError>) -> Result<Committed, CommitError> {
         r
     }
 }
@@ -41,9 +41,9 @@ pub(crate) struct LoseAcks(pub(crate) AtomicU32);
 
 impl Hook for LoseAcks {
     async fn before(&self) {}
-    fn after_commit(&self, r: Result<(), CommitError>) -> Result<(), CommitError> {
+    fn after_commit(&self, r: Result<Committed, CommitError>) -> Result<Committed, CommitError> {
         match r {
-            Ok(()) if self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() => {
+            Ok(_) if self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() => {
                 Err(StoreError::Unavailable("connection lost after the commit (conformance: lost ack)".into()).into())
             }
             r => r,
@@ -74,7 +74,7 @@ impl<S: AsyncStore, H: Hook> AsyncStore for Proxy<'_, S, H> {
         self.hook.before().await;
         self.inner.occurrences(after, limit).await
     }
-    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+    async fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
         self.hook.before().await;
         let r = self.inner.commit(commit).await;
         self.hook.after_commit(r)

@@ -155,18 +155,21 @@ impl ReadCache {
             .iter()
             .filter_map(|w| match &w.op {
                 WriteOp::Check => None,
-                WriteOp::Put(r) => Some((
-                    w.key.clone(),
-                    Some(Versioned { version: w.expected.map_or(1, |v| v + 1), value: r.clone() }),
-                )),
+                // The version is the store's to choose; `apply` fills it in.
+                WriteOp::Put(r) => Some((w.key.clone(), Some(Versioned { version: 0, value: r.clone() }))),
                 WriteOp::Delete => Some((w.key.clone(), None)),
             })
             .collect();
         Some(Update { occ_key: commit.occ_key.clone(), occurrence: Some(occurrence), records })
     }
 
-    /// Apply what a commit that applied changed.
-    pub(crate) fn apply(&self, update: Update) {
+    /// Apply what a commit that applied changed; its puts are stored at `version`.
+    pub(crate) fn apply(&self, mut update: Update, version: crate::records::Version) {
+        for (_, r) in &mut update.records {
+            if let Some(r) = r {
+                r.version = version;
+            }
+        }
         let mut inner = self.lock();
         let Some(occ) = update.occurrence else {
             inner.forget(&update.occ_key);

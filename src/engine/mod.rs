@@ -511,7 +511,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
                         ..Commit::new(occ_key.clone())
                     };
                     match self.store.commit(commit).await {
-                        Ok(()) => match kind {
+                        Ok(_) => match kind {
                             RecordKind::Booking => pruned.bookings += 1,
                             RecordKind::Payment => pruned.payments += 1,
                             _ => pruned.rejections += 1,

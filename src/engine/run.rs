@@ -238,12 +238,12 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
                             c.count(result.is_ok());
                         }
                         match (&result, update) {
-                            (Ok(()), Some(u)) => c.apply(u),
+                            (Ok(done), Some(u)) => c.apply(u, done.version),
                             _ => c.forget(occ_key),
                         }
                     }
                     match result {
-                        Ok(()) => return Ok(out),
+                        Ok(_) => return Ok(out),
                         Err(CommitError::Conflict(_)) => continue 'attempt,
                         Err(CommitError::Invalid(why)) => return Err(StoreError::Internal(why).into()),
                         Err(CommitError::Store(e)) => return Err(e.into()),

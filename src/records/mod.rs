@@ -32,7 +32,8 @@ use crate::holds::{ActorRecord, Cancellation, Hold};
 use crate::settlement::{PaymentRecord, Rejection};
 use crate::waitlist::Waitlist;
 
-/// A record's version, for conditional writes. Starts at 1 and grows by 1 per write.
+/// A record's version, for conditional writes: chosen by the store at each write, at least
+/// 1, and never one the key had before, even after a delete (the store contract's clause 7).
 pub type Version = u64;
 
 /// A record with the version it was read at.

@@ -17,12 +17,12 @@ use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
 use super::{
-    Commit, CommitError, Conflict, Due, OccurrenceGuard, RecordWrite, Snapshot, Store, StoreError, WriteOp,
+    Commit, CommitError, Committed, Conflict, Due, OccurrenceGuard, RecordWrite, Snapshot, Store, StoreError, WriteOp,
     validate_commit,
 };
 use crate::catalogue::Dim;
 use crate::contract::{EventId, OccKey, OutboxEvent};
-use crate::records::{Occurrence, Record, RecordKey, RecordKind, Versioned};
+use crate::records::{Occurrence, Record, RecordKey, RecordKind, Version, Versioned};
 
 const SHARDS: usize = 64;
 
@@ -56,6 +56,10 @@ struct Cell {
     /// The expiry index: every record with a due time, by (due time, key).
     due: BTreeSet<(i128, RecordKey)>,
     outbox: VecDeque<OutboxEvent>,
+    /// The last version a commit stored records at (clause 7): every commit that puts a
+    /// record takes the next one. The cell outlives every record it deletes, so a version
+    /// never repeats for a key.
+    seq: Version,
 }
 
 /// A due time as the expiry index orders it: nanoseconds since the epoch (exact, and cheaper
@@ -330,14 +334,17 @@ impl Cell {
         Ok(next_occ)
     }
 
-    fn apply(&mut self, c: Commit, occ: NextOccurrence, first_event_id: u64) {
+    fn apply(&mut self, c: Commit, occ: NextOccurrence, first_event_id: u64) -> Committed {
+        if c.records.iter().any(|w| matches!(w.op, WriteOp::Put(_))) {
+            self.seq += 1;
+        }
+        let version = self.seq;
         match (occ, &mut self.occurrence) {
             (NextOccurrence::Keep, Some(o)) => o.counters.add_checked(&c.deltas),
             (NextOccurrence::Keep, None) => {}
             (NextOccurrence::Replace(next), _) => self.occurrence = next,
         }
-        for RecordWrite { key, expected, op } in c.records {
-            let version = expected.map_or(1, |v| v + 1);
+        for RecordWrite { key, op, .. } in c.records {
             match op {
                 WriteOp::Check => {}
                 WriteOp::Put(record) => {
@@ -377,6 +384,7 @@ impl Cell {
         for (i, event) in c.events.into_iter().enumerate() {
             self.outbox.push_back(OutboxEvent { id: EventId(first_event_id + i as u64), event });
         }
+        Committed::at(version)
     }
 }
 
@@ -448,7 +456,7 @@ impl Store for MemoryStore {
         Ok(keys)
     }
 
-    fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+    fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
         validate_commit(&commit).map_err(CommitError::Invalid)?;
         let cell = self.cell_or_create(&commit.occ_key);
         let mut cell = lock(&cell);
@@ -458,8 +466,7 @@ impl Store for MemoryStore {
         } else {
             self.next_event.fetch_add(commit.events.len() as u64, Ordering::Relaxed)
         };
-        cell.apply(commit, occ, first);
-        Ok(())
+        Ok(cell.apply(commit, occ, first))
     }
 
     fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {

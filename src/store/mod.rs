@@ -28,8 +28,8 @@
 //!      [`Conflict::Occurrence`];
 //!    - *records* ([`RecordWrite`]): `expected: None` — no record under the key;
 //!      `expected: Some(v)` — the record is at version `v`; whatever the [`WriteOp`]
-//!      (`Check` writes nothing, `Put` stores the record at `v + 1`, or `1` if new,
-//!      `Delete` removes it). Otherwise [`Conflict::Record`];
+//!      (`Check` writes nothing, `Put` stores the record at the commit's version — see
+//!      clause 7 —, `Delete` removes it). Otherwise [`Conflict::Record`];
 //!    - *capacity*: seat deltas are added to the occurrence's counters per dimension; when
 //!      every dimension listed in [`Commit::admits`] must end within its cap (the caps of
 //!      the configuration the commit leaves, from [`OccurrenceConfig::capacity_of`]),
@@ -66,6 +66,17 @@
 //! 6. **A lost acknowledgement is safe.** If a commit was applied but the caller saw an error,
 //!    a retry of the whole operation loads the committed state and answers the same outcome;
 //!    the store needs nothing special for this beyond 1 and 2.
+//! 7. **A version names one state, forever.** Every record a commit puts is stored at the
+//!    version the commit answers ([`Committed::version`]), and that version is greater than
+//!    every version any record of the occurrence was ever stored at — also one deleted since.
+//!    So a version never repeats for a key, even after the record is deleted and created
+//!    again (a block unblocked and blocked again under the same name): a guard taken on the
+//!    old record fails against the new one. "The old version + 1" is *not* enough (a
+//!    re-created record would start again at 1, and a stale `Delete` at version 1 would
+//!    remove the new record while the decision subtracted the old one's seats). A
+//!    per-occurrence commit sequence (`MemoryStore`) or a store-wide sequence (the
+//!    PostgreSQL store) both keep this; the sequence must survive everything that deletes
+//!    records, and never restart below a version already issued.
 //!
 //! The conformance suite ([`conformance`](crate::conformance), feature `conformance`) checks
 //! all of this, clause by clause, against any store.
@@ -253,6 +264,23 @@ pub enum CommitError {
     Store(#[from] StoreError),
 }
 
+/// What a store answers for an applied [`Commit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Committed {
+    /// The version every record the commit put is now stored at: greater than any version a
+    /// record of the occurrence had before (clause 7 of the [module docs](self)). A commit
+    /// that put nothing may answer any version.
+    pub version: Version,
+}
+
+impl Committed {
+    /// The answer of a commit whose puts are stored at `version`.
+    pub fn at(version: Version) -> Self {
+        Self { version }
+    }
+}
+
 /// A blocking store. Small, `&self`, and contractual: read the [module docs](self) before
 /// implementing it, then run the conformance suite against it. Every `Store` is also an
 /// [`AsyncStore`] (through a blanket implementation), so one engine serves both.
@@ -291,13 +319,15 @@ pub trait Store: Send + Sync {
     /// [`StoreError`] if the store failed.
     fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError>;
 
-    /// Apply a commit atomically, checking its guards against the current state.
+    /// Apply a commit atomically, checking its guards against the current state, and answer
+    /// the version its puts are stored at (clause 7: never one a record of the occurrence
+    /// had before).
     ///
     /// # Errors
     /// [`CommitError::Conflict`] if a guard failed (nothing written);
     /// [`CommitError::Invalid`] if the commit is malformed (nothing written);
     /// [`CommitError::Store`] if the store failed (outcome unknown).
-    fn commit(&self, commit: Commit) -> Result<(), CommitError>;
+    fn commit(&self, commit: Commit) -> Result<Committed, CommitError>;
 
     /// Up to `limit` committed, unacknowledged events, oldest first.
     ///
@@ -340,7 +370,7 @@ pub trait AsyncStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OccKey>, StoreError>> + Send;
     /// As [`Store::commit`].
-    fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
+    fn commit(&self, commit: Commit) -> impl Future<Output = Result<Committed, CommitError>> + Send;
     /// As [`Store::pending_events`].
     fn pending_events(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxEvent>, StoreError>> + Send;
     /// As [`Store::ack_events`].
@@ -375,7 +405,7 @@ impl<S: Store + ?Sized> AsyncStore for S {
     ) -> impl Future<Output = Result<Vec<OccKey>, StoreError>> + Send {
         std::future::ready(Store::occurrences(self, after, limit))
     }
-    fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send {
+    fn commit(&self, commit: Commit) -> impl Future<Output = Result<Committed, CommitError>> + Send {
         std::future::ready(Store::commit(self, commit))
     }
     fn pending_events(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxEvent>, StoreError>> + Send {
@@ -405,7 +435,7 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
         (**self).occurrences(after, limit)
     }
-    fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+    fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
         (**self).commit(commit)
     }
     fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {

@@ -18,7 +18,7 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
-use super::{AsyncStore, Commit, CommitError, Due, Snapshot, StoreError};
+use super::{AsyncStore, Commit, CommitError, Committed, Due, Snapshot, StoreError};
 use crate::contract::{EventId, OccKey, OutboxEvent};
 use crate::records::{Record, RecordKey, RecordKind, Versioned};
 
@@ -115,7 +115,7 @@ impl<S: AsyncStore> AsyncStore for ShardedStore<S> {
         Ok(all)
     }
 
-    fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send {
+    fn commit(&self, commit: Commit) -> impl Future<Output = Result<Committed, CommitError>> + Send {
         let shard = self.shard_of(&commit.occ_key);
         self.shards[shard].commit(commit)
     }

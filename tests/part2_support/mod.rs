@@ -19,7 +19,7 @@ use seathold::holds::{Hold, HoldRequest, HoldState, RequestOutcome};
 use seathold::records::Usage;
 use seathold::settlement::Settlement;
 use seathold::store::{
-    AsyncStore, Commit, CommitError, Due, Record, RecordKey, RecordKind, Snapshot, StoreError, Versioned,
+    AsyncStore, Commit, CommitError, Committed, Due, Record, RecordKey, RecordKind, Snapshot, StoreError, Versioned,
 };
 use seathold::tickets::{TicketKey, TicketState};
 use seathold::{AsyncEngine, ManualClock, MemoryStore, Store};
@@ -480,13 +480,13 @@ impl Store for FaultyStore {
     fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
         Store::occurrences(&self.inner, after, limit)
     }
-    fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+    fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
         let fault = self.script.lock().unwrap().pop_front().unwrap_or(Fault::None);
         match fault {
             Fault::None => {
-                Store::commit(&self.inner, commit)?;
+                let done = Store::commit(&self.inner, commit)?;
                 self.commits.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                Ok(done)
             }
             Fault::Before => Err(CommitError::Store(injected("commit not applied"))),
             Fault::After => {

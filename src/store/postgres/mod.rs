@@ -78,7 +78,7 @@ use self::schema::{
     CODE_CAPACITY, CODE_INVALID, CODE_OCCURRENCE, CODE_RECORD, CODE_USAGE, SCHEMA_VERSION, Statements, bootstrap_sql,
     functions_sql, migration, valid_schema_name,
 };
-use super::{AsyncStore, Commit, CommitError, Conflict, Due, Snapshot, StoreError, validate_commit};
+use super::{AsyncStore, Commit, CommitError, Committed, Conflict, Due, Snapshot, StoreError, validate_commit};
 use crate::catalogue::Dim;
 use crate::contract::{EventId, OccKey, OutboxEvent};
 use crate::records::{Record, RecordKey, RecordKind, Versioned, nanos};
@@ -149,7 +149,7 @@ struct Combiner {
 #[derive(Debug)]
 struct Pending {
     doc: Value,
-    reply: oneshot::Sender<Result<(), CommitError>>,
+    reply: oneshot::Sender<Result<Committed, CommitError>>,
 }
 
 /// The most commits sent in one `seathold_apply` call.
@@ -375,7 +375,7 @@ impl PostgresStore {
         }
     }
 
-    async fn call_apply(&self, batch: Value) -> Result<Vec<Result<(), CommitError>>, CallError> {
+    async fn call_apply(&self, batch: Value) -> Result<Vec<Result<Committed, CommitError>>, CallError> {
         let client = self.pool.get().await.map_err(CallError::Pool)?;
         let stmt = client.prepare_cached(&self.sql.apply).await.map_err(CallError::Db)?;
         let row = client.query_one(&stmt, &[&batch]).await.map_err(CallError::Db)?;
@@ -418,10 +418,13 @@ enum CallError {
 }
 
 /// A commit's answer from its code in `seathold_apply`'s result.
-fn answer_of(code: &str) -> Result<(), CommitError> {
+fn answer_of(code: &str) -> Result<Committed, CommitError> {
     let (state, detail) = code.split_once(':').unwrap_or((code, ""));
     let conflict = match state {
-        "" => return Ok(()),
+        "ok" => match detail.parse() {
+            Ok(v) => return Ok(Committed::at(v)),
+            Err(_) => return Err(StoreError::Corrupt(format!("commit answered version {detail:?}")).into()),
+        },
         CODE_CAPACITY => match Dim::from_key(detail) {
             Some(dim) => Conflict::Capacity { dim },
             None => return Err(StoreError::Corrupt(format!("capacity conflict on {detail:?}")).into()),
@@ -559,7 +562,7 @@ impl AsyncStore for PostgresStore {
     /// Queued, and sent with the other commits of the same occurrence waiting at the same
     /// moment in one `seathold_apply` call (one round trip, one transaction, one WAL flush for
     /// all of them), each commit still applied or refused on its own.
-    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+    async fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
         validate_commit(&commit).map_err(CommitError::Invalid)?;
         let doc = commit_json(&commit)?;
         let (reply, answer) = oneshot::channel();

@@ -5,7 +5,7 @@
 //! microseconds): a hold's expiry must come back exactly as the rules wrote it, or a hold
 //! lapsing between two microseconds would be lapsed to the store and live to the rules.
 //!
-//! # Tables (schema version 2)
+//! # Tables (schema version 4)
 //!
 //! - `occurrences`: one row per occurrence — its configuration (`config`, JSON, with
 //!   `config_version`) and its seat counters as parallel arrays over its dimensions (`dims`,
@@ -16,6 +16,8 @@
 //!   (`sweep_claimed_*`, not part of the version). A new kind of record needs no new table.
 //! - `outbox`: `id bigserial`, `occ_key`, `body` (the event's JSON).
 //! - `seathold_meta`: the schema version.
+//! - `record_version`: the sequence every put takes its version from (clause 7 of the store
+//!   contract: a version never repeats for a key, also after a delete).
 
 /// The SQLSTATE-style codes `seathold_apply` answers (class `SH`, which PostgreSQL leaves to
 /// applications), followed by `:detail`.
@@ -27,7 +29,7 @@ pub(super) const CODE_INVALID: &str = "SH009";
 
 /// The schema version this code writes; `migrate()` brings a database up to it, and refuses a
 /// database whose version is newer.
-pub(super) const SCHEMA_VERSION: i32 = 3;
+pub(super) const SCHEMA_VERSION: i32 = 4;
 
 /// Whether `name` is usable as a schema name without quoting surprises: 1 to 63 bytes of
 /// lower-case ASCII letters, digits and `_`, not starting with a digit or `pg_`.
@@ -62,6 +64,7 @@ pub(super) fn migration(s: &str, version: i32) -> Option<String> {
         // (`unchanged`, `at_least`). The number keeps older code, which refuses a newer schema, from
         // reinstalling a function that would ignore them.
         3 => Some(String::new()),
+        4 => Some(v4(s)),
         _ => None,
     }
 }
@@ -247,6 +250,19 @@ DROP TABLE "{s}".settlements;
     )
 }
 
+/// Version 4: record versions from a store-wide sequence (the store contract's clause 7: a
+/// version never repeats for a key, even after a delete). Versions written before it grew by
+/// one per write from 1, so the sequence starts far above any of them: 2^32, or past the
+/// largest version stored if that is larger.
+fn v4(s: &str) -> String {
+    format!(
+        r#"
+CREATE SEQUENCE "{s}".record_version AS bigint MINVALUE 1;
+SELECT setval('"{s}".record_version', greatest(4294967296, (SELECT coalesce(max(version), 0) + 1 FROM "{s}".records)));
+"#
+    )
+}
+
 /// Functions and views, replaced by every `migrate()` (they hold no data).
 pub(super) fn functions_sql(s: &str) -> String {
     format!(
@@ -289,11 +305,12 @@ CREATE OR REPLACE VIEW "{s}".records_readable AS
 ///    and at least what its `at_least` says;
 ///    every delta's dimension must exist; none may go negative; every dimension in `admits`
 ///    must end within its cap; dimensions a new configuration drops must count nothing);
-/// 3. if all pass, the writes: occurrence, counters, records (one upsert for the puts at
-///    version + 1, with the expiry index and the sweep's lease cleared; one delete), events
-///    (ids in order).
+/// 3. if all pass, the writes: occurrence, counters, records (one upsert for the puts, all
+///    at one fresh version from the `record_version` sequence, with the expiry index and the
+///    sweep's lease cleared; one delete), events (ids in order).
 ///
-/// Returns one code per commit: `''` when applied, else `SH00x:detail`.
+/// Returns one code per commit: `ok:VERSION` when applied (the version its puts are at),
+/// else `SH00x:detail`.
 fn apply_function_sql(s: &str) -> String {
     format!(
         r#"
@@ -322,6 +339,7 @@ DECLARE
     n_new integer;
     admits text[];
     all_admit boolean;
+    ver bigint;
 BEGIN
     -- Loops walk JSON arrays by index (plain expressions, no SQL statement each), and a
     -- statement runs only when it has something to do: statements are what a call costs.
@@ -506,10 +524,13 @@ BEGIN
         ELSIF jsonb_array_length(c->'deltas') > 0 THEN
             UPDATE "{s}".occurrences SET held = h, confirmed = cf, blocked = bl, offered = ofr WHERE occ_key = k;
         END IF;
-        -- Puts (at the version checked + 1, or 1 when new) and deletes, a statement each.
+        -- Puts (all at one fresh version, never one a key had before) and deletes, a
+        -- statement each.
+        ver := 0;
         IF c->'writes' @> '[{{"op": "put"}}]' THEN
+        ver := nextval('"{s}".record_version');
         INSERT INTO "{s}".records AS r (occ_key, kind, key, version, body, due_ns)
-        SELECT k, w.kind, w.key, coalesce(w.expected, 0) + 1, w.body, w.due
+        SELECT k, w.kind, w.key, ver, w.body, w.due
           FROM jsonb_to_recordset(c->'writes') AS w(op text, kind text, key text, expected bigint, body jsonb, due bigint)
          WHERE w.op = 'put'
         ON CONFLICT (occ_key, kind, key) DO UPDATE
@@ -525,7 +546,7 @@ BEGIN
             INSERT INTO "{s}".outbox (occ_key, body)
             SELECT k, e.value FROM jsonb_array_elements(c->'events') WITH ORDINALITY AS e(value, ord) ORDER BY e.ord;
         END IF;
-        codes := codes || ''::text;
+        codes := codes || ('ok:' || ver);
     END LOOP;
     RETURN codes;
 END
