@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use seathold::catalogue::{BlockOutcome, Line, OccurrenceConfig, Pool, Tier};
+use seathold::catalogue::{BlockOutcome, Dim, Line, OccurrenceConfig, Pool, Tier};
 use seathold::contract::{ActorId, BlockName, Money, OccKey, PaymentResult, PoolName, ProviderRef, Ref, TierName};
 use seathold::holds::{HoldRequest, RequestOutcome};
 use seathold::settlement::Settlement;
@@ -150,7 +150,8 @@ fn main() {
     pay(&office, &school);
     let late = order(&fri, "dora", "fri-007", &[("stalls", 1), ("concession", 1)]);
     let full = office.request(&late).expect("request");
-    assert_eq!(full, RequestOutcome::Full { capacity: 100, tier: Some(tn("concession")) });
+    let quota = Dim::Tier(tn("concession"));
+    assert_eq!(full, RequestOutcome::Full { capacity: 10, tier: Some(tn("concession")), short: quota });
     println!("  dora fri-007: concessions sold out (the quota of 10) - the whole order is refused");
     print_availability(&office, &fri);
     let a = office.availability(&fri).expect("availability");

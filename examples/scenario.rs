@@ -275,7 +275,9 @@ fn request_json(outcome: RequestOutcome) -> Value {
         RequestOutcome::Already { hold_ref, confirmed, checkout } => {
             json!({"status": "already", "ref": hold_ref, "confirmed": confirmed, "request": checkout})
         }
-        RequestOutcome::Full { capacity, tier } => json!({"status": "full", "capacity": capacity, "tier": tier}),
+        RequestOutcome::Full { capacity, tier, short } => {
+            json!({"status": "full", "capacity": capacity, "tier": tier, "short": short.to_key()})
+        }
         RequestOutcome::PriceChanged { price } => {
             json!({"status": "price_changed", "amount": price.amount, "currency": price.currency})
         }

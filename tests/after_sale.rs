@@ -16,7 +16,7 @@ mod part2_support;
 use std::sync::{Arc, Barrier};
 
 use part2_support::*;
-use seathold::catalogue::{BlockOutcome, LatePayment, OccurrenceConfig};
+use seathold::catalogue::{BlockOutcome, Dim, LatePayment, OccurrenceConfig};
 use seathold::contract::{Amount, EventId, EventKind, NoHoldReason, OutboxEvent};
 use seathold::holds::{AbandonOutcome, CancelOutcome, CancelRefusal, ExtendRefusal, HoldState, RequestOutcome};
 use seathold::ledger::EntryKind;
@@ -411,7 +411,7 @@ async fn cancellation_frees_seats_voids_tickets_and_signals_the_refund<S: AsyncS
     assert_eq!(h.settle(&pay_bob).await, Settlement::Confirmed { replayed: false });
     assert_eq!(
         h.request(&order("hall", "eve", "e1", &[("std", 1)])).await,
-        RequestOutcome::Full { capacity: 5, tier: Some(t("std")) }
+        RequestOutcome::Full { capacity: 3, tier: Some(t("std")), short: Dim::Pool(p("stalls")) }
     );
     h.drain().await;
 
@@ -508,7 +508,7 @@ async fn late_payments_are_revived_when_there_is_room_else_refunded<S: AsyncStor
     assert_eq!(ledger.net(cur("EUR")), Some(amt("20.00")));
 
     // No room left at settle time: refunded, with the amount.
-    let full = RequestOutcome::Full { capacity: 2, tier: Some(t("std")) };
+    let full = RequestOutcome::Full { capacity: 2, tier: Some(t("std")), short: Dim::Total };
     assert_eq!(h.request(&order("revive", "cat", "c1", &[("std", 1)])).await, full, "both seats were revived");
     h.open("revive2", revive(1)).await;
     h.hold(&order("revive2", "ann", "a1", &[("std", 1)])).await;
@@ -568,7 +568,7 @@ fn offered(events: &[OutboxEvent]) -> Vec<(String, u32)> {
 async fn the_waiting_list_gets_offers_in_the_freeing_commit<S: AsyncStore>(h: H<S>) {
     h.open("wl", waiting(2)).await;
     h.hold(&order("wl", "ann", "a1", &[("std", 2)])).await;
-    let full = RequestOutcome::Full { capacity: 2, tier: Some(t("std")) };
+    let full = RequestOutcome::Full { capacity: 2, tier: Some(t("std")), short: Dim::Total };
     assert_eq!(h.request(&order("wl", "bob", "b1", &[("std", 1)])).await, full);
     let join = |actor: &str, seats: u32| {
         let e = &h.e;
@@ -648,7 +648,7 @@ async fn every_way_seats_free_up_offers_them_first<S: AsyncStore>(h: H<S>) {
     h.advance(600);
     h.drain().await;
     let walk_in = h.request(&order("wl", "eve", "e1", &[("std", 1)])).await;
-    assert_eq!(walk_in, RequestOutcome::Full { capacity: 1, tier: Some(t("std")) });
+    assert_eq!(walk_in, RequestOutcome::Full { capacity: 1, tier: Some(t("std")), short: Dim::Total });
     let events = h.drain().await;
     commit_of_offer(&events, "hold_expired");
     assert_eq!(first_offer(&events).as_deref(), Some("w2"));
@@ -873,7 +873,7 @@ async fn hi_events_466_cancelling_frees_capacity<S: AsyncStore>(h: H<S>) {
         .with_tickets(true);
     h.open("gig", config).await;
     h.buy(&order("gig", "ann", "a1", &[("std", 1)])).await;
-    let full = RequestOutcome::Full { capacity: 1, tier: Some(t("std")) };
+    let full = RequestOutcome::Full { capacity: 1, tier: Some(t("std")), short: Dim::Total };
     assert_eq!(h.request(&order("gig", "bob", "b1", &[("std", 1)])).await, full);
     assert_eq!(h.cancel("gig", "a1", None).await, cancelled("10.00", 1));
     assert_eq!(h.avail("gig").await.available, 1);

@@ -155,7 +155,11 @@ fn capacity_lowered_while_a_request_replaces_a_lapsed_hold_is_never_oversold() {
         inner.commit(lower).expect("the capacity is lowered");
     });
     let outcome = engine.request(&req("d", "rd")).expect("request");
-    assert_eq!(outcome, RequestOutcome::Full { capacity: 1, tier: None }, "the retry sees the lowered capacity");
+    assert_eq!(
+        outcome,
+        RequestOutcome::Full { capacity: 1, tier: None, short: Dim::Total },
+        "the retry sees the lowered capacity"
+    );
     assert!(engine.store().fired(), "the capacity was lowered mid-request");
     let a = engine.availability(&occ).expect("availability");
     // Lowering the capacity revokes nothing (b and c keep their seats) and admits nothing: d

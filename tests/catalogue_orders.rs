@@ -60,8 +60,9 @@ fn tiers(list: &[(&str, u64)]) -> BTreeMap<String, u64> {
     list.iter().map(|(t, n)| ((*t).to_owned(), *n)).collect()
 }
 
-fn full(capacity: u32, tier: &str) -> RequestOutcome {
-    RequestOutcome::Full { capacity, tier: Some(t(tier)) }
+/// `Full` on `tier`'s line, `short` (a dimension's key) being the capacity that was short.
+fn full(capacity: u32, tier: &str, short: &str) -> RequestOutcome {
+    RequestOutcome::Full { capacity, tier: Some(t(tier)), short: Dim::from_key(short).unwrap() }
 }
 
 /// `res` is refused with exactly `want`.
@@ -130,15 +131,15 @@ async fn multi_line_orders_are_all_or_nothing<S: AsyncStore>(h: H<S>) {
     h.hold(&order("show", "ann", "a1", &[("adult", 2), ("child", 2)])).await;
     let before = h.fingerprint().await;
 
-    let cases: [(&[(&str, u32)], &str); 5] = [
-        (&[("adult", 1), ("child", 2)], "child"), // child's own cap (2 + 2 > 3)
-        (&[("child", 1), ("adult", 2)], "adult"), // floor after the child line (5 + 2 > 6)
-        (&[("adult", 2), ("child", 1)], "child"), // floor: the adults fit, the child does not
-        (&[("vip", 1), ("crew", 1), ("adult", 3)], "adult"), // two lines fit, the third does not
-        (&[("vip", 3)], "vip"),                   // front (3 > 2)
+    let cases: [(&[(&str, u32)], &str, u32, &str); 5] = [
+        (&[("adult", 1), ("child", 2)], "child", 3, "tier:child"), // child's own cap (2 + 2 > 3)
+        (&[("child", 1), ("adult", 2)], "adult", 6, "pool:floor"), // floor after the child line (5 + 2 > 6)
+        (&[("adult", 2), ("child", 1)], "child", 6, "pool:floor"), // floor: the adults fit, the child does not
+        (&[("vip", 1), ("crew", 1), ("adult", 3)], "adult", 6, "pool:floor"), // the third does not fit
+        (&[("vip", 3)], "vip", 2, "pool:front"),                   // front (3 > 2)
     ];
-    for (lines, tier) in cases {
-        assert_eq!(h.request(&order("show", "cat", "c1", lines)).await, full(10, tier), "{lines:?}");
+    for (lines, tier, capacity, short) in cases {
+        assert_eq!(h.request(&order("show", "cat", "c1", lines)).await, full(capacity, tier, short), "{lines:?}");
     }
     assert_eq!(h.fingerprint().await, before, "a refused order changes nothing");
     assert!(h.e.booking(&k("show"), &r("c1")).await.unwrap().is_none());
@@ -150,7 +151,7 @@ async fn multi_line_orders_are_all_or_nothing<S: AsyncStore>(h: H<S>) {
 
     // The total capacity binds too.
     h.open("small", cfg(3, 600).with_tiers(vec![tier("x", "1.00"), tier("y", "2.00")])).await;
-    assert_eq!(h.request(&order("small", "ann", "s1", &[("x", 2), ("y", 2)])).await, full(3, "y"));
+    assert_eq!(h.request(&order("small", "ann", "s1", &[("x", 2), ("y", 2)])).await, full(3, "y", "total"));
     assert_eq!(h.hold(&order("small", "ann", "s1", &[("x", 2), ("y", 1)])).await, eur("4.00"));
     h.check_dims("show").await;
     h.check_dims("small").await;
@@ -228,13 +229,13 @@ async fn free_orders_confirm_at_once<S: AsyncStore>(h: H<S>) {
     let over = order("show", "cat", "c2", &[("crew", 2)]);
     assert_eq!(h.request(&over).await, RequestOutcome::LimitReached { max_per_actor: 2 });
     // Capacity: one seat left in front.
-    assert_eq!(h.request(&order("show", "dan", "d1", &[("crew", 2)])).await, full(10, "crew"));
+    assert_eq!(h.request(&order("show", "dan", "d1", &[("crew", 2)])).await, full(2, "crew", "pool:front"));
     assert_eq!(
         h.request(&order("show", "dan", "d1", &[("crew", 1)])).await,
         RequestOutcome::Confirmed { hold_ref: r("d1"), replayed: false }
     );
-    assert_eq!(h.request(&order("show", "eve", "e1", &[("crew", 1)])).await, full(10, "crew"));
-    assert_eq!(h.request(&order("show", "eve", "e1", &[("vip", 1)])).await, full(10, "vip"));
+    assert_eq!(h.request(&order("show", "eve", "e1", &[("crew", 1)])).await, full(2, "crew", "pool:front"));
+    assert_eq!(h.request(&order("show", "eve", "e1", &[("vip", 1)])).await, full(2, "vip", "pool:front"));
     assert_eq!(h.avail("show").await.tiers[&t("crew")].confirmed, 2);
 
     // A free line beside a paid one: a paid order, for the paid part.
@@ -411,7 +412,7 @@ async fn blocks_take_seats_out_of_sale<S: AsyncStore>(h: H<S>) {
     assert_eq!(blk("more", 4, None).await.unwrap(), BlockOutcome::Full);
     assert_eq!(h.fingerprint().await, before, "refused blocks change nothing");
 
-    assert_eq!(h.request(&order("show", "ann", "a1", &[("adult", 4)])).await, full(10, "adult"));
+    assert_eq!(h.request(&order("show", "ann", "a1", &[("adult", 4)])).await, full(10, "adult", "total"));
     h.hold(&order("show", "ann", "a1", &[("adult", 3)])).await;
 
     // Blocks never expire.
@@ -496,7 +497,7 @@ async fn reconfiguration_that_would_strand_seats_is_refused<S: AsyncStore>(h: H<
         .with_pools(vec![pool("floor", 6), pool("front", 1)]);
     h.open("show", front1).await;
     assert_eq!((h.tier_avail("show", "vip").await, h.tier_avail("show", "crew").await), (0, 0));
-    assert_eq!(h.request(&order("show", "bob", "b1", &[("crew", 1)])).await, full(10, "crew"));
+    assert_eq!(h.request(&order("show", "bob", "b1", &[("crew", 1)])).await, full(1, "crew", "pool:front"));
     // The unused pool `floor` may go with the unused tier that names it.
     let no_floor: Vec<Tier> = repriced.into_iter().filter(|x| x.tier != t("adult")).collect();
     h.open("show", cfg(10, 600).with_tiers(no_floor).with_pools(vec![pool("front", 2)])).await;
@@ -653,7 +654,10 @@ async fn baskets_place_all_or_none_and_settle_part_by_part<S: AsyncStore>(h: H<S
     h.drain().await;
     let fri_before = h.avail("fri").await;
     let basket2 = [order("fri", "bob", "bf2", &[("std", 1)]), order("sat", "bob", "bs2", &[("std", 1)])];
-    assert_eq!(h.e.request_basket(&basket2).await.unwrap(), Basket::NotPlaced { part: 1, outcome: full(1, "std") });
+    assert_eq!(
+        h.e.request_basket(&basket2).await.unwrap(),
+        Basket::NotPlaced { part: 1, outcome: full(1, "std", "total") }
+    );
     assert_eq!(h.avail("fri").await, fri_before, "the placed part was released");
     assert_eq!(h.booking("fri", "bf2").await.state, HoldState::Released);
     let types: Vec<&str> = h.drain().await.iter().map(|e| e.event.kind.type_str()).collect();

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use seathold::catalogue::OccurrenceConfig;
+use seathold::catalogue::{Dim, OccurrenceConfig};
 use seathold::contract::{
     ActorId, Amount, Currency, Money, NoHoldReason, OccKey, PaymentResult, PaymentStatus, ProviderRef, Ref,
 };
@@ -747,14 +747,14 @@ fn request_that_does_not_fit__is_full_with_the_capacity() {
     let f = Fx::new(2);
     f.hold_n("a", "ra", 2);
     f.drain();
-    assert_eq!(f.request("b", "rb").unwrap(), RequestOutcome::Full { capacity: 2, tier: None });
+    assert_eq!(f.request("b", "rb").unwrap(), RequestOutcome::Full { capacity: 2, tier: None, short: Dim::Total });
     assert_eq!(f.drain(), vec![]);
     assert_eq!(f.avail(), (2, 0, 0));
     assert_eq!(f.footprint("b"), (None, None));
     let g = Fx::new(2);
     assert_eq!(
         g.request_n("b", "rb", 3).unwrap(),
-        RequestOutcome::Full { capacity: 2, tier: None },
+        RequestOutcome::Full { capacity: 2, tier: None, short: Dim::Total },
         "more than the capacity"
     );
     assert_eq!(g.drain(), vec![]);
@@ -807,7 +807,7 @@ fn lowering_the_capacity__revokes_nothing() {
     assert_eq!((a.capacity, a.held, a.confirmed, a.available), (1, 2, 1, 0));
     assert_eq!(f.drain(), vec![], "nothing is released or refunded");
     assert_eq!(f.state("a"), Some(("ra".into(), HoldState::Held)));
-    assert_eq!(f.request("c", "rc").unwrap(), RequestOutcome::Full { capacity: 1, tier: None });
+    assert_eq!(f.request("c", "rc").unwrap(), RequestOutcome::Full { capacity: 1, tier: None, short: Dim::Total });
     assert_eq!(f.paid("a", "ra"), Settlement::Confirmed { replayed: false }, "a hold from before still sells");
     assert_eq!(f.drain(), vec![ev("hold_confirmed", "a", "ra")]);
     assert_eq!(f.avail(), (0, 3, 0));
@@ -818,7 +818,11 @@ fn lapsed_hold__neither_blocks_nor_shows_before_any_sweep() {
     let f = Fx::new(1);
     f.hold("a", "ra");
     f.drain();
-    assert_eq!(f.request("b", "rb").unwrap(), RequestOutcome::Full { capacity: 1, tier: None }, "live: it blocks");
+    assert_eq!(
+        f.request("b", "rb").unwrap(),
+        RequestOutcome::Full { capacity: 1, tier: None, short: Dim::Total },
+        "live: it blocks"
+    );
     f.clock.advance(Duration::seconds(TTL - 1));
     assert_eq!(f.avail(), (1, 0, 0), "one second before expiry it still shows");
     f.clock.advance(Duration::seconds(1));
@@ -970,7 +974,7 @@ fn request__precedence_malformed_then_replay_then_already_then_used_ref_then_ful
     );
     // A used ref beats Full: c has no hold, the occurrence is full, the ref is b's.
     assert!(is_ref_used(&f.request("c", "rb")));
-    assert_eq!(f.request("c", "rc").unwrap(), RequestOutcome::Full { capacity: 2, tier: None });
+    assert_eq!(f.request("c", "rc").unwrap(), RequestOutcome::Full { capacity: 2, tier: None, short: Dim::Total });
     // Paid: without max_per_actor the booking answers Already, before the used ref.
     assert_eq!(f.paid("a", "ra"), Settlement::Confirmed { replayed: false });
     assert_eq!(
@@ -1126,14 +1130,20 @@ fn second_payment_after_a_refund__is_refund_duplicate_payment_and_the_first_refu
 }
 
 #[test]
-fn first_payment_without_provider_ref__a_later_one_with_a_provider_ref_is_its_redelivery() {
-    // Identity is (occ, actor, ref), plus the provider ref only when both deliveries carry one.
+fn first_payment_without_provider_ref__is_named_by_its_first_redelivery_and_another_is_a_second_charge() {
+    // DESIGN Part 3: the first provider ref seen on a redelivery is recorded (the same payment,
+    // now named); a different one after it is a second charge, refunded `duplicate_payment`.
     let f = with_held_live();
     assert_eq!(paid_by(&f, "a", "r1", None), Settlement::Confirmed { replayed: false });
     assert_eq!(paid_by(&f, "a", "r1", Some("pi_1")), Settlement::Confirmed { replayed: true });
-    assert_eq!(paid_by(&f, "a", "r1", Some("pi_2")), Settlement::Confirmed { replayed: true });
-    f.drain();
-    assert_eq!(f.payments(), 1);
+    assert_eq!(refund(&paid_by(&f, "a", "r1", Some("pi_2"))), (NoHoldReason::DuplicatePayment, false));
+    assert_eq!(paid_by(&f, "a", "r1", Some("pi_1")), Settlement::Confirmed { replayed: true });
+    assert_eq!(paid_by(&f, "a", "r1", None), Settlement::Confirmed { replayed: true });
+    assert_eq!(refund(&paid_by(&f, "a", "r1", Some("pi_2"))), (NoHoldReason::DuplicatePayment, true));
+    let events = f.drain();
+    assert_eq!(count(&events, "hold_confirmed"), 1, "{events:?}");
+    assert_eq!(count(&events, "refund_required"), 1, "{events:?}");
+    assert_eq!(f.payments(), 2, "the payment and the second charge, each accounted once");
 }
 
 // ---------------------------------------------------------------------------------------------

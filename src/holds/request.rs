@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use super::room::{Need, Room, make_room};
+use super::room::{Need, Room, make_room, offer_before_deciding};
 use super::{ActorRecord, Hold, HoldState, HoldView, LiveHold};
 use crate::catalogue::{Dim, Line, PricingError, price_lines};
 use crate::contract::{
@@ -173,11 +173,15 @@ pub enum RequestOutcome {
     },
     /// Not enough seats are free.
     Full {
-        /// The occurrence's capacity.
+        /// The capacity that was short: of [`short`](RequestOutcome::Full::short), the
+        /// total, a tier's cap or a pool's.
         capacity: u32,
         /// The tier of the first line that does not fit (tiered orders).
         #[serde(skip_serializing_if = "Option::is_none")]
         tier: Option<TierName>,
+        /// Which capacity was short (`total`, `tier:NAME` or `pool:NAME`).
+        #[serde(default = "total_dim")]
+        short: Dim,
     },
     /// The server-side total differs from the one the buyer was shown: show them this one.
     PriceChanged {
@@ -191,6 +195,10 @@ pub enum RequestOutcome {
         /// The limit.
         max_per_actor: u32,
     },
+}
+
+fn total_dim() -> Dim {
+    Dim::Total
 }
 
 /// Why a request is refused outright. Nothing was changed.
@@ -348,11 +356,20 @@ pub fn decide_request(
     } else {
         lines.iter().map(|l| (cfg.seat_dims(Some(&l.tier)), UsageDelta::held(l.quantity))).collect()
     };
+    // Seats the waiting list is owed are offered before this request may take any.
+    let offered_first = match offer_before_deciding(view, occ, &mut change, now) {
+        Ok(offered) => offered,
+        Err(n) => return Ok(Step::LoadDue(n)),
+    };
     // The actor's live offer is taken only by a request that is placed: a refused one
     // leaves it standing (nobody else may take offered seats).
     let without_offer = change.clone();
     let mut took_offer = false;
-    if let Some(wl) = view.waitlist() {
+    let current_wl = match change.put_of(&RecordKey::Waitlist) {
+        Some(Record::Waitlist(w)) => Some(w),
+        _ => view.waitlist(),
+    };
+    if let Some(wl) = current_wl {
         let mut wl = wl.clone();
         if waitlist::take_offer(occ, &mut wl, &mut change, &req.actor, now).is_some() {
             change.put(Record::Waitlist(wl));
@@ -360,21 +377,24 @@ pub fn decide_request(
         }
     }
     let mut room = make_room(view, occ, &mut change, &needs, Some(&req.actor), now);
-    if let (true, Room::Full { need, .. }) = (took_offer, room) {
+    if let (true, Room::Full { need, dim, .. }) = (took_offer, room.clone()) {
         // The answer names what did not fit with the offer counted in; the commit (if any)
         // is the one without taking it.
         change = without_offer;
         room = match make_room(view, occ, &mut change, &needs, Some(&req.actor), now) {
-            Room::Full { offered, .. } => Room::Full { need, offered },
+            Room::Full { offered, .. } => Room::Full { need, dim, offered },
             other => other,
         };
     }
     match room {
         Room::Fits => {}
         Room::NeedDue(n) => return Ok(Step::LoadDue(n)),
-        Room::Full { need, offered } => {
-            let full = RequestOutcome::Full { capacity: cfg.capacity(), tier: lines.get(need).map(|l| l.tier.clone()) };
-            return Ok(if offered { Step::Write(change, full) } else { Step::Answer(full) });
+        Room::Full { need, dim, offered } => {
+            // The capacity that was short: the tier's cap, a pool's, or the total.
+            let capacity =
+                cfg.capacity_of(&dim).flatten().map_or(cfg.capacity(), |c| u32::try_from(c).unwrap_or(u32::MAX));
+            let full = RequestOutcome::Full { capacity, tier: lines.get(need).map(|l| l.tier.clone()), short: dim };
+            return Ok(if offered || offered_first { Step::Write(change, full) } else { Step::Answer(full) });
         }
     }
 
@@ -398,6 +418,7 @@ pub fn decide_request(
         refunded: None,
     };
     change.events.push(hold.placed_event());
+    let hold_tiers: Vec<TierName> = hold.lines.iter().map(|l| l.tier.clone()).collect();
     let mut summary = actor.cloned().unwrap_or_else(|| ActorRecord::new(req.occ_key.clone(), req.actor.clone()));
     summary.current = Some(hold.hold_ref.clone());
     summary.holds = summary.holds.saturating_add(1);
@@ -417,6 +438,9 @@ pub fn decide_request(
         RequestOutcome::AwaitingPayment { checkout, replayed: false }
     };
     change.put(Record::Actor(summary));
+    // The requester got seats: their entries still waiting (for a tier of this order, or
+    // for any seat) leave the list, so seats freed later are not offered to them again.
+    waitlist::leave_on_placement(view.waitlist(), &mut change, &req.actor, &hold_tiers);
     // Seats an offer set aside beyond what this request took go on down the list.
     waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, Some(&req.actor));
     Ok(Step::Write(change, outcome))

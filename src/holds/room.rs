@@ -4,7 +4,7 @@
 
 use time::OffsetDateTime;
 
-use crate::catalogue::Dims;
+use crate::catalogue::{Dim, Dims};
 use crate::contract::ActorId;
 use crate::records::{Change, Deltas, Loaded, LoadedExt, Occurrence, Record, RecordKey, UsageDelta};
 use crate::waitlist;
@@ -13,7 +13,7 @@ use crate::waitlist;
 pub(crate) type Need = (Dims, UsageDelta);
 
 /// Whether the needs fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Room {
     /// They fit; their changes are now in the change (and the capacity guard is on).
     Fits,
@@ -23,6 +23,8 @@ pub(crate) enum Room {
     Full {
         /// The first need that does not fit, in order.
         need: usize,
+        /// The first of its dimensions without room for it.
+        dim: Dim,
         /// Whether offers were made.
         offered: bool,
     },
@@ -30,13 +32,14 @@ pub(crate) enum Room {
     NeedDue(usize),
 }
 
-/// The first need that does not fit on top of `base`, adding them in order.
-fn first_failing(occ: &Occurrence, base: &Deltas, needs: &[Need]) -> Option<usize> {
+/// The first need that does not fit on top of `base`, adding them in order, and the first of
+/// its dimensions without room.
+fn first_failing(occ: &Occurrence, base: &Deltas, needs: &[Need]) -> Option<(usize, Dim)> {
     let mut d = base.clone();
     for (i, (dims, u)) in needs.iter().enumerate() {
         d.add(dims, *u);
-        if occ.first_over(dims, &d).is_some() {
-            return Some(i);
+        if let Some(dim) = occ.first_over(dims, &d) {
+            return Some((i, dim));
         }
     }
     None
@@ -54,6 +57,42 @@ fn admit(change: &mut Change, needs: &[Need]) {
     for (dims, _) in needs {
         change.admit(dims);
     }
+}
+
+/// Where someone waits, the first step of every decision that admits seats: expire every
+/// lapsed hold and pass on every lapsed offer, then offer the free seats down the list —
+/// before the decision looks at room for itself. DESIGN: "a writing operation that meets a
+/// lapsed hold makes the offers before it decides", so a walk-in never takes seats the list
+/// is owed, also when the counters (still counting the lapsed holds) say it fits as it is,
+/// and no sweep has run. Nobody is skipped: a requester first in line gets the offer, and
+/// its request then takes it. `Ok(offered)`: whether offers were made (then a refusal is
+/// worth committing); `Err(n)`: load up to `n` due records first.
+pub(crate) fn offer_before_deciding(
+    view: &impl Loaded,
+    occ: &Occurrence,
+    change: &mut Change,
+    now: OffsetDateTime,
+) -> Result<bool, usize> {
+    let Some(wl) = view.waitlist() else { return Ok(false) };
+    if !wl.entries.iter().any(|e| e.offer.is_none()) {
+        return Ok(false);
+    }
+    let Some((due, complete)) = view.due() else { return Err(64) };
+    if !complete {
+        return Err(due.len().saturating_mul(2).saturating_add(64));
+    }
+    for rec in due {
+        let Record::Booking(h) = rec else { continue };
+        if change.put_of(&RecordKey::Booking(h.hold_ref.clone())).is_some() {
+            continue;
+        }
+        if let Some((expired, freed, event)) = h.lapse(&occ.config, now) {
+            change.deltas.extend(&freed);
+            change.put(Record::Booking(expired));
+            change.events.push(event);
+        }
+    }
+    Ok(waitlist::settle_waitlist(occ, Some(wl), change, now, None))
 }
 
 /// Make room for `needs` on top of `change`. On [`Room::Fits`] their seat changes are added
@@ -110,6 +149,6 @@ pub(crate) fn make_room(
             Room::Fits
         }
         Some(_) if !complete => Room::NeedDue(due.len().saturating_mul(2).saturating_add(16)),
-        Some(need) => Room::Full { need, offered },
+        Some((need, dim)) => Room::Full { need, dim, offered },
     }
 }

@@ -28,6 +28,12 @@
 //! for an accounted ref is a second charge: `PaidButNoHold(duplicate_payment)`, recorded
 //! under its own key so that its redeliveries replay it.
 //!
+//! A payment accounted without a `provider_ref` is named by the first redelivery that
+//! carries one: that `provider_ref` is recorded (the redelivery still answers the first
+//! answer, replayed), and from then on a delivery naming another `provider_ref` is a
+//! second charge. Without this, two different charges would both be answered as replays of
+//! one delivery that named neither.
+//!
 //! # Which hold a result names
 //!
 //! At an occurrence without `max_per_actor` (one booking per actor, Part 1) the hold is the
@@ -363,12 +369,19 @@ fn decide_paid(
         return Step::Answer(dup.replay());
     }
     if let Some(first) = view.payment(&first_key(result)) {
-        let same = match (&first.provider_ref, &result.provider_ref) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        };
-        if same {
-            return Step::Answer(first.replay());
+        match (&first.provider_ref, &result.provider_ref) {
+            (Some(a), Some(b)) if a != b => {}
+            // The first delivery named no provider ref and this one does: the same payment,
+            // now named. Record the name, so that a later delivery naming another one is a
+            // second payment (DESIGN Part 3), and answer the first answer.
+            (None, Some(p)) => {
+                let mut named_now = first.clone();
+                named_now.provider_ref = Some(p.clone());
+                let mut change = Change::default();
+                change.put(Record::Payment(named_now));
+                return Step::Write(change, first.replay());
+            }
+            _ => return Step::Answer(first.replay()),
         }
         // A second, different charge for an accounted checkout: refund it.
         // Completed from the first payment's money, else from the booking's price.

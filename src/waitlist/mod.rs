@@ -220,6 +220,22 @@ pub(crate) fn take_offer(
     Some(seats)
 }
 
+/// `actor` was just placed a hold of `tiers` (none: plain seats): its entries still waiting
+/// without an offer for one of them, or for any seat, leave the list in `change`.
+pub(crate) fn leave_on_placement(wl: Option<&Waitlist>, change: &mut Change, actor: &ActorId, tiers: &[TierName]) {
+    let Some(loaded) = wl else { return };
+    let mut next = match change.put_of(&crate::records::RecordKey::Waitlist) {
+        Some(Record::Waitlist(w)) => w.clone(),
+        _ => loaded.clone(),
+    };
+    let leaves =
+        |e: &WaitEntry| &e.actor == actor && e.offer.is_none() && e.tier.as_ref().is_none_or(|t| tiers.contains(t));
+    if next.entries.iter().any(leaves) {
+        Arc::make_mut(&mut next.entries).retain(|e| !leaves(e));
+        change.put(Record::Waitlist(next));
+    }
+}
+
 /// Run the waiting list's part of a seat-freeing decision: offers that lapsed pass on and
 /// free seats go to the entries that fit. Puts the waiting list in `change` if it moved.
 /// `wl` is the loaded waiting list (or `None` if there is none).

@@ -251,13 +251,11 @@ impl Ledger {
                 let Some(p) = provider_ref.as_ref().map(|p| p.as_str().to_owned()) else {
                     return Err(format!("duplicate_payment refund for {first:?} without a provider ref"));
                 };
+                // A first payment accounted without a provider ref is named by its first
+                // redelivery that carries one (DESIGN Part 3; no event says which), so a
+                // second charge is possible then too: `account` below still refuses two
+                // refunds for one provider ref.
                 match first_provider {
-                    Some(None) => {
-                        return Err(format!(
-                            "duplicate_payment refund for {first:?}: its first payment carried no provider ref, so \
-                             {p} is its redelivery"
-                        ));
-                    }
                     Some(Some(f)) if *f == p => {
                         return Err(format!("duplicate_payment refund for {first:?} under the first payment's {p}"));
                     }

@@ -644,6 +644,15 @@ impl MCfg {
         self.tiers.iter().position(|t| t.slot == slot)
     }
 
+    /// `d`'s key as the crate writes it (`total`, `tier:NAME`, `pool:NAME`).
+    fn dim_key(&self, d: MDim) -> String {
+        match d {
+            MDim::Total => "total".to_owned(),
+            MDim::Tier(t) => format!("tier:{}", self.tier_name(t)),
+            MDim::Pool(p) => format!("pool:{}", pool_name(p)),
+        }
+    }
+
     fn tier_name(&self, t: usize) -> &'static str {
         TIER_NAMES[self.tiers[t].slot]
     }
@@ -1019,6 +1028,12 @@ impl MOcc {
 
     /// The first need that does not fit by the counters, adding them in order.
     fn first_failing(&self, now: i64, needs: &[Need]) -> Option<usize> {
+        self.first_short(now, needs).map(|(i, _)| i)
+    }
+
+    /// The first need that does not fit, and the first of its dimensions (in the order
+    /// total, tier, pools) without room for it.
+    fn first_short(&self, now: i64, needs: &[Need]) -> Option<(usize, MDim)> {
         let cfg = self.cfg();
         let u = self.usage(now);
         let mut pending: BTreeMap<MDim, u64> = BTreeMap::new();
@@ -1026,8 +1041,8 @@ impl MOcc {
             for d in dims {
                 *pending.entry(*d).or_default() += n;
             }
-            if dims.iter().any(|d| cfg.cap(*d).is_some_and(|c| u[d].counter() + pending[d] > c)) {
-                return Some(i);
+            if let Some(d) = dims.iter().find(|d| cfg.cap(**d).is_some_and(|c| u[*d].counter() + pending[*d] > c)) {
+                return Some((i, *d));
             }
         }
         None
@@ -1127,7 +1142,7 @@ impl MOcc {
         now: i64,
         needs: &[Need],
         requester: Option<usize>,
-    ) -> Result<(Option<usize>, bool), String> {
+    ) -> Result<(Option<(usize, MDim)>, bool), String> {
         if self.first_failing(now, needs).is_none() {
             return Ok((None, false));
         }
@@ -1136,7 +1151,7 @@ impl MOcc {
             all.expire(occ, r, now, &mut Vec::new())?;
         }
         let offered = all.settle_wl(occ, now, requester, &mut Vec::new());
-        Ok((all.first_failing(now, needs), offered))
+        Ok((all.first_short(now, needs), offered))
     }
 
     /// Find room for `needs` on this (scratch) state, the way DESIGN.md says: by the
@@ -1163,6 +1178,7 @@ impl MOcc {
             ensure!(lapsed.contains(r), "the engine expired {r} at occ {occ} making room, but it is not lapsed");
         }
         let (want, all_offered) = self.room_answer(occ, now, needs, requester)?;
+        let want = want.map(|(i, _)| i);
         if want.is_some() && !all_offered {
             // No room, and no offer made: nothing is committed.
             ensure!(chosen.is_empty(), "a full answer at occ {occ} committed the expiry of {chosen:?}");
@@ -1264,7 +1280,7 @@ enum ExpReq {
     Already { r: String, confirmed: bool },
     PriceChanged { price: u64, cur: &'static str },
     Limit { max: u32 },
-    Full { tier: Option<&'static str> },
+    Full { tier: Option<&'static str>, short: MDim },
     Placed,
     FreeConfirmed,
 }
@@ -1328,6 +1344,13 @@ pub const MUST_COVER: &[&str] = &[
     "request:Full(second line)",
     "request:Full(pool)",
     "request:Full(offers made)",
+    "request:Full(total short)",
+    "request:Full(tier cap short)",
+    "request:Full(pool short)",
+    "request:offers before deciding",
+    "request:offers before deciding (expired a lapsed hold)",
+    "request:placed leaves the waiting list",
+    "settle:redelivery names the payment",
     "request:Already",
     "request:Already(confirmed)",
     "request:Replay",
@@ -1993,7 +2016,12 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         let label = match &want {
             ExpReq::Already { confirmed: true, .. } => "request:Already(confirmed)".to_owned(),
             ExpReq::Already { .. } => "request:Already".to_owned(),
-            ExpReq::Full { tier } => {
+            ExpReq::Full { tier, short } => {
+                cover(match short {
+                    MDim::Total => "request:Full(total short)",
+                    MDim::Tier(_) => "request:Full(tier cap short)",
+                    MDim::Pool(_) => "request:Full(pool short)",
+                });
                 if evs.iter().any(|e| matches!(e.kind, XKind::Offered { .. })) {
                     cover("request:Full(offers made)");
                 }
@@ -2067,8 +2095,10 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
                 nanos_of(&p.amount) == *price && p.currency.as_str() == *cur
             }
             (ExpReq::Limit { max }, Ok(RequestOutcome::LimitReached { max_per_actor })) => max == max_per_actor,
-            (ExpReq::Full { tier }, Ok(RequestOutcome::Full { capacity, tier: t })) => {
-                Some(*capacity) == cfg.as_ref().map(|c| c.capacity) && t.as_ref().map(TierName::as_str) == *tier
+            (ExpReq::Full { tier, short }, Ok(RequestOutcome::Full { capacity, tier: t, short: s })) => {
+                cfg.as_ref().is_some_and(|c| {
+                    c.cap(*short).is_some_and(|cap| cap == u64::from(*capacity)) && c.dim_key(*short) == s.to_key()
+                }) && t.as_ref().map(TierName::as_str) == *tier
             }
             _ => false,
         };
@@ -2188,7 +2218,25 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
             scratch.expire(occ, own, now, &mut evs)?;
             cover("request:own-lapse-expired");
         }
-        let others: Vec<String> = chosen.iter().filter(|c| Some(*c) != own_lapsed.as_ref()).cloned().collect();
+        let mut others: Vec<String> = chosen.iter().filter(|c| Some(*c) != own_lapsed.as_ref()).cloned().collect();
+        // With someone waiting, every lapsed hold is expired and the free seats offered down
+        // the list before the request decides (DESIGN Part 3: a walk-in never takes seats the
+        // list is owed, sweep or no sweep). Nobody is skipped.
+        let mut pre_offered = false;
+        if scratch.waiting() {
+            // Oldest first, as the expiry index yields them.
+            let mut lapsed = scratch.lapsed(now);
+            lapsed.sort_by_key(|r| (scratch.holds[r].expires, r.clone()));
+            for r in &lapsed {
+                scratch.expire(occ, r, now, &mut evs)?;
+                cover("request:offers before deciding (expired a lapsed hold)");
+            }
+            others.retain(|c| !lapsed.contains(c));
+            if scratch.settle_wl(occ, now, None, &mut evs) {
+                cover("request:offers before deciding");
+                pre_offered = true;
+            }
+        }
         let (before, evs_before) = (scratch.clone(), evs.clone());
         let taken = scratch.wl.iter().position(|e| e.actor == actor && e.offer.is_some_and(|(_, x)| x > now));
         if let Some(i) = taken {
@@ -2205,17 +2253,17 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         if !others.is_empty() {
             cover("request:reclaimed-other-lapsed");
         }
-        if let Some(need) = failing {
+        if let Some((need, short)) = failing {
             // Full takes nothing: the requester's own offer stays set aside, and only the
             // seats freed by lapses go down the waiting list.
             let tier = lines.get(need).map(|l| cfg.tier_name(l.tier));
             let (mut kept, mut evs) = (before, evs_before);
             let (_, offered) = kept.make_room(occ, now, &needs, Some(actor), &others, &mut evs)?;
-            if offered {
+            if offered || pre_offered {
                 self.occs[occ] = kept;
-                return Ok((ExpReq::Full { tier }, evs, None));
+                return Ok((ExpReq::Full { tier, short }, evs, None));
             }
-            return none(ExpReq::Full { tier });
+            return none(ExpReq::Full { tier, short });
         }
         if taken.is_some() {
             cover("request:Placed(took own offer)");
@@ -2268,6 +2316,15 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
             scratch.holds.get_mut(r).unwrap().free = true;
             scratch.confirm(occ, r, now, false, &mut evs);
             self.touched.push((occ, r.to_owned()));
+        }
+        // The requester got seats: its entries still waiting for a tier of this order (or for
+        // any seat) leave the list.
+        let before_wl = scratch.wl.len();
+        scratch.wl.retain(|e| {
+            !(e.actor == actor && e.offer.is_none() && e.tier.is_none_or(|t| lines.iter().any(|l| l.tier == t)))
+        });
+        if scratch.wl.len() < before_wl {
+            cover("request:placed leaves the waiting list");
         }
         scratch.settle_wl(occ, now, Some(actor), &mut evs);
         self.occs[occ] = scratch;
@@ -2420,6 +2477,14 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         if let Some(first) = m.records.get(&key).cloned() {
             let second = match (&first.provider, &res.provider) {
                 (Some(a), Some(b)) if a != b => Some(b.clone()),
+                // DESIGN Part 3: the first provider ref seen on a redelivery names the payment.
+                (None, Some(b)) => {
+                    if let Some(rec) = m.records.get_mut(&key) {
+                        rec.provider = Some(b.clone());
+                    }
+                    cover("settle:redelivery names the payment");
+                    None
+                }
                 _ => None,
             };
             let Some(p) = second else {
