@@ -131,7 +131,9 @@ async fn multi_line_orders_are_all_or_nothing<S: AsyncStore>(h: H<S>) {
     h.hold(&order("show", "ann", "a1", &[("adult", 2), ("child", 2)])).await;
     let before = h.fingerprint().await;
 
-    let cases: [(&[(&str, u32)], &str, u32, &str); 5] = [
+    // (lines, the tier named, the capacity that was short and its key)
+    type Case = (&'static [(&'static str, u32)], &'static str, u32, &'static str);
+    let cases: [Case; 5] = [
         (&[("adult", 1), ("child", 2)], "child", 3, "tier:child"), // child's own cap (2 + 2 > 3)
         (&[("child", 1), ("adult", 2)], "adult", 6, "pool:floor"), // floor after the child line (5 + 2 > 6)
         (&[("adult", 2), ("child", 1)], "child", 6, "pool:floor"), // floor: the adults fit, the child does not
