@@ -104,7 +104,7 @@ fn bench_check_in(rounds: usize, batch: usize) -> (Vec<f64>, Vec<f64>) {
             .collect();
         drain(&e);
         let fresh: Vec<_> = (0..batch).map(|i| req(&k, &format!("s{round}"), i)).collect();
-        let scan = |c: &String| match e.check_in(c) {
+        let scan = |c: &String| match e.check_in(&k, c) {
             Ok(CheckIn::Admitted { ticket }) => {
                 black_box(ticket);
             }

@@ -213,7 +213,9 @@ async fn check_ins(s: &Settings, store: &PostgresStore, round: usize) -> Result<
         let (engine, all) = (engine.clone(), all.clone());
         async move {
             let cred = all[c].get(i as usize).ok_or("ran out of tickets to scan")?;
-            match engine.check_in(cred).await.map_err(|e| e.to_string())? {
+            let door =
+                TicketKey::new(vec![7u8; 32]).map_err(|e| e.to_string())?.verify(cred).map_err(|e| e.to_string())?.0;
+            match engine.check_in(&door, cred).await.map_err(|e| e.to_string())? {
                 CheckIn::Admitted { .. } => Ok(()),
                 other => Err(format!("unexpected {other:?}")),
             }

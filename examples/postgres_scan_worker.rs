@@ -48,6 +48,7 @@ fn main() {
     runtime.block_on(async {
         let options = PostgresOptions::new(*schema).with_pool_size(copies.clamp(1, 16));
         let store = PostgresStore::connect(&url, options).await.unwrap_or_else(|e| fail(&format!("connect: {e}")));
+        let door_key = Arc::new(key.clone());
         let engine = Arc::new(AsyncEngine::new(store).with_ticket_key(key));
         // Warm every connection of the pool, so the scans start together.
         let mut warm = tokio::task::JoinSet::new();
@@ -65,10 +66,14 @@ fn main() {
         let mut scans = tokio::task::JoinSet::new();
         for (i, c) in credentials.iter().enumerate() {
             for _ in 0..copies {
-                let (e, c) = (engine.clone(), c.clone());
+                let (e, c, door_key) = (engine.clone(), c.clone(), door_key.clone());
                 scans.spawn(async move {
                     for attempt in 0..200u64 {
-                        match e.check_in(&c).await {
+                        let door = match door_key.verify(&c) {
+                            Ok((occ, _, _)) => occ,
+                            Err(_) => fail("a credential to scan does not verify"),
+                        };
+                        match e.check_in(&door, &c).await {
                             Ok(answer) => return (i, answer),
                             Err(err) if err.is_retryable() => {
                                 tokio::time::sleep(Duration::from_millis(5 + attempt.min(20) * 5)).await;

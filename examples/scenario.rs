@@ -12,9 +12,12 @@
 //! cargo run --features postgres --example scenario -- --store "$SEATHOLD_PG_URL" < …
 //! ```
 //!
-//! Besides DESIGN.md's commands it understands `abandon` (`occ_key`, `actor`, `ref`),
-//! `extend` (`occ_key`, `ref`, `secs`), `leave_waitlist` (`occ_key`, `actor`, `tier?`) and
-//! `ledger` (`occ_key`), and `open` takes `max_extension_secs`.
+//! Besides DESIGN.md's commands (Parts 1 to 3) it understands `abandon` (`occ_key`, `actor`,
+//! `ref`), `extend` (`occ_key`, `ref`, `secs`), `leave_waitlist` (`occ_key`, `actor`,
+//! `tier?`) and `ledger` (`occ_key`), and `open` takes `max_extension_secs`. Every write of
+//! Part 2 (`check_in`, `cancel`, `block`, `unblock`, `waitlist`, `leave_waitlist`,
+//! `set_price`, `extend`, `abandon`) takes an `op_key`: a repeat answers the first answer
+//! with `"replayed": true`; the same key with another command answers an error.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
@@ -23,12 +26,12 @@ use std::sync::Arc;
 use seathold::Clock;
 use seathold::catalogue::{Availability, BlockOutcome, LatePayment, Line, OccurrenceConfig, Pool, Tier};
 use seathold::contract::{
-    ActorId, BlockName, Metadata, Money, OccKey, OutboxEvent, PaymentResult, PoolName, Ref, TierName,
+    ActorId, BlockName, Metadata, Money, OccKey, OpKey, OutboxEvent, PaymentResult, PoolName, Ref, TierName,
 };
 use seathold::holds::{CancelOutcome, HoldRequest, RequestOutcome};
 use seathold::settlement::Settlement;
 use seathold::store::AsyncStore;
-use seathold::tickets::{CheckIn, TicketKey};
+use seathold::tickets::TicketKey;
 use seathold::webhooks::{Headers, Verifier, WebhookSecret};
 use seathold::{AsyncEngine, ManualClock, MemoryStore, OpError};
 use serde_json::{Value, json};
@@ -162,6 +165,19 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// The command's `op_key`, if it has one.
+fn op_key(cmd: &Value) -> Result<Option<OpKey>, String> {
+    opt_str(cmd, "op_key")?.map(|k| OpKey::new(k).map_err(|e| format!("op_key {e}"))).transpose()
+}
+
+/// An answer with `"replayed"` set when the write under an operation key only replayed.
+fn marked(mut answer: Value, replayed: bool) -> Value {
+    if let Some(o) = answer.as_object_mut() {
+        o.insert("replayed".into(), json!(replayed));
+    }
+    answer
+}
+
 fn config(cmd: &Value) -> Result<OccurrenceConfig, String> {
     let mut config =
         OccurrenceConfig::new(u32_field(cmd, "capacity")?, u64_field(cmd, "hold_ttl_secs")?).map_err(err)?;
@@ -222,6 +238,12 @@ fn config(cmd: &Value) -> Result<OccurrenceConfig, String> {
     if let Some(secs) = opt_u64(cmd, "max_extension_secs")? {
         config = config.with_max_extension_secs(secs).map_err(err)?;
     }
+    // Part 3: the seller's price of a seat, at an occurrence without tiers.
+    match (opt_str(cmd, "price")?, opt_str(cmd, "currency")?) {
+        (None, None) => {}
+        (Some(p), Some(c)) => config = config.with_seat_price(Money::parse(p, c).map_err(err)?),
+        _ => return Err("price and currency go together".into()),
+    }
     Ok(config)
 }
 
@@ -248,14 +270,20 @@ fn request(cmd: &Value) -> Result<HoldRequest, String> {
             req
         }
         None => {
-            let price = Money::parse(str_field(cmd, "amount")?, str_field(cmd, "currency")?).map_err(err)?;
             let quantity = match cmd.get("quantity") {
                 None | Some(Value::Null) => 1,
                 Some(q) => {
                     q.as_u64().and_then(|q| u32::try_from(q).ok()).ok_or("quantity must be a small whole number")?
                 }
             };
-            HoldRequest::new(occ, who, r, price).with_quantity(quantity)
+            // The amount may be left out where the occurrence has the seller's price.
+            match (opt_str(cmd, "amount")?, opt_str(cmd, "currency")?) {
+                (None, None) => HoldRequest::seats(occ, who, r, quantity),
+                (Some(a), Some(c)) => {
+                    HoldRequest::new(occ, who, r, Money::parse(a, c).map_err(err)?).with_quantity(quantity)
+                }
+                _ => return Err("amount and currency go together".into()),
+            }
         }
     };
     if let Some(md) = cmd.get("metadata").filter(|v| !v.is_null()) {
@@ -321,6 +349,12 @@ async fn run<S: AsyncStore>(
     state: &mut State,
     cmd: &Value,
 ) -> Result<Value, String> {
+    // The writes of Part 2, each optionally under an operation key (Part 3).
+    let key = op_key(cmd)?;
+    let w = match &key {
+        Some(k) => engine.with_op_key(k),
+        None => engine.without_op_key(),
+    };
     match str_field(cmd, "op")? {
         "open" => match engine.open(&occ_key(cmd)?, config(cmd)?).await {
             Ok(()) => Ok(json!({"ok": true})),
@@ -379,8 +413,8 @@ async fn run<S: AsyncStore>(
                 }
             };
             let price = Money::parse(str_field(cmd, "price")?, &currency).map_err(err)?;
-            match engine.set_price(&occ, &tier, price).await {
-                Ok(()) => Ok(json!({"ok": true})),
+            match w.set_price(&occ, &tier, price).await {
+                Ok(r) => Ok(marked(json!({"ok": true}), r.replayed)),
                 Err(OpError::Refused(seathold::PriceRefusal::Price(seathold::catalogue::SetPriceError::Locked(_)))) => {
                     Ok(json!({"status": "locked"}))
                 }
@@ -392,15 +426,17 @@ async fn run<S: AsyncStore>(
             let block = BlockName::new(str_field(cmd, "block")?).map_err(|e| format!("block {e}"))?;
             let outcome = if str_field(cmd, "op")? == "block" {
                 let tier = tier_field(cmd, "tier")?;
-                engine.block(&occ, &block, u32_field(cmd, "seats")?, tier.as_ref()).await
+                w.block(&occ, &block, u32_field(cmd, "seats")?, tier.as_ref()).await
             } else {
-                engine.unblock(&occ, &block).await
+                w.unblock(&occ, &block).await
             }
             .map_err(err)?;
-            Ok(match outcome {
+            let answer = match outcome.answer {
                 BlockOutcome::Full => json!({"status": "full"}),
-                _ => json!({"ok": true}),
-            })
+                BlockOutcome::Blocked => json!({"ok": true, "status": "blocked"}),
+                _ => json!({"ok": true, "status": "unblocked"}),
+            };
+            Ok(marked(answer, outcome.replayed))
         }
         "tickets" => {
             let tickets = match engine.tickets(&occ_key(cmd)?, &hold_ref(cmd)?).await {
@@ -411,15 +447,12 @@ async fn run<S: AsyncStore>(
             Ok(json!({"tickets": tickets}))
         }
         "check_in" => {
+            // From v3 the door names the occurrence it admits to.
+            let door = occ_key(cmd)?;
             let c = credential(engine, str_field(cmd, "credential")?).await?;
-            Ok(match engine.check_in(&c).await.map_err(err)? {
-                CheckIn::Admitted { ticket } => json!({"status": "admitted", "ticket": ticket}),
-                CheckIn::AlreadyCheckedIn { ticket, at } => {
-                    json!({"status": "already_checked_in", "ticket": ticket, "at": at.to_string()})
-                }
-                CheckIn::Cancelled { ticket } => json!({"status": "cancelled", "ticket": ticket}),
-                _ => json!({"status": "invalid"}),
-            })
+            let got = w.check_in(&door, &c).await.map_err(err)?;
+            // Every answer but `invalid` names the ticket (`ticket`, `index`, `tier`).
+            Ok(marked(json!(got.answer), got.replayed))
         }
         "cancel" => {
             let tickets: Option<Vec<u32>> = match cmd.get("tickets").filter(|v| !v.is_null()) {
@@ -432,34 +465,53 @@ async fn run<S: AsyncStore>(
                         .collect::<Result<_, _>>()?,
                 ),
             };
-            Ok(match engine.cancel(&occ_key(cmd)?, &hold_ref(cmd)?, tickets.as_deref()).await.map_err(err)? {
-                CancelOutcome::Cancelled { refund, seats } => json!({
+            let (occ, r) = (occ_key(cmd)?, hold_ref(cmd)?);
+            let got = match opt_str(cmd, "refund")? {
+                None => w.cancel(&occ, &r, tickets.as_deref()).await,
+                Some(amount) => {
+                    // In the booking's currency (a refund is never in another).
+                    let booking = engine.booking(&occ, &r).await.map_err(err)?;
+                    let currency = booking.map_or_else(|| "EUR".to_owned(), |b| b.price.currency.to_string());
+                    let refund = Money::parse(amount, opt_str(cmd, "currency")?.unwrap_or(&currency)).map_err(err)?;
+                    w.cancel_refunding(&occ, &r, tickets.as_deref(), refund).await
+                }
+            }
+            .map_err(err)?;
+            let answer = match got.answer {
+                CancelOutcome::Cancelled { refund, seats, provider_ref } => json!({
                     "status": "cancelled", "amount": refund.amount, "currency": refund.currency, "seats": seats,
+                    "provider_ref": provider_ref,
                 }),
                 CancelOutcome::CheckedIn { ticket } => json!({"status": "checked_in", "ticket": ticket}),
                 _ => json!({"status": "noop"}),
-            })
+            };
+            Ok(marked(answer, got.replayed))
         }
         "waitlist" => {
             let tier = tier_field(cmd, "tier")?;
             let seats = u32_field(cmd, "seats")?;
-            let j = engine.join_waitlist(&occ_key(cmd)?, &actor(cmd)?, tier.as_ref(), seats).await.map_err(err)?;
-            Ok(json!({"status": "waiting", "position": j.position, "offered": j.offered}))
+            let j = w.join_waitlist(&occ_key(cmd)?, &actor(cmd)?, tier.as_ref(), seats).await.map_err(err)?;
+            let answer = json!({"status": "waiting", "position": j.answer.position, "offered": j.answer.offered});
+            Ok(marked(answer, j.replayed))
+        }
+        "waitlist_of" => {
+            let wl = engine.waitlist_of(&occ_key(cmd)?).await.map_err(err)?;
+            Ok(json!(wl))
         }
         "leave_waitlist" => {
             let tier = tier_field(cmd, "tier")?;
-            let left = engine.leave_waitlist(&occ_key(cmd)?, &actor(cmd)?, tier.as_ref()).await.map_err(err)?;
-            Ok(json!({"status": if left { "left" } else { "noop" }}))
+            let left = w.leave_waitlist(&occ_key(cmd)?, &actor(cmd)?, tier.as_ref()).await.map_err(err)?;
+            Ok(marked(json!({"status": if left.answer { "left" } else { "noop" }}), left.replayed))
         }
         "abandon" => {
-            let outcome = engine.abandon(&occ_key(cmd)?, &actor(cmd)?, &hold_ref(cmd)?).await.map_err(err)?;
-            Ok(json!(outcome).as_str().map_or_else(|| json!({"status": "noop"}), |s| json!({"status": s})))
+            let got = w.abandon(&occ_key(cmd)?, &actor(cmd)?, &hold_ref(cmd)?).await.map_err(err)?;
+            let answer = json!(got.answer).as_str().map_or_else(|| json!({"status": "noop"}), |s| json!({"status": s}));
+            Ok(marked(answer, got.replayed))
         }
         "extend" => {
             let secs = i64::try_from(u64_field(cmd, "secs")?).map_err(|_| "secs is too large")?;
-            let checkout =
-                engine.extend(&occ_key(cmd)?, &hold_ref(cmd)?, time::Duration::seconds(secs)).await.map_err(err)?;
-            Ok(json!({"status": "extended", "request": checkout}))
+            let got = w.extend(&occ_key(cmd)?, &hold_ref(cmd)?, time::Duration::seconds(secs)).await.map_err(err)?;
+            Ok(marked(json!({"status": "extended", "request": got.answer}), got.replayed))
         }
         "ledger" => Ok(json!(engine.ledger(&occ_key(cmd)?).await.map_err(err)?)),
         other => Err(format!("unknown op {:?}", other.chars().take(64).collect::<String>())),

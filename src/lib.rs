@@ -14,6 +14,7 @@
 //! | [`tickets`] | tickets, their credentials, check-in | I/O, the clock, storage |
 //! | [`waitlist`] | the waiting list and its offers | holds, payments, storage |
 //! | [`ledger`] | the per-occurrence ledger of payments and refunds | storage |
+//! | [`opkeys`] | operation keys: a write's first answer, replayed to its retries | the rules of the writes it wraps, storage |
 //! | [`webhooks`] | signed payment results (Standard Webhooks), provider adapters | bookings, storage, the clock |
 //! | [`records`] | the records stores keep, and the change a decision makes | the rules |
 //! | [`store`] | the [`Store`] / [`AsyncStore`] contract, [`MemoryStore`], PostgreSQL, sharding | the rules |
@@ -68,6 +69,7 @@ pub mod contract;
 mod engine;
 pub mod holds;
 pub mod ledger;
+pub mod opkeys;
 pub mod records;
 pub mod settlement;
 pub mod store;
@@ -77,10 +79,10 @@ pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    AsyncEngine, AvailabilityError, Basket, BlockError, CancelError, Classify, DEFAULT_MAX_ATTEMPTS, Engine, ErrorKind,
-    ExtendError, Never, OpError, OpenError, OpenRefusal, PriceError, PriceRefusal, Pruned, ReadCacheStats,
-    RequestError, SettleError, SweepError, TicketError, TicketRefusal, UnknownOccurrence, WaitlistError, WebhookError,
-    WebhookRefusal,
+    AsyncEngine, AvailabilityError, Basket, BlockError, BlockingWithOpKey, CancelError, Classify, DEFAULT_MAX_ATTEMPTS,
+    Engine, ErrorKind, ExtendError, Never, OpError, OpenError, OpenRefusal, PriceError, PriceRefusal, Pruned,
+    ReadCacheStats, RequestError, SettleError, SweepError, TicketError, TicketRefusal, UnknownOccurrence,
+    WaitlistError, WebhookError, WebhookRefusal, WithOpKey,
 };
 pub use store::{AsyncStore, MemoryStore, Store};
 

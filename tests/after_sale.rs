@@ -23,7 +23,7 @@ use seathold::ledger::EntryKind;
 use seathold::records::Record;
 use seathold::settlement::Settlement;
 use seathold::store::AsyncStore;
-use seathold::tickets::{CheckIn, Ticket, TicketKey, TicketState, TicketStatus};
+use seathold::tickets::{CheckIn, Ticket, TicketKey, TicketRef, TicketState, TicketStatus};
 use seathold::{MemoryStore, OpError, TicketRefusal};
 use time::Duration;
 
@@ -55,7 +55,7 @@ fn ids(events: &[OutboxEvent]) -> Vec<EventId> {
 }
 
 fn cancelled(amount: &str, seats: u32) -> CancelOutcome {
-    CancelOutcome::Cancelled { refund: eur(amount), seats }
+    CancelOutcome::Cancelled { refund: eur(amount), seats, provider_ref: None }
 }
 
 impl<S: AsyncStore> H<S> {
@@ -67,8 +67,10 @@ impl<S: AsyncStore> H<S> {
         self.tickets(occ, hold_ref).await.into_iter().map(|t| t.credential).collect()
     }
 
+    /// Scan at the door of the ticket's own occurrence.
     async fn scan(&self, credential: &str) -> CheckIn {
-        self.e.check_in(credential).await.unwrap()
+        let door = TicketKey::new(TICKET_KEY.to_vec()).unwrap().verify(credential).map(|(o, _, _)| o);
+        self.e.check_in(&door.unwrap_or_else(|_| k("door")), credential).await.unwrap()
     }
 
     async fn cancel(&self, occ: &str, hold_ref: &str, tickets: Option<&[u32]>) -> CancelOutcome {
@@ -239,7 +241,7 @@ fn tickets_are_not_issued_twice_when_a_confirmation_is_retried() {
 fn an_engine_without_a_ticket_key_refuses_ticket_operations() {
     let e = seathold::Engine::new(MemoryStore::new());
     refused(e.tickets(&k("x"), &r("y")), TicketRefusal::NoTicketKey);
-    refused(e.check_in("anything"), TicketRefusal::NoTicketKey);
+    refused(e.check_in(&k("x"), "anything"), TicketRefusal::NoTicketKey);
     assert!(TicketKey::new(vec![7u8; 31]).is_err(), "a ticket key needs 32 bytes");
 }
 
@@ -330,12 +332,13 @@ async fn check_in_admits_once_and_tells_why_not<S: AsyncStore>(h: H<S>) {
     h.drain().await;
     h.advance(10);
     let admitted_at = h.now();
-    assert_eq!(h.scan(&creds[0]).await, CheckIn::Admitted { ticket: "a1#0".into() });
+    let seat = |i: u32| TicketRef { id: format!("a1#{i}"), index: i, tier: Some(t("std")) };
+    assert_eq!(h.scan(&creds[0]).await, CheckIn::Admitted { ticket: seat(0) });
     h.advance(5);
-    assert_eq!(h.scan(&creds[0]).await, CheckIn::AlreadyCheckedIn { ticket: "a1#0".into(), at: admitted_at });
+    assert_eq!(h.scan(&creds[0]).await, CheckIn::AlreadyCheckedIn { ticket: seat(0), at: admitted_at });
     assert_eq!(h.scan("garbage").await, CheckIn::Invalid);
     assert_eq!(h.cancel("hall", "a1", Some(&[2])).await, cancelled("10.00", 1));
-    assert_eq!(h.scan(&creds[2]).await, CheckIn::Cancelled { ticket: "a1#2".into() });
+    assert_eq!(h.scan(&creds[2]).await, CheckIn::Cancelled { ticket: seat(2) });
     let events = h.drain().await;
     let checked: Vec<&EventKind> =
         events.iter().map(|e| &e.event.kind).filter(|k| k.type_str() == "checked_in").collect();
@@ -372,7 +375,7 @@ fn concurrent_scans_of_one_credential_admit_exactly_once() {
                     let (h, barrier) = (&h, &barrier);
                     s.spawn(move || {
                         barrier.wait();
-                        seathold::conformance::block_on(h.e.check_in(c)).unwrap()
+                        seathold::conformance::block_on(h.e.check_in(&k("hall"), c)).unwrap()
                     })
                 })
                 .collect();
@@ -459,7 +462,8 @@ async fn cancellation_frees_seats_voids_tickets_and_signals_the_refund<S: AsyncS
 
     // The refund names the payment to refund.
     h.drain().await;
-    assert_eq!(h.cancel("hall", "b1", None).await, cancelled("10.00", 1));
+    let want = CancelOutcome::Cancelled { refund: eur("10.00"), seats: 1, provider_ref: Some(pr("pi_bob")) };
+    assert_eq!(h.cancel("hall", "b1", None).await, want, "the answer names the payment too");
     let events = h.drain().await;
     let Some(EventKind::RefundRequired { provider_ref, .. }) =
         events.iter().map(|e| &e.event.kind).find(|k| k.type_str() == "refund_required")
@@ -735,7 +739,8 @@ async fn the_ledger_nets_confirmed_payments_minus_refunds<S: AsyncStore>(h: H<S>
     h.hold(&order("led", "ann", "a2", &[("std", 1)])).await;
     assert_eq!(h.settle(&m("ann", "a2", "10.00", "pi_3")).await, Settlement::Confirmed { replayed: false });
     assert!(matches!(h.settle(&m("ann", "a2", "10.00", "pi_4")).await, Settlement::PaidButNoHold { .. }));
-    assert_eq!(h.cancel("led", "a1", None).await, cancelled("20.00", 2));
+    let want = CancelOutcome::Cancelled { refund: eur("20.00"), seats: 2, provider_ref: Some(pr("pi_1")) };
+    assert_eq!(h.cancel("led", "a1", None).await, want);
 
     let ledger = h.e.ledger(&k("led")).await.unwrap();
     let eur_ = cur("EUR");

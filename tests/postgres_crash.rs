@@ -176,7 +176,7 @@ async fn client(e: Arc<Engine>, inflight: Arc<AtomicUsize>, book: Arc<Mutex<Book
                         5..7 => {
                             if let Some(tickets) = retry(&inflight, || e.tickets(&occ, &rf)).await {
                                 if let Some(t) = tickets.first() {
-                                    retry(&inflight, || e.check_in(&t.credential)).await;
+                                    retry(&inflight, || e.check_in(&occ, &t.credential)).await;
                                 }
                             }
                         }

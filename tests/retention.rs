@@ -62,7 +62,7 @@ fn prune_forgets_exactly_what_its_docs_say() {
     clock.advance(Duration::days(2));
     let horizon = clock.as_ref().now_for_test() - Duration::days(1);
     let pruned = e.prune(&gig, horizon).unwrap();
-    assert_eq!(pruned, Pruned { bookings: 2, payments: 1, rejections: 0 }, "b1, c1 and zed's refund");
+    assert_eq!(pruned, Pruned { bookings: 2, payments: 1, rejections: 0, op_keys: 0 }, "b1, c1 and zed's refund");
     // Kept: the sale still replays, and ann still holds her booking.
     assert_eq!(e.settle(&paid(&gig, "ann", "a1", "pi_a")).unwrap(), Settlement::Confirmed { replayed: true });
     assert!(e.booking(&gig, &Ref::new("a1").unwrap()).unwrap().is_some());

@@ -77,9 +77,10 @@ fn outcomes_serialize_stably_and_read_back() {
     let tickets = engine.tickets(&show, &id::<Ref>("a1")).expect("tickets");
     assert_eq!(tickets.len(), 2);
     insta::assert_snapshot!("ticket", serde_json::to_string(&tickets[0]).expect("ticket"));
-    frozen("check_in_admitted", &engine.check_in(&tickets[0].credential).expect("scan"));
+    frozen("check_in_admitted", &engine.check_in(&show, &tickets[0].credential).expect("scan"));
     clock.advance(time::Duration::seconds(1));
-    frozen("check_in_already", &engine.check_in(&tickets[0].credential).expect("scan"));
+    frozen("check_in_already", &engine.check_in(&show, &tickets[0].credential).expect("scan"));
+    frozen("check_in_wrong_occurrence", &engine.check_in(&id("other-show"), &tickets[0].credential).expect("scan"));
     frozen("check_in_invalid", &CheckIn::Invalid);
     frozen("cancel_checked_in", &engine.cancel(&show, &id("a1"), None).expect("cancel"));
     frozen("cancel_cancelled", &engine.cancel(&show, &id("a1"), Some(&[1])).expect("cancel"));

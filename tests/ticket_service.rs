@@ -233,14 +233,28 @@ async fn scenario(pg: Option<(&str, &str)>) {
     let mut svc = Service::start(pg, &[&old, &new], &relay_url, &relay);
     assert_eq!(svc.get("/health").await, (StatusCode::OK, json!({"status": "ok"})));
 
-    // Occurrences: create-only, readable.
-    let gig = json!({"occ_key": "gig", "capacity": 10, "hold_ttl_secs": 600, "issue_tickets": true});
+    // Occurrences: create-only, readable, and priced by the seller (tiers or a seat price).
+    let price = |amount: &str, currency: &str| json!({"amount": amount, "currency": currency});
+    let gig = json!({"occ_key": "gig", "capacity": 10, "hold_ttl_secs": 600, "issue_tickets": true,
+                     "seat_price": price("25.00", "EUR")});
     assert_eq!(svc.post("/occurrences", gig.clone()).await.0, StatusCode::CREATED);
     assert_eq!(svc.post("/occurrences", gig).await.1["error"], "conflict");
-    for (occ, ttl) in [("late", 1), ("calm", 600)] {
-        let body = json!({"occ_key": occ, "capacity": 5, "hold_ttl_secs": ttl});
+    let unpriced = json!({"occ_key": "free-for-all", "capacity": 5, "hold_ttl_secs": 600});
+    assert_eq!(svc.post("/occurrences", unpriced).await.0, StatusCode::UNPROCESSABLE_ENTITY, "no seller's price");
+    for (occ, ttl, p) in [("late", 1, price("40.00", "USD")), ("calm", 600, price("10.00", "EUR"))] {
+        let body = json!({"occ_key": occ, "capacity": 5, "hold_ttl_secs": ttl, "seat_price": p});
         assert_eq!(svc.post("/occurrences", body).await.0, StatusCode::CREATED);
     }
+    // The buyer never sets the price: a buyer-chosen amount is `price_changed`, no seat.
+    let (_, before) = svc.get("/occurrences/calm/availability").await;
+    for cheap in [
+        json!({"actor": "chiseler", "amount": "0.01", "currency": "EUR"}),
+        json!({"actor": "chiseler", "amount": "10.00", "currency": "USD"}),
+    ] {
+        let (s, v) = svc.post("/occurrences/calm/checkout", cheap).await;
+        assert_eq!((s, &v["status"], &v["amount"]), (StatusCode::OK, &json!("price_changed"), &json!("10.00")), "{v}");
+    }
+    assert_eq!(svc.get("/occurrences/calm/availability").await.1, before, "a price_changed answer holds nothing");
     let (s, occ) = svc.get("/occurrences/gig").await;
     assert_eq!((s, &occ["config"]["capacity"]), (StatusCode::OK, &json!(10)));
     assert_eq!(svc.get("/occurrences/nope").await.0, StatusCode::NOT_FOUND);
@@ -361,9 +375,22 @@ async fn scenario(pg: Option<(&str, &str)>) {
     let (s, t) = svc.get(&format!("/occurrences/gig/bookings/{first}/tickets")).await;
     assert_eq!((s, t["tickets"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
     let scan = json!({"credential": t["tickets"][0]["credential"]});
-    assert_eq!(svc.post("/check-in", scan.clone()).await.1["status"], "admitted");
-    assert_eq!(svc.post("/check-in", scan).await.1["status"], "already_checked_in");
-    assert_eq!(svc.post("/check-in", json!({"credential": "Zm9yZ2Vk.Zm9yZ2Vk"})).await.1["status"], "invalid");
+    // Another show's door: named, not admitted.
+    let (_, v) = svc.post("/occurrences/calm/check-in", scan.clone()).await;
+    assert_eq!((&v["status"], &v["occ_key"]), (&json!("wrong_occurrence"), &json!("gig")), "{v}");
+    // A scanner retrying after a lost answer, under its Idempotency-Key: admitted again.
+    let body = serde_json::to_vec(&scan).unwrap();
+    let key = [("content-type", "application/json".to_owned()), ("idempotency-key", "door-1/scan-1".to_owned())];
+    let (s, v) = svc.post_raw("/occurrences/gig/check-in", &body, &key).await;
+    assert_eq!(
+        (s, &v["status"], &v["replayed"], &v["index"]),
+        (StatusCode::OK, &json!("admitted"), &json!(false), &json!(0))
+    );
+    let (_, v) = svc.post_raw("/occurrences/gig/check-in", &body, &key).await;
+    assert_eq!((&v["status"], &v["replayed"]), (&json!("admitted"), &json!(true)), "the retry: {v}");
+    assert_eq!(svc.post("/occurrences/gig/check-in", scan).await.1["status"], "already_checked_in");
+    let forged = json!({"credential": "Zm9yZ2Vk.Zm9yZ2Vk"});
+    assert_eq!(svc.post("/occurrences/gig/check-in", forged).await.1["status"], "invalid");
     assert_eq!(
         svc.post(&format!("/occurrences/gig/bookings/{first}/cancel"), json!({})).await.1["status"],
         "checked_in"
@@ -373,11 +400,15 @@ async fn scenario(pg: Option<(&str, &str)>) {
     let (s, v) = svc.post(&cancel, json!({})).await;
     assert_eq!(
         (s, v),
-        (StatusCode::OK, json!({"status": "cancelled", "amount": "25.00", "currency": "EUR", "seats": 1}))
+        (
+            StatusCode::OK,
+            json!({"status": "cancelled", "amount": "25.00", "currency": "EUR", "seats": 1,
+                   "provider_ref": format!("pay_{second}"), "replayed": false})
+        )
     );
     assert_eq!(svc.post(&cancel, json!({})).await.1["status"], "noop");
     let scan = json!({"credential": t2["tickets"][0]["credential"]});
-    assert_eq!(svc.post("/check-in", scan).await.1["status"], "cancelled");
+    assert_eq!(svc.post("/occurrences/gig/check-in", scan).await.1["status"], "cancelled");
     let (_, a) = svc.get("/occurrences/gig/availability").await;
     assert_eq!((&a["confirmed"], &a["available"]), (&json!(9), &json!(1)));
     assert_eq!(svc.get("/occurrences/gig/bookings/nope/tickets").await.0, StatusCode::NOT_FOUND);

@@ -15,10 +15,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use seathold::catalogue::{Availability, Line, OccurrenceConfig};
-use seathold::contract::{ActorId, MAX_MESSAGE_BYTES, Money, OccKey, Ref};
+use seathold::contract::{ActorId, MAX_MESSAGE_BYTES, Money, OccKey, OpKey, Ref};
 use seathold::holds::{CancelOutcome, Hold, HoldRequest, RequestOutcome};
+use seathold::opkeys::Replayed;
 use seathold::settlement::Settlement;
-use seathold::tickets::CheckIn;
 use seathold::webhooks::{Headers, Verifier};
 use seathold::{AsyncEngine, AsyncStore, Classify, ErrorKind};
 
@@ -42,7 +42,7 @@ pub fn router<S: AsyncStore + 'static>(app: Arc<App<S>>) -> Router {
         .route("/occurrences/{k}/bookings/{r}", get(booking::<S>))
         .route("/occurrences/{k}/bookings/{r}/tickets", get(tickets::<S>))
         .route("/occurrences/{k}/bookings/{r}/cancel", post(cancel::<S>))
-        .route("/check-in", post(check_in::<S>))
+        .route("/occurrences/{k}/check-in", post(check_in::<S>))
         .route("/webhooks/payment", post(webhook::<S>))
         // A payment result is at most 64 KiB; so is every body here. Larger: 413, unread.
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
@@ -94,6 +94,14 @@ struct NewOccurrence {
 
 async fn create<S: AsyncStore + 'static>(State(app): Ctx<S>, body: Bytes) -> Answer<(StatusCode, Json<Value>)> {
     let NewOccurrence { occ_key, config } = parse(&body)?;
+    // Prices are the seller's: an occurrence sold here has tiers or a seat price, so a
+    // checkout never takes its amount from the buyer.
+    if !config.has_tiers() && config.seat_price().is_none() {
+        return Err(ApiError(
+            ErrorKind::Unprocessable,
+            "an occurrence needs tiers or a seat price (\"seat_price\": {\"amount\", \"currency\"})".into(),
+        ));
+    }
     app.engine.create(&occ_key, config.clone()).await?;
     tracing::info!(%occ_key, capacity = config.capacity(), "occurrence created");
     Ok((StatusCode::CREATED, Json(json!({ "occ_key": occ_key, "config": config }))))
@@ -111,8 +119,10 @@ async fn availability<S: AsyncStore + 'static>(
     Ok(Json(app.engine.availability(&OccKey::new(k)?).await?))
 }
 
-/// `{actor, ref?, amount, currency, quantity?}` for plain seats (the amount is the total), or
-/// `{actor, ref?, lines, amount?, currency?}` for tiers (an amount is the total the buyer saw).
+/// `{actor, ref?, quantity?, amount?, currency?}` for seats at the occurrence's seat price,
+/// or `{actor, ref?, lines, amount?, currency?}` for tiers. The price is always the seller's:
+/// an amount is only the total the buyer was shown, and another one answers
+/// `price_changed`, never a seat at the buyer's price.
 #[derive(Deserialize)]
 struct Checkout {
     actor: ActorId,
@@ -140,14 +150,13 @@ async fn checkout<S: AsyncStore + 'static>(
         (None, None) => None,
         _ => return Err(bad_request("amount and currency go together")),
     };
-    let req = match (c.lines, money) {
-        (Some(lines), None) => HoldRequest::lines(occ_key, c.actor, hold_ref, lines),
-        (Some(lines), Some(shown)) => HoldRequest::lines(occ_key, c.actor, hold_ref, lines).expecting(shown),
-        (None, Some(price)) => {
-            HoldRequest::new(occ_key, c.actor, hold_ref, price).with_quantity(c.quantity.unwrap_or(1))
-        }
-        (None, None) => return Err(bad_request("a checkout needs lines, or an amount and a currency")),
+    let mut req = match c.lines {
+        Some(lines) => HoldRequest::lines(occ_key, c.actor, hold_ref, lines),
+        None => HoldRequest::seats(occ_key, c.actor, hold_ref, c.quantity.unwrap_or(1)),
     };
+    if let Some(shown) = money {
+        req = req.expecting(shown);
+    }
     let outcome = app.engine.request(&req).await?;
     let status = match outcome {
         RequestOutcome::AwaitingPayment { replayed: false, .. } | RequestOutcome::Confirmed { replayed: false, .. } => {
@@ -174,15 +183,42 @@ async fn tickets<S: AsyncStore + 'static>(
     Ok(Json(json!({ "tickets": tickets })))
 }
 
+/// The request's `Idempotency-Key` header, as the library's operation key: a retried POST
+/// answers what the first one answered.
+fn op_key(headers: &HeaderMap) -> Answer<Option<OpKey>> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let v = v.to_str().map_err(|_| bad_request("Idempotency-Key must be visible ASCII"))?;
+            Ok(Some(OpKey::new(v)?))
+        }
+    }
+}
+
+/// An answer of a write, with `"replayed": true` when an `Idempotency-Key` only replayed it.
+fn marked<T: serde::Serialize>(got: Replayed<T>) -> Json<Value> {
+    let mut v = json!(got.answer);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("replayed".into(), json!(got.replayed));
+    }
+    Json(v)
+}
+
 async fn cancel<S: AsyncStore + 'static>(
     State(app): Ctx<S>,
     Path((k, r)): Path<(String, String)>,
-) -> Answer<Json<CancelOutcome>> {
-    let outcome = app.engine.cancel(&OccKey::new(k)?, &Ref::new(r)?, None).await?;
-    if let CancelOutcome::Cancelled { refund, seats } = &outcome {
+    headers: HeaderMap,
+) -> Answer<Json<Value>> {
+    let key = op_key(&headers)?;
+    let writes = match &key {
+        Some(k) => app.engine.with_op_key(k),
+        None => app.engine.without_op_key(),
+    };
+    let got = writes.cancel(&OccKey::new(k)?, &Ref::new(r)?, None).await?;
+    if let (CancelOutcome::Cancelled { refund, seats, .. }, false) = (&got.answer, got.replayed) {
         tracing::info!(%refund, seats, "booking cancelled: refund due");
     }
-    Ok(Json(outcome))
+    Ok(marked(got))
 }
 
 #[derive(Deserialize)]
@@ -190,9 +226,20 @@ struct Scan {
     credential: String,
 }
 
-async fn check_in<S: AsyncStore + 'static>(State(app): Ctx<S>, body: Bytes) -> Answer<Json<CheckIn>> {
+/// A scan at the door of occurrence `k`: another show's ticket answers `wrong_occurrence`.
+async fn check_in<S: AsyncStore + 'static>(
+    State(app): Ctx<S>,
+    Path(k): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer<Json<Value>> {
     let Scan { credential } = parse(&body)?;
-    Ok(Json(app.engine.check_in(&credential).await?))
+    let key = op_key(&headers)?;
+    let writes = match &key {
+        Some(k) => app.engine.with_op_key(k),
+        None => app.engine.without_op_key(),
+    };
+    Ok(marked(writes.check_in(&OccKey::new(k)?, &credential).await?))
 }
 
 /// The payment provider's webhook: the signature is checked before the body is read.

@@ -69,6 +69,10 @@ pub enum ConfigError {
     /// `max_per_actor` is zero (nobody could buy anything). Leave it unset for no limit.
     #[error("max_per_actor must be at least 1")]
     BadMaxPerActor,
+    /// A seat price ([`OccurrenceConfig::with_seat_price`]) on an occurrence with tiers
+    /// (their prices are the tiers'), or more precise than its currency allows.
+    #[error("a seat price is for an occurrence without tiers, within its currency's decimals")]
+    BadSeatPrice,
     /// Two tiers have the same name.
     #[error("tier {0} is declared twice")]
     DuplicateTier(TierName),
@@ -210,6 +214,8 @@ pub struct OccurrenceConfig {
     max_extension_secs: u32,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     rejection_alarm: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seat_price: Option<Money>,
 }
 
 fn is_empty<T>(v: &Arc<Vec<T>>) -> bool {
@@ -244,7 +250,24 @@ impl OccurrenceConfig {
             issue_tickets: false,
             rejection_alarm: false,
             max_extension_secs: 0,
+            seat_price: None,
         })
+    }
+
+    /// The same configuration (without tiers), selling each seat at `price`: the seller's
+    /// price. A request's amount is then `price × quantity`, computed by the library; a
+    /// request may omit it ([`HoldRequest::seats`](crate::holds::HoldRequest::seats)), and
+    /// one that carries another amount or currency answers `PriceChanged` and changes
+    /// nothing. Without a seat price (the default, Part 1) the request's amount is the
+    /// hold's, as the caller priced it.
+    pub fn with_seat_price(mut self, price: Money) -> Self {
+        self.seat_price = Some(price);
+        self
+    }
+
+    /// The price of one seat, if the occurrence sets one ([`with_seat_price`](Self::with_seat_price)).
+    pub fn seat_price(&self) -> Option<Money> {
+        self.seat_price
     }
 
     /// The same configuration with these tiers (requests must then name tiers in lines).
@@ -339,6 +362,11 @@ impl OccurrenceConfig {
         }
         if self.max_per_actor == Some(0) {
             return Err(ConfigError::BadMaxPerActor);
+        }
+        if let Some(p) = self.seat_price {
+            if !self.tiers.is_empty() || p.currency.check_amount(p.amount).is_err() {
+                return Err(ConfigError::BadSeatPrice);
+            }
         }
         for (i, t) in self.tiers.iter().enumerate() {
             if self.tiers[..i].iter().any(|o| o.tier == t.tier) {

@@ -124,6 +124,7 @@ pub(crate) fn every_kind(o: &crate::contract::OccKey) -> Vec<Record> {
         hold_ref: r("r2"),
         n: 1,
         seats: 1,
+        share: Some(eur("20.00")),
         tickets: vec![0],
         refund: eur("10.00"),
         provider_ref: None,

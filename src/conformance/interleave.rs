@@ -484,7 +484,7 @@ async fn perform<S: AsyncStore, H: super::proxy::Hook>(
         }
         Action::Cancel { hold_ref } => Answer::Other(debug(e.cancel(o, &r(hold_ref), None).await)),
         Action::CheckIn { hold_ref, index } => {
-            Answer::Other(debug(e.check_in(&ticket_key().credential(o, &r(hold_ref), *index)).await))
+            Answer::Other(debug(e.check_in(o, &ticket_key().credential(o, &r(hold_ref), *index)).await))
         }
         Action::Join { actor: who, seats } => Answer::Other(debug(e.join_waitlist(o, &actor(who), None, *seats).await)),
         Action::Block(n) => Answer::Other(debug(e.block(o, &block_name(), *n, None).await)),

@@ -157,6 +157,15 @@ id_type!(
     BlockName,
     MAX_ID_BYTES
 );
+id_type!(
+    /// An operation key (1 to 128 bytes, scoped to one occurrence): the caller's name for
+    /// one write (a scan at the door, a cancellation, a block…), so that a retry after a lost
+    /// answer is answered what the first call answered instead of being carried out again
+    /// (see [`opkeys`](crate::opkeys)). Use a fresh key per intended write (a UUID, or the
+    /// scanner's event id), and the same key for its retries.
+    OpKey,
+    MAX_ID_BYTES
+);
 
 impl Ref {
     /// A fresh random ref (a UUID v4 in its hyphenated form).

@@ -36,7 +36,9 @@ mod payment;
 pub use checkout::{CHECKOUT_KIND, CheckoutLine, CheckoutRequest};
 pub use error::{IdError, MoneyError, ParseError};
 pub use event::{DomainEvent, EventId, EventKind, NoHoldReason, OutboxEvent, RefundReason};
-pub use ids::{ActorId, BlockName, MAX_ID_BYTES, MAX_PROVIDER_REF_BYTES, OccKey, PoolName, ProviderRef, Ref, TierName};
+pub use ids::{
+    ActorId, BlockName, MAX_ID_BYTES, MAX_PROVIDER_REF_BYTES, OccKey, OpKey, PoolName, ProviderRef, Ref, TierName,
+};
 pub use metadata::{MAX_METADATA_BYTES, Metadata};
 pub use money::{Amount, Currency, Money};
 pub use payment::{PAYMENT_KIND, PaymentResult, PaymentStatus};

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::contract::OccKey;
+use crate::contract::{OccKey, OpKey};
 use crate::store::StoreError;
 
 /// Why an engine operation failed. `R` is the operation's own refusal type: what the rules
@@ -28,12 +28,32 @@ pub enum OpError<R> {
     /// operator).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The operation key was used before at this occurrence for another command (`first`):
+    /// nothing was changed. A retry must repeat its command exactly; a new operation needs a
+    /// fresh key.
+    #[error("operation key {op_key} was used for another command ({first})")]
+    OpKeyReused {
+        /// The key.
+        op_key: OpKey,
+        /// The command it was first used for.
+        first: String,
+    },
 }
 
 impl<R> OpError<R> {
     /// Whether retrying the same call may succeed (contention, an unavailable store).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Contention { .. } | Self::Store(StoreError::Unavailable(_)))
+    }
+
+    /// The same error with its refusal mapped by `f` (the other variants carried over).
+    pub fn map_refused<R2>(self, f: impl FnOnce(R) -> OpError<R2>) -> OpError<R2> {
+        match self {
+            Self::Refused(r) => f(r),
+            Self::Contention { attempts } => OpError::Contention { attempts },
+            Self::Store(s) => OpError::Store(s),
+            Self::OpKeyReused { op_key, first } => OpError::OpKeyReused { op_key, first },
+        }
     }
 
     /// The refusal, if the rules refused.

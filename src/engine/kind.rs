@@ -75,6 +75,7 @@ impl<R: Classify> Classify for OpError<R> {
             Self::Refused(r) => r.kind(),
             Self::Contention { .. } => ErrorKind::Unavailable,
             Self::Store(s) => s.kind(),
+            Self::OpKeyReused { .. } => ErrorKind::Unprocessable,
         }
     }
 }
@@ -199,7 +200,7 @@ impl Classify for RequestRefusal {
             Self::UnknownOccurrence => ErrorKind::NotFound,
             Self::RefUsed | Self::RequestChanged => ErrorKind::Conflict,
             Self::BadQuantity { .. } | Self::NoLines | Self::TooManyLines { .. } => ErrorKind::BadRequest,
-            Self::LinesNeedTiers | Self::TiersNeedLines => ErrorKind::Unprocessable,
+            Self::LinesNeedTiers | Self::TiersNeedLines | Self::PriceRequired => ErrorKind::Unprocessable,
             Self::Pricing(p) => p.kind(),
         }
     }

@@ -13,12 +13,14 @@
 pub(crate) mod block_on;
 mod cache;
 mod error;
+mod keyed;
 mod kind;
 mod ops;
 mod run;
 
 pub use cache::ReadCacheStats;
 pub use error::{OpError, SweepError, UnknownOccurrence};
+pub use keyed::{BlockingWithOpKey, WithOpKey};
 pub use kind::{Classify, ErrorKind};
 pub use ops::{Never, OpenRefusal, PriceRefusal};
 
@@ -39,9 +41,8 @@ use crate::records::{Occurrence, Record, RecordKey, RecordKind};
 use crate::settlement::Settlement;
 use crate::store::{AsyncStore, Store, StoreError};
 use crate::tickets::{CheckIn, Ticket, TicketKey, tickets_of};
-use crate::waitlist::{Joined, WaitlistRefusal};
+use crate::waitlist::{Joined, WaitlistRefusal, WaitlistView};
 use block_on::block_on;
-use ops::WaitOutcome;
 
 /// How many times an operation reloads and decides again after losing a race before it
 /// answers `Contention`.
@@ -109,6 +110,9 @@ pub struct Pruned {
     pub payments: usize,
     /// Rejection records.
     pub rejections: usize,
+    /// Operation keys (their recorded first answers).
+    #[serde(default)]
+    pub op_keys: usize,
 }
 
 /// What [`request_basket`](AsyncEngine::request_basket) answered.
@@ -132,11 +136,7 @@ pub enum Basket {
 
 /// A settle error as another operation's (settling a parsed result is never refused).
 fn refusal_into<R>(e: SettleError) -> OpError<R> {
-    match e {
-        OpError::Refused(_) => OpError::Store(StoreError::Internal("settling a parsed result was refused".into())),
-        OpError::Contention { attempts } => OpError::Contention { attempts },
-        OpError::Store(s) => OpError::Store(s),
-    }
+    e.map_refused(|_| OpError::Store(StoreError::Internal("settling a parsed result was refused".into())))
 }
 
 /// The asynchronous engine, over any [`AsyncStore`] (every [`Store`] is one). No runtime is
@@ -281,11 +281,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     /// # Errors
     /// [`SettleError`].
     pub async fn settle(&self, result: &PaymentResult) -> Result<Settlement, SettleError> {
-        self.run(&ops::Settle(result)).await.map_err(|e| match e {
-            OpError::Refused(never) => match never {},
-            OpError::Contention { attempts } => OpError::Contention { attempts },
-            OpError::Store(s) => OpError::Store(s),
-        })
+        self.run(&ops::Settle(result)).await.map_err(|e| e.map_refused(|never| match never {}))
     }
 
     /// Parse a raw payment-result body (a webhook's) and settle it. Bad bytes answer
@@ -365,6 +361,9 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
                 Err(OpError::Contention { .. }) => {}
                 Err(OpError::Refused(never)) => match never {},
                 Err(OpError::Store(source)) => return Err(SweepError::Store { expired, source }),
+                Err(e @ OpError::OpKeyReused { .. }) => {
+                    return Err(SweepError::Store { expired, source: StoreError::Internal(e.to_string()) });
+                }
             }
         }
         Ok(expired)
@@ -385,6 +384,25 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         let due = self.store.due(Some(occ_key), now, usize::MAX).await?;
         let due: Vec<Record> = due.into_iter().map(|d| d.record.value).collect();
         Ok(availability(&occ, &due, waitlist.as_ref(), now))
+    }
+
+    /// The waiting list of `occ_key`: the entries waiting, in order (actor, tier, seats,
+    /// place), and the live offers (actor, tier, seats, expiry), so a shop can show a person
+    /// their place and their offer. A read, as [`availability`](Self::availability) is.
+    ///
+    /// # Errors
+    /// [`AvailabilityError`].
+    pub async fn waitlist_of(&self, occ_key: &OccKey) -> Result<WaitlistView, AvailabilityError> {
+        let now = self.clock.now();
+        let snap = self.store.load(occ_key, &[RecordKey::Waitlist]).await?;
+        if snap.occurrence.is_none() {
+            return Err(OpError::Refused(UnknownOccurrence { occ_key: occ_key.clone() }));
+        }
+        let wl = match snap.records.into_iter().next().flatten().map(|r| r.value) {
+            Some(Record::Waitlist(w)) => Some(w),
+            _ => None,
+        };
+        Ok(crate::waitlist::view(wl.as_ref(), now))
     }
 
     /// The occurrence: its configuration and counters.
@@ -461,8 +479,9 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     }
 
     /// Forget ended state of `occ_key` older than `horizon` (retention): released and
-    /// expired holds that ended before it, refund records of payments settled before it, and
-    /// rejection records raised before it. Confirmed and cancelled bookings, their payment
+    /// expired holds that ended before it, refund records of payments settled before it,
+    /// rejection records raised before it, and operation keys first used before it.
+    /// Confirmed and cancelled bookings, their payment
     /// records, cancellations (the ledger), actor summaries and the waiting list are kept.
     ///
     /// What is no longer recognised afterwards — choose a horizon longer than your payment
@@ -473,7 +492,10 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     ///   reason `ref_mismatch` or `no_hold` instead of `released`/`expired`;
     /// - the ref of a pruned hold is free again at this occurrence (refs are single-use
     ///   within the horizon);
-    /// - a money-mismatched `paid` repeated after the horizon raises its alarm again.
+    /// - a money-mismatched `paid` repeated after the horizon raises its alarm again;
+    /// - a write retried under a pruned operation key is carried out afresh (a second scan
+    ///   answers `AlreadyCheckedIn`, a second cancellation `Noop`), and the key may be used
+    ///   for another command.
     ///
     /// Within the horizon nothing changes: every invariant holds. Work is O(records of the
     /// occurrence); run it off-peak.
@@ -485,7 +507,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         use crate::settlement::PaidOutcome;
         use crate::store::{Commit, CommitError, RecordWrite, WriteOp};
         let mut pruned = Pruned::default();
-        for kind in [RecordKind::Booking, RecordKind::Payment, RecordKind::Rejection] {
+        for kind in [RecordKind::Booking, RecordKind::Payment, RecordKind::Rejection, RecordKind::Op] {
             const PAGE: usize = 1_000;
             let mut after: Option<RecordKey> = None;
             loop {
@@ -500,6 +522,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
                         }
                         Record::Payment(p) => matches!(p.outcome, PaidOutcome::Refund(_)) && p.settled_at < horizon,
                         Record::Rejection(r) => r.at < horizon,
+                        Record::Op(o) => o.at < horizon,
                         _ => false,
                     };
                     if !old {
@@ -514,6 +537,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
                         Ok(_) => match kind {
                             RecordKind::Booking => pruned.bookings += 1,
                             RecordKind::Payment => pruned.payments += 1,
+                            RecordKind::Op => pruned.op_keys += 1,
                             _ => pruned.rejections += 1,
                         },
                         // Changed since the scan: not ours to remove now.
@@ -531,12 +555,13 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     }
 
     /// Change a tier's price. Existing holds keep their amounts; a tier opened with
-    /// `lock_price_while_held` refuses while a live hold has seats of it.
+    /// `lock_price_while_held` refuses while a live hold has seats of it. Under an operation
+    /// key: [`with_op_key`](Self::with_op_key).
     ///
     /// # Errors
     /// [`PriceError`].
     pub async fn set_price(&self, occ_key: &OccKey, tier: &TierName, price: Money) -> Result<(), PriceError> {
-        self.run(&ops::SetPrice { occ_key, tier, price }).await
+        self.without_op_key().set_price(occ_key, tier, price).await.map(|r| r.answer)
     }
 
     /// Take `seats` seats (of `tier`) out of sale under the name `block`.
@@ -550,7 +575,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         seats: u32,
         tier: Option<&TierName>,
     ) -> Result<BlockOutcome, BlockError> {
-        self.run(&ops::BlockOp { occ_key, block, seats: Some((seats, tier)) }).await
+        self.without_op_key().block(occ_key, block, seats, tier).await.map(|r| r.answer)
     }
 
     /// Give a block's seats back (to the waiting list first).
@@ -558,7 +583,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     /// # Errors
     /// [`BlockError`].
     pub async fn unblock(&self, occ_key: &OccKey, block: &BlockName) -> Result<BlockOutcome, BlockError> {
-        self.run(&ops::BlockOp { occ_key, block, seats: None }).await
+        self.without_op_key().unblock(occ_key, block).await.map(|r| r.answer)
     }
 
     /// The tickets of booking `hold_ref`, with their credentials (empty before payment, or
@@ -572,26 +597,23 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         Ok(tickets_of(&hold, key))
     }
 
-    /// Scan a ticket at the door: `Admitted` the first time, then `AlreadyCheckedIn`;
-    /// `Invalid` for a forged, unknown or unreadable credential; `Cancelled` for a cancelled
-    /// ticket. Concurrent scans of one credential admit once.
+    /// Scan a ticket at the door of occurrence `occ_key`: `Admitted` the first time, then
+    /// `AlreadyCheckedIn`; `Invalid` for a forged, unknown or unreadable credential;
+    /// `Cancelled` for a cancelled ticket; `WrongOccurrence` for a genuine ticket of another
+    /// occurrence (it admits nothing and changes nothing). Every answer but `Invalid` names
+    /// the ticket (id, seat index, tier). Concurrent scans of one credential admit once. A
+    /// scanner that retries after a lost answer should scan under an operation key
+    /// ([`with_op_key`](Self::with_op_key)): its retry is answered `Admitted` again.
     ///
     /// # Errors
     /// [`TicketError`] (no key; the store failed).
-    pub async fn check_in(&self, credential: &str) -> Result<CheckIn, TicketError> {
-        let key = self.ticket_key.as_ref().ok_or(OpError::Refused(TicketRefusal::NoTicketKey))?;
-        let Ok((occ_key, hold_ref, index)) = key.verify(credential) else {
-            return Ok(CheckIn::Invalid);
-        };
-        self.run(&ops::CheckInOp { occ_key: &occ_key, hold_ref: &hold_ref, index }).await.map_err(|e| match e {
-            OpError::Refused(never) => match never {},
-            OpError::Contention { attempts } => OpError::Contention { attempts },
-            OpError::Store(s) => OpError::Store(s),
-        })
+    pub async fn check_in(&self, occ_key: &OccKey, credential: &str) -> Result<CheckIn, TicketError> {
+        self.without_op_key().check_in(occ_key, credential).await.map(|r| r.answer)
     }
 
     /// Cancel a confirmed booking, or (with `tickets`) some of its tickets: seats freed,
-    /// tickets voided, a refund signalled (see [`decide_cancel`](crate::holds::decide_cancel)).
+    /// tickets voided, the cancelled seats' whole share refunded (see
+    /// [`decide_cancel`](crate::holds::decide_cancel)).
     ///
     /// # Errors
     /// [`CancelError`].
@@ -601,7 +623,24 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         hold_ref: &Ref,
         tickets: Option<&[u32]>,
     ) -> Result<CancelOutcome, CancelError> {
-        self.run(&ops::Cancel { occ_key, hold_ref, tickets }).await
+        self.without_op_key().cancel(occ_key, hold_ref, tickets).await.map(|r| r.answer)
+    }
+
+    /// As [`cancel`](Self::cancel), refunding `refund` under the shop's own policy (at most
+    /// the cancelled seats' share, in the booking's currency): the answer, the
+    /// `refund_required` event and the ledger carry it.
+    ///
+    /// # Errors
+    /// [`CancelError`]: [`RefundTooLarge`](crate::holds::CancelRefusal::RefundTooLarge),
+    /// [`RefundCurrency`](crate::holds::CancelRefusal::RefundCurrency) and the others.
+    pub async fn cancel_refunding(
+        &self,
+        occ_key: &OccKey,
+        hold_ref: &Ref,
+        tickets: Option<&[u32]>,
+        refund: Money,
+    ) -> Result<CancelOutcome, CancelError> {
+        self.without_op_key().cancel_refunding(occ_key, hold_ref, tickets, refund).await.map(|r| r.answer)
     }
 
     /// Join the waiting list of `occ_key` (for `tier`) for `seats` seats.
@@ -615,10 +654,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         tier: Option<&TierName>,
         seats: u32,
     ) -> Result<Joined, WaitlistError> {
-        match self.run(&ops::Wait { occ_key, actor, tier, seats: Some(seats) }).await? {
-            WaitOutcome::Joined(j) => Ok(j),
-            WaitOutcome::Left(_) => Err(OpError::Store(StoreError::Internal("join answered leave".into()))),
-        }
+        self.without_op_key().join_waitlist(occ_key, actor, tier, seats).await.map(|r| r.answer)
     }
 
     /// Leave the waiting list (an offer held passes on). Answers whether there was an entry.
@@ -631,10 +667,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         actor: &ActorId,
         tier: Option<&TierName>,
     ) -> Result<bool, WaitlistError> {
-        match self.run(&ops::Wait { occ_key, actor, tier, seats: None }).await? {
-            WaitOutcome::Left(b) => Ok(b),
-            WaitOutcome::Joined(_) => Err(OpError::Store(StoreError::Internal("leave answered join".into()))),
-        }
+        self.without_op_key().leave_waitlist(occ_key, actor, tier).await.map(|r| r.answer)
     }
 
     /// Give a live hold more time (a buyer on a slow 3-D Secure page), up to the
@@ -643,7 +676,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     /// # Errors
     /// [`ExtendError`].
     pub async fn extend(&self, occ_key: &OccKey, hold_ref: &Ref, by: Duration) -> Result<CheckoutRequest, ExtendError> {
-        self.run(&ops::Extend { occ_key, hold_ref, by }).await
+        self.without_op_key().extend(occ_key, hold_ref, by).await.map(|r| r.answer)
     }
 
     /// The buyer abandons the checkout of `hold_ref`: its live hold is released (no payment
@@ -657,7 +690,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         actor: &ActorId,
         hold_ref: &Ref,
     ) -> Result<AbandonOutcome, OpError<Never>> {
-        self.run(&ops::Abandon { occ_key, actor, hold_ref }).await
+        self.without_op_key().abandon(occ_key, actor, hold_ref).await.map(|r| r.answer)
     }
 
     /// Place a basket: one hold per part (each its own occurrence and ref), all or none. If
@@ -700,11 +733,9 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
                     let _ = self.cancel(&p.occ_key, &p.hold_ref, None).await;
                 }
                 _ => {
-                    self.abandon(&p.occ_key, &p.actor, &p.hold_ref).await.map_err(|e| match e {
-                        OpError::Refused(never) => match never {},
-                        OpError::Contention { attempts } => OpError::Contention { attempts },
-                        OpError::Store(s) => OpError::Store(s),
-                    })?;
+                    self.abandon(&p.occ_key, &p.actor, &p.hold_ref)
+                        .await
+                        .map_err(|e| e.map_refused(|never| match never {}))?;
                 }
             }
         }
@@ -860,6 +891,7 @@ impl<S: Store, C: Clock> Engine<S, C> {
         fn expire_due(&self, limit: usize) -> Result<usize, SweepError>;
         fn expire_due_of(&self, occ_key: &OccKey, limit: usize) -> Result<usize, SweepError>;
         fn availability(&self, occ_key: &OccKey) -> Result<Availability, AvailabilityError>;
+        fn waitlist_of(&self, occ_key: &OccKey) -> Result<WaitlistView, AvailabilityError>;
         fn occurrence(&self, occ_key: &OccKey) -> Result<Occurrence, AvailabilityError>;
         fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError>;
         fn booking(&self, occ_key: &OccKey, hold_ref: &Ref) -> Result<Option<Hold>, StoreError>;
@@ -870,8 +902,9 @@ impl<S: Store, C: Clock> Engine<S, C> {
         fn block(&self, occ_key: &OccKey, block: &BlockName, seats: u32, tier: Option<&TierName>) -> Result<BlockOutcome, BlockError>;
         fn unblock(&self, occ_key: &OccKey, block: &BlockName) -> Result<BlockOutcome, BlockError>;
         fn tickets(&self, occ_key: &OccKey, hold_ref: &Ref) -> Result<Vec<Ticket>, TicketError>;
-        fn check_in(&self, credential: &str) -> Result<CheckIn, TicketError>;
+        fn check_in(&self, occ_key: &OccKey, credential: &str) -> Result<CheckIn, TicketError>;
         fn cancel(&self, occ_key: &OccKey, hold_ref: &Ref, tickets: Option<&[u32]>) -> Result<CancelOutcome, CancelError>;
+        fn cancel_refunding(&self, occ_key: &OccKey, hold_ref: &Ref, tickets: Option<&[u32]>, refund: Money) -> Result<CancelOutcome, CancelError>;
         fn join_waitlist(&self, occ_key: &OccKey, actor: &ActorId, tier: Option<&TierName>, seats: u32) -> Result<Joined, WaitlistError>;
         fn leave_waitlist(&self, occ_key: &OccKey, actor: &ActorId, tier: Option<&TierName>) -> Result<bool, WaitlistError>;
         fn extend(&self, occ_key: &OccKey, hold_ref: &Ref, by: Duration) -> Result<CheckoutRequest, ExtendError>;

@@ -1,6 +1,8 @@
 //! Every operation the engine runs through its one loop: which occurrence, which records to
 //! load first, and which pure decision to call. Nothing here decides anything.
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use time::{Duration, OffsetDateTime};
 
 use super::run::{Operation, View};
@@ -8,11 +10,12 @@ use crate::catalogue::{
     BlockOutcome, BlockRefusal, ConfigError, OccurrenceConfig, SetPriceError, decide_block, decide_configure,
     decide_set_price, decide_unblock,
 };
-use crate::contract::{ActorId, BlockName, CheckoutRequest, Money, OccKey, PaymentResult, Ref, TierName};
+use crate::contract::{ActorId, BlockName, CheckoutRequest, Money, OccKey, OpKey, PaymentResult, Ref, TierName};
 use crate::holds::{
     AbandonOutcome, CancelOutcome, CancelRefusal, ExtendRefusal, HoldRequest, RequestOutcome, RequestRefusal,
     decide_abandon, decide_cancel, decide_expiry, decide_extend, decide_request, request_keys,
 };
+use crate::opkeys::{KeyedRefusal, Replayed, decide_keyed};
 use crate::records::{Loaded, RecordKey, Step};
 use crate::settlement::{Settlement, decide_settlement, settle_keys};
 use crate::tickets::{CheckIn, decide_check_in};
@@ -22,6 +25,39 @@ use crate::waitlist::{Joined, WaitlistRefusal, decide_join, decide_leave};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("never")]
 pub enum Never {}
+
+/// A write that may run under an operation key: it names itself, so that a key used for
+/// another command is told apart from a retry of the same one.
+pub(crate) trait Command: Operation {
+    /// The operation and its arguments, as text (never a secret: a ticket by its id).
+    fn command(&self) -> String;
+}
+
+/// Any [`Command`] under an operation key ([`crate::opkeys`]).
+pub(crate) struct Keyed<'a, O> {
+    pub(crate) op: &'a O,
+    pub(crate) op_key: &'a OpKey,
+}
+
+impl<O> Operation for Keyed<'_, O>
+where
+    O: Command,
+    O::Output: Serialize + DeserializeOwned,
+{
+    type Output = Replayed<O::Output>;
+    type Refusal = KeyedRefusal<O::Refusal>;
+    fn occ_key(&self) -> &OccKey {
+        self.op.occ_key()
+    }
+    fn keys(&self) -> Vec<RecordKey> {
+        let mut keys = self.op.keys();
+        keys.push(RecordKey::Op(self.op_key.clone()));
+        keys
+    }
+    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<Self::Output>, Self::Refusal> {
+        decide_keyed(view, self.op.occ_key(), self.op_key, &self.op.command(), now, || self.op.decide(view, now))
+    }
+}
 
 pub(crate) struct Configure<'a> {
     pub(crate) occ_key: &'a OccKey,
@@ -132,6 +168,12 @@ pub enum PriceRefusal {
     Price(#[from] SetPriceError),
 }
 
+impl Command for SetPrice<'_> {
+    fn command(&self) -> String {
+        format!("set_price {} {}", self.tier, self.price)
+    }
+}
+
 impl Operation for SetPrice<'_> {
     type Output = ();
     type Refusal = PriceRefusal;
@@ -175,6 +217,15 @@ pub(crate) struct BlockOp<'a> {
     pub(crate) seats: Option<(u32, Option<&'a TierName>)>,
 }
 
+impl Command for BlockOp<'_> {
+    fn command(&self) -> String {
+        match self.seats {
+            Some((seats, tier)) => format!("block {} x{seats} tier={tier:?}", self.block),
+            None => format!("unblock {}", self.block),
+        }
+    }
+}
+
 impl Operation for BlockOp<'_> {
     type Output = BlockOutcome;
     type Refusal = BlockRefusal;
@@ -198,6 +249,12 @@ pub(crate) struct CheckInOp<'a> {
     pub(crate) index: u32,
 }
 
+impl Command for CheckInOp<'_> {
+    fn command(&self) -> String {
+        format!("check_in {}", crate::tickets::ticket_id(self.hold_ref, self.index))
+    }
+}
+
 impl Operation for CheckInOp<'_> {
     type Output = CheckIn;
     type Refusal = Never;
@@ -216,6 +273,14 @@ pub(crate) struct Cancel<'a> {
     pub(crate) occ_key: &'a OccKey,
     pub(crate) hold_ref: &'a Ref,
     pub(crate) tickets: Option<&'a [u32]>,
+    pub(crate) refund: Option<Money>,
+}
+
+impl Command for Cancel<'_> {
+    fn command(&self) -> String {
+        let refund = self.refund.map(|m| m.to_string());
+        format!("cancel {} tickets={:?} refund={refund:?}", self.hold_ref, self.tickets)
+    }
 }
 
 impl Operation for Cancel<'_> {
@@ -228,7 +293,7 @@ impl Operation for Cancel<'_> {
         vec![RecordKey::Booking(self.hold_ref.clone()), RecordKey::Waitlist]
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<CancelOutcome>, CancelRefusal> {
-        decide_cancel(view, self.hold_ref, self.tickets, now)
+        decide_cancel(view, self.hold_ref, self.tickets, self.refund, now)
     }
 }
 
@@ -240,8 +305,18 @@ pub(crate) struct Wait<'a> {
     pub(crate) seats: Option<u32>,
 }
 
+impl Command for Wait<'_> {
+    fn command(&self) -> String {
+        match self.seats {
+            Some(seats) => format!("join {} tier={:?} x{seats}", self.actor, self.tier),
+            None => format!("leave {} tier={:?}", self.actor, self.tier),
+        }
+    }
+}
+
 /// What joining or leaving answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum WaitOutcome {
     Joined(Joined),
     Left(bool),
@@ -270,6 +345,12 @@ pub(crate) struct Extend<'a> {
     pub(crate) by: Duration,
 }
 
+impl Command for Extend<'_> {
+    fn command(&self) -> String {
+        format!("extend {} by={}", self.hold_ref, self.by)
+    }
+}
+
 impl Operation for Extend<'_> {
     type Output = CheckoutRequest;
     type Refusal = ExtendRefusal;
@@ -288,6 +369,12 @@ pub(crate) struct Abandon<'a> {
     pub(crate) occ_key: &'a OccKey,
     pub(crate) actor: &'a ActorId,
     pub(crate) hold_ref: &'a Ref,
+}
+
+impl Command for Abandon<'_> {
+    fn command(&self) -> String {
+        format!("abandon {} {}", self.actor, self.hold_ref)
+    }
 }
 
 impl Operation for Abandon<'_> {

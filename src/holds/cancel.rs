@@ -26,10 +26,14 @@ pub struct Cancellation {
     pub n: u32,
     /// Seats cancelled.
     pub seats: u32,
+    /// The cancelled seats' share of what was paid (the most the shop could refund), when
+    /// the shop refunds less than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<Money>,
     /// The tickets voided (seat indices), if tickets were issued.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tickets: Vec<u32>,
-    /// The refund due.
+    /// The refund given: the shop's, or by default the whole share.
     pub refund: Money,
     /// The payment to refund, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,11 +51,15 @@ pub enum CancelOutcome {
     /// Seats freed and tickets voided; refund `refund` (a `refund_required` event with reason
     /// `cancelled` says the same).
     Cancelled {
-        /// The refund due.
+        /// The refund given: the shop's (see [`decide_cancel`]), or by default the cancelled
+        /// seats' whole share.
         #[serde(flatten)]
         refund: Money,
         /// Seats cancelled.
         seats: u32,
+        /// The payment to refund against, if the provider named it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_ref: Option<ProviderRef>,
     },
     /// Nothing left to cancel (already cancelled, or the hold never was a booking).
     Noop,
@@ -85,13 +93,34 @@ pub enum CancelRefusal {
     /// cancel the whole booking.
     #[error("the booking has no tickets; cancel it whole")]
     NoTickets,
+    /// The refund is more than the cancelled seats' share of what was paid: refund at most
+    /// `max`.
+    #[error("a refund of at most {max} is due for these seats")]
+    RefundTooLarge {
+        /// The share: the most that may be refunded.
+        max: Money,
+    },
+    /// The refund is in another currency than the booking was paid in, or has more decimals
+    /// than that currency allows: give it in `currency`.
+    #[error("the refund must be in {currency} with at most its decimals")]
+    RefundCurrency {
+        /// The booking's currency.
+        currency: crate::contract::Currency,
+    },
 }
 
 /// Decide cancelling booking `hold_ref` — all of it, or the seats `tickets` names (ticket
 /// indices). Seats are freed in the same commit (and offered to the waiting list), tickets
-/// voided, and `refund_required { reason: cancelled }` emitted with the amount: the unit
-/// prices of the seats for a tiered booking; for a plain one, its share of the total
-/// (rounded down to the amount's decimals, the last cancellation taking the rest).
+/// voided, and `refund_required { reason: cancelled }` emitted with the refund.
+///
+/// The cancelled seats' *share* of what was paid is the unit prices of the seats for a
+/// tiered booking; for a plain one, its share of the total (rounded down to the amount's
+/// decimals, the last cancellation taking the rest of what was paid, whatever earlier ones
+/// refunded). `refund` is what the shop pays back under its own policy (say 50% within 24
+/// hours): at most the share, in the booking's currency with no more decimals than it
+/// allows; by default the whole share. The answer, the event, the cancellation record and so
+/// the ledger carry the refund given.
+///
 /// Idempotent: seats already cancelled are skipped, and nothing left answers `Noop`.
 ///
 /// # Errors
@@ -100,6 +129,7 @@ pub fn decide_cancel(
     view: &impl Loaded,
     hold_ref: &Ref,
     tickets: Option<&[u32]>,
+    refund: Option<Money>,
     now: OffsetDateTime,
 ) -> Result<Step<CancelOutcome>, CancelRefusal> {
     let occ = view.occurrence().ok_or(CancelRefusal::UnknownOccurrence)?;
@@ -157,7 +187,15 @@ pub fn decide_cancel(
     } else {
         hold.price.amount.share(seats, hold.quantity, hold.price.amount.scale()).unwrap_or(Amount::ZERO)
     };
-    let refund = Money { amount, currency: hold.price.currency };
+    let share = Money { amount, currency: hold.price.currency };
+    let refund = match refund {
+        None => share,
+        Some(r) if r.currency != share.currency || r.currency.minor_unit().is_some_and(|m| r.amount.scale() > m) => {
+            return Err(CancelRefusal::RefundCurrency { currency: share.currency });
+        }
+        Some(r) if r.amount > share.amount => return Err(CancelRefusal::RefundTooLarge { max: share }),
+        Some(r) => r,
+    };
 
     let mut next = hold.clone();
     for &t in &targets {
@@ -204,12 +242,13 @@ pub fn decide_cancel(
         hold_ref: hold_ref.clone(),
         n: next.cancellations,
         seats,
+        share: (refund != share).then_some(share),
         tickets: if hold.tickets.is_empty() { Vec::new() } else { targets },
         refund,
-        provider_ref,
+        provider_ref: provider_ref.clone(),
         at: now,
     }));
     change.put(Record::Booking(next));
     waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
-    Ok(Step::Write(change, CancelOutcome::Cancelled { refund, seats }))
+    Ok(Step::Write(change, CancelOutcome::Cancelled { refund, seats, provider_ref }))
 }

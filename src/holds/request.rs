@@ -19,12 +19,23 @@ use crate::waitlist;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Order {
-    /// `quantity` seats of an occurrence without tiers, for `price` in all.
+    /// `quantity` seats of an occurrence without tiers, for `price` in all: the caller's
+    /// price (Part 1) — or, at an occurrence with a seat price, the total the buyer was
+    /// shown, checked against the seller's (`PriceChanged` if it differs).
     Plain {
-        /// The total price the payment side will charge.
+        /// The total.
         price: Money,
         /// Seats wanted.
         quantity: u32,
+    },
+    /// `quantity` seats of an occurrence without tiers at the seller's seat price
+    /// ([`OccurrenceConfig::with_seat_price`](crate::catalogue::OccurrenceConfig::with_seat_price));
+    /// never priced by the caller.
+    Seats {
+        /// Seats wanted.
+        quantity: u32,
+        /// The total the buyer was shown, if the caller wants it checked.
+        expected: Option<Money>,
     },
     /// Seats of tiers; all lines are placed in one hold, or none.
     Lines {
@@ -57,6 +68,15 @@ impl HoldRequest {
         Self { occ_key, actor, hold_ref, order: Order::Plain { price, quantity: 1 }, metadata: None }
     }
 
+    /// A request for `quantity` plain seats at the occurrence's own seat price
+    /// ([`OccurrenceConfig::with_seat_price`](crate::catalogue::OccurrenceConfig::with_seat_price)):
+    /// the buyer never names the amount ([`expecting`](Self::expecting) checks the one they
+    /// were shown). At an occurrence without a seat price it is refused
+    /// ([`RequestRefusal::PriceRequired`]), never priced by the caller.
+    pub fn seats(occ_key: OccKey, actor: ActorId, hold_ref: Ref, quantity: u32) -> Self {
+        Self { occ_key, actor, hold_ref, order: Order::Seats { quantity, expected: None }, metadata: None }
+    }
+
     /// A request for lines of tiers (an occurrence with tiers).
     pub fn lines(occ_key: OccKey, actor: ActorId, hold_ref: Ref, lines: Vec<Line>) -> Self {
         Self { occ_key, actor, hold_ref, order: Order::Lines { lines, expected: None }, metadata: None }
@@ -65,16 +85,16 @@ impl HoldRequest {
     /// The same plain request for `quantity` seats (checked by the engine: 1 to
     /// [`MAX_QUANTITY`]). No effect on a request of lines.
     pub fn with_quantity(mut self, quantity: u32) -> Self {
-        if let Order::Plain { quantity: q, .. } = &mut self.order {
+        if let Order::Plain { quantity: q, .. } | Order::Seats { quantity: q, .. } = &mut self.order {
             *q = quantity;
         }
         self
     }
 
-    /// The same request of lines, checked against the total the buyer was shown. No effect
-    /// on a plain request (whose price is the caller's).
+    /// The same request of lines or of seller-priced seats, checked against the total the
+    /// buyer was shown. No effect on a plain request (whose price is the caller's).
     pub fn expecting(mut self, price: Money) -> Self {
-        if let Order::Lines { expected, .. } = &mut self.order {
+        if let Order::Lines { expected, .. } | Order::Seats { expected, .. } = &mut self.order {
             *expected = Some(price);
         }
         self
@@ -89,7 +109,7 @@ impl HoldRequest {
     /// Seats asked for, over all lines (saturating).
     pub fn quantity(&self) -> u32 {
         match &self.order {
-            Order::Plain { quantity, .. } => *quantity,
+            Order::Plain { quantity, .. } | Order::Seats { quantity, .. } => *quantity,
             Order::Lines { lines, .. } => lines.iter().fold(0u32, |a, l| a.saturating_add(l.quantity)),
         }
     }
@@ -126,6 +146,9 @@ impl HoldRequest {
         match &self.order {
             Order::Plain { price, quantity } => {
                 hold.lines.is_empty() && hold.price == *price && hold.quantity == *quantity
+            }
+            Order::Seats { quantity, expected } => {
+                hold.lines.is_empty() && expected.is_none_or(|e| e == hold.price) && hold.quantity == *quantity
             }
             Order::Lines { lines, expected } => {
                 hold.lines.len() == lines.len()
@@ -238,6 +261,10 @@ pub enum RequestRefusal {
     /// A plain request at an occurrence with tiers.
     #[error("this occurrence sells tiers: request lines")]
     TiersNeedLines,
+    /// A plain request without a price, at an occurrence without a seat price: name the
+    /// amount, or give the occurrence a seat price.
+    #[error("this occurrence has no seat price: the request must carry its amount")]
+    PriceRequired,
     /// The lines cannot be priced (unknown tier, mixed currencies, total too large).
     #[error(transparent)]
     Pricing(#[from] PricingError),
@@ -267,11 +294,22 @@ pub fn decide_request(
     req.validate()?;
     let occ = view.occurrence().ok_or(RequestRefusal::UnknownOccurrence)?;
     let cfg = &occ.config;
-    let (price, lines): (Money, Vec<CheckoutLine>) = match (&req.order, cfg.has_tiers()) {
-        (Order::Plain { price, .. }, false) => (*price, Vec::new()),
-        (Order::Lines { lines, .. }, true) => price_lines(cfg, lines)?,
+    // The seller's price, if it has one, and the total the buyer was shown (checked below).
+    let (price, lines, shown): (Money, Vec<CheckoutLine>, Option<Money>) = match (&req.order, cfg.has_tiers()) {
+        (Order::Plain { price, quantity }, false) => match cfg.seat_price() {
+            Some(unit) => (unit.checked_mul(*quantity).ok_or(PricingError::TotalTooLarge)?, Vec::new(), Some(*price)),
+            None => (*price, Vec::new(), None),
+        },
+        (Order::Seats { quantity, expected }, false) => match cfg.seat_price() {
+            Some(unit) => (unit.checked_mul(*quantity).ok_or(PricingError::TotalTooLarge)?, Vec::new(), *expected),
+            None => return Err(RequestRefusal::PriceRequired),
+        },
+        (Order::Lines { lines, expected }, true) => {
+            let (price, lines) = price_lines(cfg, lines)?;
+            (price, lines, *expected)
+        }
         (Order::Lines { .. }, false) => return Err(RequestRefusal::LinesNeedTiers),
-        (Order::Plain { .. }, true) => return Err(RequestRefusal::TiersNeedLines),
+        (Order::Plain { .. } | Order::Seats { .. }, true) => return Err(RequestRefusal::TiersNeedLines),
     };
     let quantity = req.quantity();
     let booking = view.booking(&req.hold_ref);
@@ -331,10 +369,8 @@ pub fn decide_request(
         return Err(RequestRefusal::RefUsed);
     }
 
-    if let Order::Lines { expected: Some(e), .. } = &req.order {
-        if *e != price {
-            return Ok(Step::Answer(RequestOutcome::PriceChanged { price }));
-        }
+    if shown.is_some_and(|e| e != price) {
+        return Ok(Step::Answer(RequestOutcome::PriceChanged { price }));
     }
     if let Some(max) = cfg.max_per_actor() {
         let have = actor.map_or(0, |a| a.confirmed_seats);

@@ -27,8 +27,9 @@ use smallvec::SmallVec;
 use time::OffsetDateTime;
 
 use crate::catalogue::{Block, Dim, OccurrenceConfig};
-use crate::contract::{ActorId, BlockName, DomainEvent, OccKey, ProviderRef, Ref};
+use crate::contract::{ActorId, BlockName, DomainEvent, OccKey, OpKey, ProviderRef, Ref};
 use crate::holds::{ActorRecord, Cancellation, Hold};
+use crate::opkeys::OpRecord;
 use crate::settlement::{PaymentRecord, Rejection};
 use crate::waitlist::Waitlist;
 
@@ -345,6 +346,8 @@ pub enum RecordKey {
         /// The provider's payment id, if the result carried one.
         provider_ref: Option<ProviderRef>,
     },
+    /// The first answer of a write made under an operation key.
+    Op(OpKey),
 }
 
 /// The kinds of [`RecordKey`] / [`Record`].
@@ -365,12 +368,22 @@ pub enum RecordKind {
     Waitlist,
     /// [`RecordKey::Rejection`].
     Rejection,
+    /// [`RecordKey::Op`].
+    Op,
 }
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: [RecordKind; 7] =
-        [Self::Booking, Self::Actor, Self::Payment, Self::Cancellation, Self::Block, Self::Waitlist, Self::Rejection];
+    pub const ALL: [RecordKind; 8] = [
+        Self::Booking,
+        Self::Actor,
+        Self::Payment,
+        Self::Cancellation,
+        Self::Block,
+        Self::Waitlist,
+        Self::Rejection,
+        Self::Op,
+    ];
 
     /// A stable name for storage.
     pub fn as_str(self) -> &'static str {
@@ -382,6 +395,7 @@ impl RecordKind {
             Self::Block => "block",
             Self::Waitlist => "waitlist",
             Self::Rejection => "rejection",
+            Self::Op => "op",
         }
     }
 
@@ -412,6 +426,7 @@ impl RecordKey {
             Self::Block(_) => RecordKind::Block,
             Self::Waitlist => RecordKind::Waitlist,
             Self::Rejection { .. } => RecordKind::Rejection,
+            Self::Op(_) => RecordKind::Op,
         }
     }
 
@@ -427,6 +442,7 @@ impl RecordKey {
             Self::Waitlist => String::new(),
             Self::Rejection { hold_ref, actor, provider_ref: None } => format!("{hold_ref}{SEP}{actor}"),
             Self::Rejection { hold_ref, actor, provider_ref: Some(p) } => format!("{hold_ref}{SEP}{actor}{SEP}{p}"),
+            Self::Op(k) => k.to_string(),
         }
     }
 
@@ -460,6 +476,7 @@ impl RecordKey {
             RecordKind::Block => Self::Block(BlockName::new(id).ok()?),
             RecordKind::Waitlist if id.is_empty() => Self::Waitlist,
             RecordKind::Waitlist => return None,
+            RecordKind::Op => Self::Op(OpKey::new(id).ok()?),
         };
         Some(key)
     }
@@ -489,6 +506,8 @@ pub enum Record {
     Waitlist(Waitlist),
     /// A `paid` result refused for its money.
     Rejection(Rejection),
+    /// The first answer of a write made under an operation key.
+    Op(OpRecord),
 }
 
 impl Record {
@@ -502,6 +521,7 @@ impl Record {
             Self::Block(b) => RecordKey::Block(b.block.clone()),
             Self::Waitlist(_) => RecordKey::Waitlist,
             Self::Rejection(r) => r.key(),
+            Self::Op(o) => RecordKey::Op(o.op_key.clone()),
         }
     }
 
@@ -521,6 +541,7 @@ impl Record {
             (Self::Rejection(r), RecordKey::Rejection { hold_ref, actor, provider_ref }) => {
                 &r.hold_ref == hold_ref && &r.actor == actor && &r.provider_ref == provider_ref
             }
+            (Self::Op(o), RecordKey::Op(k)) => &o.op_key == k,
             _ => false,
         }
     }
@@ -549,6 +570,7 @@ impl Record {
             Self::Block(b) => serde_json::to_value(b),
             Self::Waitlist(w) => serde_json::to_value(w),
             Self::Rejection(r) => serde_json::to_value(r),
+            Self::Op(o) => serde_json::to_value(o),
         }
     }
 
@@ -565,6 +587,7 @@ impl Record {
             RecordKind::Block => Self::Block(serde_json::from_value(v)?),
             RecordKind::Waitlist => Self::Waitlist(serde_json::from_value(v)?),
             RecordKind::Rejection => Self::Rejection(serde_json::from_value(v)?),
+            RecordKind::Op => Self::Op(serde_json::from_value(v)?),
         })
     }
 }

@@ -248,20 +248,47 @@ fn parse_payload(p: &[u8]) -> Option<(OccKey, Ref, u32)> {
     Some((occ, r, i.parse().ok()?))
 }
 
-/// What a scan answers.
+/// Which ticket a scan read, for the door to show: its id, its seat index in the booking and
+/// its tier. Serialized flat into the answer (`"ticket"`, `"index"`, `"tier"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketRef {
+    /// The ticket's id ([`ticket_id`]).
+    #[serde(rename = "ticket")]
+    pub id: String,
+    /// Its seat index within the booking (from 0).
+    pub index: u32,
+    /// Its tier, for a tiered booking (`None` at an occurrence without tiers, and in a
+    /// [`CheckIn::WrongOccurrence`] answer, which reads nothing of the other occurrence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierName>,
+}
+
+impl fmt::Display for TicketRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)?;
+        if let Some(t) = &self.tier {
+            write!(f, " ({t})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a scan answers. Every answer but `Invalid` names the ticket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CheckIn {
     /// Let them in: the ticket was valid and is now used.
     Admitted {
-        /// The ticket's id.
-        ticket: String,
+        /// The ticket.
+        #[serde(flatten)]
+        ticket: TicketRef,
     },
     /// The ticket was already used: do not let a second person in on it.
     AlreadyCheckedIn {
-        /// The ticket's id.
-        ticket: String,
+        /// The ticket.
+        #[serde(flatten)]
+        ticket: TicketRef,
         /// When it was first admitted.
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
@@ -270,16 +297,55 @@ pub enum CheckIn {
     Invalid,
     /// The ticket was cancelled (and refunded).
     Cancelled {
-        /// The ticket's id.
-        ticket: String,
+        /// The ticket.
+        #[serde(flatten)]
+        ticket: TicketRef,
     },
+    /// A genuine ticket for another occurrence (Tuesday's ticket at Wednesday's door): do not
+    /// let them in here. Nothing was admitted or changed.
+    WrongOccurrence {
+        /// The occurrence the ticket is for.
+        occ_key: OccKey,
+        /// The ticket.
+        #[serde(flatten)]
+        ticket: TicketRef,
+    },
+}
+
+impl CheckIn {
+    /// The ticket the answer names (`None` for `Invalid`).
+    pub fn ticket(&self) -> Option<&TicketRef> {
+        match self {
+            Self::Admitted { ticket }
+            | Self::AlreadyCheckedIn { ticket, .. }
+            | Self::Cancelled { ticket }
+            | Self::WrongOccurrence { ticket, .. } => Some(ticket),
+            Self::Invalid => None,
+        }
+    }
+}
+
+/// Read a credential scanned at the door of occurrence `door`: the booking and seat it names,
+/// or the answer to give at once without touching the store — `Invalid` for an unknown,
+/// forged or unreadable credential, `WrongOccurrence` for a genuine ticket of another
+/// occurrence (it admits nothing and changes nothing).
+///
+/// # Errors
+/// The answer to give instead of a check-in.
+pub fn at_door(key: &TicketKey, door: &OccKey, credential: &str) -> Result<(Ref, u32), CheckIn> {
+    let (occ_key, hold_ref, index) = key.verify(credential).map_err(|_| CheckIn::Invalid)?;
+    if &occ_key != door {
+        let ticket = TicketRef { id: ticket_id(&hold_ref, index), index, tier: None };
+        return Err(CheckIn::WrongOccurrence { occ_key, ticket });
+    }
+    Ok((hold_ref, index))
 }
 
 /// Decide a scan of seat `index` of booking `hold_ref` (named by a verified credential).
 pub fn decide_check_in(view: &impl Loaded, hold_ref: &Ref, index: u32, now: OffsetDateTime) -> Step<CheckIn> {
     let Some(hold) = view.booking(hold_ref) else { return Step::Answer(CheckIn::Invalid) };
     let Some(state) = hold.tickets.get(index as usize) else { return Step::Answer(CheckIn::Invalid) };
-    let ticket = ticket_id(hold_ref, index);
+    let ticket = TicketRef { id: ticket_id(hold_ref, index), index, tier: hold.seat_tier(index).cloned() };
     match *state {
         TicketState::Cancelled { .. } => Step::Answer(CheckIn::Cancelled { ticket }),
         TicketState::CheckedIn { at } => Step::Answer(CheckIn::AlreadyCheckedIn { ticket, at }),
@@ -288,7 +354,7 @@ pub fn decide_check_in(view: &impl Loaded, hold_ref: &Ref, index: u32, now: Offs
             let mut next = hold.clone();
             next.tickets[index as usize] = TicketState::CheckedIn { at: now };
             let mut change = Change::default();
-            change.events.push(hold.event(now, EventKind::CheckedIn { ticket: ticket.clone() }));
+            change.events.push(hold.event(now, EventKind::CheckedIn { ticket: ticket.id.clone() }));
             change.put(Record::Booking(next));
             Step::Write(change, CheckIn::Admitted { ticket })
         }

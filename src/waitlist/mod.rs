@@ -259,6 +259,71 @@ pub(crate) fn settle_waitlist(
     offered
 }
 
+/// A waiting list as a shop shows it ([`AsyncEngine::waitlist_of`](crate::AsyncEngine::waitlist_of)):
+/// who waits, in order, and who holds a live offer.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WaitlistView {
+    /// The entries waiting without an offer, in arrival order.
+    pub entries: Vec<Waiting>,
+    /// The live offers, in arrival order of their entries.
+    pub offers: Vec<Offered>,
+}
+
+/// One entry waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// Who.
+    pub actor: ActorId,
+    /// For which tier (`None`: any seat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierName>,
+    /// How many seats.
+    pub seats: u32,
+    /// Its 1-based place on its tier's list (as [`Joined::position`] answered).
+    pub position: usize,
+}
+
+/// One live offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offered {
+    /// Who.
+    pub actor: ActorId,
+    /// Of which tier (`None`: any seat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierName>,
+    /// Seats set aside.
+    pub seats: u32,
+    /// Until when (the actor's next request before then takes them).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// The waiting list `wl` as at `now`. An offer that lapsed is shown nowhere: its entry had
+/// its turn, and the next write passes its seats on (see
+/// [`Availability`](crate::catalogue::Availability) for the seats it still sets aside).
+pub fn view(wl: Option<&Waitlist>, now: OffsetDateTime) -> WaitlistView {
+    let mut out = WaitlistView::default();
+    let Some(wl) = wl else { return out };
+    for e in wl.entries.iter() {
+        match &e.offer {
+            None => out.entries.push(Waiting {
+                actor: e.actor.clone(),
+                tier: e.tier.clone(),
+                seats: e.seats,
+                position: out.entries.iter().filter(|w| w.tier == e.tier).count() + 1,
+            }),
+            Some(o) if o.expires_at > now => out.offers.push(Offered {
+                actor: e.actor.clone(),
+                tier: e.tier.clone(),
+                seats: o.seats,
+                expires_at: o.expires_at,
+            }),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
 /// What joining answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Joined {

@@ -90,7 +90,7 @@ use seathold::catalogue::{
     Availability, BlockOutcome, BlockRefusal, Dim, LatePayment, Line, OccurrenceConfig, Pool, PricingError, Tier,
 };
 use seathold::contract::{
-    ActorId, Amount, BlockName, CheckoutRequest, Currency, EventKind, MAX_QUANTITY, Money, NoHoldReason, OccKey,
+    ActorId, Amount, BlockName, CheckoutRequest, Currency, EventKind, MAX_QUANTITY, Money, NoHoldReason, OccKey, OpKey,
     OutboxEvent, PaymentResult, PaymentStatus, PoolName, ProviderRef, Ref, TierName,
 };
 use seathold::holds::{
@@ -98,7 +98,7 @@ use seathold::holds::{
 };
 use seathold::ledger::EntryKind;
 use seathold::settlement::{RejectReason, Settlement};
-use seathold::tickets::{CheckIn, TicketKey, TicketStatus};
+use seathold::tickets::{CheckIn, TicketKey, TicketRef, TicketStatus};
 use seathold::waitlist::WaitlistRefusal;
 use seathold::{AsyncEngine, AsyncStore, ManualClock, OpError, PriceRefusal, TicketRefusal};
 use time::{Duration, OffsetDateTime};
@@ -258,7 +258,27 @@ enum Forge {
     Garbage,
     /// The real credential with its MAC altered.
     Tampered,
+    /// The ticket's own credential, scanned at another occurrence's door.
+    WrongDoor,
+    /// The last keyed scan again, under its operation key (a scanner's retry after a lost
+    /// answer): its first answer, replayed, nothing changed.
+    Retry,
+    /// The ticket's own credential under the last scan's operation key (a key reused for
+    /// another command, unless it names the same ticket).
+    ReuseKey,
 }
+
+/// The last scan made under a fresh operation key: its key, door and credential.
+#[derive(Debug, Clone)]
+struct LastScan {
+    op_key: OpKey,
+    door: OccKey,
+    credential: String,
+}
+
+/// What an operation key recorded at a door: the ticket the scan named (by ref and seat
+/// index) and its first answer.
+type ScanRecord = (Option<(String, u32)>, CheckIn);
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -523,6 +543,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Forge::NoSuchSeat),
         1 => Just(Forge::Garbage),
         1 => Just(Forge::Tampered),
+        1 => Just(Forge::WrongDoor),
+        2 => Just(Forge::Retry),
+        1 => Just(Forge::ReuseKey),
     ];
     let seats = prop_oneof![20 => 1..=3u32, 1 => Just(0u32)];
     let booked = prop_oneof![2 => ref_pick(1, 2), 3 => (0..8usize).prop_map(RefPick::Ticketed)];
@@ -1415,6 +1438,11 @@ pub const MUST_COVER: &[&str] = &[
     "check_in:AlreadyCheckedIn",
     "check_in:Cancelled",
     "check_in:Invalid",
+    "check_in:WrongOccurrence",
+    "check_in:Retry(replayed)",
+    "check_in:Retry(not recorded)",
+    "check_in:ReuseKey(same command: replayed)",
+    "check_in:ReuseKey(another command: refused)",
     "join:offered",
     "join:waiting",
     "join:again",
@@ -1473,6 +1501,11 @@ struct Harness<'x, S: AsyncStore, X: Exec> {
     engine: AsyncEngine<S, ManualClock>,
     other_key: TicketKey,
     ticket_key: TicketKey,
+    /// Scans made under an operation key so far, and the last of them.
+    scans: u64,
+    last_scan: Option<LastScan>,
+    /// Every first answer recorded under an operation key, by (door, key).
+    scan_records: BTreeMap<(OccKey, OpKey), ScanRecord>,
     now: i64,
     occs: Vec<MOcc>,
     consumer: Ledger,
@@ -1518,6 +1551,9 @@ impl<'x, S: AsyncStore, X: Exec> Harness<'x, S, X> {
                 None => engine,
             },
             other_key: TicketKey::new([8u8; 32].to_vec()).expect("ticket key"),
+            scans: 0,
+            last_scan: None,
+            scan_records: BTreeMap::new(),
             ticket_key,
             now: 0,
             occs: vec![MOcc::default(); OCCS],
@@ -2945,7 +2981,7 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         }
         cover("cancel:Cancelled");
         ensure!(
-            matches!(&got, Ok(CancelOutcome::Cancelled { refund: g, seats: s })
+            matches!(&got, Ok(CancelOutcome::Cancelled { refund: g, seats: s, .. })
                 if nanos_of(&g.amount) == refund && g.currency.as_str() == h.cur && *s == seats),
             "{ctx}: the model says Cancelled({refund} nanos {}, {seats} seats), the engine {got:?}",
             h.cur
@@ -2992,6 +3028,9 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
     }
 
     fn check_in(&mut self, occ: usize, r: &str, index: u32, forge: Forge) -> Result<(), String> {
+        if matches!(forge, Forge::Retry) {
+            return self.retry_scan();
+        }
         let key = occ_key(occ);
         let hold_ref = Ref::new(r).unwrap();
         let tickets = self.x.run(self.engine.tickets(&key, &hold_ref));
@@ -3007,7 +3046,7 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         }
         let real = tickets.as_ref().ok().and_then(|t| t.get(index as usize)).map(|t| t.credential.clone());
         let credential = match (forge, real) {
-            (Forge::Real, Some(c)) => c,
+            (Forge::Real | Forge::ReuseKey | Forge::WrongDoor, Some(c)) => c,
             (Forge::Tampered, Some(c)) => {
                 let mut c = c.into_bytes();
                 let last = c.len() - 1;
@@ -3018,35 +3057,81 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
             (Forge::Garbage, _) => format!("garbage.{r}"),
             _ => self.ticket_key.credential(&key, &hold_ref, index + 100),
         };
-        let genuine = matches!(forge, Forge::Real | Forge::NoSuchSeat);
-        let got = self.x.run(self.engine.check_in(&credential)).map_err(|e| format!("check_in: {e:?}"))?;
+        // Genuine: made by the engine's key (whatever the forge meant to do); then the seat
+        // index it names.
+        let named = self.ticket_key.verify(&credential).ok();
+        let genuine = named.is_some();
+        let real_index = named.as_ref().map_or(index, |n| n.2);
+        let door = if matches!(forge, Forge::WrongDoor) { OccKey::new("another-door").unwrap() } else { key.clone() };
+        // A fresh operation key, or (ReuseKey) the last scan's.
+        let reused = self.last_scan.clone().filter(|_| matches!(forge, Forge::ReuseKey));
+        let op_key = match &reused {
+            Some(last) => last.op_key.clone(),
+            None => {
+                self.scans += 1;
+                OpKey::new(format!("scan-{}", self.scans)).unwrap()
+            }
+        };
+        let got = self.x.run(self.engine.with_op_key(&op_key).check_in(&door, &credential));
         // The model: the seat the credential names, if it is genuine.
         let seat = if genuine {
-            let i = if matches!(forge, Forge::Real) && h.as_ref().is_some_and(|h| (index as usize) < h.tickets.len()) {
-                index
-            } else {
-                index + 100
-            };
-            h.as_ref().and_then(|h| h.tickets.get(i as usize).map(|s| (i, *s)))
+            h.as_ref().and_then(|h| h.tickets.get(real_index as usize).map(|s| (real_index, *s)))
         } else {
             None
         };
+        let ticket_ref = |i: u32| TicketRef {
+            id: format!("{r}#{i}"),
+            index: i,
+            tier: tickets.as_ref().ok().and_then(|t| t.get(i as usize)).and_then(|t| t.tier.clone()),
+        };
+        // The key was recorded at this door: the same command replays, another is refused;
+        // neither changes anything. (A credential refused before anything is read never
+        // reaches the record.)
+        let recorded_here = self.scan_records.get(&(door.clone(), op_key.clone())).cloned();
+        if let Some((ticket, first)) = recorded_here.filter(|_| genuine && (door == key)) {
+            let same = ticket == Some((r.to_owned(), real_index));
+            if same {
+                cover("check_in:ReuseKey(same command: replayed)");
+                let ok = matches!(&got, Ok(g) if g.replayed && g.answer == first);
+                ensure!(ok, "check_in under {op_key} again for the same ticket: {got:?}, first {first:?}");
+            } else {
+                cover("check_in:ReuseKey(another command: refused)");
+                ensure!(
+                    matches!(&got, Err(OpError::OpKeyReused { .. })),
+                    "check_in under {op_key}, used for another ticket, answered {got:?}"
+                );
+            }
+            return self.expect_events(&[]);
+        }
+        let got = got.map_err(|e| format!("check_in: {e:?}"))?;
+        ensure!(!got.replayed, "a first keyed scan answered replayed: {got:?}");
+        let got = got.answer;
         let mut evs = Vec::new();
-        let ok = match seat {
+        let (ok, recorded) = match seat {
+            _ if genuine && door != key => {
+                cover("check_in:WrongOccurrence");
+                let want = CheckIn::WrongOccurrence {
+                    occ_key: key.clone(),
+                    ticket: TicketRef { id: format!("{r}#{real_index}"), index: real_index, tier: None },
+                };
+                (got == want, false)
+            }
+            // Invalid from the credential alone is answered before anything is read, and not
+            // recorded; a genuine credential naming no ticket is the decision's answer, and is.
             None => {
                 cover("check_in:Invalid");
-                got == CheckIn::Invalid
+                (got == CheckIn::Invalid, genuine)
             }
             Some((i, s)) => {
                 let id = format!("{r}#{i}");
-                match s {
+                let ok = match s {
                     MTicket::Cancelled(_) => {
                         cover("check_in:Cancelled");
-                        got == CheckIn::Cancelled { ticket: id }
+                        got == CheckIn::Cancelled { ticket: ticket_ref(i) }
                     }
                     MTicket::CheckedIn(t) => {
                         cover("check_in:AlreadyCheckedIn");
-                        got == CheckIn::AlreadyCheckedIn { ticket: id, at: self.at(t) }
+                        got == CheckIn::AlreadyCheckedIn { ticket: ticket_ref(i), at: self.at(t) }
                     }
                     MTicket::Valid => {
                         cover("check_in:Admitted");
@@ -3060,16 +3145,56 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
                             kind: XKind::CheckedIn { ticket: id.clone() },
                         });
                         self.touched.push((occ, r.to_owned()));
-                        got == CheckIn::Admitted { ticket: id }
+                        got == CheckIn::Admitted { ticket: ticket_ref(i) }
                     }
-                }
+                };
+                (ok, true)
             }
         };
         ensure!(
             ok,
             "check_in occ {occ} {r} seat {index} ({forge:?}) at t={now}: the model expects {seat:?}, got {got:?}"
         );
+        if recorded {
+            self.scan_records.insert((door.clone(), op_key.clone()), (Some((r.to_owned(), real_index)), got));
+        }
+        if reused.is_none() {
+            self.last_scan = Some(LastScan { op_key, door, credential });
+        }
         self.expect_events(&evs)
+    }
+
+    /// A scanner's retry of the last keyed scan after a lost answer: the first answer again,
+    /// marked replayed, and nothing changed (a recorded answer); or, for an answer that was
+    /// never recorded (`Invalid`, `WrongOccurrence`), the same answer decided afresh.
+    fn retry_scan(&mut self) -> Result<(), String> {
+        let Some(last) = self.last_scan.clone() else {
+            cover("check_in:Retry(nothing to retry)");
+            return Ok(());
+        };
+        let got = self
+            .x
+            .run(self.engine.with_op_key(&last.op_key).check_in(&last.door, &last.credential))
+            .map_err(|e| format!("check_in retry under {}: {e:?}", last.op_key))?;
+        match self.scan_records.get(&(last.door.clone(), last.op_key.clone())).map(|(_, a)| a) {
+            Some(first) => {
+                cover("check_in:Retry(replayed)");
+                ensure!(
+                    got.replayed && got.answer == *first,
+                    "a retried scan under {} answered {got:?}; its first answer was {first:?}",
+                    last.op_key
+                );
+            }
+            None => {
+                cover("check_in:Retry(not recorded)");
+                ensure!(!got.replayed, "an unrecorded scan answered replayed: {got:?}");
+                ensure!(
+                    matches!(got.answer, CheckIn::Invalid | CheckIn::WrongOccurrence { .. }),
+                    "a retried scan of an unrecorded answer: {got:?}"
+                );
+            }
+        }
+        self.expect_events(&[])
     }
 
     /// A booking's tickets as the engine lists them, against the model's.
