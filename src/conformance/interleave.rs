@@ -140,6 +140,8 @@ pub enum Action {
     },
     /// The organiser lifts block `block`.
     UnblockAs(&'static str),
+    /// Retention: `prune` at the racer's instant (records that ended before it go).
+    Prune,
     /// `actor` leaves the waiting list, then joins it again for `seats` seats (one racer, two
     /// operations).
     Rejoin {
@@ -178,6 +180,7 @@ impl fmt::Display for Action {
             Self::Reblock { block, seats } => write!(f, "unblock+block({block},x{seats})"),
             Self::UnblockAs(block) => write!(f, "unblock({block})"),
             Self::Rejoin { actor, seats } => write!(f, "leave+join({actor},x{seats})"),
+            Self::Prune => f.write_str("prune"),
             Self::SetPrice { tier, cents } => write!(f, "set_price({tier},{cents})"),
             Self::Configure(_) => f.write_str("configure"),
         }
@@ -397,6 +400,18 @@ pub fn scenarios() -> Vec<Scenario> {
             never: vec![],
         },
         Scenario {
+            name: "prune-late-pay",
+            config: cap(1),
+            setup: vec![request("ann", "r1"), fail("ann", "r1")],
+            advance: Duration::seconds(1),
+            // Retention deletes the released booking while a late payment for it settles:
+            // whichever reads it, the payment is one refund, recorded, and a redelivery
+            // (checked after every ordering) replays it — the refund is younger than the
+            // horizon, so it is kept.
+            racers: vec![Action::Prune, pay("ann", "r1", "pi_1")],
+            never: vec![],
+        },
+        Scenario {
             name: "leave-rejoin",
             config: cap(2),
             setup: vec![request("ann", "r1"), request("dan", "r2"), Action::Join { actor: "bob", seats: 2 }],
@@ -495,6 +510,10 @@ async fn perform<S: AsyncStore, H: super::proxy::Hook>(
             let first = debug(e.unblock(o, &named(block)).await);
             let then = debug(e.block(o, &named(block), *seats, None).await);
             Answer::Other(first.and_then(|a| then.map(|b| format!("{a}; {b}"))))
+        }
+        Action::Prune => {
+            use crate::clock::Clock;
+            Answer::Other(debug(e.prune(o, e.clock().now()).await))
         }
         Action::Rejoin { actor: who, seats } => {
             let first = debug(e.leave_waitlist(o, &actor(who), None).await);
@@ -623,6 +642,7 @@ async fn run_schedule<S: AsyncStore>(
                 | Action::Unblock
                 | Action::Reblock { .. }
                 | Action::UnblockAs(_)
+                | Action::Prune
                 | Action::SetPrice { .. } => {}
             }
         }
