@@ -9,7 +9,7 @@
 //! 5. refunds could not follow a shop's policy, the waiting list could not be read, and `Full`
 //!    named the total capacity instead of the one that was short;
 //! 6. two charges were answered as one when the first delivery named no provider ref;
-//! 7. a walk-in took seats the waiting list was owed when no sweep had run.
+//! 7. a walk-in (or a block) took seats the waiting list was owed when no sweep had run.
 
 #[cfg(feature = "postgres")]
 mod postgres_support;
@@ -363,6 +363,19 @@ async fn the_lapsed_holder_does_not_jump_the_queue<S: AsyncStore>(h: H<S>) {
     h.check_dims("gig").await;
 }
 
+/// The same for a block: capacity 2, ann holds 1, bob waits for 2, the hold lapses, no
+/// sweep: a 1-seat block is `Full` and bob is offered both seats in its commit.
+async fn a_block_does_not_take_seats_owed_to_the_list<S: AsyncStore>(h: H<S>) {
+    h.open("gig", priced(2)).await;
+    h.hold(&HoldRequest::seats(k("gig"), a("ann"), r("a1"), 1)).await;
+    h.e.join_waitlist(&k("gig"), &a("bob"), None, 2).await.unwrap();
+    h.advance(601);
+    assert_eq!(h.e.block(&k("gig"), &b("desk"), 1, None).await.unwrap(), BlockOutcome::Full);
+    let wl = h.e.waitlist_of(&k("gig")).await.unwrap();
+    assert_eq!(wl.offers.iter().map(|o| (o.actor.as_str(), o.seats)).collect::<Vec<_>>(), [("bob", 2)]);
+    h.check_dims("gig").await;
+}
+
 /// A waiting actor first in line whose request takes the freed seats (no sweep ran, so no
 /// offer was made yet) leaves the list: when it then fails, the seat is not offered to it
 /// again.
@@ -402,6 +415,7 @@ on_both_stores!(
     the_waiting_list_can_be_read_and_full_names_what_was_short,
     two_charges_are_two_payments,
     a_walk_in_does_not_take_seats_owed_to_the_list,
+    a_block_does_not_take_seats_owed_to_the_list,
     the_lapsed_holder_does_not_jump_the_queue,
     a_placed_request_leaves_the_waiting_list,
     operation_keys_are_pruned_with_the_horizon,

@@ -21,7 +21,7 @@ use thiserror::Error;
 use time::{Duration, OffsetDateTime};
 
 use crate::contract::{BlockName, CheckoutLine, Currency, Money, PoolName, TierName};
-use crate::holds::{Need, Room, make_room};
+use crate::holds::{Need, Room, make_room, offer_before_deciding};
 use crate::records::{Change, Deltas, Loaded, LoadedExt, Occurrence, Record, RecordKey, Step, UsageDelta};
 use crate::waitlist;
 
@@ -786,12 +786,17 @@ pub fn decide_block(
         return Err(BlockRefusal::Exists(block.clone()));
     }
     let mut change = Change::default();
+    // Seats the waiting list is owed are offered before a block may take any.
+    let offered_first = match offer_before_deciding(view, occ, &mut change, now) {
+        Ok(offered) => offered,
+        Err(n) => return Ok(Step::LoadDue(n)),
+    };
     let needs: Vec<Need> = vec![(occ.config.seat_dims(tier), UsageDelta::blocked(seats))];
     match make_room(view, occ, &mut change, &needs, None, now) {
         Room::Fits => {}
         Room::NeedDue(n) => return Ok(Step::LoadDue(n)),
         Room::Full { offered, .. } => {
-            return Ok(if offered {
+            return Ok(if offered || offered_first {
                 Step::Write(change, BlockOutcome::Full)
             } else {
                 Step::Answer(BlockOutcome::Full)

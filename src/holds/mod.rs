@@ -37,7 +37,7 @@ pub use request::{HoldRequest, Order, RequestOutcome, RequestRefusal, decide_req
 
 pub(crate) use ops::release as ops_release;
 pub(crate) use request::request_keys;
-pub(crate) use room::{Need, Room, make_room};
+pub(crate) use room::{Need, Room, make_room, offer_before_deciding};
 
 #[allow(unused_imports)]
 use crate::records::{Loaded, Step};

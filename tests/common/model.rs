@@ -1371,6 +1371,7 @@ pub const MUST_COVER: &[&str] = &[
     "request:Full(tier cap short)",
     "request:Full(pool short)",
     "request:offers before deciding",
+    "block:offers before deciding",
     "request:offers before deciding (expired a lapsed hold)",
     "request:placed leaves the waiting list",
     "settle:redelivery names the payment",
@@ -2861,11 +2862,27 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         }
         let needs = vec![(cfg.dims_of(tier), u64::from(seats))];
         let mut scratch = m.clone();
+        // As for a request: with someone waiting, lapsed holds are expired and the free seats
+        // offered down the list before the block decides.
+        let mut chosen = chosen;
+        let mut pre_offered = false;
+        if scratch.waiting() {
+            let mut lapsed = scratch.lapsed(now);
+            lapsed.sort_by_key(|r| (scratch.holds[r].expires, r.clone()));
+            for r in &lapsed {
+                scratch.expire(occ, r, now, &mut evs)?;
+            }
+            chosen.retain(|c| !lapsed.contains(c));
+            pre_offered = scratch.settle_wl(occ, now, None, &mut evs);
+            if pre_offered {
+                cover("block:offers before deciding");
+            }
+        }
         let (fail, offered) = scratch.make_room(occ, now, &needs, None, &chosen, &mut evs)?;
         if fail.is_some() {
             cover("block:Full");
             ensure!(matches!(got, Ok(BlockOutcome::Full)), "{ctx}: the model says Full, the engine {got:?}");
-            if offered {
+            if offered || pre_offered {
                 *m = scratch;
             } else {
                 evs.clear();
