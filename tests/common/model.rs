@@ -1440,6 +1440,8 @@ pub const MUST_COVER: &[&str] = &[
     "check_in:Cancelled",
     "check_in:Invalid",
     "check_in:WrongOccurrence",
+    "cancel:retry replayed",
+    "cancel:retry refused again",
     "check_in:Retry(replayed)",
     "check_in:Retry(not recorded)",
     "check_in:ReuseKey(same command: replayed)",
@@ -2916,8 +2918,47 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         self.expect_events(&evs)
     }
 
+    /// A cancellation under a fresh operation key, checked against the model; then its retry
+    /// under the same key (a lost answer): the first answer again, marked replayed, nothing
+    /// changed — or, for a refusal (never recorded), the same refusal decided afresh.
     fn cancel(&mut self, occ: usize, r: &str, tickets: Option<&[u32]>) -> Result<(), String> {
-        let got = self.x.run(self.engine.cancel(&occ_key(occ), &Ref::new(r).unwrap(), tickets));
+        self.scans += 1;
+        let key = OpKey::new(format!("cancel-{}", self.scans)).unwrap();
+        let (k, hold_ref) = (occ_key(occ), Ref::new(r).unwrap());
+        let got = self.x.run(self.engine.with_op_key(&key).cancel(&k, &hold_ref, tickets));
+        if let Ok(first) = &got {
+            ensure!(!first.replayed, "a first keyed cancellation answered replayed: {first:?}");
+        }
+        let got = got.map(|first| first.answer);
+        // What the retry is compared with (a store error is not comparable, and not expected).
+        let first: Result<CancelOutcome, Option<CancelRefusal>> =
+            got.as_ref().map(Clone::clone).map_err(|e| e.refusal().cloned());
+        self.cancel_checked(occ, r, tickets, got)?;
+        let retry = self.x.run(self.engine.with_op_key(&key).cancel(&k, &hold_ref, tickets));
+        match (&first, &retry) {
+            (Ok(first), Ok(again)) => {
+                cover("cancel:retry replayed");
+                ensure!(
+                    again.replayed && again.answer == *first,
+                    "cancel {r} retried under {key}: {again:?}, first {first:?}"
+                );
+            }
+            (Err(Some(first)), Err(OpError::Refused(again))) => {
+                cover("cancel:retry refused again");
+                ensure!(first == again, "cancel {r} retried under {key}: refused {again:?}, first {first:?}");
+            }
+            _ => return Err(format!("cancel {r} retried under {key}: {retry:?}, first {first:?}")),
+        }
+        self.expect_events(&[])
+    }
+
+    fn cancel_checked(
+        &mut self,
+        occ: usize,
+        r: &str,
+        tickets: Option<&[u32]>,
+        got: Result<CancelOutcome, OpError<CancelRefusal>>,
+    ) -> Result<(), String> {
         let now = self.now;
         let ctx = format!("cancel occ {occ} {r} tickets {tickets:?} at t={now}");
         let m = &mut self.occs[occ];
