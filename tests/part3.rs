@@ -376,6 +376,30 @@ async fn a_block_does_not_take_seats_owed_to_the_list<S: AsyncStore>(h: H<S>) {
     h.check_dims("gig").await;
 }
 
+/// Offering first reads one batch of the oldest due records, not all of them: with 100
+/// lapsed holds and bob waiting, cat's walk-in offers bob his 2 seats (from the oldest
+/// lapsed holds) and is then served; the holds not read still count until the sweep frees
+/// them, and the counters stay exact.
+async fn offering_first_behind_many_lapsed_holds<S: AsyncStore>(h: H<S>) {
+    h.open("gig", priced(100)).await;
+    for i in 0..100 {
+        h.hold(&HoldRequest::seats(k("gig"), a(&format!("fan-{i}")), r(&format!("f{i}")), 1)).await;
+    }
+    h.e.join_waitlist(&k("gig"), &a("bob"), None, 2).await.unwrap();
+    h.advance(601);
+    assert!(matches!(
+        h.request(&HoldRequest::seats(k("gig"), a("cat"), r("c1"), 1)).await,
+        RequestOutcome::AwaitingPayment { .. }
+    ));
+    let wl = h.e.waitlist_of(&k("gig")).await.unwrap();
+    assert_eq!(wl.offers.iter().map(|o| (o.actor.as_str(), o.seats)).collect::<Vec<_>>(), [("bob", 2)]);
+    h.check_dims("gig").await;
+    h.e.expire_due(usize::MAX).await.unwrap();
+    let av = h.avail("gig").await;
+    assert_eq!((av.held, av.offered, av.available), (1, 2, 97));
+    h.check_dims("gig").await;
+}
+
 /// A waiting actor first in line whose request takes the freed seats (no sweep ran, so no
 /// offer was made yet) leaves the list: when it then fails, the seat is not offered to it
 /// again.
@@ -416,6 +440,7 @@ on_both_stores!(
     two_charges_are_two_payments,
     a_walk_in_does_not_take_seats_owed_to_the_list,
     a_block_does_not_take_seats_owed_to_the_list,
+    offering_first_behind_many_lapsed_holds,
     the_lapsed_holder_does_not_jump_the_queue,
     a_placed_request_leaves_the_waiting_list,
     operation_keys_are_pruned_with_the_horizon,

@@ -59,6 +59,9 @@ fn admit(change: &mut Change, needs: &[Need]) {
     }
 }
 
+/// How many due records the step below reads at first.
+const OFFER_BATCH: usize = 64;
+
 /// Where someone waits, the first step of every decision that admits seats: expire every
 /// lapsed hold and pass on every lapsed offer, then offer the free seats down the list —
 /// before the decision looks at room for itself. DESIGN: "a writing operation that meets a
@@ -77,10 +80,11 @@ pub(crate) fn offer_before_deciding(
     if !wl.entries.iter().any(|e| e.offer.is_none()) {
         return Ok(false);
     }
-    let Some((due, complete)) = view.due() else { return Err(64) };
-    if !complete {
-        return Err(due.len().saturating_mul(2).saturating_add(64));
-    }
+    // One batch of the oldest due records (O(1) store work per request, however many holds
+    // lapsed): lapsed holds not in it still count as held, so a decision after this step
+    // can take none of their seats either; the sweep, or a later write, frees them. A
+    // decision that finds no room asks for more through `make_room`.
+    let Some((due, _)) = view.due() else { return Err(OFFER_BATCH) };
     for rec in due {
         let Record::Booking(h) = rec else { continue };
         if change.put_of(&RecordKey::Booking(h.hold_ref.clone())).is_some() {

@@ -1075,6 +1075,28 @@ impl MOcc {
         self.holds.values().filter(|h| h.lapsed(now)).map(|h| h.r.clone()).collect()
     }
 
+    /// With someone waiting, the first step of a request or a block: every lapsed hold
+    /// expired (oldest first, as the expiry index yields them; the engine reads one batch of
+    /// 64, more than the model ever has) and the free seats offered down the list, nobody
+    /// skipped. Returns the holds expired and whether offers were made.
+    fn offer_before_deciding(
+        &mut self,
+        occ: usize,
+        now: i64,
+        evs: &mut Vec<XEv>,
+    ) -> Result<(Vec<String>, bool), String> {
+        if !self.waiting() {
+            return Ok((Vec::new(), false));
+        }
+        let mut lapsed = self.lapsed(now);
+        lapsed.sort_by_key(|r| (self.holds[r].expires, r.clone()));
+        for r in &lapsed {
+            self.expire(occ, r, now, evs)?;
+        }
+        let offered = self.settle_wl(occ, now, None, evs);
+        Ok((lapsed, offered))
+    }
+
     fn waiting(&self) -> bool {
         self.wl.iter().any(|e| e.offer.is_none())
     }
@@ -2261,20 +2283,13 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         // With someone waiting, every lapsed hold is expired and the free seats offered down
         // the list before the request decides (DESIGN Part 3: a walk-in never takes seats the
         // list is owed, sweep or no sweep). Nobody is skipped.
-        let mut pre_offered = false;
-        if scratch.waiting() {
-            // Oldest first, as the expiry index yields them.
-            let mut lapsed = scratch.lapsed(now);
-            lapsed.sort_by_key(|r| (scratch.holds[r].expires, r.clone()));
-            for r in &lapsed {
-                scratch.expire(occ, r, now, &mut evs)?;
-                cover("request:offers before deciding (expired a lapsed hold)");
-            }
-            others.retain(|c| !lapsed.contains(c));
-            if scratch.settle_wl(occ, now, None, &mut evs) {
-                cover("request:offers before deciding");
-                pre_offered = true;
-            }
+        let (lapsed, pre_offered) = scratch.offer_before_deciding(occ, now, &mut evs)?;
+        if !lapsed.is_empty() {
+            cover("request:offers before deciding (expired a lapsed hold)");
+        }
+        others.retain(|c| !lapsed.contains(c));
+        if pre_offered {
+            cover("request:offers before deciding");
         }
         let (before, evs_before) = (scratch.clone(), evs.clone());
         let taken = scratch.wl.iter().position(|e| e.actor == actor && e.offer.is_some_and(|(_, x)| x > now));
@@ -2867,18 +2882,10 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         // As for a request: with someone waiting, lapsed holds are expired and the free seats
         // offered down the list before the block decides.
         let mut chosen = chosen;
-        let mut pre_offered = false;
-        if scratch.waiting() {
-            let mut lapsed = scratch.lapsed(now);
-            lapsed.sort_by_key(|r| (scratch.holds[r].expires, r.clone()));
-            for r in &lapsed {
-                scratch.expire(occ, r, now, &mut evs)?;
-            }
-            chosen.retain(|c| !lapsed.contains(c));
-            pre_offered = scratch.settle_wl(occ, now, None, &mut evs);
-            if pre_offered {
-                cover("block:offers before deciding");
-            }
+        let (lapsed, pre_offered) = scratch.offer_before_deciding(occ, now, &mut evs)?;
+        chosen.retain(|c| !lapsed.contains(c));
+        if pre_offered {
+            cover("block:offers before deciding");
         }
         let (fail, offered) = scratch.make_room(occ, now, &needs, None, &chosen, &mut evs)?;
         if fail.is_some() {
