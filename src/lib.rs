@@ -56,6 +56,7 @@
 //!
 //! See the README for the guarantees, the truth table, the wire format and the store
 //! contract in one place.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 

@@ -17,10 +17,9 @@ use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
 use super::{
-    Commit, CommitError, Committed, Conflict, Due, OccurrenceGuard, RecordWrite, Snapshot, Store, StoreError, WriteOp,
-    validate_commit,
+    Commit, CommitError, Committed, Due, NextOccurrence, RecordWrite, Snapshot, Store, StoreError, WriteOp,
+    check_commit,
 };
-use crate::catalogue::Dim;
 use crate::contract::{EventId, OccKey, OutboxEvent};
 use crate::records::{Occurrence, Record, RecordKey, RecordKind, Version, Versioned};
 
@@ -170,34 +169,6 @@ impl MemoryStore {
     }
 }
 
-/// The capacity guard for one dimension a commit admits seats to: `total` seats taken after
-/// it must fit its cap (lowering a cap revokes nothing, so only admitted-to dimensions are
-/// checked).
-fn check_cap(config: &crate::catalogue::OccurrenceConfig, dim: &Dim, total: u64) -> Result<(), CommitError> {
-    match config.capacity_of(dim) {
-        Some(Some(cap)) if total > cap => Err(Conflict::Capacity { dim: dim.clone() }.into()),
-        _ => Ok(()),
-    }
-}
-
-/// A counter guard: the dimension's counters before the commit are as the decision read them.
-fn check_unchanged(dim: &Dim, now: crate::records::Usage, read: &crate::records::Usage) -> Result<(), CommitError> {
-    if now == *read { Ok(()) } else { Err(Conflict::Usage { dim: dim.clone() }.into()) }
-}
-
-/// A room guard: no seat freed on the dimension since the decision read `taken`.
-fn check_at_least(dim: &Dim, now: crate::records::Usage, taken: u64) -> Result<(), CommitError> {
-    if now.total() >= taken { Ok(()) } else { Err(Conflict::Usage { dim: dim.clone() }.into()) }
-}
-
-/// What a checked commit does to the occurrence.
-enum NextOccurrence {
-    /// Same configuration; add the commit's deltas to the counters (checked already).
-    Keep,
-    /// Replace it with this.
-    Replace(Option<Occurrence>),
-}
-
 impl Cell {
     /// Append up to `limit` of this occurrence's records due at `now`, oldest first.
     fn due_upto(&self, occ_key: &OccKey, now: OffsetDateTime, limit: usize, out: &mut Vec<Due>) {
@@ -209,141 +180,12 @@ impl Cell {
         );
     }
 
-    /// Check every guard; on success, the occurrence as the commit leaves it: `Keep` for the
-    /// most common commit — at the same configuration, on counted dimensions — whose counter
-    /// changes `apply` then makes in place.
-    fn check(&self, c: &Commit) -> Result<NextOccurrence, CommitError> {
-        if let (OccurrenceGuard::At(v), Some(occ)) = (&c.occurrence, &self.occurrence) {
-            let counted = |d: &Dim| occ.counters.has(d);
-            if occ.config_version == *v
-                && c.deltas.iter().all(|(d, _)| counted(d))
-                && c.admits.iter().all(counted)
-                && c.unchanged.iter().all(|(d, _)| counted(d))
-                && c.at_least.iter().all(|(d, _)| counted(d))
-            {
-                self.check_records(c)?;
-                for (dim, read) in &c.unchanged {
-                    check_unchanged(dim, occ.counters.get(dim), read)?;
-                }
-                for (dim, taken) in &c.at_least {
-                    check_at_least(dim, occ.counters.get(dim), *taken)?;
-                }
-                for (dim, d) in &c.deltas {
-                    if occ.counters.get(dim).plus(d).is_none() {
-                        return Err(CommitError::Invalid(format!("counter {dim} would go negative")));
-                    }
-                }
-                let after = |dim: &Dim| {
-                    let now = occ.counters.get(dim);
-                    c.deltas.iter().find(|(d, _)| d == dim).map_or(Some(now), |(_, u)| now.plus(u)).unwrap_or_default()
-                };
-                for dim in &c.admits {
-                    check_cap(&occ.config, dim, after(dim).total())?;
-                }
-                return Ok(NextOccurrence::Keep);
-            }
-        }
-        self.check_slow(c).map(NextOccurrence::Replace)
-    }
-
-    /// Record guards before the counters: arithmetic on counters means something only if
-    /// every record the commit decided from is as it was read (a counter going negative
-    /// after that is a bug, not a race).
-    fn check_records(&self, c: &Commit) -> Result<(), CommitError> {
-        for w in &c.records {
-            let found = self.records.get(&w.key).map(|r| r.version);
-            if found != w.expected {
-                return Err(Conflict::Record { key: w.key.clone() }.into());
-            }
-        }
-        Ok(())
-    }
-
-    /// [`Cell::check`] for a commit that creates or reconfigures the occurrence, or counts a
-    /// dimension for the first time.
-    fn check_slow(&self, c: &Commit) -> Result<Option<Occurrence>, CommitError> {
-        let next_occ = match (&c.occurrence, &self.occurrence) {
-            (OccurrenceGuard::Unchecked, occ) => occ.clone(),
-            (OccurrenceGuard::At(v), Some(occ)) if occ.config_version == *v => Some(occ.clone()),
-            (OccurrenceGuard::Create(cfg), None) => Some(Occurrence::new(c.occ_key.clone(), cfg.clone())),
-            (OccurrenceGuard::Update { expected, config }, Some(occ)) if occ.config_version == *expected => {
-                let mut next = occ.clone();
-                next.config = config.clone();
-                next.config_version = expected + 1;
-                Some(next)
-            }
-            _ => return Err(Conflict::Occurrence.into()),
-        };
-        self.check_records(c)?;
-        let next_occ = match next_occ {
-            Some(mut occ) => {
-                // Counter guards, on the counters as they stand (before the deltas).
-                let old = self.occurrence.as_ref().map(|o| &o.config);
-                let known = |dim: &Dim| {
-                    if occ.config.capacity_of(dim).is_none() && old.is_none_or(|o| o.capacity_of(dim).is_none()) {
-                        return Err(CommitError::Invalid(format!(
-                            "counter guard on no dimension {dim} at {}",
-                            c.occ_key
-                        )));
-                    }
-                    Ok(())
-                };
-                for (dim, read) in &c.unchanged {
-                    known(dim)?;
-                    check_unchanged(dim, occ.counters.get(dim), read)?;
-                }
-                for (dim, taken) in &c.at_least {
-                    known(dim)?;
-                    check_at_least(dim, occ.counters.get(dim), *taken)?;
-                }
-                if !c.deltas.is_empty() {
-                    // A dimension of the configuration the commit leaves, or (for one that
-                    // drops it) of the one it replaces: the commit may empty it first.
-                    let old = self.occurrence.as_ref().map(|o| &o.config);
-                    for (dim, _) in &c.deltas {
-                        let known =
-                            occ.config.capacity_of(dim).is_some() || old.is_some_and(|o| o.capacity_of(dim).is_some());
-                        if !known {
-                            return Err(CommitError::Invalid(format!("no dimension {dim} at {}", c.occ_key)));
-                        }
-                    }
-                    occ.counters = occ
-                        .counters
-                        .apply(&c.deltas)
-                        .map_err(|dim| CommitError::Invalid(format!("counter {dim} would go negative")))?;
-                }
-                for dim in &c.admits {
-                    if occ.config.capacity_of(dim).is_none() {
-                        return Err(CommitError::Invalid(format!("admits to no dimension {dim} at {}", c.occ_key)));
-                    }
-                    check_cap(&occ.config, dim, occ.counters.get(dim).total())?;
-                }
-                // Dimensions a new configuration drops must count nothing.
-                if occ.counters.iter().any(|(d, u)| u.total() > 0 && occ.config.capacity_of(d).is_none()) {
-                    return Err(Conflict::Occurrence.into());
-                }
-                let config = occ.config.clone();
-                occ.counters.retain(|d| config.capacity_of(d).is_some());
-                Some(occ)
-            }
-            None if c.deltas.is_empty() && c.admits.is_empty() && c.unchanged.is_empty() && c.at_least.is_empty() => {
-                None
-            }
-            None => return Err(Conflict::Occurrence.into()),
-        };
-        Ok(next_occ)
-    }
-
     fn apply(&mut self, c: Commit, occ: NextOccurrence, first_event_id: u64) -> Committed {
         if c.records.iter().any(|w| matches!(w.op, WriteOp::Put(_))) {
             self.seq += 1;
         }
         let version = self.seq;
-        match (occ, &mut self.occurrence) {
-            (NextOccurrence::Keep, Some(o)) => o.counters.add_checked(&c.deltas),
-            (NextOccurrence::Keep, None) => {}
-            (NextOccurrence::Replace(next), _) => self.occurrence = next,
-        }
+        occ.apply_to(&mut self.occurrence, &c.deltas);
         for RecordWrite { key, op, .. } in c.records {
             match op {
                 WriteOp::Check => {}
@@ -457,10 +299,9 @@ impl Store for MemoryStore {
     }
 
     fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
-        validate_commit(&commit).map_err(CommitError::Invalid)?;
         let cell = self.cell_or_create(&commit.occ_key);
         let mut cell = lock(&cell);
-        let occ = cell.check(&commit)?;
+        let occ = check_commit(cell.occurrence.as_ref(), |k| cell.records.get(k).map(|r| r.version), &commit)?;
         let first = if commit.events.is_empty() {
             0
         } else {

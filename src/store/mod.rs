@@ -3,7 +3,7 @@
 //! Owns: the [`Store`] trait (blocking) and its twin [`AsyncStore`], the unit of change
 //! ([`Commit`]: seat deltas, conditional record writes, events) and what one operation reads
 //! ([`Snapshot`]), their errors, the in-memory default [`MemoryStore`], and (feature
-//! `postgres`) [`PostgresStore`](postgres::PostgresStore).
+//! `postgres`) the PostgreSQL store, `store::postgres::PostgresStore`.
 //!
 //! May not touch: the rules. A store never decides whether a hold fits or how a payment
 //! settles; it keeps occurrences and [`Record`]s, enforces the guards written in a
@@ -81,11 +81,13 @@
 //! The conformance suite ([`conformance`](crate::conformance), feature `conformance`) checks
 //! all of this, clause by clause, against any store.
 
+mod check;
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod sharded;
 
+pub use check::{NextOccurrence, check_commit};
 pub use memory::MemoryStore;
 pub use sharded::{NoShards, ShardedStore};
 
