@@ -68,3 +68,26 @@ async fn postgres_store_every_interleaving_through_read_caches() {
     println!("{total} orderings through read caches, {hits} speculative commits");
     store.drop_schema().await.expect("drop the test schema");
 }
+
+/// The threaded flash sale (`conformance::flash_sale_async`) on PostgreSQL: buyer threads,
+/// a sweeper and a relay outside the runtime, each entering it; lost acknowledgements; then
+/// the audit (counters = bookings, nothing oversold, each payment and each hold accounted
+/// once, every event delivered once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_survives_the_threaded_flash_sale() {
+    let Some(url) = pg_url("postgres_store_survives_the_threaded_flash_sale") else {
+        return;
+    };
+    let store = fresh_store(&url, "flash", 8).await;
+    let handle = tokio::runtime::Handle::current();
+    let enter = |body: &mut dyn FnMut()| {
+        let _in_runtime = handle.enter();
+        body();
+    };
+    let sale = conformance::FlashSale::default().with_buyers(300);
+    let report = tokio::task::block_in_place(|| conformance::flash_sale_async(&store, &sale, &enter));
+    println!("{report}");
+    assert!(report.violations.is_empty(), "{report}");
+    assert!(report.placed > 0 && report.lost_acks > 0 && report.events > 0, "the sale did not run: {report}");
+    store.drop_schema().await.expect("drop the test schema");
+}

@@ -47,9 +47,10 @@ fn memory_store_every_interleaving_of_the_standard_races() {
 #[test]
 fn memory_store_every_interleaving_of_the_standard_races_through_read_caches() {
     let (mut total, mut hits, mut misses) = (0, 0, 0);
+    // One store for both explorations: each names its occurrences apart, so the second never
+    // meets the first's bookings and payments.
+    let store = MemoryStore::new();
     for (warmth, bound) in [(Warmth::Setup, None), (Warmth::Occurrence, Some(400))] {
-        // A store per exploration: an exploration names its occurrences by run number.
-        let store = MemoryStore::new();
         for sc in interleave::scenarios() {
             let report = block_on(interleave::explore_with_read_cache(&store, &sc, bound, warmth));
             assert!(bound.is_some() || report.exhaustive, "{}: not every ordering ran", report.scenario);

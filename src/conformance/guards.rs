@@ -355,3 +355,76 @@ pub async fn check_invalid_commits<S: AsyncStore>(s: &S) {
     let occ = load(s, &o, &[]).await.occurrence.unwrap_or_else(|| panic!("lost"));
     assert_eq!(occ.counters.get(&Dim::Total).total(), 0, "{CLAUSE}: an invalid commit changed counters");
 }
+
+/// When several guards fail, the first in the contract's order is the answer (the order of
+/// [`check_commit`](crate::store::check_commit)): occurrence, then records, then counter and
+/// room guards, then the deltas' arithmetic, then capacity. In particular a stale decision
+/// whose deltas would take a counter below zero is a record conflict (a race: retry), not
+/// an invalid commit (a bug: give up).
+pub async fn check_guard_order<S: AsyncStore>(s: &S) {
+    use crate::records::Usage;
+    let o = occ("order");
+    commit_ok(s, create(&o, config(2)), CLAUSE).await;
+    let rec = Record::Actor(actor_record(&o, "ann"));
+    let key = rec.key();
+    let stale_record = RecordWrite { key: key.clone(), expected: Some(7), op: WriteOp::Delete };
+    let is_record = |e: &CommitError| matches!(e, CommitError::Conflict(Conflict::Record { key: k }) if *k == key);
+    // Occurrence before records.
+    let e = commit_err(s, Commit { records: vec![stale_record.clone()], ..at(&o, 9) }, CLAUSE).await;
+    assert!(is_occurrence_conflict(&e), "{CLAUSE}: occurrence guard first, got {e}");
+    // Records before the counters' arithmetic: freeing a seat nobody holds, decided on a
+    // record that is not there.
+    let e = commit_err(
+        s,
+        Commit { deltas: vec![(total(), held(-1))], records: vec![stale_record.clone()], ..at(&o, 1) },
+        CLAUSE,
+    )
+    .await;
+    assert!(is_record(&e), "{CLAUSE}: a stale record before a negative counter, got {e}");
+    // Records before counter and room guards.
+    let stale_usage = Usage { held: 5, ..Usage::default() };
+    let e = commit_err(
+        s,
+        Commit {
+            unchanged: vec![(total(), stale_usage)],
+            at_least: vec![(total(), 5)],
+            records: vec![stale_record],
+            ..at(&o, 1)
+        },
+        CLAUSE,
+    )
+    .await;
+    assert!(is_record(&e), "{CLAUSE}: a stale record before the counter guards, got {e}");
+    // Counter guards before arithmetic and capacity.
+    let e = commit_err(
+        s,
+        Commit {
+            deltas: vec![(total(), held(-1))],
+            unchanged: vec![(total(), stale_usage)],
+            admits: vec![total()],
+            ..at(&o, 1)
+        },
+        CLAUSE,
+    )
+    .await;
+    assert!(
+        matches!(e, CommitError::Conflict(Conflict::Usage { .. })),
+        "{CLAUSE}: a counter guard before a negative counter, got {e}"
+    );
+    // Arithmetic before capacity: a malformed commit is invalid even over the cap.
+    let e = commit_err(
+        s,
+        Commit {
+            deltas: vec![(total(), UsageDelta { held: 3, confirmed: -1, ..UsageDelta::default() })],
+            admits: vec![total()],
+            ..at(&o, 1)
+        },
+        CLAUSE,
+    )
+    .await;
+    assert!(matches!(e, CommitError::Invalid(_)), "{CLAUSE}: a negative counter before capacity, got {e}");
+    // And nothing of the refused commits was written.
+    let snap = load(s, &o, std::slice::from_ref(&key)).await;
+    let occurrence = snap.occurrence.unwrap_or_else(|| panic!("{CLAUSE}: the occurrence vanished"));
+    assert_eq!(occurrence.counters.get(&total()), Usage::default(), "{CLAUSE}: a refused commit changed counters");
+}

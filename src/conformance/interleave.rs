@@ -27,9 +27,10 @@
 //! - and each scenario's `never`: answers that no ordering may give (a walk-in taking a seat
 //!   the waiting list is owed).
 //!
-//! Each ordering runs on its own occurrence (`NAME-RUN`), so one store serves a whole
-//! exploration; it should hold no other occurrence's pending events meanwhile (the checks
-//! drain the outbox).
+//! Each ordering runs on its own occurrence (`NAME-EXPLORATION-RUN`, the exploration named
+//! at random), so one store serves any number of explorations one after another, also
+//! from separate processes, without one meeting another's bookings. While one runs, nothing
+//! else should use the store's outbox: the checks drain it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -574,7 +575,7 @@ type Trace = Vec<(usize, Vec<usize>)>;
 /// (`Debug` of the outcome or of the error), in racer order. Panics if `order` names a racer
 /// that is not waiting at that step.
 pub async fn run_ordering<S: AsyncStore>(s: &S, sc: &Scenario, run: usize, order: &[usize]) -> Vec<String> {
-    run_schedule(s, sc, run, order, None).await.1
+    run_schedule(s, sc, &run.to_string(), order, None).await.1
 }
 
 /// Whether the racers' engines keep a read cache, warmed before the race.
@@ -594,7 +595,7 @@ pub enum Warmth {
 async fn run_schedule<S: AsyncStore>(
     s: &S,
     sc: &Scenario,
-    run: usize,
+    run: &str,
     prefix: &[usize],
     cached: Cached,
 ) -> (Trace, Vec<String>, crate::ReadCacheStats) {
@@ -737,11 +738,15 @@ async fn explore_as<S: AsyncStore>(s: &S, sc: &Scenario, bound: Option<usize>, c
     let mut schedules = 0;
     let mut longest = 0;
     let mut read_cache = crate::ReadCacheStats::default();
+    // Every exploration names its occurrences apart, so explorations sharing a store (one
+    // after another, or a database kept between test runs) never meet one another's bookings.
+    let exploration = uuid::Uuid::new_v4().simple().to_string();
+    let exploration = &exploration[..12];
     while let Some(prefix) = stack.pop() {
         if bound.is_some_and(|b| schedules >= b) {
             return Report { scenario: sc.name, schedules, exhaustive: false, longest, read_cache };
         }
-        let (trace, _, stats) = run_schedule(s, sc, schedules, &prefix, cached).await;
+        let (trace, _, stats) = run_schedule(s, sc, &format!("{exploration}-{schedules}"), &prefix, cached).await;
         read_cache.hits += stats.hits;
         read_cache.misses += stats.misses;
         schedules += 1;

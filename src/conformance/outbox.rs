@@ -52,3 +52,37 @@ pub async fn check_outbox_ack<S: AsyncStore>(s: &S) {
     assert!(s.pending_events(10).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "{CLAUSE}: all acked");
     s.ack_events(&[]).await.unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Ids never repeat, also once the events that had them are acknowledged (a consumer that
+/// deduplicates by id would drop a reused one): new events of the same occurrence get ids
+/// above every id it had, and another occurrence's never reuse an acknowledged id.
+pub async fn check_event_ids_never_repeat_after_ack<S: AsyncStore>(s: &S) {
+    let (a, b) = (occ("a"), occ("b"));
+    let mut seen = std::collections::BTreeSet::new();
+    for round in 0..3u32 {
+        for q in 1..=3 {
+            commit_ok(
+                s,
+                Commit { events: vec![event(&a, "x", "r", round * 10 + q)], ..Commit::new(a.clone()) },
+                CLAUSE,
+            )
+            .await;
+        }
+        let batch = s.pending_events(10).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(batch.len(), 3, "{CLAUSE}: the round's three events are pending");
+        for e in &batch {
+            assert!(seen.insert(e.id), "{CLAUSE}: event id {} given again after it was acknowledged", e.id.0);
+            assert!(
+                seen.range(e.id..).count() == 1,
+                "{CLAUSE}: event id {} of occurrence a is below an id it had before",
+                e.id.0
+            );
+        }
+        let ids: Vec<EventId> = batch.iter().map(|e| e.id).collect();
+        s.ack_events(&ids).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    commit_ok(s, Commit { events: vec![event(&b, "y", "r", 1)], ..Commit::new(b.clone()) }, CLAUSE).await;
+    let other = s.pending_events(10).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(other.len(), 1, "{CLAUSE}: one pending event");
+    assert!(!seen.contains(&other[0].id), "{CLAUSE}: another occurrence reused acknowledged id {}", other[0].id.0);
+}

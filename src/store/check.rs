@@ -48,6 +48,9 @@ impl NextOccurrence {
 
 /// Check `commit` against the state a store holds under its lock: `occurrence` as stored,
 /// and `version_of(key)` the version of the record stored under `key` (`None`: no record).
+/// `version_of` is asked only about keys the commit writes ([`Commit::records`]), each at
+/// most once, so a store that must do I/O to answer can read those versions first (one
+/// query) and answer from what it read.
 /// Everything of clause 2 of the [store contract](super), in this order; the first guard
 /// that fails is the answer:
 ///

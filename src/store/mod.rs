@@ -20,39 +20,55 @@
 //!    events — or nothing. A commit that returns `Ok` is durable for the store's durability
 //!    level.
 //! 2. **Guards, checked at commit time against the current state, never against what was
-//!    loaded** (object_store's `PutMode`, per record):
-//!    - *occurrence* ([`OccurrenceGuard`]): `At(v)` — it exists at config version `v`;
-//!      `Create` — it does not exist; `Update { expected }` — it exists at version
-//!      `expected` (the new configuration is stored at `expected + 1`); `Unchecked` — nothing
-//!      asserted, and then the commit must carry no seat deltas. Otherwise
-//!      [`Conflict::Occurrence`];
-//!    - *records* ([`RecordWrite`]): `expected: None` — no record under the key;
-//!      `expected: Some(v)` — the record is at version `v`; whatever the [`WriteOp`]
-//!      (`Check` writes nothing, `Put` stores the record at the commit's version — see
-//!      clause 7 —, `Delete` removes it). Otherwise [`Conflict::Record`];
-//!    - *capacity*: seat deltas are added to the occurrence's counters per dimension; when
-//!      every dimension listed in [`Commit::admits`] must end within its cap (the caps of
-//!      the configuration the commit leaves, from [`OccurrenceConfig::capacity_of`]),
-//!      otherwise [`Conflict::Capacity`] — whatever else the commit frees on it: a hold
-//!      placed while lapsed ones are expired must still fit. A dimension not listed (a
-//!      confirmation, a release, an expiry, or the seats a cancellation frees beside an
-//!      offer it makes elsewhere) is never refused for capacity: lowering a capacity
-//!      revokes nothing, so a dimension left over a lowered cap can always shed seats;
-//!    - *counters*: every `(dimension, usage)` in [`Commit::unchanged`] must be the
-//!      dimension's counters as they stand before the commit (all four fields; a dimension
-//!      never counted counts zero), otherwise [`Conflict::Usage`]. A decision that
-//!      concluded from what the counters did *not* hold guards that reading, as a `Check`
-//!      guards a record. A dimension neither configuration has is invalid;
-//!    - *room*: every `(dimension, seats)` in [`Commit::at_least`] must have at least that
-//!      many seats taken (all four counters) before the commit, otherwise
-//!      [`Conflict::Usage`]: no seat was freed there since the decision read it.
+//!    loaded** (object_store's `PutMode`, per record). [`check_commit`] decides all of them,
+//!    in this order, and a store that can read its occurrence and the written records'
+//!    versions under its lock should call it rather than re-derive them; the first guard
+//!    that fails is the answer:
+//!    1. *shape* ([`validate_commit`]): one write per key, a put under its own key, one
+//!       delta per dimension, no deltas or counter guards with an `Unchecked` occurrence —
+//!       otherwise [`CommitError::Invalid`];
+//!    2. *occurrence* ([`OccurrenceGuard`]): `At(v)` — it exists at config version `v`;
+//!       `Create` — it does not exist; `Update { expected }` — it exists at version
+//!       `expected` (the new configuration is stored at `expected + 1`, counters kept);
+//!       `Unchecked` — nothing asserted. Otherwise [`Conflict::Occurrence`]. An `Unchecked`
+//!       commit for an occurrence that does not exist stores its records and events and
+//!       creates no occurrence (a refund signal for an unknown key);
+//!    3. *records* ([`RecordWrite`]), in the commit's order: `expected: None` — no record
+//!       under the key; `expected: Some(v)` — the record is at version `v`; whatever the
+//!       [`WriteOp`] (`Check` writes nothing, `Put` stores the record at the commit's
+//!       version — clause 7 —, `Delete` removes it). Otherwise [`Conflict::Record`] naming
+//!       the first key that differs;
+//!    4. *counters*: every `(dimension, usage)` in [`Commit::unchanged`] must be the
+//!       dimension's counters as they stand before the commit (all four fields; a dimension
+//!       never counted counts zero), otherwise [`Conflict::Usage`]. A decision that
+//!       concluded from what the counters did *not* hold guards that reading, as a `Check`
+//!       guards a record. Then *room*: every `(dimension, seats)` in [`Commit::at_least`]
+//!       must have at least that many seats taken (all four counters) before the commit,
+//!       otherwise [`Conflict::Usage`] — no seat was freed there since the decision read it.
+//!       A guard on a dimension neither the stored nor the new configuration has is
+//!       [`CommitError::Invalid`];
+//!    5. *arithmetic*: a delta on a dimension neither configuration has, or one that takes a
+//!       counter below zero, is [`CommitError::Invalid`]. It comes after the record and
+//!       counter guards on purpose: a stale decision is a race (retry), and only a decision
+//!       made on the current records and counters that still goes negative is a bug;
+//!    6. *capacity*: seat deltas are added to the counters, and every dimension listed in
+//!       [`Commit::admits`] must then be within its cap in the configuration the commit
+//!       leaves ([`OccurrenceConfig::capacity_of`]), otherwise [`Conflict::Capacity`] naming
+//!       the first that is over. This holds whatever else the same commit frees: a hold
+//!       placed while lapsed ones are expired must still fit. A dimension *not* listed (a
+//!       confirmation, a release, an expiry, or the seats a cancellation frees beside an
+//!       offer it makes elsewhere) is never refused for capacity: lowering a capacity
+//!       revokes nothing, so a dimension left over a lowered cap can always shed seats.
+//!       Admitting to a dimension the new configuration lacks is [`CommitError::Invalid`];
+//!    7. *reconfiguration*: a commit may change counters of the dimensions of the
+//!       configuration it leaves, and of the one it replaces (so it can empty a dimension
+//!       it drops); once applied, a dimension the new configuration drops must count no
+//!       seat, otherwise [`Conflict::Occurrence`] (decide again on the current counters, or
+//!       wait for those seats to end). Dimensions dropped with nothing counted are forgotten.
 //!
 //!    A lost guard is a [`CommitError::Conflict`]: retryable, nothing written. It must
-//!    never be a silent overwrite. A commit that is malformed — a counter that would go
-//!    negative, one key written twice, a record put under another key, seat deltas on a
-//!    dimension the configuration does not have, deltas with an `Unchecked` occurrence — is
-//!    not a race: it is refused with [`CommitError::Invalid`] and the engine does not retry
-//!    it.
+//!    never be a silent overwrite. A malformed commit is not a race: it is refused with
+//!    [`CommitError::Invalid`], nothing written, and the engine does not retry it.
 //! 3. **O(1) per operation.** Loading and committing touch the occurrence and the records
 //!    named, whatever the number of records the occurrence has. No whole-occurrence document
 //!    is read or rewritten per hold.
@@ -78,8 +94,9 @@
 //!    PostgreSQL store) both keep this; the sequence must survive everything that deletes
 //!    records, and never restart below a version already issued.
 //!
-//! The conformance suite ([`conformance`](crate::conformance), feature `conformance`) checks
-//! all of this, clause by clause, against any store.
+//! The conformance suite ([`conformance`](crate::conformance), feature `conformance`) holds
+//! a store to every clause but 3 (which the benchmarks measure): its docs list, per clause,
+//! the checks and the broken stores (*mutants*) each check is seen to catch.
 
 mod check;
 mod memory;
@@ -172,8 +189,10 @@ pub struct Commit {
     pub occurrence: OccurrenceGuard,
     /// Changes to the seat counters, per dimension (one entry per dimension).
     pub deltas: Vec<(Dim, UsageDelta)>,
-    /// The dimensions the commit admits seats to: each must end within its cap (the
-    /// capacity guard). Dimensions not listed are never refused for capacity.
+    /// The dimensions the commit admits seats to. After the deltas, each must be within its
+    /// cap in the configuration the commit leaves, otherwise [`Conflict::Capacity`]. A
+    /// dimension not listed here is never refused for capacity, even if it ends over its
+    /// cap (seats only leave it, or a lowered cap is still being shed).
     pub admits: Vec<Dim>,
     /// Counter guards: each listed dimension's counters must be exactly these before the
     /// commit, otherwise [`Conflict::Usage`].
