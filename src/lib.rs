@@ -87,6 +87,14 @@ pub use engine::{
 };
 pub use store::{AsyncStore, MemoryStore, Store};
 
+/// The `time` crate, as seathold's API uses it (`OffsetDateTime`, `Duration`): a store or a
+/// service names the same version without a dependency of its own.
+pub use time;
+
+/// The `serde_json` crate, as seathold's API uses it ([`Record::to_json`](records::Record::to_json),
+/// JSON bodies): a store that keeps records as JSON needs no dependency of its own.
+pub use serde_json;
+
 /// The README's code examples, compiled and run as doctests. They use the `postgres` and
 /// `conformance` features, so they run under the README's test command,
 /// `cargo test --all-features`.

@@ -93,3 +93,20 @@ fn outcomes_serialize_stably_and_read_back() {
     frozen("money", &eur("25.00"));
     frozen("limit", &RequestOutcome::LimitReached { max_per_actor: 4 });
 }
+
+/// The occurrence as a store keeps it (configuration, config version, counters): a store
+/// written outside the crate may keep this JSON as a document, so it is frozen too.
+#[test]
+fn the_stored_occurrence_serializes_stably_and_reads_back() {
+    let engine = Engine::new(MemoryStore::new());
+    let occ: OccKey = id("gig");
+    let config = OccurrenceConfig::new(100, 600)
+        .expect("config")
+        .with_tiers(vec![Tier::new(id("std"), eur("20.00")).with_capacity(60).with_pools(vec![id("floor")])])
+        .with_pools(vec![Pool { pool: id("floor"), capacity: 80 }]);
+    engine.open(&occ, config).expect("open");
+    let req = HoldRequest::lines(occ.clone(), id("ann"), id("r1"), vec![Line { tier: id("std"), quantity: 2 }])
+        .expecting(eur("40.00"));
+    assert!(matches!(engine.request(&req).expect("request"), RequestOutcome::AwaitingPayment { .. }));
+    frozen("stored_occurrence", &engine.occurrence(&occ).expect("occurrence"));
+}

@@ -270,6 +270,9 @@ impl Counters {
 /// Counters count every hold in state `Held`, lapsed ones included until an operation
 /// expires them; that is what makes them a safe upper bound, so that "every dimension within
 /// its cap by the counters" implies invariant 1 for live holds.
+///
+/// Its serde form is stable (frozen by a snapshot test): a store may keep it as one JSON
+/// document, as the SQLite example store does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Occurrence {
     /// The occurrence's key.
