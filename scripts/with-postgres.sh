@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run a command against a throwaway PostgreSQL server.
 #
-#   scripts/with-postgres.sh cargo test --all-features
+#   scripts/with-postgres.sh cargo test --workspace --all-features
 #
 # Starts a fresh PostgreSQL (version $PG_VERSION, default 15) on a free loopback port with
 # its data in a temporary directory, exports SEATHOLD_PG_URL (and SEATHOLD_PG_BIN, the

@@ -39,7 +39,7 @@
 //!
 //! # Running it
 //!
-//! A blocking [`Store`], from a `#[test]` (`examples/sqlite_store` runs the suite, the flash
+//! A blocking [`Store`], from a `#[test]` (`stores/sqlite` in the repository runs the suite, the flash
 //! sale and the interleavings on a store written outside the crate):
 //!
 //! ```no_run

@@ -1,10 +1,7 @@
-//! The SQLite store of `examples/sqlite_store` (a `Store` written only against seathold's
+//! The SQLite store of this crate (a `Store` written only against seathold's
 //! public API) held to the contract: the whole conformance suite, every interleaving of the
 //! standard races, and a file reopened by a new handle keeping its records, its versions
 //! (clause 7) and its outbox ids (clause 5).
-
-#[path = "../examples/sqlite_store/store.rs"]
-mod store;
 
 use seathold::Store;
 use seathold::catalogue::OccurrenceConfig;
@@ -15,7 +12,7 @@ use seathold::records::nanos;
 use seathold::store::{
     Commit, CommitError, Conflict, OccurrenceGuard, Record, RecordKey, RecordWrite, Version, WriteOp,
 };
-use store::SqliteStore;
+use seathold_sqlite::SqliteStore;
 
 fn fresh() -> SqliteStore {
     SqliteStore::open_in_memory().expect("an in-memory SQLite store")

@@ -1,16 +1,14 @@
-//! A second store, on SQLite, written only against seathold's public API (`store.rs`), held
+//! A second store, on SQLite, written only against seathold's public API (`lib.rs`), held
 //! to the same contract as the built-in ones:
 //!
 //! ```sh
-//! cargo run --release --features conformance --example sqlite_store
+//! cargo run --release -p seathold-sqlite
 //! ```
 //!
 //! It runs the whole conformance suite on it (every check, then the threaded flash sale),
 //! every interleaving of the standard races, and then sells a seat on a file-backed store
 //! and reopens the file to show what survived. Copy it to hold your own store to the
 //! contract: replace `SqliteStore` with yours.
-
-mod store;
 
 use std::time::Instant;
 
@@ -19,7 +17,7 @@ use seathold::conformance::{self, block_on, interleave};
 use seathold::contract::{ActorId, Money, OccKey, Ref};
 use seathold::holds::{HoldRequest, RequestOutcome};
 use seathold::{Engine, Store};
-use store::SqliteStore;
+use seathold_sqlite::SqliteStore;
 
 fn fresh() -> SqliteStore {
     SqliteStore::open_in_memory().expect("an in-memory SQLite store")
