@@ -56,11 +56,12 @@ impl NextOccurrence {
 ///
 /// 1. the commit's shape ([`validate_commit`]): malformed → [`CommitError::Invalid`];
 /// 2. the occurrence guard → [`Conflict::Occurrence`];
-/// 3. the record guards, in the commit's order → [`Conflict::Record`] naming the first key
-///    whose version differs;
+/// 3. the record guards → [`Conflict::Record`] naming a key whose version differs (of
+///    several, the first in (kind, key) order, as their text sorts);
 /// 4. the counter guards ([`Commit::unchanged`]), then the room guards
-///    ([`Commit::at_least`]) → [`Conflict::Usage`]; a guard on a dimension neither the
-///    stored nor the new configuration has → [`CommitError::Invalid`];
+///    ([`Commit::at_least`]), one by one → [`Conflict::Usage`]; a guard on a dimension
+///    neither the stored nor the new configuration has → [`CommitError::Invalid`] when its
+///    turn comes;
 /// 5. the deltas: one on a dimension neither configuration has, or one that takes a counter
 ///    below zero → [`CommitError::Invalid`] (records and counters were as read, so this is
 ///    a bug in the decision, not a race);
@@ -99,11 +100,15 @@ fn counted_already(occ: &Occurrence, c: &Commit) -> bool {
         && c.at_least.iter().all(|(d, _)| counted(d))
 }
 
+/// The record guards. Of several that fail, the conflict names the first in (kind, key)
+/// order, as their text sorts byte by byte: the order a SQL store checks them in, so every
+/// store names the same one.
 fn check_records(version_of: &mut impl FnMut(&RecordKey) -> Option<Version>, c: &Commit) -> Result<(), CommitError> {
-    match c.records.iter().find(|w| version_of(&w.key) != w.expected) {
-        Some(w) => Err(Conflict::Record { key: w.key.clone() }.into()),
-        None => Ok(()),
-    }
+    let mut failed = c.records.iter().filter(|w| version_of(&w.key) != w.expected).map(|w| &w.key);
+    let Some(first) = failed.next() else { return Ok(()) };
+    let order = |k: &RecordKey| (k.kind().as_str(), k.id());
+    let first = failed.fold(first, |a, b| if order(b) < order(a) { b } else { a });
+    Err(Conflict::Record { key: first.clone() }.into())
 }
 
 /// The counter and room guards, on the counters as they stand before the commit.
@@ -178,10 +183,25 @@ fn check_replacing(
     // A dimension of the configuration the commit leaves, or (for one that drops it) of the
     // one it replaces: the commit may empty it first.
     let known = |dim: &Dim| occ.config.capacity_of(dim).is_some() || old.is_some_and(|o| o.capacity_of(dim).is_some());
-    if let Some(dim) = c.unchanged.iter().map(|(d, _)| d).chain(c.at_least.iter().map(|(d, _)| d)).find(|d| !known(d)) {
-        return Err(CommitError::Invalid(format!("counter guard on no dimension {dim} at {}", c.occ_key)));
+    // Guard by guard, counter guards first: a stale guard before a guard on no dimension is
+    // a conflict, a guard on no dimension first is invalid.
+    let unknown = |dim: &Dim| CommitError::Invalid(format!("counter guard on no dimension {dim} at {}", c.occ_key));
+    for (dim, read) in &c.unchanged {
+        if !known(dim) {
+            return Err(unknown(dim));
+        }
+        if occ.counters.get(dim) != *read {
+            return Err(Conflict::Usage { dim: dim.clone() }.into());
+        }
     }
-    check_usage(&occ.counters, c)?;
+    for (dim, taken) in &c.at_least {
+        if !known(dim) {
+            return Err(unknown(dim));
+        }
+        if occ.counters.get(dim).total() < *taken {
+            return Err(Conflict::Usage { dim: dim.clone() }.into());
+        }
+    }
     if let Some((dim, _)) = c.deltas.iter().find(|(d, _)| !known(d)) {
         return Err(CommitError::Invalid(format!("no dimension {dim} at {}", c.occ_key)));
     }

@@ -37,7 +37,8 @@
 //!       under the key; `expected: Some(v)` — the record is at version `v`; whatever the
 //!       [`WriteOp`] (`Check` writes nothing, `Put` stores the record at the commit's
 //!       version — clause 7 —, `Delete` removes it). Otherwise [`Conflict::Record`] naming
-//!       the first key that differs;
+//!       a key that differs (of several, the first in (kind, key) order as text sorts
+//!       byte by byte, so every store names the same one);
 //!    4. *counters*: every `(dimension, usage)` in [`Commit::unchanged`] must be the
 //!       dimension's counters as they stand before the commit (all four fields; a dimension
 //!       never counted counts zero), otherwise [`Conflict::Usage`]. A decision that
@@ -45,8 +46,9 @@
 //!       guards a record. Then *room*: every `(dimension, seats)` in [`Commit::at_least`]
 //!       must have at least that many seats taken (all four counters) before the commit,
 //!       otherwise [`Conflict::Usage`] — no seat was freed there since the decision read it.
-//!       A guard on a dimension neither the stored nor the new configuration has is
-//!       [`CommitError::Invalid`];
+//!       Guard by guard in the commit's order, counter guards first: a guard on a dimension
+//!       neither the stored nor the new configuration has is [`CommitError::Invalid`] when
+//!       its turn comes;
 //!    5. *arithmetic*: a delta on a dimension neither configuration has, or one that takes a
 //!       counter below zero, is [`CommitError::Invalid`]. It comes after the record and
 //!       counter guards on purpose: a stale decision is a race (retry), and only a decision
@@ -489,7 +491,7 @@ pub fn validate_commit(c: &Commit) -> Result<(), String> {
             return Err(format!("dimension {d} changed twice"));
         }
     }
-    if matches!(c.occurrence, OccurrenceGuard::Unchecked) && c.deltas.iter().any(|(_, d)| !d.is_zero()) {
+    if matches!(c.occurrence, OccurrenceGuard::Unchecked) && !c.deltas.is_empty() {
         return Err("seat deltas on an unchecked occurrence".to_owned());
     }
     if matches!(c.occurrence, OccurrenceGuard::Unchecked)
