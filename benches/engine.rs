@@ -74,6 +74,8 @@ fn count(bytes: usize) {
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
 // counting has no effect on the memory handed out.
+// A counting allocator must implement the unsafe trait; it only forwards to `System`.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size());

@@ -37,6 +37,8 @@ static LIVE: AtomicI64 = AtomicI64::new(0);
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
 // counting has no effect on the memory handed out.
+// A counting allocator must implement the unsafe trait; it only forwards to `System`.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for LiveBytes {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);

@@ -58,7 +58,6 @@
 //! contract in one place.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
-#![warn(missing_docs, unreachable_pub)]
 
 #[cfg(feature = "tokio")]
 pub mod background;

@@ -5,7 +5,7 @@ use seathold::contract::OutboxEvent;
 use seathold::webhooks::Signer;
 use time::OffsetDateTime;
 
-pub enum Relay {
+pub(crate) enum Relay {
     /// Log each event (the default).
     Log,
     /// POST each event to `url`, signed; a failure is retried by the relay after a backoff.

@@ -23,7 +23,7 @@ use seathold::webhooks::{Headers, Verifier};
 use seathold::{AsyncEngine, AsyncStore, Classify, ErrorKind};
 
 /// What every handler shares.
-pub struct App<S> {
+pub(crate) struct App<S> {
     pub engine: Arc<AsyncEngine<S>>,
     /// Checks payment webhooks against every configured secret (several during a rotation).
     pub verifier: Verifier,
@@ -32,7 +32,7 @@ pub struct App<S> {
 type Ctx<S> = State<Arc<App<S>>>;
 type Answer<T> = Result<T, ApiError>;
 
-pub fn router<S: AsyncStore + 'static>(app: Arc<App<S>>) -> Router {
+pub(crate) fn router<S: AsyncStore + 'static>(app: Arc<App<S>>) -> Router {
     Router::new()
         .route("/health", get(health::<S>))
         .route("/occurrences", post(create::<S>))
@@ -50,7 +50,7 @@ pub fn router<S: AsyncStore + 'static>(app: Arc<App<S>>) -> Router {
 }
 
 /// An error answer: `{"error": kind, "message": …}` with the kind's status.
-pub struct ApiError(ErrorKind, String);
+pub(crate) struct ApiError(ErrorKind, String);
 
 impl<E: Classify + Display> From<E> for ApiError {
     fn from(e: E) -> Self {

@@ -313,7 +313,7 @@ impl OccurrenceConfig {
     /// The same configuration, raising a `payment_rejected` event in the outbox (once per
     /// payment) when a `paid` result is [`Rejected`](crate::settlement::Settlement::Rejected)
     /// for its money, so the alert reaches whatever consumes the outbox, not only the
-    /// webhook handler's logs. Off by default: DESIGN.md's rejection changes nothing, and an
+    /// webhook handler's logs. Off by default: a rejection changes nothing, and an
     /// occurrence opened without this option keeps that exactly (its outbox too).
     pub fn with_rejection_alarm(mut self, alarm: bool) -> Self {
         self.rejection_alarm = alarm;

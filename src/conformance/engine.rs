@@ -117,7 +117,7 @@ pub async fn check_engine_retry_after_lost_ack<S: AsyncStore>(s: &S) {
     assert_eq!(kinds, vec!["hold_placed", "hold_confirmed"], "{CLAUSE}: nothing written twice");
 }
 
-/// The exactly-once sequences of DESIGN.md, one at a time: refs are single-use whatever
+/// The exactly-once sequences, one at a time: refs are single-use whatever
 /// happened to them (the ABA reuse), a redelivered failure never releases a newer hold, a
 /// second, different payment is a refund signal of its own, and every redelivery replays.
 pub async fn check_engine_exactly_once_sequences<S: AsyncStore>(s: &S) {

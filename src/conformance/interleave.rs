@@ -392,7 +392,7 @@ pub fn scenarios() -> Vec<Scenario> {
             config: cap(5),
             setup: vec![Action::BlockAs { block: "stage", seats: 3 }, Action::BlockAs { block: "press", seats: 2 }],
             advance: Duration::ZERO,
-            // DESIGN Part 3's ABA: one unblock of `press` reads the 2-seat block and stalls;
+            // The ABA of versions: one unblock of `press` reads the 2-seat block and stalls;
             // meanwhile `press` is lifted and blocked again with 1 seat. The stale unblock must
             // not delete the new block while taking the old one's 2 seats off the counters
             // (counters 2 blocked, records 4: a 3-seat walk-in then oversells). The counters
@@ -773,7 +773,7 @@ pub async fn explore_all<S: AsyncStore>(s: &S, bound: Option<usize>) -> Vec<Repo
     out
 }
 
-/// The identity of a payment, as DESIGN.md counts it.
+/// The identity of a payment, as exactly-once counts it: actor, ref, provider ref.
 type PaymentId = (String, String, String);
 
 async fn check<S: AsyncStore>(

@@ -57,7 +57,7 @@ pub async fn check_versions_never_repeat<S: AsyncStore>(s: &S) {
     }
 }
 
-/// The race of DESIGN Part 3 ("a stale unblock oversells"): a guard taken on a record that
+/// The race where a stale unblock oversold: a guard taken on a record that
 /// was since deleted and created again fails — a `Delete`, a `Put` and a `Check` at the old
 /// version, for every kind of record — and the new record is untouched.
 pub async fn check_stale_guard_after_recreate<S: AsyncStore>(s: &S) {

@@ -44,8 +44,8 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         })
     }
 
-    /// The writes of this engine under the operation key `op_key` (DESIGN Part 3, "every
-    /// write is safe to retry"): the first call is carried out and its answer recorded in
+    /// The writes of this engine under the operation key `op_key` (every write is safe to
+    /// retry): the first call is carried out and its answer recorded in
     /// the same commit; a later call with the same key and the same command answers that
     /// first answer with `replayed: true` and changes nothing; the same key with another
     /// command is [`OpError::OpKeyReused`]. A refusal (a typed error) is not recorded.

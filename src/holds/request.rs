@@ -280,7 +280,7 @@ pub(crate) fn request_keys(req: &HoldRequest) -> Vec<RecordKey> {
     ]
 }
 
-/// Decide a request, by the precedence of DESIGN.md: a typed error for malformed input; the
+/// Decide a request, in this precedence: a typed error for malformed input; the
 /// replay of the live hold's own request; `Already`; a typed error for a used ref;
 /// `PriceChanged`; `LimitReached`; `Full`.
 ///

@@ -64,8 +64,8 @@ const OFFER_BATCH: usize = 64;
 
 /// Where someone waits, the first step of every decision that admits seats: expire every
 /// lapsed hold and pass on every lapsed offer, then offer the free seats down the list —
-/// before the decision looks at room for itself. DESIGN: "a writing operation that meets a
-/// lapsed hold makes the offers before it decides", so a walk-in never takes seats the list
+/// before the decision looks at room for itself. The rule: a writing operation that meets a
+/// lapsed hold makes the offers before it decides, so a walk-in never takes seats the list
 /// is owed, also when the counters (still counting the lapsed holds) say it fits as it is,
 /// and no sweep has run. Nobody is skipped: a requester first in line gets the offer, and
 /// its request then takes it. `Ok(offered)`: whether offers were made (then a refusal is

@@ -1,6 +1,7 @@
 //! Pure settlement: applying one payment result to the booking it names.
 //!
-//! Owns: the settlement truth table of DESIGN.md ([`decide_settlement`]), its outcomes
+//! Owns: the settlement truth table ([`decide_settlement`]; the README lists it row by
+//! row), its outcomes
 //! ([`Settlement`]), refund signals ([`Refund`]), and the [`PaymentRecord`] that makes a
 //! `paid` result count exactly once.
 //!
@@ -41,7 +42,7 @@
 //! the current hold's is `R' != R`. With `max_per_actor` (repeat purchases) the booking is
 //! located by (occ_key, ref) only; a ref naming no booking of the actor is `no_hold`.
 //!
-//! Choices where DESIGN.md leaves room, and why:
+//! Choices where the truth table leaves room, and why:
 //! - Money is checked only when a hold is about to be confirmed (a live one, or a revived
 //!   one): a `paid` whose `currency` or `amount` differs is [`Settlement::Rejected`],
 //!   accounts nothing, confirms nothing and changes nothing — unless the occurrence was
@@ -373,7 +374,7 @@ fn decide_paid(
             (Some(a), Some(b)) if a != b => {}
             // The first delivery named no provider ref and this one does: the same payment,
             // now named. Record the name, so that a later delivery naming another one is a
-            // second payment (DESIGN Part 3), and answer the first answer.
+            // second payment (a provider ref names one charge), and answer the first answer.
             (None, Some(p)) => {
                 let mut named_now = first.clone();
                 named_now.provider_ref = Some(p.clone());

@@ -77,8 +77,8 @@ impl Waitlist {
         self.entries.iter().filter_map(|e| e.offer.as_ref().map(|o| o.expires_at)).min()
     }
 
-    /// The 1-based position of `actor`'s entry on `tier`'s list (DESIGN: a full tier has its
-    /// own waiting list): one plus the entries for the same tier that arrived before it. The
+    /// The 1-based position of `actor`'s entry on `tier`'s list (a full tier has its own
+    /// waiting list): one plus the entries for the same tier that arrived before it. The
     /// lists share one record, and an entry for another tier is never ahead of it.
     pub fn position(&self, actor: &ActorId, tier: Option<&TierName>) -> Option<usize> {
         let i = self.index_of(actor, tier)?;

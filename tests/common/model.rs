@@ -114,9 +114,9 @@ macro_rules! ensure {
 }
 
 /// Occurrences 0..OPENABLE can be opened; occurrence OPENABLE is never opened (unknown).
-pub const OPENABLE: usize = 3;
-pub const OCCS: usize = OPENABLE + 1;
-pub const ACTORS: usize = 6;
+pub(crate) const OPENABLE: usize = 3;
+pub(crate) const OCCS: usize = OPENABLE + 1;
+pub(crate) const ACTORS: usize = 6;
 /// Tier names by slot; slot 4 names no tier of any occurrence.
 const TIER_NAMES: [&str; 5] = ["ga", "vip", "free", "usd", "nope"];
 const NANOS: u64 = 1_000_000_000;
@@ -124,12 +124,12 @@ const CENT: u64 = NANOS / 100;
 
 /// How a test drives the engine's futures: `Blocking` for a blocking store, a runtime for
 /// PostgreSQL.
-pub trait Exec {
+pub(crate) trait Exec {
     fn run<F: Future>(&self, f: F) -> F::Output;
 }
 
 /// Drives a blocking store's futures (always ready) on the calling thread.
-pub struct Blocking;
+pub(crate) struct Blocking;
 
 impl Exec for Blocking {
     fn run<F: Future>(&self, f: F) -> F::Output {
@@ -138,7 +138,7 @@ impl Exec for Blocking {
 }
 
 /// How much to run.
-pub struct Params {
+pub(crate) struct Params {
     pub label: &'static str,
     pub cases: u32,
     /// Ops per case are drawn from 1..=max_ops, so a failure shrinks to a short case.
@@ -589,7 +589,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 #[derive(Debug, Clone)]
-pub struct Case {
+pub(crate) struct Case {
     init: Vec<MCfg>,
     ops: Vec<Op>,
 }
@@ -614,7 +614,7 @@ struct MTier {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MCfg {
+pub(crate) struct MCfg {
     capacity: u32,
     ttl: u32,
     tiers: Vec<MTier>,
@@ -1375,7 +1375,7 @@ fn cover(what: impl Into<String>) {
 }
 
 /// Every outcome the memory run must reach.
-pub const MUST_COVER: &[&str] = &[
+pub(crate) const MUST_COVER: &[&str] = &[
     "request:Placed",
     "request:Placed(ref leaked by another actor's payment)",
     "request:Placed(lines)",
@@ -3880,7 +3880,7 @@ static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 static CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
 
 /// Run the model: `params.cases` random cases, each on a fresh store from `fresh`.
-pub fn run_model<S: AsyncStore, X: Exec>(params: &Params, x: &X, fresh: impl Fn() -> S) {
+pub(crate) fn run_model<S: AsyncStore, X: Exec>(params: &Params, x: &X, fresh: impl Fn() -> S) {
     let seed = std::env::var("SEATHOLD_MODEL_SEED").ok().and_then(|s| s.parse::<u64>().ok());
     let config = Config {
         cases: params.cases,
