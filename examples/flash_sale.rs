@@ -63,27 +63,21 @@ type Eng = Engine<MemoryStore, Arc<ManualClock>>;
 // ---------------------------------------------------------------------------------------
 // Deterministic choices
 
-/// xorshift64*, seeded through splitmix64 so that nearby seeds give unrelated streams.
-struct Rng(u64);
+/// The seeded generator: `rand`'s `StdRng`, so a run replays from its seed.
+struct Rng(rand::rngs::StdRng);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Self((z ^ (z >> 31)) | 1)
+        Self(rand::SeedableRng::seed_from_u64(seed))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        rand::RngCore::next_u64(&mut self.0)
     }
 
     /// Uniform in `lo..hi`.
     fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo).max(1)
+        rand::Rng::random_range(&mut self.0, lo..hi.max(lo + 1))
     }
 
     fn percent(&mut self, p: u64) -> bool {

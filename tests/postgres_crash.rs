@@ -142,13 +142,8 @@ async fn pay(e: &Engine, inflight: &AtomicUsize, book: &Mutex<Book>, actor: &str
 }
 
 async fn client(e: Arc<Engine>, inflight: Arc<AtomicUsize>, book: Arc<Mutex<Book>>, stop: Arc<AtomicBool>, seed: u64) {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut rng: rand::rngs::StdRng = rand::SeedableRng::seed_from_u64(seed);
+    let mut next = move |n: u64| rand::Rng::random_range(&mut rng, 0..n);
     while !stop.load(Ordering::SeqCst) {
         let actor = format!("a{}", next(300));
         let r = format!("o{}-{}-{seed}", next(OCCS as u64), uuid::Uuid::new_v4().simple());

@@ -13,41 +13,37 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 /// Where every test clock starts (as in the scenario runner).
-pub fn start() -> OffsetDateTime {
+pub(crate) fn start() -> OffsetDateTime {
     datetime!(2026-01-01 00:00:00 UTC)
 }
 
-/// SplitMix64: small, seedable, good enough to drive workloads.
+/// The tests' seeded generator: `rand`'s `StdRng`, seeded so a run replays from its seed.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(rand::rngs::StdRng);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(rand::SeedableRng::seed_from_u64(seed))
     }
 
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        rand::RngCore::next_u64(&mut self.0)
     }
 
     /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        rand::Rng::random_range(&mut self.0, 0..n)
     }
 
     /// True with probability `percent`/100.
-    pub fn percent(&mut self, percent: u64) -> bool {
+    pub(crate) fn percent(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
 }
 
 /// `cents` as a decimal string, written in one of several equivalent ways (`form`): all of
 /// them must compare equal as amounts ("25.0" == "25.00").
-pub fn fmt_amount(cents: u64, form: u8) -> String {
+pub(crate) fn fmt_amount(cents: u64, form: u8) -> String {
     let (units, frac) = (cents / 100, cents % 100);
     match form % 6 {
         1 if frac % 10 == 0 => format!("{units}.{}", frac / 10),
@@ -63,16 +59,16 @@ pub fn fmt_amount(cents: u64, form: u8) -> String {
 /// the provider ref for a second, different payment under an already accounted ref (a
 /// `duplicate_payment` refund, which is an accounting of its own). `None` for the first
 /// payment accounted under (occ_key, actor, ref).
-pub type PaidKey = (String, String, String, Option<String>);
+pub(crate) type PaidKey = (String, String, String, Option<String>);
 
 /// The key of the first payment accounted under (occ, actor, ref).
-pub fn paid_key(occ: &str, actor: &str, r: &str) -> PaidKey {
+pub(crate) fn paid_key(occ: &str, actor: &str, r: &str) -> PaidKey {
     (occ.to_owned(), actor.to_owned(), r.to_owned(), None)
 }
 
 /// A hold the ledger has seen placed and not yet ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenHold {
+pub(crate) struct OpenHold {
     pub hold_ref: String,
     pub quantity: u32,
     pub expires_at: OffsetDateTime,
@@ -82,7 +78,7 @@ pub struct OpenHold {
 
 /// A confirmed booking as the outbox has shown it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BookingSeen {
+pub(crate) struct BookingSeen {
     pub actor: String,
     /// Tickets still to be issued (right after its confirmation).
     pub tickets_due: u32,
@@ -95,7 +91,7 @@ pub struct BookingSeen {
 
 /// A ticket as the outbox has shown it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TicketSeen {
+pub(crate) enum TicketSeen {
     Valid,
     CheckedIn,
     Cancelled,
@@ -121,7 +117,7 @@ pub enum TicketSeen {
 /// admitted at most once, and never after it was cancelled); `waitlist_offered` (the only
 /// event without a ref).
 #[derive(Debug, Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     /// Accept and check the Part 2 events (see above).
     pub part2: bool,
     /// Holds ended by `hold_expired` / `hold_released`, by (occ, ref): what a revived
@@ -162,11 +158,11 @@ impl BookingSeen {
 
 impl Ledger {
     /// A consumer that also accepts and checks the Part 2 events.
-    pub fn part2() -> Self {
+    pub(crate) fn part2() -> Self {
         Self { part2: true, ..Self::default() }
     }
 
-    pub fn absorb(&mut self, e: &OutboxEvent) -> Result<(), String> {
+    pub(crate) fn absorb(&mut self, e: &OutboxEvent) -> Result<(), String> {
         let id = e.id.0;
         if !self.seen.insert(id) {
             return Err(format!("event id {id} delivered twice: {e:?}"));
@@ -363,7 +359,7 @@ impl Ledger {
     }
 
     /// Tickets of `occ` issued and not cancelled (valid or checked in).
-    pub fn standing_tickets(&self, occ: &str) -> u64 {
+    pub(crate) fn standing_tickets(&self, occ: &str) -> u64 {
         self.tickets.iter().filter(|((o, _), s)| o == occ && **s != TicketSeen::Cancelled).count() as u64
     }
 
@@ -377,16 +373,16 @@ impl Ledger {
         Ok(())
     }
 
-    pub fn absorb_all(&mut self, events: &[OutboxEvent]) -> Result<(), String> {
+    pub(crate) fn absorb_all(&mut self, events: &[OutboxEvent]) -> Result<(), String> {
         events.iter().try_for_each(|e| self.absorb(e))
     }
 
     /// Seats in holds still open (placed, no terminal event) that are live at `now`.
-    pub fn live_held(&self, occ: &str, now: OffsetDateTime) -> u64 {
+    pub(crate) fn live_held(&self, occ: &str, now: OffsetDateTime) -> u64 {
         self.open.iter().filter(|((o, _), h)| o == occ && h.expires_at > now).map(|(_, h)| u64::from(h.quantity)).sum()
     }
 
-    pub fn confirmed(&self, occ: &str) -> u64 {
+    pub(crate) fn confirmed(&self, occ: &str) -> u64 {
         self.confirmed_seats.get(occ).copied().unwrap_or(0)
     }
 }

@@ -513,23 +513,19 @@ pub fn is_unavailable<R>(e: &seathold::OpError<R>) -> bool {
 // ---------------------------------------------------------------------------------------
 // A small seeded generator
 
-/// SplitMix64.
+/// The seeded generator: `rand`'s `StdRng`, seeded so a run replays from its seed.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(rand::rngs::StdRng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+        Self(rand::SeedableRng::seed_from_u64(seed))
     }
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        rand::RngCore::next_u64(&mut self.0)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        rand::Rng::random_range(&mut self.0, 0..n)
     }
     pub fn percent(&mut self, p: u64) -> bool {
         self.below(100) < p

@@ -91,23 +91,15 @@ pub fn parse_ledger_line(line: &str) -> Option<LedgerLine> {
     }
 }
 
-/// A small deterministic generator (xorshift), so runs can be replayed by seed.
-pub struct Rng(pub u64);
+/// The seeded generator (`rand`'s `StdRng`), so runs can be replayed by seed.
+pub struct Rng(rand::rngs::StdRng);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
+        Self(rand::SeedableRng::seed_from_u64(seed))
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        rand::Rng::random_range(&mut self.0, 0..n)
     }
 }
 

@@ -75,13 +75,8 @@ pub async fn pay(e: &Engine, ledger: &dyn Ledger, actor: &str, r: &str, provider
 
 /// One worker task: `iterations` checkout attempts over every occurrence.
 pub async fn worker(e: Arc<Engine>, ledger: Arc<dyn Ledger>, seed: u64, iterations: u32) {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut rng: rand::rngs::StdRng = rand::SeedableRng::seed_from_u64(seed);
+    let mut next = move |n: u64| rand::Rng::random_range(&mut rng, 0..n);
     let price = Money::parse("25.00", "EUR").unwrap();
     for _ in 0..iterations {
         let actor = format!("a{}", next(200));

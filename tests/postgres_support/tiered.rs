@@ -67,20 +67,15 @@ pub async fn tiered_store(url: &str, schema: &str, app: &str) -> PostgresStore {
     store_with(&with_app_name(url, app), options).await
 }
 
-/// xorshift, seeded.
-struct Rng(u64);
+/// The seeded generator (`rand`'s `StdRng`).
+struct Rng(rand::rngs::StdRng);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        Self(rand::SeedableRng::seed_from_u64(seed))
     }
     fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x % n
+        rand::Rng::random_range(&mut self.0, 0..n)
     }
 }
 
