@@ -39,7 +39,7 @@ use crate::AsyncEngine;
 use crate::clock::ManualClock;
 use crate::contract::{OccKey, PaymentResult};
 use crate::engine::OpError;
-use crate::holds::{HoldState, RequestOutcome};
+use crate::holds::{HoldState, RequestOutcome, RequestRefusal};
 use crate::records::{Record, RecordKey, RecordKind};
 use crate::settlement::Settlement;
 use crate::store::{AsyncStore, CommitError, Committed, Store, StoreError};
@@ -288,14 +288,39 @@ impl<S: AsyncStore> Run<'_, S> {
             // A buyer told `Full` keeps trying for a while, as buyers at a flash sale do:
             // seats come back as holds fail and lapse.
             let mut answer = None;
-            for _ in 0..FULL_RETRIES {
-                let Some(a) = self.retrying("request", async || e.request(&request).await).await else { break };
-                if !matches!(a, RequestOutcome::Full { .. }) {
-                    answer = Some(a);
-                    break;
+            // Whether an attempt's acknowledgement was lost: it may have placed the hold.
+            let mut lost_ack = false;
+            'buy: for _ in 0..FULL_RETRIES {
+                for _ in 0..TRIES {
+                    match e.request(&request).await {
+                        Ok(RequestOutcome::Full { .. }) => {
+                            self.with_answers(|a| a.full += 1);
+                            std::thread::sleep(std::time::Duration::from_micros(200));
+                            continue 'buy;
+                        }
+                        Ok(a) => {
+                            answer = Some(a);
+                            break 'buy;
+                        }
+                        Err(err @ OpError::Store(_)) if err.is_retryable() => lost_ack = true,
+                        Err(err) if err.is_retryable() => {}
+                        Err(OpError::Refused(RequestRefusal::RefUsed)) if lost_ack => {
+                            // The attempt whose acknowledgement was lost placed the hold,
+                            // and it lapsed and ended before the retry: refs are single-use.
+                            self.with_answers(|a| {
+                                a.placed.insert(hr.clone(), quantity);
+                            });
+                            break 'buy;
+                        }
+                        Err(err) => {
+                            self.violation(format!("request {hr}: {err}"));
+                            break 'buy;
+                        }
+                    }
+                    std::thread::yield_now();
                 }
-                self.with_answers(|a| a.full += 1);
-                std::thread::sleep(std::time::Duration::from_micros(200));
+                self.violation(format!("request {hr}: still failing after {TRIES} tries"));
+                break;
             }
             let expires_at = match answer {
                 None => continue,
