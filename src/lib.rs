@@ -20,6 +20,7 @@
 //! | [`store`] | the [`Store`] / [`AsyncStore`] contract, [`MemoryStore`], PostgreSQL, sharding | the rules |
 //! | engine ([`Engine`], [`AsyncEngine`]) | load -> decide -> commit, retry on a lost race | the rules, storage details |
 //! | [`clock`] | where "now" comes from ([`SystemClock`], [`ManualClock`]) | |
+//! | [`given`] | a pure test seam: given records, when a decision, then its answer and change | the rules, storage, the clock |
 //!
 //! The engine reads the clock once per operation and hands the instant to the pure code, so
 //! tests and simulations run on a [`ManualClock`] and every decision is reproducible.
@@ -67,6 +68,7 @@ pub mod clock;
 pub mod conformance;
 pub mod contract;
 mod engine;
+pub mod given;
 pub mod holds;
 pub mod ledger;
 pub mod opkeys;
