@@ -84,7 +84,7 @@ pub use engine::{
     AsyncEngine, AvailabilityError, Basket, BlockError, BlockingWithOpKey, CancelError, Classify, DEFAULT_MAX_ATTEMPTS,
     Engine, ErrorKind, ExtendError, Never, OpError, OpenError, OpenRefusal, PriceError, PriceRefusal, Pruned,
     ReadCacheStats, RequestError, SettleError, SweepError, TicketError, TicketRefusal, UnknownOccurrence,
-    WaitlistError, WebhookError, WebhookRefusal, WithOpKey,
+    WaitlistError, WebhookError, WebhookRefusal, WithOpKey, unplanned_loads,
 };
 pub use store::{AsyncStore, MemoryStore, Store};
 

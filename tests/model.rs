@@ -32,6 +32,8 @@ fn engine_matches_reference_model() {
         read_cache: None,
     };
     model::run_model(&params, &model::Blocking, MemoryStore::new);
+    // Every decision read only records its operation loaded: no forgotten preload.
+    assert_eq!(seathold::unplanned_loads(), 0, "a decision read a record its operation never loaded");
 }
 
 /// The same model through an engine with a read cache: its first attempts decide on what it
@@ -49,6 +51,7 @@ fn engine_with_a_read_cache_matches_reference_model() {
         read_cache: Some(64),
     };
     model::run_model(&params, &model::Blocking, MemoryStore::new);
+    assert_eq!(seathold::unplanned_loads(), 0, "a decision read a record its operation never loaded");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ fn memory_store_every_interleaving_of_the_standard_races() {
         total += report.schedules;
     }
     println!("{total} orderings in all");
+    // Every decision of every ordering read only records its operation loaded.
+    assert_eq!(seathold::unplanned_loads(), 0, "a decision read a record its operation never loaded");
 }
 
 /// The same races with every racer's engine keeping a read cache: warmed with the setup's

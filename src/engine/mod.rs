@@ -23,6 +23,7 @@ pub use error::{OpError, SweepError, UnknownOccurrence};
 pub use keyed::{BlockingWithOpKey, WithOpKey};
 pub use kind::{Classify, ErrorKind};
 pub use ops::{Never, OpenRefusal, PriceRefusal};
+pub use run::unplanned_loads;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

@@ -77,6 +77,10 @@ pub(crate) struct View {
     records: Records,
     due: Option<(Vec<Record>, bool)>,
     rounds: u32,
+    /// Keys a decision read without having loaded them. Not `None` for "absent": the engine
+    /// loads them and decides again, so a forgotten preload (the waiting list a seat-freeing
+    /// decision must see) costs a round trip instead of deciding on a record it never saw.
+    missed: std::sync::Mutex<Vec<RecordKey>>,
 }
 
 impl Loaded for View {
@@ -84,7 +88,16 @@ impl Loaded for View {
         self.occurrence.as_ref()
     }
     fn get(&self, key: &RecordKey) -> Option<&Record> {
-        self.records.get(key).and_then(|r| r.as_ref()).map(|r| &r.value)
+        match self.records.get(key) {
+            Some(found) => found.as_ref().map(|r| &r.value),
+            None => {
+                let mut missed = self.missed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !missed.contains(key) {
+                    missed.push(key.clone());
+                }
+                None
+            }
+        }
     }
     fn is_loaded(&self, key: &RecordKey) -> bool {
         self.records.contains_key(key)
@@ -101,6 +114,22 @@ async fn moved<S: AsyncStore>(store: &S, occ_key: &OccKey, view: &View) -> Resul
 
 /// The most extra load rounds one decision may ask for (a decision asking for more is a bug).
 const MAX_ROUNDS: u32 = 16;
+
+/// How many times, process-wide, a decision read a record it had not loaded (each cost an
+/// extra load round): zero unless a decision forgot a key among its preloads. Tests assert
+/// it stays zero, so a forgotten preload is seen, not absorbed.
+static UNPLANNED_LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(crate) fn count_unplanned_load() {
+    UNPLANNED_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many times in this process a decision read a record its operation had not loaded,
+/// and the engine loaded it and decided again. Stays 0 unless an operation's preload list
+/// is missing a key it reads (a bug worth reporting: it costs a round trip each time).
+pub fn unplanned_loads() -> u64 {
+    UNPLANNED_LOADS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 impl View {
     fn add(&mut self, keys: Vec<RecordKey>, found: Vec<Option<Versioned<Record>>>) {
@@ -189,7 +218,7 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
         let (occurrence, found) = (snap.occurrence, snap.records);
         // Room for a second round of a few keys (the actor's live hold, say) without regrowing.
         let records = Records { entries: Vec::with_capacity(keys.len() + 4), index: None };
-        let mut view = View { occurrence, records, due: None, rounds: 0 };
+        let mut view = View { occurrence, records, due: None, rounds: 0, missed: Default::default() };
         view.add(keys, found);
         loop {
             let missed = |c: Option<&ReadCache>| {
@@ -197,7 +226,21 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
                     c.count(false);
                 }
             };
-            let step = match op.decide(&view, now) {
+            let decided = op.decide(&view, now);
+            let unread = std::mem::take(view.missed.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner));
+            if !unread.is_empty() {
+                // The decision read records it had not loaded: whatever it decided, it decided
+                // blind. Load them and decide again.
+                view.rounds += 1;
+                if view.rounds > MAX_ROUNDS {
+                    return Err(StoreError::Internal("a decision kept reading records it never loaded".into()).into());
+                }
+                crate::engine::run::count_unplanned_load();
+                let snap = store.load(occ_key, &unread).await?;
+                view.add(unread, snap.records);
+                continue;
+            }
+            let step = match decided {
                 // No guard checks an answer or a refusal: one decided on the cache is
                 // decided again on a load.
                 Err(_) if speculative => {
