@@ -398,7 +398,7 @@ fn buyers(sale: &Sale, thread_no: u64) {
         let mut books = lock(&sale.books);
         books.requests += 1;
         match outcome {
-            Ok(RequestOutcome::AwaitingPayment { checkout, replayed: false }) => {
+            Ok(RequestOutcome::AwaitingPayment { checkout, replayed: false, .. }) => {
                 books.placed += 1;
                 drop(books);
                 // A few buyers double-click: the same checkout again, then a second one.

@@ -29,6 +29,7 @@ use seathold::contract::{
     ActorId, BlockName, Metadata, Money, OccKey, OpKey, OutboxEvent, PaymentResult, PoolName, Ref, TierName,
 };
 use seathold::holds::{CancelOutcome, HoldRequest, RequestOutcome};
+use seathold::seating::{SeatChoice, SeatId, SeatMap};
 use seathold::settlement::Settlement;
 use seathold::store::AsyncStore;
 use seathold::tickets::TicketKey;
@@ -244,12 +245,40 @@ fn config(cmd: &Value) -> Result<OccurrenceConfig, String> {
         (Some(p), Some(c)) => config = config.with_seat_price(Money::parse(p, c).map_err(err)?),
         _ => return Err("price and currency go together".into()),
     }
+    // Part 4: a seat map.
+    if let Some(map) = cmd.get("seating").filter(|v| !v.is_null()) {
+        config = config.with_seating(serde_json::from_value::<SeatMap>(map.clone()).map_err(err)?);
+    }
     Ok(config)
+}
+
+fn seat_ids(v: &Value) -> Result<Vec<SeatId>, String> {
+    let ids = v.as_array().ok_or("field \"seat_ids\" must be a list")?;
+    ids.iter().map(|s| SeatId::parse(s.as_str().ok_or("seat ids are strings")?).map_err(err)).collect()
 }
 
 fn request(cmd: &Value) -> Result<HoldRequest, String> {
     let (occ, who, r) = (occ_key(cmd)?, actor(cmd)?, hold_ref(cmd)?);
+    let seated = match (cmd.get("seat_ids").filter(|v| !v.is_null()), cmd.get("best").filter(|v| !v.is_null())) {
+        (Some(ids), None) => Some(SeatChoice::Chosen(seat_ids(ids)?)),
+        (None, Some(best)) => Some(SeatChoice::Best {
+            tier: TierName::new(str_field(best, "tier")?).map_err(|e| format!("tier {e}"))?,
+            quantity: u32_field(best, "quantity")?,
+        }),
+        (None, None) => None,
+        _ => return Err("seat_ids and best go alone".into()),
+    };
     let mut req = match cmd.get("lines").filter(|v| !v.is_null()) {
+        _ if seated.is_some() => {
+            let choice = seated.ok_or("unreachable")?;
+            let mut req = HoldRequest::seated(occ, who, r, choice);
+            match (opt_str(cmd, "amount")?, opt_str(cmd, "currency")?) {
+                (None, None) => {}
+                (Some(a), Some(c)) => req = req.expecting(Money::parse(a, c).map_err(err)?),
+                _ => return Err("amount and currency go together".into()),
+            }
+            req
+        }
         Some(lines) => {
             let lines = lines.as_array().ok_or("field \"lines\" must be a list")?;
             let lines = lines
@@ -294,12 +323,22 @@ fn request(cmd: &Value) -> Result<HoldRequest, String> {
 
 fn request_json(outcome: RequestOutcome) -> Value {
     match outcome {
-        RequestOutcome::AwaitingPayment { checkout, replayed } => {
-            json!({"status": "awaiting_payment", "request": checkout, "replayed": replayed})
+        RequestOutcome::AwaitingPayment { checkout, replayed, seat_ids } => {
+            let mut v = json!({"status": "awaiting_payment", "request": checkout, "replayed": replayed});
+            if !seat_ids.is_empty() {
+                v["seat_ids"] = json!(seat_ids);
+            }
+            v
         }
-        RequestOutcome::Confirmed { hold_ref, replayed } => {
-            json!({"status": "confirmed", "ref": hold_ref, "replayed": replayed})
+        RequestOutcome::Confirmed { hold_ref, replayed, seat_ids } => {
+            let mut v = json!({"status": "confirmed", "ref": hold_ref, "replayed": replayed});
+            if !seat_ids.is_empty() {
+                v["seat_ids"] = json!(seat_ids);
+            }
+            v
         }
+        RequestOutcome::SeatTaken { seat } => json!({"status": "seat_taken", "seat": seat}),
+        RequestOutcome::SingleGap { seat } => json!({"status": "single_gap", "seat": seat}),
         RequestOutcome::Already { hold_ref, confirmed, checkout } => {
             json!({"status": "already", "ref": hold_ref, "confirmed": confirmed, "request": checkout})
         }
@@ -425,8 +464,13 @@ async fn run<S: AsyncStore>(
             let occ = occ_key(cmd)?;
             let block = BlockName::new(str_field(cmd, "block")?).map_err(|e| format!("block {e}"))?;
             let outcome = if str_field(cmd, "op")? == "block" {
-                let tier = tier_field(cmd, "tier")?;
-                w.block(&occ, &block, u32_field(cmd, "seats")?, tier.as_ref()).await
+                match cmd.get("seat_ids").filter(|v| !v.is_null()) {
+                    Some(ids) => w.block_seats(&occ, &block, &seat_ids(ids)?).await,
+                    None => {
+                        let tier = tier_field(cmd, "tier")?;
+                        w.block(&occ, &block, u32_field(cmd, "seats")?, tier.as_ref()).await
+                    }
+                }
             } else {
                 w.unblock(&occ, &block).await
             }
@@ -434,9 +478,20 @@ async fn run<S: AsyncStore>(
             let answer = match outcome.answer {
                 BlockOutcome::Full => json!({"status": "full"}),
                 BlockOutcome::Blocked => json!({"ok": true, "status": "blocked"}),
+                BlockOutcome::SeatTaken { seat } => json!({"status": "seat_taken", "seat": seat}),
                 _ => json!({"ok": true, "status": "unblocked"}),
             };
             Ok(marked(answer, outcome.replayed))
+        }
+        "seat_map" => {
+            let map = engine.seat_map(&occ_key(cmd)?).await.map_err(err)?.ok_or("the occurrence has no seat map")?;
+            let mut sections = serde_json::Map::new();
+            for (section, rows) in map.sections {
+                let rows: serde_json::Map<String, Value> =
+                    rows.into_iter().map(|(row, seats)| (row.to_string(), Value::String(seats))).collect();
+                sections.insert(section.to_string(), Value::Object(rows));
+            }
+            Ok(json!({"sections": sections}))
         }
         "tickets" => {
             let tickets = match engine.tickets(&occ_key(cmd)?, &hold_ref(cmd)?).await {

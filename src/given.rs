@@ -51,6 +51,8 @@ pub struct Given {
     records: BTreeMap<RecordKey, Record>,
     /// The due records a decision asked for ([`Step::LoadDue`]), while it decides.
     due: Option<(Vec<Record>, bool)>,
+    /// The instant decisions are run at, if given ([`Given::at`]).
+    now: Option<OffsetDateTime>,
 }
 
 /// What a decision answered, and the change it made (applied to the [`Given`] already).
@@ -82,7 +84,16 @@ impl Given {
 
     /// No occurrence under `occ_key` (and no records).
     pub fn nothing(occ_key: OccKey) -> Self {
-        Self { occ_key, occurrence: None, records: BTreeMap::new(), due: None }
+        Self { occ_key, occurrence: None, records: BTreeMap::new(), due: None, now: None }
+    }
+
+    /// The instant the next decisions run at: due records are then only those due by it (as
+    /// a store's expiry index hands them), and a seated change's rows are rewritten at it
+    /// ([`seating`](crate::seating)). Without it, every record with a due time is handed
+    /// over and the decision compares, and no held seat counts as lapsed in the rows.
+    pub fn at(mut self, now: OffsetDateTime) -> Self {
+        self.now = Some(now);
+        self
     }
 
     /// With `record` too (replacing one under the same key).
@@ -126,8 +137,13 @@ impl Given {
                     self.due = None;
                     return Ok(Then { answer, change: None, applied: Ok(()) });
                 }
-                Step::Write(change, answer) => {
+                Step::Write(mut change, answer) => {
                     self.due = None;
+                    let now = self.now.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                    if let Err(e) = crate::seating::reconcile(self, &mut change, now) {
+                        let applied = Err(format!("{e:?}"));
+                        return Ok(Then { answer, change: Some(change), applied });
+                    }
                     let applied = self.apply(&change);
                     return Ok(Then { answer, change: Some(change), applied });
                 }
@@ -143,8 +159,13 @@ impl Given {
     /// a decision sees are those lapsed by the instant it was given, so this hands it every
     /// record that has a due time and lets the decision compare.
     fn due_records(&self, limit: usize) -> (Vec<Record>, bool) {
-        let mut due: Vec<(OffsetDateTime, &Record)> =
-            self.records.values().filter_map(|r| r.due().map(|t| (t, r))).collect();
+        let by = self.now;
+        let mut due: Vec<(OffsetDateTime, &Record)> = self
+            .records
+            .values()
+            .filter_map(|r| r.due().map(|t| (t, r)))
+            .filter(|(t, _)| by.is_none_or(|n| *t <= n))
+            .collect();
         due.sort_by_key(|(t, r)| (*t, r.key()));
         let complete = due.len() <= limit;
         (due.into_iter().take(limit).map(|(_, r)| r.clone()).collect(), complete)

@@ -73,6 +73,7 @@ pub mod holds;
 pub mod ledger;
 pub mod opkeys;
 pub mod records;
+pub mod seating;
 pub mod settlement;
 pub mod store;
 pub mod tickets;

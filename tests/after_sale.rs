@@ -148,7 +148,10 @@ async fn tickets_are_issued_once_per_seat_by_the_confirming_commit<S: AsyncStore
     // A free order issues its tickets at once.
     h.open("free", cfg(5, 600).with_tiers(vec![tier("crew", "0")]).with_tickets(true)).await;
     let free = order("free", "cat", "c1", &[("crew", 2)]);
-    assert_eq!(h.request(&free).await, RequestOutcome::Confirmed { hold_ref: r("c1"), replayed: false });
+    assert_eq!(
+        h.request(&free).await,
+        RequestOutcome::Confirmed { hold_ref: r("c1"), replayed: false, seat_ids: Vec::new() }
+    );
     assert_eq!(types(&h.drain().await), ["hold_placed", "hold_confirmed", "ticket_issued", "ticket_issued"]);
     assert_eq!(h.tickets("free", "c1").await.len(), 2);
 

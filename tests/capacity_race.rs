@@ -206,6 +206,7 @@ fn the_store_guards_a_net_zero_commit_that_admits_seats() {
                 seats: 1,
                 tier: None,
                 at: datetime!(2026-01-01 00:00 UTC),
+                seat_ids: Vec::new(),
             })),
         }];
         c
@@ -291,6 +292,7 @@ fn the_store_reports_a_stale_guard_as_a_conflict_even_when_its_deltas_no_longer_
                 seats,
                 tier: None,
                 at: datetime!(2026-01-01 00:00 UTC),
+                seat_ids: Vec::new(),
             })),
         }];
         c

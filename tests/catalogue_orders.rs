@@ -165,7 +165,7 @@ async fn multi_line_orders_are_all_or_nothing<S: AsyncStore>(h: H<S>) {
 async fn prices_are_server_side<S: AsyncStore>(h: H<S>) {
     h.open("show", show()).await;
     let req = order("show", "ann", "a1", &[("adult", 2), ("child", 1)]);
-    let RequestOutcome::AwaitingPayment { checkout, replayed: false } = h.request(&req).await else { panic!() };
+    let RequestOutcome::AwaitingPayment { checkout, replayed: false, .. } = h.request(&req).await else { panic!() };
     assert_eq!(checkout.price(), eur("75.00"));
     assert_eq!(checkout.quantity, 3);
     assert_eq!(
@@ -177,7 +177,10 @@ async fn prices_are_server_side<S: AsyncStore>(h: H<S>) {
     );
     assert_eq!(h.booking("show", "a1").await.price, eur("75.00"));
     // The same request again is its replay.
-    assert_eq!(h.request(&req).await, RequestOutcome::AwaitingPayment { checkout: checkout.clone(), replayed: true });
+    assert_eq!(
+        h.request(&req).await,
+        RequestOutcome::AwaitingPayment { checkout: checkout.clone(), replayed: true, seat_ids: Vec::new() }
+    );
     // The same ref with another order is refused.
     refused(h.e.request(&order("show", "ann", "a1", &[("adult", 1)])).await, RequestRefusal::RequestChanged);
 
@@ -203,7 +206,10 @@ async fn free_orders_confirm_at_once<S: AsyncStore>(h: H<S>) {
     h.open("show", show().with_max_per_actor(2)).await;
     h.drain().await;
     let req = order("show", "cat", "c1", &[("crew", 1)]);
-    assert_eq!(h.request(&req).await, RequestOutcome::Confirmed { hold_ref: r("c1"), replayed: false });
+    assert_eq!(
+        h.request(&req).await,
+        RequestOutcome::Confirmed { hold_ref: r("c1"), replayed: false, seat_ids: Vec::new() }
+    );
     let events = h.drain().await;
     let types: Vec<&str> = events.iter().map(|e| e.event.kind.type_str()).collect();
     assert_eq!(types, ["hold_placed", "hold_confirmed"]);
@@ -216,7 +222,10 @@ async fn free_orders_confirm_at_once<S: AsyncStore>(h: H<S>) {
 
     // Its repeat is a replay and writes nothing.
     let before = h.fingerprint().await;
-    assert_eq!(h.request(&req).await, RequestOutcome::Confirmed { hold_ref: r("c1"), replayed: true });
+    assert_eq!(
+        h.request(&req).await,
+        RequestOutcome::Confirmed { hold_ref: r("c1"), replayed: true, seat_ids: Vec::new() }
+    );
     assert_eq!(h.fingerprint().await, before);
     // Money sent for a free booking goes back (documented: `already_paid`).
     let Settlement::PaidButNoHold { refund, .. } =
@@ -234,7 +243,7 @@ async fn free_orders_confirm_at_once<S: AsyncStore>(h: H<S>) {
     assert_eq!(h.request(&order("show", "dan", "d1", &[("crew", 2)])).await, full(2, "crew", "pool:front"));
     assert_eq!(
         h.request(&order("show", "dan", "d1", &[("crew", 1)])).await,
-        RequestOutcome::Confirmed { hold_ref: r("d1"), replayed: false }
+        RequestOutcome::Confirmed { hold_ref: r("d1"), replayed: false, seat_ids: Vec::new() }
     );
     assert_eq!(h.request(&order("show", "eve", "e1", &[("crew", 1)])).await, full(2, "crew", "pool:front"));
     assert_eq!(h.request(&order("show", "eve", "e1", &[("vip", 1)])).await, full(2, "vip", "pool:front"));
@@ -353,7 +362,7 @@ async fn set_price_keeps_holds_and_locks_only_while_live<S: AsyncStore>(h: H<S>)
     assert_eq!(h.hold(&ann).await, eur("20.00"));
     h.e.set_price(&k("resale"), &t("std"), eur("12.00")).await.unwrap();
     assert_eq!(h.booking("resale", "s1").await.price, eur("20.00"));
-    let RequestOutcome::AwaitingPayment { checkout, replayed: true } = h.request(&ann).await else { panic!() };
+    let RequestOutcome::AwaitingPayment { checkout, replayed: true, .. } = h.request(&ann).await else { panic!() };
     assert_eq!(checkout.price(), eur("20.00"), "the replayed checkout keeps the hold's amount");
     assert_eq!(h.hold(&order("resale", "bob", "s2", &[("std", 1)])).await, eur("12.00"));
     let pay20 = paid("resale", "ann", "s1").with_money(amt("20.00"), cur("EUR"));
@@ -632,7 +641,7 @@ fn placed(b: &Basket) -> Vec<(Money, bool)> {
     parts
         .iter()
         .map(|p| match p {
-            RequestOutcome::AwaitingPayment { checkout, replayed } => (checkout.price(), *replayed),
+            RequestOutcome::AwaitingPayment { checkout, replayed, .. } => (checkout.price(), *replayed),
             other => panic!("{other:?}"),
         })
         .collect()
@@ -979,7 +988,7 @@ fn race_thread(h: Shared, log: Arc<RaceLog>, seed: u64, iterations: u32) {
                 // The owner's payment, delivered from here too.
                 send(&mut rng, occ, &actor, hold_ref.as_str());
             }
-            RequestOutcome::Confirmed { hold_ref, replayed: false } => {
+            RequestOutcome::Confirmed { hold_ref, replayed: false, .. } => {
                 log.free.lock().unwrap().insert((occ.to_owned(), hold_ref.to_string()));
                 mine.push((occ.to_owned(), hold_ref.to_string()));
             }

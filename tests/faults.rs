@@ -292,14 +292,14 @@ fn request_retried_after_lost_ack_answers_same_checkout_and_holds_once() {
         "the lost ack must surface as Store"
     );
     let got = request(&engine, &req).unwrap();
-    let RequestOutcome::AwaitingPayment { checkout, replayed } = got else { panic!("got {got:?}") };
+    let RequestOutcome::AwaitingPayment { checkout, replayed, .. } = got else { panic!("got {got:?}") };
     assert!(replayed, "a retry after a lost ack must be answered as a replay");
     assert_eq!(checkout.hold_ref.as_str(), "r-1");
     assert_eq!(checkout.quantity, 3);
     assert_eq!(checkout.expires_at, clock.now() + Duration::seconds(600));
     // A third delivery answers the very same checkout.
     let again = request(&engine, &req).unwrap();
-    assert_eq!(again, RequestOutcome::AwaitingPayment { checkout, replayed: true });
+    assert_eq!(again, RequestOutcome::AwaitingPayment { checkout, replayed: true, seat_ids: Vec::new() });
     let a = availability(&engine, &gig()).unwrap();
     assert_eq!((a.held, a.available), (3, 7), "the hold must be counted once");
     assert_eq!(kinds(&drain(&engine)), ["hold_placed"]);
@@ -504,8 +504,8 @@ impl Run {
                 }
                 match (&want, &got) {
                     (
-                        Ok(RequestOutcome::AwaitingPayment { checkout: w, replayed: false }),
-                        Ok(RequestOutcome::AwaitingPayment { checkout: g, replayed: true }),
+                        Ok(RequestOutcome::AwaitingPayment { checkout: w, replayed: false, .. }),
+                        Ok(RequestOutcome::AwaitingPayment { checkout: g, replayed: true, .. }),
                     ) if lost(self) => assert_eq!(w, g, "a retried request must answer the same checkout"),
                     _ => {
                         assert!(!lost(self), "op {}: lost ack but the answer {got:?} is no replay", self.ops);

@@ -106,7 +106,7 @@ fn buyer(shared: &Shared, occ: usize, i: usize, rng: &mut Rng) {
     let mut checkout = None;
     for _ in 0..400 {
         match shared.engine.request(&req) {
-            Ok(RequestOutcome::AwaitingPayment { checkout: c, replayed: false }) => {
+            Ok(RequestOutcome::AwaitingPayment { checkout: c, replayed: false, .. }) => {
                 checkout = Some(c);
                 break;
             }

@@ -764,13 +764,13 @@ fn request_that_does_not_fit__is_full_with_the_capacity() {
 fn request_repeated_with_the_same_ref__replays_the_same_checkout() {
     let f = Fx::new(CAPACITY);
     let first = f.request("a", "r1").unwrap();
-    let RequestOutcome::AwaitingPayment { checkout, replayed: false } = first else { panic!("{first:?}") };
+    let RequestOutcome::AwaitingPayment { checkout, replayed: false, .. } = first else { panic!("{first:?}") };
     assert_eq!(f.drain(), vec![ev("hold_placed", "a", "r1")]);
     f.clock.advance(Duration::seconds(5));
     for _ in 0..3 {
         assert_eq!(
             f.request("a", "r1").unwrap(),
-            RequestOutcome::AwaitingPayment { checkout: checkout.clone(), replayed: true }
+            RequestOutcome::AwaitingPayment { checkout: checkout.clone(), replayed: true, seat_ids: Vec::new() }
         );
     }
     assert_eq!(f.drain(), vec![], "a replay places nothing");

@@ -23,6 +23,7 @@ use time::{Duration, OffsetDateTime};
 use crate::contract::{BlockName, CheckoutLine, Currency, Money, PoolName, TierName};
 use crate::holds::{Need, Room, make_room, offer_before_deciding};
 use crate::records::{Change, Deltas, Loaded, LoadedExt, Occurrence, Record, RecordKey, Step, UsageDelta};
+use crate::seating::{SeatError, SeatId, SeatMap, SeatMapError};
 use crate::waitlist;
 
 /// The longest hold TTL accepted: 30 days.
@@ -113,6 +114,13 @@ pub enum ConfigError {
     /// its price, or try again once those holds are paid or gone.
     #[error("tier {0}'s price is locked while a live hold has seats of it")]
     PriceLocked(TierName),
+    /// The seat map is inconsistent (see [`SeatMapError`]).
+    #[error(transparent)]
+    Seating(#[from] SeatMapError),
+    /// The change replaces or removes the seat map while seats of a seated tier are held,
+    /// sold, blocked or offered. Keep the map until they are gone (or cancel them).
+    #[error("the seat map is in use: it cannot change while its seats are taken")]
+    SeatingInUse,
 }
 
 /// What happens to a `paid` result that arrives for a hold that lapsed or was released.
@@ -216,6 +224,8 @@ pub struct OccurrenceConfig {
     rejection_alarm: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seat_price: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seating: Option<Arc<SeatMap>>,
 }
 
 fn is_empty<T>(v: &Arc<Vec<T>>) -> bool {
@@ -251,6 +261,7 @@ impl OccurrenceConfig {
             rejection_alarm: false,
             max_extension_secs: 0,
             seat_price: None,
+            seating: None,
         })
     }
 
@@ -263,6 +274,25 @@ impl OccurrenceConfig {
     pub fn with_seat_price(mut self, price: Money) -> Self {
         self.seat_price = Some(price);
         self
+    }
+
+    /// The same configuration with assigned seating (DESIGN Part 4): seats are places of
+    /// `map`, each of its section's tier. A seated tier's cap is its seat count; requests for
+    /// it name seats or ask for the best available
+    /// ([`Order::Seated`](crate::holds::Order::Seated)).
+    pub fn with_seating(mut self, map: SeatMap) -> Self {
+        self.seating = Some(Arc::new(map));
+        self
+    }
+
+    /// The seat map, if the occurrence has assigned seating.
+    pub fn seating(&self) -> Option<&SeatMap> {
+        self.seating.as_deref()
+    }
+
+    /// Whether `tier` is sold as places of the seat map.
+    pub fn is_seated(&self, tier: &TierName) -> bool {
+        self.seating.as_ref().is_some_and(|m| m.is_seated(tier))
     }
 
     /// The price of one seat, if the occurrence sets one ([`with_seat_price`](Self::with_seat_price)).
@@ -386,6 +416,9 @@ impl OccurrenceConfig {
                 return Err(ConfigError::DuplicatePool(p.pool.clone()));
             }
         }
+        if let Some(map) = &self.seating {
+            map.check(|t| self.tier(t).is_some())?;
+        }
         Ok(())
     }
 
@@ -465,9 +498,21 @@ impl OccurrenceConfig {
     pub fn dims(&self) -> Vec<(Dim, Option<u64>)> {
         let mut out = Vec::with_capacity(1 + self.tiers.len() + self.pools.len());
         out.push((Dim::Total, Some(u64::from(self.capacity))));
-        out.extend(self.tiers.iter().map(|t| (Dim::Tier(t.tier.clone()), t.capacity.map(u64::from))));
+        out.extend(self.tiers.iter().map(|t| (Dim::Tier(t.tier.clone()), self.tier_cap(t))));
         out.extend(self.pools.iter().map(|p| (Dim::Pool(p.pool.clone()), Some(u64::from(p.capacity)))));
         out
+    }
+
+    /// A tier's own cap: its declared capacity, and for a seated tier at most its seats.
+    fn tier_cap(&self, t: &Tier) -> Option<u64> {
+        let declared = t.capacity.map(u64::from);
+        match &self.seating {
+            Some(m) if m.is_seated(&t.tier) => {
+                let seats = m.seats_of(&t.tier);
+                Some(declared.map_or(seats, |d| d.min(seats)))
+            }
+            _ => declared,
+        }
     }
 
     /// The cap of `dim`: `None` if the occurrence has no such dimension, `Some(None)` if it
@@ -475,7 +520,7 @@ impl OccurrenceConfig {
     pub fn capacity_of(&self, dim: &Dim) -> Option<Option<u64>> {
         match dim {
             Dim::Total => Some(Some(u64::from(self.capacity))),
-            Dim::Tier(t) => self.tier(t).map(|t| t.capacity.map(u64::from)),
+            Dim::Tier(t) => self.tier(t).map(|t| self.tier_cap(t)),
             Dim::Pool(p) => self.pools.iter().find(|d| &d.pool == p).map(|d| Some(u64::from(d.capacity))),
         }
     }
@@ -702,6 +747,14 @@ pub fn check_reconfigure(
             return Err(ConfigError::PoolInUse(p.pool.clone()));
         }
     }
+    // The rows' claims name seats of the old map: it stays while any seated tier counts seats.
+    if old.seating != new.seating {
+        let seated_in_use =
+            old.tiers.iter().filter(|t| old.is_seated(&t.tier)).any(|t| in_use(&Dim::Tier(t.tier.clone())) > 0);
+        if seated_in_use {
+            return Err(ConfigError::SeatingInUse);
+        }
+    }
     Ok(())
 }
 
@@ -716,9 +769,36 @@ pub struct Block {
     /// The tier they are taken from, if any (they then count against its cap and pools too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<TierName>,
+    /// The seats blocked, for a block of named seats (each counts against its section's
+    /// tier); empty for a counted block.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seat_ids: Vec<SeatId>,
     /// When it was placed.
     #[serde(with = "crate::records::nanos")]
     pub at: OffsetDateTime,
+}
+
+impl Block {
+    /// The seat changes of `per_seat` for every seat of this block.
+    pub fn deltas(&self, config: &OccurrenceConfig, per_seat: UsageDelta) -> Deltas {
+        let mut d = Deltas::new();
+        if self.seat_ids.is_empty() {
+            let n = i64::from(self.seats);
+            let u = UsageDelta {
+                held: per_seat.held * n,
+                confirmed: per_seat.confirmed * n,
+                blocked: per_seat.blocked * n,
+                offered: per_seat.offered * n,
+            };
+            d.add(&config.seat_dims(self.tier.as_ref()), u);
+        } else {
+            for s in &self.seat_ids {
+                let tier = config.seating().and_then(|m| m.tier_of(s));
+                d.add(&config.seat_dims(tier), per_seat);
+            }
+        }
+        d
+    }
 }
 
 /// Why a block or unblock was refused. Nothing was changed.
@@ -744,11 +824,16 @@ pub enum BlockRefusal {
         /// The maximum.
         max: u32,
     },
+    /// Named seats the map does not have, named twice, at an occurrence without a map; or a
+    /// counted block of a seated tier (name its seats instead).
+    #[error(transparent)]
+    Seat(#[from] SeatError),
 }
 
 /// What a block answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BlockOutcome {
     /// The seats are blocked (or were already, by this same block).
     Blocked,
@@ -756,6 +841,11 @@ pub enum BlockOutcome {
     Full,
     /// The block's seats were given back.
     Unblocked,
+    /// A named seat is held, sold or blocked: nothing was blocked.
+    SeatTaken {
+        /// The first such seat, in the order named.
+        seat: SeatId,
+    },
 }
 
 /// Decide blocking `seats` seats (of `tier`) under the name `block`. Lapsed holds and offers
@@ -778,20 +868,72 @@ pub fn decide_block(
         if occ.config.tier(t).is_none() {
             return Err(BlockRefusal::UnknownTier(t.clone()));
         }
+        if occ.config.is_seated(t) {
+            return Err(SeatError::SeatedTier(t.clone()).into());
+        }
     }
     if let Some(existing) = view.block(block) {
-        if existing.seats == seats && existing.tier.as_ref() == tier {
+        if existing.seats == seats && existing.tier.as_ref() == tier && existing.seat_ids.is_empty() {
             return Ok(Step::Answer(BlockOutcome::Blocked));
         }
         return Err(BlockRefusal::Exists(block.clone()));
     }
+    let b = Block { block: block.clone(), seats, tier: tier.cloned(), seat_ids: Vec::new(), at: now };
+    place_block(view, occ, b, now)
+}
+
+/// Decide blocking the named seats `seat_ids` (the sound desk) under the name `block`:
+/// all of them or none (`SeatTaken` names the first that is held, sold or blocked).
+///
+/// # Errors
+/// [`BlockRefusal`].
+pub fn decide_block_seats(
+    view: &impl Loaded,
+    block: &BlockName,
+    seat_ids: &[SeatId],
+    now: OffsetDateTime,
+) -> Result<Step<BlockOutcome>, BlockRefusal> {
+    let occ = view.occurrence().ok_or(BlockRefusal::UnknownOccurrence)?;
+    let map = occ.config.seating().ok_or(SeatError::NotSeated)?;
+    let seats = u32::try_from(seat_ids.len()).unwrap_or(u32::MAX);
+    if !(1..=crate::contract::MAX_QUANTITY).contains(&seats) {
+        return Err(BlockRefusal::BadSeats { max: crate::contract::MAX_QUANTITY });
+    }
+    if let Some(existing) = view.block(block) {
+        if existing.seat_ids == seat_ids {
+            return Ok(Step::Answer(BlockOutcome::Blocked));
+        }
+        return Err(BlockRefusal::Exists(block.clone()));
+    }
+    match crate::seating::choose_named(view, map, seat_ids, false, now)? {
+        crate::seating::Chosen::Seats(_) => {}
+        crate::seating::Chosen::Load(keys) => return Ok(Step::Load(keys)),
+        crate::seating::Chosen::Taken(seat) | crate::seating::Chosen::Gap(seat) => {
+            return Ok(Step::Answer(BlockOutcome::SeatTaken { seat }));
+        }
+        crate::seating::Chosen::Full(_) => return Ok(Step::Answer(BlockOutcome::Full)),
+    }
+    let b = Block { block: block.clone(), seats, tier: None, seat_ids: seat_ids.to_vec(), at: now };
+    place_block(view, occ, b, now)
+}
+
+fn place_block(
+    view: &impl Loaded,
+    occ: &Occurrence,
+    b: Block,
+    now: OffsetDateTime,
+) -> Result<Step<BlockOutcome>, BlockRefusal> {
     let mut change = Change::default();
     // Seats the waiting list is owed are offered before a block may take any.
     let offered_first = match offer_before_deciding(view, occ, &mut change, now) {
         Ok(offered) => offered,
         Err(n) => return Ok(Step::LoadDue(n)),
     };
-    let needs: Vec<Need> = vec![(occ.config.seat_dims(tier), UsageDelta::blocked(seats))];
+    let needs: Vec<Need> = b
+        .deltas(&occ.config, UsageDelta::blocked(1))
+        .iter()
+        .map(|(dim, d)| (smallvec::smallvec![dim.clone()], *d))
+        .collect();
     match make_room(view, occ, &mut change, &needs, None, now) {
         Room::Fits => {}
         Room::NeedDue(n) => return Ok(Step::LoadDue(n)),
@@ -803,7 +945,7 @@ pub fn decide_block(
             });
         }
     }
-    change.put(Record::Block(Block { block: block.clone(), seats, tier: tier.cloned(), at: now }));
+    change.put(Record::Block(b));
     Ok(Step::Write(change, BlockOutcome::Blocked))
 }
 
@@ -820,7 +962,7 @@ pub fn decide_unblock(
     let occ = view.occurrence().ok_or(BlockRefusal::UnknownOccurrence)?;
     let b = view.block(block).ok_or_else(|| BlockRefusal::Unknown(block.clone()))?;
     let mut change = Change::default();
-    change.deltas.add(&occ.config.seat_dims(b.tier.as_ref()), UsageDelta::blocked(b.seats).negated());
+    change.deltas.extend(&b.deltas(&occ.config, UsageDelta::blocked(1).negated()));
     change.deletes.push(RecordKey::Block(block.clone()));
     waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
     Ok(Step::Write(change, BlockOutcome::Unblocked))
@@ -860,7 +1002,7 @@ pub fn decide_configure(
         }
     }
     if let Err(e) = check_reconfigure(&occ.config, config, |d| occ.counters.get(d).total()) {
-        if !matches!(e, ConfigError::TierInUse(_) | ConfigError::PoolInUse(_)) {
+        if !matches!(e, ConfigError::TierInUse(_) | ConfigError::PoolInUse(_) | ConfigError::SeatingInUse) {
             return Err(e);
         }
         // Lapsed holds and offers do not keep a tier or pool in use (invariant 2): end them

@@ -134,7 +134,18 @@ pub(crate) fn every_kind(o: &crate::contract::OccKey) -> Vec<Record> {
         block: crate::contract::BlockName::new("press").unwrap_or_else(|e| panic!("{e}")),
         seats: 1,
         tier: Some(tier("b")),
+        seat_ids: Vec::new(),
         at: T0,
+    };
+    let name = |s: &str| crate::contract::SectionName::new(s).unwrap_or_else(|e| panic!("{e}"));
+    let row = crate::seating::SeatRow {
+        section: name("A"),
+        row: crate::contract::RowName::new("1").unwrap_or_else(|e| panic!("{e}")),
+        claims: vec![crate::seating::Claim {
+            owner: crate::seating::Owner::Hold(r("r1")),
+            until: Some(T0 + time::Duration::minutes(10)),
+            seats: vec![3, 4],
+        }],
     };
     vec![
         Record::Booking(booking),
@@ -144,5 +155,6 @@ pub(crate) fn every_kind(o: &crate::contract::OccKey) -> Vec<Record> {
         Record::Cancellation(cancellation),
         Record::Block(block),
         Record::Waitlist(Waitlist::new(o.clone())),
+        Record::SeatRow(row),
     ]
 }

@@ -160,6 +160,33 @@ pub enum Action {
     },
     /// The occurrence is reconfigured to this configuration.
     Configure(OccurrenceConfig),
+    /// `actor` requests the named seats (a seated occurrence), all or none.
+    RequestSeats {
+        /// Who.
+        actor: &'static str,
+        /// Under which ref.
+        hold_ref: &'static str,
+        /// Which seats (`SECTION-ROW-N`).
+        seats: &'static [&'static str],
+    },
+    /// `actor` requests the best `quantity` adjacent seats of `tier`.
+    RequestBest {
+        /// Who.
+        actor: &'static str,
+        /// Under which ref.
+        hold_ref: &'static str,
+        /// Which tier.
+        tier: &'static str,
+        /// How many seats.
+        quantity: u32,
+    },
+    /// The organiser blocks the named seats under the name `block`.
+    BlockSeats {
+        /// The block's name.
+        block: &'static str,
+        /// Which seats.
+        seats: &'static [&'static str],
+    },
 }
 
 impl fmt::Display for Action {
@@ -184,6 +211,11 @@ impl fmt::Display for Action {
             Self::Prune => f.write_str("prune"),
             Self::SetPrice { tier, cents } => write!(f, "set_price({tier},{cents})"),
             Self::Configure(_) => f.write_str("configure"),
+            Self::RequestSeats { actor, hold_ref, seats } => write!(f, "request({actor},{hold_ref},{})", seats.join("+")),
+            Self::RequestBest { actor, hold_ref, tier, quantity } => {
+                write!(f, "request({actor},{hold_ref},best {tier} x{quantity})")
+            }
+            Self::BlockSeats { block, seats } => write!(f, "block({block},{})", seats.join("+")),
         }
     }
 }
@@ -423,7 +455,92 @@ pub fn scenarios() -> Vec<Scenario> {
             racers: vec![Action::Rejoin { actor: "bob", seats: 1 }, fail("ann", "r1")],
             never: vec![],
         },
+        // Part 4: places. After every ordering no seat is in two live claims, and every row
+        // agrees with the holds and blocks that claim its seats.
+        Scenario {
+            name: "seats-overlap",
+            config: seated(),
+            setup: vec![],
+            advance: Duration::ZERO,
+            // Two buyers want A-1-2: exactly one gets it, and the other changes nothing.
+            racers: vec![seats("ann", "r1", &["A-1-1", "A-1-2"]), seats("bob", "r2", &["A-1-2", "A-1-3"])],
+            never: vec![],
+        },
+        Scenario {
+            name: "best-vs-chosen",
+            config: seated(),
+            setup: vec![],
+            advance: Duration::ZERO,
+            // Best available races a chosen seat in the row's middle.
+            racers: vec![
+                Action::RequestBest { actor: "ann", hold_ref: "r1", tier: "a", quantity: 2 },
+                seats("bob", "r2", &["A-1-2"]),
+            ],
+            never: vec![],
+        },
+        Scenario {
+            name: "desk-vs-best",
+            config: seated(),
+            setup: vec![seats("ann", "r1", &["A-1-1"])],
+            advance: Duration::ZERO,
+            // The sound desk blocks a seat while best available picks from the same row.
+            racers: vec![
+                Action::BlockSeats { block: "desk", seats: &["A-1-3"] },
+                Action::RequestBest { actor: "bob", hold_ref: "r2", tier: "a", quantity: 2 },
+            ],
+            never: vec![],
+        },
+        Scenario {
+            name: "cancel-vs-best",
+            config: seated(),
+            setup: vec![seats("ann", "r1", &["A-1-1", "A-1-2", "A-1-3", "A-1-4"]), pay("ann", "r1", "pi_1")],
+            advance: Duration::ZERO,
+            // The row is sold out until the cancellation frees it: best available either
+            // finds it full or takes freed seats, never a seat still sold.
+            racers: vec![
+                Action::Cancel { hold_ref: "r1" },
+                Action::RequestBest { actor: "bob", hold_ref: "r2", tier: "a", quantity: 2 },
+            ],
+            never: vec![],
+        },
+        Scenario {
+            name: "lapse-vs-chosen",
+            config: seated(),
+            setup: vec![seats("ann", "r1", &["A-1-1", "A-1-2"])],
+            advance: Duration::seconds(600),
+            // Ann's hold lapsed: bob may take its seat; ann's late payment revives her hold
+            // only onto her own seats, all still free — otherwise it is refunded.
+            racers: vec![seats("bob", "r2", &["A-1-2"]), pay("ann", "r1", "pi_1"), Action::Sweep],
+            never: vec![],
+        },
     ]
+}
+
+fn seats(actor: &'static str, hold_ref: &'static str, seats: &'static [&'static str]) -> Action {
+    Action::RequestSeats { actor, hold_ref, seats }
+}
+
+/// One section `A` of tier `a` (10.00) with one row of four seats; late payments revive.
+fn seated() -> OccurrenceConfig {
+    let map = crate::seating::SeatMap {
+        sections: vec![crate::seating::Section {
+            section: crate::contract::SectionName::new("A").unwrap_or_else(|e| panic!("{e}")),
+            tier: tier("a"),
+            rows: vec![crate::seating::RowSpec {
+                row: crate::contract::RowName::new("1").unwrap_or_else(|e| panic!("{e}")),
+                seats: 4,
+            }],
+        }],
+        no_single_gaps: false,
+    };
+    config(10)
+        .with_tiers(vec![crate::catalogue::Tier::new(tier("a"), eur("10.00"))])
+        .with_seating(map)
+        .with_late_payment(crate::catalogue::LatePayment::Revive)
+}
+
+fn seat_list(ids: &[&str]) -> Vec<crate::seating::SeatId> {
+    ids.iter().map(|s| crate::seating::SeatId::parse(s).unwrap_or_else(|e| panic!("{e}"))).collect()
 }
 
 /// One seat listed for resale at 50.00, its price locked while someone pays for it.
@@ -520,6 +637,19 @@ async fn perform<S: AsyncStore, H: super::proxy::Hook>(
             let first = debug(e.leave_waitlist(o, &actor(who), None).await);
             let then = debug(e.join_waitlist(o, &actor(who), None, *seats).await);
             Answer::Other(first.and_then(|a| then.map(|b| format!("{a}; {b}"))))
+        }
+        Action::RequestSeats { actor: who, hold_ref, seats } => {
+            let choice = crate::seating::SeatChoice::Chosen(seat_list(seats));
+            let request = crate::holds::HoldRequest::seated(o.clone(), actor(who), r(hold_ref), choice);
+            Answer::Request(e.request(&request).await.map_err(|err| err.to_string()))
+        }
+        Action::RequestBest { actor: who, hold_ref, tier: t, quantity } => {
+            let choice = crate::seating::SeatChoice::Best { tier: tier(t), quantity: *quantity };
+            let request = crate::holds::HoldRequest::seated(o.clone(), actor(who), r(hold_ref), choice);
+            Answer::Request(e.request(&request).await.map_err(|err| err.to_string()))
+        }
+        Action::BlockSeats { block, seats } => {
+            Answer::Other(debug(e.block_seats(o, &named(block), &seat_list(seats)).await))
         }
         Action::SetPrice { tier: t, cents } => {
             let price = crate::contract::Money::parse(&format!("{}.{:02}", cents / 100, cents % 100), "EUR")
@@ -632,7 +762,9 @@ async fn run_schedule<S: AsyncStore>(
                 | Action::Paid { actor: w, hold_ref, .. }
                 | Action::Failed { actor: w, hold_ref }
                 | Action::Abandon { actor: w, hold_ref }
-                | Action::RequestTier { actor: w, hold_ref, .. } => who.push((w, Some(hold_ref))),
+                | Action::RequestTier { actor: w, hold_ref, .. }
+                | Action::RequestSeats { actor: w, hold_ref, .. }
+                | Action::RequestBest { actor: w, hold_ref, .. } => who.push((w, Some(hold_ref))),
                 Action::Cancel { hold_ref } | Action::CheckIn { hold_ref, .. } => who.push(("warm-up", Some(hold_ref))),
                 Action::Join { actor: w, .. } | Action::Rejoin { actor: w, .. } => who.push((w, None)),
                 Action::BlockAs { block, seats } => blocks.push((block, *seats)),
@@ -644,6 +776,7 @@ async fn run_schedule<S: AsyncStore>(
                 | Action::Reblock { .. }
                 | Action::UnblockAs(_)
                 | Action::Prune
+                | Action::BlockSeats { .. }
                 | Action::SetPrice { .. } => {}
             }
         }
@@ -929,10 +1062,25 @@ async fn check<S: AsyncStore>(
             }
         }
     }
-    for rec in scan(s, o, RecordKind::Block).await {
-        if let Record::Block(b) = rec {
+    let blocks: Vec<crate::catalogue::Block> = scan(s, o, RecordKind::Block)
+        .await
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Block(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    for b in &blocks {
+        if b.seat_ids.is_empty() {
             add(b.tier.as_ref(), b.seats, 2);
+        } else {
+            for seat in &b.seat_ids {
+                add(cfg.seating().and_then(|m| m.tier_of(seat)), 1, 2);
+            }
         }
+    }
+    if let Some(map) = cfg.seating() {
+        check_seats(map, &bookings, &blocks, &scan(s, o, RecordKind::SeatRow).await, now).unwrap_or_else(|e| fail(e));
     }
     for rec in scan(s, o, RecordKind::Waitlist).await {
         if let Record::Waitlist(w) = rec {
@@ -1043,14 +1191,23 @@ async fn check<S: AsyncStore>(
         .collect();
     events.extend(after);
     let mut ends: BTreeMap<String, usize> = BTreeMap::new();
+    let mut revivals: BTreeMap<String, usize> = BTreeMap::new();
     for e in &events {
         let hr = e.event.hold_ref.as_ref().map(|r| r.to_string()).unwrap_or_default();
         if matches!(e.event.kind, EventKind::HoldReleased { .. }) && !released_for.contains(hr.as_str()) {
             fail(format!("hold {hr} was released, but no failure or abandonment named it"));
         }
-        if e.event.kind.is_terminal() {
+        // A revival (`late_payment: revive`) is the one sanctioned second end: an expired or
+        // released hold (or a lapsed one no sweep reached: then it is the only end) confirmed
+        // by its late payment. It is counted apart, at most once.
+        if matches!(e.event.kind, EventKind::HoldConfirmed { revived: true, .. }) {
+            *revivals.entry(hr).or_insert(0) += 1;
+        } else if e.event.kind.is_terminal() {
             *ends.entry(hr).or_insert(0) += 1;
         }
+    }
+    if let Some((hr, n)) = revivals.iter().find(|(_, n)| **n > 1) {
+        fail(format!("hold {hr} was revived {n} times"));
     }
     // Setup's events are among them: an ended booking has at most one terminal event.
     for h in bookings.iter().filter(|h| h.state != HoldState::Held) {
@@ -1075,4 +1232,76 @@ async fn scan<S: AsyncStore>(s: &S, o: &OccKey, kind: RecordKind) -> Vec<Record>
         .into_iter()
         .map(|r| r.value)
         .collect()
+}
+
+/// Places (Part 4): no seat is claimed live by two holds or blocks, and every row says
+/// exactly what the holds and blocks claim — a seat the records claim is the row's, for
+/// that owner and in that state, and the row claims nothing the records do not.
+fn check_seats(
+    map: &crate::seating::SeatMap,
+    bookings: &[crate::holds::Hold],
+    blocks: &[crate::catalogue::Block],
+    rows: &[Record],
+    now: time::OffsetDateTime,
+) -> Result<(), String> {
+    use crate::seating::{Owner, SeatId, SeatStatus, statuses};
+    let mut claimed: BTreeMap<SeatId, (String, SeatStatus)> = BTreeMap::new();
+    let mut claim = |seat: &SeatId, who: String, st: SeatStatus| -> Result<(), String> {
+        if map.tier_of(seat).is_none() {
+            return Err(format!("{who} claims seat {seat}, which the map does not have"));
+        }
+        match claimed.insert(seat.clone(), (who.clone(), st)) {
+            Some((other, _)) => Err(format!("seat {seat} is claimed by {other} and by {who}")),
+            None => Ok(()),
+        }
+    };
+    for h in bookings {
+        for (i, seat) in h.seat_ids.iter().enumerate() {
+            let st = match h.view(now) {
+                crate::holds::HoldView::Live => SeatStatus::Held,
+                crate::holds::HoldView::Confirmed => {
+                    let cancelled = match h.tickets.get(i) {
+                        Some(t) => matches!(t, crate::tickets::TicketState::Cancelled { .. }),
+                        None => i >= h.standing_seats() as usize,
+                    };
+                    if cancelled {
+                        continue;
+                    }
+                    SeatStatus::Sold
+                }
+                _ => continue,
+            };
+            claim(seat, format!("hold {}", h.hold_ref), st)?;
+        }
+    }
+    for b in blocks {
+        for seat in &b.seat_ids {
+            claim(seat, format!("block {}", b.block), SeatStatus::Blocked)?;
+        }
+    }
+    for rec in rows {
+        let Record::SeatRow(row) = rec else { continue };
+        let Some(spec) = map.section(&row.section).and_then(|s| s.rows.iter().find(|r| r.row == row.row)) else {
+            return Err(format!("a row {}-{} the map does not have", row.section, row.row));
+        };
+        let st = statuses(Some(row), spec.seats, now);
+        for (i, status) in st.iter().enumerate() {
+            let seat = SeatId { section: row.section.clone(), row: row.row.clone(), n: u16::try_from(i + 1).unwrap_or(0) };
+            let owner = row.claims.iter().find(|c| c.seats.contains(&seat.n)).map(|c| match &c.owner {
+                Owner::Hold(r) => format!("hold {r}"),
+                Owner::Block(b) => format!("block {b}"),
+            });
+            match (claimed.remove(&seat), *status) {
+                (None, SeatStatus::Free) => {}
+                (Some((who, want)), got) if want == got && owner.as_deref() == Some(who.as_str()) => {}
+                (want, got) => {
+                    return Err(format!("row says seat {seat} is {got:?} ({owner:?}), the records say {want:?}"));
+                }
+            }
+        }
+    }
+    match claimed.into_iter().next() {
+        Some((seat, (who, st))) => Err(format!("{who} claims seat {seat} ({st:?}), but no row says so")),
+        None => Ok(()),
+    }
 }

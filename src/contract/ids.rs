@@ -10,6 +10,9 @@ use super::error::IdError;
 /// The longest `occ_key`, `actor` or `ref` accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
 
+/// The longest section or row name of a seat map, in bytes.
+pub const MAX_SEAT_NAME_BYTES: usize = 32;
+
 /// The longest `provider_ref` accepted, in bytes.
 pub const MAX_PROVIDER_REF_BYTES: usize = 256;
 
@@ -156,6 +159,17 @@ id_type!(
     /// Names a block: seats an organiser took out of sale.
     BlockName,
     MAX_ID_BYTES
+);
+id_type!(
+    /// Names a section of a seat map (`A`, `stalls`): no `-` (seat ids are
+    /// `SECTION-ROW-N`), checked with the map.
+    SectionName,
+    MAX_SEAT_NAME_BYTES
+);
+id_type!(
+    /// Names a row within a section of a seat map (`1`, `AA`): no `-`, checked with the map.
+    RowName,
+    MAX_SEAT_NAME_BYTES
 );
 id_type!(
     /// An operation key (1 to 128 bytes, scoped to one occurrence): the caller's name for

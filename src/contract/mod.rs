@@ -37,7 +37,8 @@ pub use checkout::{CHECKOUT_KIND, CheckoutLine, CheckoutRequest};
 pub use error::{IdError, MoneyError, ParseError};
 pub use event::{DomainEvent, EventId, EventKind, NoHoldReason, OutboxEvent, RefundReason};
 pub use ids::{
-    ActorId, BlockName, MAX_ID_BYTES, MAX_PROVIDER_REF_BYTES, OccKey, OpKey, PoolName, ProviderRef, Ref, TierName,
+    ActorId, BlockName, MAX_ID_BYTES, MAX_PROVIDER_REF_BYTES, MAX_SEAT_NAME_BYTES, OccKey, OpKey, PoolName,
+    ProviderRef, Ref, RowName, SectionName, TierName,
 };
 pub use metadata::{MAX_METADATA_BYTES, Metadata};
 pub use money::{Amount, Currency, Money};

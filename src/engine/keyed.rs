@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::contract::{ActorId, BlockName, CheckoutRequest, Money, OccKey, OpKey, Ref, TierName};
 use crate::holds::{AbandonOutcome, CancelOutcome};
 use crate::opkeys::{KeyedRefusal, Replayed};
+use crate::seating::SeatId;
 use crate::store::{AsyncStore, Store, StoreError};
 use crate::tickets::{CheckIn, at_door};
 use crate::waitlist::Joined;
@@ -139,7 +140,20 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
         seats: u32,
         tier: Option<&TierName>,
     ) -> Result<Replayed<BlockOutcome>, BlockError> {
-        self.engine.write(&ops::BlockOp { occ_key, block, seats: Some((seats, tier)) }, self.op_key).await
+        self.engine.write(&ops::BlockOp { occ_key, block, what: ops::BlockWhat::Count(seats, tier) }, self.op_key).await
+    }
+
+    /// As [`AsyncEngine::block_seats`].
+    ///
+    /// # Errors
+    /// As [`AsyncEngine::block_seats`], and [`OpError::OpKeyReused`].
+    pub async fn block_seats(
+        &self,
+        occ_key: &OccKey,
+        block: &BlockName,
+        seat_ids: &[SeatId],
+    ) -> Result<Replayed<BlockOutcome>, BlockError> {
+        self.engine.write(&ops::BlockOp { occ_key, block, what: ops::BlockWhat::Seats(seat_ids) }, self.op_key).await
     }
 
     /// As [`AsyncEngine::unblock`].
@@ -147,7 +161,7 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
     /// # Errors
     /// As [`AsyncEngine::unblock`], and [`OpError::OpKeyReused`].
     pub async fn unblock(&self, occ_key: &OccKey, block: &BlockName) -> Result<Replayed<BlockOutcome>, BlockError> {
-        self.engine.write(&ops::BlockOp { occ_key, block, seats: None }, self.op_key).await
+        self.engine.write(&ops::BlockOp { occ_key, block, what: ops::BlockWhat::Unblock }, self.op_key).await
     }
 
     /// As [`AsyncEngine::set_price`].
@@ -251,6 +265,7 @@ impl<S: Store, C: Clock> BlockingWithOpKey<'_, S, C> {
         fn cancel(&self, occ_key: &OccKey, hold_ref: &Ref, tickets: Option<&[u32]>) -> Result<Replayed<CancelOutcome>, CancelError>;
         fn cancel_refunding(&self, occ_key: &OccKey, hold_ref: &Ref, tickets: Option<&[u32]>, refund: Money) -> Result<Replayed<CancelOutcome>, CancelError>;
         fn block(&self, occ_key: &OccKey, block: &BlockName, seats: u32, tier: Option<&TierName>) -> Result<Replayed<BlockOutcome>, BlockError>;
+        fn block_seats(&self, occ_key: &OccKey, block: &BlockName, seat_ids: &[SeatId]) -> Result<Replayed<BlockOutcome>, BlockError>;
         fn unblock(&self, occ_key: &OccKey, block: &BlockName) -> Result<Replayed<BlockOutcome>, BlockError>;
         fn set_price(&self, occ_key: &OccKey, tier: &TierName, price: Money) -> Result<Replayed<()>, PriceError>;
         fn join_waitlist(&self, occ_key: &OccKey, actor: &ActorId, tier: Option<&TierName>, seats: u32) -> Result<Replayed<Joined>, WaitlistError>;

@@ -168,9 +168,11 @@ impl Classify for WebhookRefusal {
 impl Classify for ConfigError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::TierInUse(_) | Self::PoolInUse(_) | Self::PlainSeatsInUse | Self::PriceLocked(_) => {
-                ErrorKind::Conflict
-            }
+            Self::TierInUse(_)
+            | Self::PoolInUse(_)
+            | Self::PlainSeatsInUse
+            | Self::PriceLocked(_)
+            | Self::SeatingInUse => ErrorKind::Conflict,
             _ => ErrorKind::Unprocessable,
         }
     }
@@ -202,6 +204,16 @@ impl Classify for RequestRefusal {
             Self::BadQuantity { .. } | Self::NoLines | Self::TooManyLines { .. } => ErrorKind::BadRequest,
             Self::LinesNeedTiers | Self::TiersNeedLines | Self::PriceRequired => ErrorKind::Unprocessable,
             Self::Pricing(p) => p.kind(),
+            Self::Seat(s) => s.kind(),
+        }
+    }
+}
+
+impl Classify for crate::seating::SeatError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownSeat(_) | Self::DuplicateSeat(_) | Self::NoSeats => ErrorKind::BadRequest,
+            _ => ErrorKind::Unprocessable,
         }
     }
 }
@@ -230,6 +242,7 @@ impl Classify for BlockRefusal {
             Self::UnknownOccurrence | Self::Unknown(_) => ErrorKind::NotFound,
             Self::Exists(_) => ErrorKind::Conflict,
             Self::BadSeats { .. } => ErrorKind::BadRequest,
+            Self::Seat(s) => s.kind(),
             _ => ErrorKind::Unprocessable,
         }
     }

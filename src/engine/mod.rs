@@ -39,6 +39,7 @@ use crate::holds::{
 };
 use crate::ledger::Ledger;
 use crate::records::{Occurrence, Record, RecordKey, RecordKind};
+use crate::seating::{SeatId, SeatMapView, seat_map_view};
 use crate::settlement::Settlement;
 use crate::store::{AsyncStore, Store, StoreError};
 use crate::tickets::{CheckIn, Ticket, TicketKey, tickets_of};
@@ -406,6 +407,30 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         Ok(crate::waitlist::view(wl.as_ref(), now))
     }
 
+    /// The seat map of a seated occurrence as it stands now: per row, one character a seat
+    /// (`.` free, `H` held by a live hold, `S` sold, `B` blocked). Reads every row of the map
+    /// (a read for a screen or an audit, not for a hot path); `None` for an occurrence
+    /// without seating.
+    ///
+    /// # Errors
+    /// [`AvailabilityError`] (unknown occurrence, or the store failed).
+    pub async fn seat_map(&self, occ_key: &OccKey) -> Result<Option<SeatMapView>, AvailabilityError> {
+        let now = self.clock.now();
+        let occ = self.occurrence(occ_key).await?;
+        let Some(map) = occ.config.seating() else { return Ok(None) };
+        let keys = map.row_keys();
+        let snap = self.store.load(occ_key, &keys).await?;
+        let rows: std::collections::HashMap<RecordKey, crate::seating::SeatRow> = keys
+            .into_iter()
+            .zip(snap.records)
+            .filter_map(|(k, r)| match r.map(|r| r.value) {
+                Some(Record::SeatRow(row)) => Some((k, row)),
+                _ => None,
+            })
+            .collect();
+        Ok(Some(seat_map_view(map, |k| rows.get(k), now)))
+    }
+
     /// The occurrence: its configuration and counters.
     ///
     /// # Errors
@@ -577,6 +602,20 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         tier: Option<&TierName>,
     ) -> Result<BlockOutcome, BlockError> {
         self.without_op_key().block(occ_key, block, seats, tier).await.map(|r| r.answer)
+    }
+
+    /// Take the named seats out of sale under the name `block` (the sound desk): all or
+    /// none; a seat held, sold or blocked answers [`BlockOutcome::SeatTaken`].
+    ///
+    /// # Errors
+    /// [`BlockError`].
+    pub async fn block_seats(
+        &self,
+        occ_key: &OccKey,
+        block: &BlockName,
+        seat_ids: &[SeatId],
+    ) -> Result<BlockOutcome, BlockError> {
+        self.without_op_key().block_seats(occ_key, block, seat_ids).await.map(|r| r.answer)
     }
 
     /// Give a block's seats back (to the waiting list first).
@@ -901,6 +940,8 @@ impl<S: Store, C: Clock> Engine<S, C> {
         fn prune(&self, occ_key: &OccKey, horizon: time::OffsetDateTime) -> Result<Pruned, StoreError>;
         fn set_price(&self, occ_key: &OccKey, tier: &TierName, price: Money) -> Result<(), PriceError>;
         fn block(&self, occ_key: &OccKey, block: &BlockName, seats: u32, tier: Option<&TierName>) -> Result<BlockOutcome, BlockError>;
+        fn block_seats(&self, occ_key: &OccKey, block: &BlockName, seat_ids: &[SeatId]) -> Result<BlockOutcome, BlockError>;
+        fn seat_map(&self, occ_key: &OccKey) -> Result<Option<SeatMapView>, AvailabilityError>;
         fn unblock(&self, occ_key: &OccKey, block: &BlockName) -> Result<BlockOutcome, BlockError>;
         fn tickets(&self, occ_key: &OccKey, hold_ref: &Ref) -> Result<Vec<Ticket>, TicketError>;
         fn check_in(&self, occ_key: &OccKey, credential: &str) -> Result<CheckIn, TicketError>;

@@ -7,8 +7,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::run::{Operation, View};
 use crate::catalogue::{
-    BlockOutcome, BlockRefusal, ConfigError, OccurrenceConfig, SetPriceError, decide_block, decide_configure,
-    decide_set_price, decide_unblock,
+    BlockOutcome, BlockRefusal, ConfigError, OccurrenceConfig, SetPriceError, decide_block, decide_block_seats,
+    decide_configure, decide_set_price, decide_unblock,
 };
 use crate::contract::{ActorId, BlockName, CheckoutRequest, Money, OccKey, OpKey, PaymentResult, Ref, TierName};
 use crate::holds::{
@@ -213,15 +213,28 @@ impl Operation for SetPrice<'_> {
 pub(crate) struct BlockOp<'a> {
     pub(crate) occ_key: &'a OccKey,
     pub(crate) block: &'a BlockName,
-    /// `None`: unblock.
-    pub(crate) seats: Option<(u32, Option<&'a TierName>)>,
+    pub(crate) what: BlockWhat<'a>,
+}
+
+/// What a [`BlockOp`] does.
+pub(crate) enum BlockWhat<'a> {
+    /// Block a count of seats (of a tier).
+    Count(u32, Option<&'a TierName>),
+    /// Block these named seats.
+    Seats(&'a [crate::seating::SeatId]),
+    /// Give the block's seats back.
+    Unblock,
 }
 
 impl Command for BlockOp<'_> {
     fn command(&self) -> String {
-        match self.seats {
-            Some((seats, tier)) => format!("block {} x{seats} tier={tier:?}", self.block),
-            None => format!("unblock {}", self.block),
+        match self.what {
+            BlockWhat::Count(seats, tier) => format!("block {} x{seats} tier={tier:?}", self.block),
+            BlockWhat::Seats(ids) => {
+                let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                format!("block {} seats={}", self.block, ids.join(","))
+            }
+            BlockWhat::Unblock => format!("unblock {}", self.block),
         }
     }
 }
@@ -236,9 +249,10 @@ impl Operation for BlockOp<'_> {
         vec![RecordKey::Block(self.block.clone()), RecordKey::Waitlist]
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<BlockOutcome>, BlockRefusal> {
-        match self.seats {
-            Some((seats, tier)) => decide_block(view, self.block, seats, tier, now),
-            None => decide_unblock(view, self.block, now),
+        match self.what {
+            BlockWhat::Count(seats, tier) => decide_block(view, self.block, seats, tier, now),
+            BlockWhat::Seats(ids) => decide_block_seats(view, self.block, ids, now),
+            BlockWhat::Unblock => decide_unblock(view, self.block, now),
         }
     }
 }

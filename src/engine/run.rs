@@ -272,7 +272,23 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
                     }
                     return Ok(out);
                 }
-                Step::Write(change, out) => {
+                Step::Write(mut change, out) => {
+                    // The rows of a seat map follow the holds and blocks the change writes:
+                    // one rule, applied here for every operation.
+                    if let Err(u) = crate::seating::reconcile(&view, &mut change, now) {
+                        match u {
+                            crate::seating::Unreconciled::Load(keys) => {
+                                view.rounds += 1;
+                                if view.rounds > MAX_ROUNDS {
+                                    return Err(StoreError::Internal("seat rows kept missing".into()).into());
+                                }
+                                let snap = store.load(occ_key, &keys).await?;
+                                view.add(keys, snap.records);
+                                continue;
+                            }
+                            crate::seating::Unreconciled::Bug(why) => return Err(StoreError::Internal(why).into()),
+                        }
+                    }
                     let commit = view.commit(occ_key, change)?;
                     let update = cache.and_then(|c| c.prepare(&commit));
                     let result = store.commit(commit).await;

@@ -8,6 +8,7 @@ use crate::contract::{
     ActorId, Amount, CheckoutLine, CheckoutRequest, DomainEvent, EventKind, Metadata, Money, OccKey, Ref, TierName,
 };
 use crate::records::{Deltas, UsageDelta, nanos};
+use crate::seating::SeatId;
 use crate::tickets::{TicketState, ticket_id};
 
 /// The stored state of a hold. Whether a `Held` hold has lapsed is not stored: it is read off
@@ -124,6 +125,11 @@ pub struct Hold {
     /// Refunded so far by cancellations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refunded: Option<Amount>,
+    /// The seats of a seated hold, one per seat in ticket order (empty: unseated). Rows
+    /// follow the hold's state ([`seating`](crate::seating)): held while it is, sold once
+    /// paid, free when it ends or a ticket is cancelled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seat_ids: Vec<SeatId>,
 }
 
 fn is_zero(n: &u32) -> bool {

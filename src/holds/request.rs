@@ -12,6 +12,7 @@ use crate::contract::{
     ActorId, CheckoutLine, CheckoutRequest, MAX_LINES, MAX_QUANTITY, Metadata, Money, OccKey, Ref, TierName,
 };
 use crate::records::{Change, Loaded, LoadedExt, Record, RecordKey, Step, UsageDelta};
+use crate::seating::{self, Chosen, SeatChoice, SeatError, SeatId};
 use crate::waitlist;
 
 /// What is ordered: plain seats priced by the caller (Part 1), or lines of tiers priced by
@@ -34,6 +35,14 @@ pub enum Order {
     Seats {
         /// Seats wanted.
         quantity: u32,
+        /// The total the buyer was shown, if the caller wants it checked.
+        expected: Option<Money>,
+    },
+    /// Places of a seat map (an occurrence with [seating](crate::seating)): named seats, or
+    /// the best available block of a tier.
+    Seated {
+        /// Which seats.
+        choice: SeatChoice,
         /// The total the buyer was shown, if the caller wants it checked.
         expected: Option<Money>,
     },
@@ -82,6 +91,12 @@ impl HoldRequest {
         Self { occ_key, actor, hold_ref, order: Order::Lines { lines, expected: None }, metadata: None }
     }
 
+    /// A request for places of the occurrence's seat map: the seats named, all or none, or
+    /// the best available block ([`SeatChoice`]).
+    pub fn seated(occ_key: OccKey, actor: ActorId, hold_ref: Ref, choice: SeatChoice) -> Self {
+        Self { occ_key, actor, hold_ref, order: Order::Seated { choice, expected: None }, metadata: None }
+    }
+
     /// The same plain request for `quantity` seats (checked by the engine: 1 to
     /// [`MAX_QUANTITY`]). No effect on a request of lines.
     pub fn with_quantity(mut self, quantity: u32) -> Self {
@@ -94,7 +109,9 @@ impl HoldRequest {
     /// The same request of lines or of seller-priced seats, checked against the total the
     /// buyer was shown. No effect on a plain request (whose price is the caller's).
     pub fn expecting(mut self, price: Money) -> Self {
-        if let Order::Lines { expected, .. } | Order::Seats { expected, .. } = &mut self.order {
+        if let Order::Lines { expected, .. } | Order::Seats { expected, .. } | Order::Seated { expected, .. } =
+            &mut self.order
+        {
             *expected = Some(price);
         }
         self
@@ -111,6 +128,8 @@ impl HoldRequest {
         match &self.order {
             Order::Plain { quantity, .. } | Order::Seats { quantity, .. } => *quantity,
             Order::Lines { lines, .. } => lines.iter().fold(0u32, |a, l| a.saturating_add(l.quantity)),
+            Order::Seated { choice: SeatChoice::Chosen(seats), .. } => u32::try_from(seats.len()).unwrap_or(u32::MAX),
+            Order::Seated { choice: SeatChoice::Best { quantity, .. }, .. } => *quantity,
         }
     }
 
@@ -129,6 +148,11 @@ impl HoldRequest {
             }
             if lines.iter().any(|l| !(1..=MAX_QUANTITY).contains(&l.quantity)) {
                 return Err(RequestRefusal::BadQuantity { max: MAX_QUANTITY });
+            }
+        }
+        if let Order::Seated { choice: SeatChoice::Chosen(seats), .. } = &self.order {
+            if seats.is_empty() {
+                return Err(SeatError::NoSeats.into());
             }
         }
         if !(1..=MAX_QUANTITY).contains(&self.quantity()) {
@@ -151,8 +175,21 @@ impl HoldRequest {
                 hold.lines.is_empty() && expected.is_none_or(|e| e == hold.price) && hold.quantity == *quantity
             }
             Order::Lines { lines, expected } => {
-                hold.lines.len() == lines.len()
+                hold.seat_ids.is_empty()
+                    && hold.lines.len() == lines.len()
                     && hold.lines.iter().zip(lines).all(|(h, l)| h.tier == l.tier && h.quantity == l.quantity)
+                    && expected.is_none_or(|e| e == hold.price)
+            }
+            Order::Seated { choice: SeatChoice::Chosen(seats), expected } => {
+                hold.seat_ids.len() == seats.len()
+                    && seats.iter().all(|s| hold.seat_ids.contains(s))
+                    && expected.is_none_or(|e| e == hold.price)
+            }
+            Order::Seated { choice: SeatChoice::Best { tier, quantity }, expected } => {
+                !hold.seat_ids.is_empty()
+                    && hold.lines.len() == 1
+                    && hold.lines[0].tier == *tier
+                    && hold.quantity == *quantity
                     && expected.is_none_or(|e| e == hold.price)
             }
         }
@@ -173,6 +210,9 @@ pub enum RequestOutcome {
         checkout: CheckoutRequest,
         /// Whether the hold already existed under this ref.
         replayed: bool,
+        /// The seats held, for a seated order (in ticket order).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        seat_ids: Vec<SeatId>,
     },
     /// Every line was free: the booking is confirmed at once, without payment.
     Confirmed {
@@ -181,6 +221,9 @@ pub enum RequestOutcome {
         hold_ref: Ref,
         /// Whether this exact request had already confirmed it.
         replayed: bool,
+        /// The seats sold, for a seated order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        seat_ids: Vec<SeatId>,
     },
     /// The actor has a live hold here under another ref (or, at an occurrence without
     /// `max_per_actor`, a booking): resume that checkout instead of starting a second one.
@@ -217,6 +260,17 @@ pub enum RequestOutcome {
     LimitReached {
         /// The limit.
         max_per_actor: u32,
+    },
+    /// A named seat is held (live), sold or blocked: choose others. Nothing changed.
+    SeatTaken {
+        /// The first such seat, in the order named.
+        seat: SeatId,
+    },
+    /// The named seats would leave this single free seat stranded, at an occurrence that
+    /// refuses single gaps: include it, or choose others. Nothing changed.
+    SingleGap {
+        /// The first stranded seat, in map order.
+        seat: SeatId,
     },
 }
 
@@ -268,6 +322,10 @@ pub enum RequestRefusal {
     /// The lines cannot be priced (unknown tier, mixed currencies, total too large).
     #[error(transparent)]
     Pricing(#[from] PricingError),
+    /// The seats cannot be considered: unknown or repeated seats, a seated tier ordered in
+    /// lines, best available for a tier without seats, seats at an occurrence without a map.
+    #[error(transparent)]
+    Seat(#[from] SeatError),
 }
 
 /// The keys a request loads first.
@@ -308,9 +366,20 @@ pub fn decide_request(
             let (price, lines) = price_lines(cfg, lines)?;
             (price, lines, *expected)
         }
+        (Order::Seated { choice, expected }, _) => {
+            let map = cfg.seating().ok_or(SeatError::NotSeated)?;
+            let lines = seated_lines(map, choice)?;
+            let (price, lines) = price_lines(cfg, &lines)?;
+            (price, lines, *expected)
+        }
         (Order::Lines { .. }, false) => return Err(RequestRefusal::LinesNeedTiers),
         (Order::Plain { .. } | Order::Seats { .. }, true) => return Err(RequestRefusal::TiersNeedLines),
     };
+    if let (Order::Lines { lines, .. }, Some(map)) = (&req.order, cfg.seating()) {
+        if let Some(l) = lines.iter().find(|l| map.is_seated(&l.tier)) {
+            return Err(SeatError::SeatedTier(l.tier.clone()).into());
+        }
+    }
     let quantity = req.quantity();
     let booking = view.booking(&req.hold_ref);
     let actor = view.actor(&req.actor);
@@ -322,6 +391,7 @@ pub fn decide_request(
                 return Ok(Step::Answer(RequestOutcome::AwaitingPayment {
                     checkout: b.checkout_request(),
                     replayed: true,
+                    seat_ids: b.seat_ids.clone(),
                 }));
             }
             HoldView::Live => return Err(RequestRefusal::RequestChanged),
@@ -332,7 +402,11 @@ pub fn decide_request(
                     && b.ended_at == Some(b.placed_at)
                     && req.placed(b) =>
             {
-                return Ok(Step::Answer(RequestOutcome::Confirmed { hold_ref: b.hold_ref.clone(), replayed: true }));
+                return Ok(Step::Answer(RequestOutcome::Confirmed {
+                    hold_ref: b.hold_ref.clone(),
+                    replayed: true,
+                    seat_ids: b.seat_ids.clone(),
+                }));
             }
             _ => {}
         }
@@ -378,6 +452,25 @@ pub fn decide_request(
             return Ok(Step::Answer(RequestOutcome::LimitReached { max_per_actor: max }));
         }
     }
+
+    // Which places: checked or picked on the rows (loaded here), before any room is made.
+    let seat_ids = match &req.order {
+        Order::Seated { choice, .. } => {
+            let map = cfg.seating().ok_or(SeatError::NotSeated)?;
+            match seating::choose(view, map, choice, now)? {
+                Chosen::Seats(seats) => in_line_order(map, seats, &lines),
+                Chosen::Load(keys) => return Ok(Step::Load(keys)),
+                Chosen::Taken(seat) => return Ok(Step::Answer(RequestOutcome::SeatTaken { seat })),
+                Chosen::Gap(seat) => return Ok(Step::Answer(RequestOutcome::SingleGap { seat })),
+                Chosen::Full(tier) => {
+                    let dim = Dim::Tier(tier.clone());
+                    let capacity = cfg.capacity_of(&dim).flatten().map_or(0, |c| u32::try_from(c).unwrap_or(u32::MAX));
+                    return Ok(Step::Answer(RequestOutcome::Full { capacity, tier: Some(tier), short: dim }));
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
 
     let mut change = Change::default();
     if let Some(h) = own_lapsed {
@@ -452,6 +545,7 @@ pub fn decide_request(
         cancelled_seats: 0,
         cancellations: 0,
         refunded: None,
+        seat_ids,
     };
     change.events.push(hold.placed_event());
     let hold_tiers: Vec<TierName> = hold.lines.iter().map(|l| l.tier.clone()).collect();
@@ -465,13 +559,15 @@ pub fn decide_request(
         change.events.extend(events);
         summary.live = None;
         summary = summary.confirmed(&hold.hold_ref, quantity);
+        let seat_ids = hold.seat_ids.clone();
         change.put(Record::Booking(confirmed));
-        RequestOutcome::Confirmed { hold_ref: hold.hold_ref.clone(), replayed: false }
+        RequestOutcome::Confirmed { hold_ref: hold.hold_ref.clone(), replayed: false, seat_ids }
     } else {
         summary.live = Some(LiveHold { hold_ref: hold.hold_ref.clone(), quantity, expires_at: hold.expires_at });
         let checkout = hold.checkout_request();
+        let seat_ids = hold.seat_ids.clone();
         change.put(Record::Booking(hold));
-        RequestOutcome::AwaitingPayment { checkout, replayed: false }
+        RequestOutcome::AwaitingPayment { checkout, replayed: false, seat_ids }
     };
     change.put(Record::Actor(summary));
     // The requester got seats: their entries still waiting (for a tier of this order, or
@@ -480,4 +576,35 @@ pub fn decide_request(
     // Seats an offer set aside beyond what this request took go on down the list.
     waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, Some(&req.actor));
     Ok(Step::Write(change, outcome))
+}
+
+/// The lines of a seated order: named seats grouped by their tier (in the order the tiers
+/// first appear), or the best-available tier.
+fn seated_lines(map: &seating::SeatMap, choice: &SeatChoice) -> Result<Vec<Line>, RequestRefusal> {
+    match choice {
+        SeatChoice::Best { tier, quantity } => {
+            if !map.is_seated(tier) {
+                return Err(SeatError::UnseatedTier(tier.clone()).into());
+            }
+            Ok(vec![Line { tier: tier.clone(), quantity: *quantity }])
+        }
+        SeatChoice::Chosen(seats) => {
+            let mut lines: Vec<Line> = Vec::new();
+            for s in seats {
+                let tier = map.tier_of(s).ok_or_else(|| SeatError::UnknownSeat(s.clone()))?;
+                match lines.iter_mut().find(|l| &l.tier == tier) {
+                    Some(l) => l.quantity = l.quantity.saturating_add(1),
+                    None => lines.push(Line { tier: tier.clone(), quantity: 1 }),
+                }
+            }
+            Ok(lines)
+        }
+    }
+}
+
+/// The seats in ticket order: grouped by line, each group in the order chosen.
+fn in_line_order(map: &seating::SeatMap, mut seats: Vec<SeatId>, lines: &[CheckoutLine]) -> Vec<SeatId> {
+    let line_of = |s: &SeatId| map.tier_of(s).and_then(|t| lines.iter().position(|l| &l.tier == t)).unwrap_or(0);
+    seats.sort_by_key(|s| line_of(s));
+    seats
 }

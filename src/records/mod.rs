@@ -27,9 +27,10 @@ use smallvec::SmallVec;
 use time::OffsetDateTime;
 
 use crate::catalogue::{Block, Dim, OccurrenceConfig};
-use crate::contract::{ActorId, BlockName, DomainEvent, OccKey, OpKey, ProviderRef, Ref};
+use crate::contract::{ActorId, BlockName, DomainEvent, OccKey, OpKey, ProviderRef, Ref, RowName, SectionName};
 use crate::holds::{ActorRecord, Cancellation, Hold};
 use crate::opkeys::OpRecord;
+use crate::seating::SeatRow;
 use crate::settlement::{PaymentRecord, Rejection};
 use crate::waitlist::Waitlist;
 
@@ -351,6 +352,13 @@ pub enum RecordKey {
     },
     /// The first answer of a write made under an operation key.
     Op(OpKey),
+    /// One row of a seat map: which seats are claimed, by whom.
+    SeatRow {
+        /// The section.
+        section: SectionName,
+        /// The row.
+        row: RowName,
+    },
 }
 
 /// The kinds of [`RecordKey`] / [`Record`].
@@ -373,11 +381,13 @@ pub enum RecordKind {
     Rejection,
     /// [`RecordKey::Op`].
     Op,
+    /// [`RecordKey::SeatRow`].
+    SeatRow,
 }
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: [RecordKind; 8] = [
+    pub const ALL: [RecordKind; 9] = [
         Self::Booking,
         Self::Actor,
         Self::Payment,
@@ -386,6 +396,7 @@ impl RecordKind {
         Self::Waitlist,
         Self::Rejection,
         Self::Op,
+        Self::SeatRow,
     ];
 
     /// A stable name for storage.
@@ -399,6 +410,7 @@ impl RecordKind {
             Self::Waitlist => "waitlist",
             Self::Rejection => "rejection",
             Self::Op => "op",
+            Self::SeatRow => "seat_row",
         }
     }
 
@@ -430,6 +442,7 @@ impl RecordKey {
             Self::Waitlist => RecordKind::Waitlist,
             Self::Rejection { .. } => RecordKind::Rejection,
             Self::Op(_) => RecordKind::Op,
+            Self::SeatRow { .. } => RecordKind::SeatRow,
         }
     }
 
@@ -446,6 +459,7 @@ impl RecordKey {
             Self::Rejection { hold_ref, actor, provider_ref: None } => format!("{hold_ref}{SEP}{actor}"),
             Self::Rejection { hold_ref, actor, provider_ref: Some(p) } => format!("{hold_ref}{SEP}{actor}{SEP}{p}"),
             Self::Op(k) => k.to_string(),
+            Self::SeatRow { section, row } => format!("{section}{SEP}{row}"),
         }
     }
 
@@ -480,6 +494,14 @@ impl RecordKey {
             RecordKind::Waitlist if id.is_empty() => Self::Waitlist,
             RecordKind::Waitlist => return None,
             RecordKind::Op => Self::Op(OpKey::new(id).ok()?),
+            RecordKind::SeatRow => {
+                let section = SectionName::new(parts.next()?).ok()?;
+                let row = RowName::new(parts.next()?).ok()?;
+                if parts.next().is_some() {
+                    return None;
+                }
+                Self::SeatRow { section, row }
+            }
         };
         Some(key)
     }
@@ -511,6 +533,8 @@ pub enum Record {
     Rejection(Rejection),
     /// The first answer of a write made under an operation key.
     Op(OpRecord),
+    /// One row of a seat map.
+    SeatRow(SeatRow),
 }
 
 impl Record {
@@ -525,6 +549,7 @@ impl Record {
             Self::Waitlist(_) => RecordKey::Waitlist,
             Self::Rejection(r) => r.key(),
             Self::Op(o) => RecordKey::Op(o.op_key.clone()),
+            Self::SeatRow(r) => r.key(),
         }
     }
 
@@ -545,6 +570,7 @@ impl Record {
                 &r.hold_ref == hold_ref && &r.actor == actor && &r.provider_ref == provider_ref
             }
             (Self::Op(o), RecordKey::Op(k)) => &o.op_key == k,
+            (Self::SeatRow(r), RecordKey::SeatRow { section, row }) => &r.section == section && &r.row == row,
             _ => false,
         }
     }
@@ -574,6 +600,7 @@ impl Record {
             Self::Waitlist(w) => serde_json::to_value(w),
             Self::Rejection(r) => serde_json::to_value(r),
             Self::Op(o) => serde_json::to_value(o),
+            Self::SeatRow(r) => serde_json::to_value(r),
         }
     }
 
@@ -591,6 +618,7 @@ impl Record {
             RecordKind::Waitlist => Self::Waitlist(serde_json::from_value(v)?),
             RecordKind::Rejection => Self::Rejection(serde_json::from_value(v)?),
             RecordKind::Op => Self::Op(serde_json::from_value(v)?),
+            RecordKind::SeatRow => Self::SeatRow(serde_json::from_value(v)?),
         })
     }
 }

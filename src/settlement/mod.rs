@@ -509,6 +509,16 @@ fn revive(view: &impl Loaded, result: &PaymentResult, hold: &Hold, now: OffsetDa
         }
         None => {}
     }
+    // A seated hold revives only onto its own seats, all of them still free.
+    if !hold.seat_ids.is_empty() {
+        let map = cfg.seating()?;
+        let owner = crate::seating::Owner::Hold(hold.hold_ref.clone());
+        match crate::seating::all_free_for(view, map, &hold.seat_ids, &owner, now) {
+            Err(keys) => return Some(Step::Load(keys)),
+            Ok(false) => return None,
+            Ok(true) => {}
+        }
+    }
     let mut change = Change::default();
     // A hold still held (lapsed) gives its held seats back first; the booking then takes
     // them, or others, as sold seats.

@@ -86,6 +86,9 @@ pub struct Ticket {
     /// Its tier, for a tiered booking.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tier: Option<TierName>,
+    /// Its seat, for a seated booking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<crate::seating::SeatId>,
     /// Its status.
     pub status: TicketStatus,
     /// When it was checked in or cancelled.
@@ -105,6 +108,7 @@ pub fn tickets_of(hold: &Hold, key: &TicketKey) -> Vec<Ticket> {
             hold_ref: hold.hold_ref.clone(),
             index: i,
             tier: hold.seat_tier(i).cloned(),
+            seat: usize::try_from(i).ok().and_then(|i| hold.seat_ids.get(i)).cloned(),
             status: match state {
                 TicketState::Valid => TicketStatus::Valid,
                 TicketState::CheckedIn { .. } => TicketStatus::CheckedIn,

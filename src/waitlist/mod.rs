@@ -355,6 +355,11 @@ pub enum WaitlistRefusal {
         /// [`MAX_WAITLIST`].
         max: usize,
     },
+    /// The tier is sold as places of the seat map: waiting lists for seated tiers are not
+    /// offered in this version (an offer would have to name seats). Point buyers at best
+    /// available instead.
+    #[error("tier {0} is seated: it has no waiting list")]
+    SeatedTier(TierName),
 }
 
 /// Decide `actor` joining the waiting list for `seats` seats (of `tier`). Joining again for
@@ -377,6 +382,9 @@ pub fn decide_join(
     if let Some(t) = tier {
         if occ.config.tier(t).is_none() {
             return Err(WaitlistRefusal::UnknownTier(t.clone()));
+        }
+        if occ.config.is_seated(t) {
+            return Err(WaitlistRefusal::SeatedTier(t.clone()));
         }
     }
     let mut wl = view.waitlist().cloned().unwrap_or_else(|| Waitlist::new(occ.key.clone()));

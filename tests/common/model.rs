@@ -2132,12 +2132,12 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
             (ExpReq::Mixed, _) => refused(|e| matches!(e, RequestRefusal::Pricing(PricingError::MixedCurrencies(..)))),
             (ExpReq::RefUsed, _) => refused(|e| matches!(e, RequestRefusal::RefUsed)),
             (ExpReq::RequestChanged, _) => refused(|e| matches!(e, RequestRefusal::RequestChanged)),
-            (ExpReq::Replay, Ok(RequestOutcome::AwaitingPayment { checkout: c, replayed: true }))
-            | (ExpReq::Placed, Ok(RequestOutcome::AwaitingPayment { checkout: c, replayed: false })) => {
+            (ExpReq::Replay, Ok(RequestOutcome::AwaitingPayment { checkout: c, replayed: true, .. }))
+            | (ExpReq::Placed, Ok(RequestOutcome::AwaitingPayment { checkout: c, replayed: false, .. })) => {
                 checkout.as_ref().is_some_and(|w| check_checkout(occ, c, w).is_ok())
             }
-            (ExpReq::FreeReplay, Ok(RequestOutcome::Confirmed { hold_ref, replayed: true }))
-            | (ExpReq::FreeConfirmed, Ok(RequestOutcome::Confirmed { hold_ref, replayed: false })) => {
+            (ExpReq::FreeReplay, Ok(RequestOutcome::Confirmed { hold_ref, replayed: true, .. }))
+            | (ExpReq::FreeConfirmed, Ok(RequestOutcome::Confirmed { hold_ref, replayed: false, .. })) => {
                 hold_ref.as_str() == r
             }
             (

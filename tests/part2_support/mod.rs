@@ -201,7 +201,7 @@ impl<S: AsyncStore> H<S> {
     /// Request and expect a fresh hold; answers its checkout amount.
     pub async fn hold(&self, req: &HoldRequest) -> Money {
         match self.request(req).await {
-            RequestOutcome::AwaitingPayment { checkout, replayed: false } => checkout.price(),
+            RequestOutcome::AwaitingPayment { checkout, replayed: false, .. } => checkout.price(),
             other => panic!("{req:?}: expected a fresh hold, got {other:?}"),
         }
     }
@@ -439,6 +439,10 @@ pub struct FaultyStore {
     script: Mutex<VecDeque<Fault>>,
     pub commits: AtomicU64,
     pub lost_acks: AtomicU64,
+    /// Every seat row key loaded, in order (what an operation read of the seat map).
+    pub rows_read: Mutex<Vec<RecordKey>>,
+    /// Every seat row key a commit put or deleted (what an operation wrote of it).
+    pub rows_written: Mutex<Vec<RecordKey>>,
 }
 
 impl FaultyStore {
@@ -463,6 +467,8 @@ fn injected(what: &str) -> StoreError {
 
 impl Store for FaultyStore {
     fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError> {
+        let rows = keys.iter().filter(|k| k.kind() == RecordKind::SeatRow).cloned();
+        self.rows_read.lock().unwrap().extend(rows);
         Store::load(&self.inner, occ_key, keys)
     }
     fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError> {
@@ -481,6 +487,12 @@ impl Store for FaultyStore {
         Store::occurrences(&self.inner, after, limit)
     }
     fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
+        let rows = commit
+            .records
+            .iter()
+            .filter(|w| w.key.kind() == RecordKind::SeatRow && !matches!(w.op, seathold::store::WriteOp::Check))
+            .map(|w| w.key.clone());
+        self.rows_written.lock().unwrap().extend(rows);
         let fault = self.script.lock().unwrap().pop_front().unwrap_or(Fault::None);
         match fault {
             Fault::None => {

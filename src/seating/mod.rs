@@ -1,0 +1,877 @@
+//! Assigned seating (DESIGN Part 4): seat maps, the record of one row, choosing seats, and
+//! the one rule that keeps rows in step with the holds and blocks that claim their seats.
+//!
+//! Owns: [`SeatMap`] (sections in quality order, each of one tier, with rows of numbered
+//! seats), [`SeatId`] (`SECTION-ROW-N`), [`SeatRow`] (one row's claims: which hold or block
+//! has which seats, a held claim with its expiry), choosing seats for a request (the ids a
+//! buyer named, or the best available block that strands no single seat), the seat-map read,
+//! and [`reconcile`]: after *any* decision, the rows its change touches are rewritten from the
+//! holds and blocks it writes. No decision edits a row itself, so a seat is freed by every
+//! path that ends a hold (release, expiry, cancellation, a ticket cancelled) without each path
+//! remembering to.
+//!
+//! May not touch: counters, payments, storage, the clock. A seat counts against the total,
+//! its tier and its tier's pools through the hold or block that claims it, exactly like an
+//! unseated seat; the rows only say *which* seats. Every function is pure: the engine loads
+//! the rows asked for and commits the change, each row guarded at the version read, which is
+//! what keeps two buyers off one seat under any interleaving.
+//!
+//! A row that was never written has every seat free and costs nothing to store: a map of
+//! 80,000 seats is a few hundred bytes of configuration until seats are sold.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::contract::{BlockName, Ref, RowName, SectionName, TierName};
+use crate::records::{Change, Loaded, Record, RecordKey, nanos};
+
+/// The most seats one row may have.
+pub const MAX_ROW_SEATS: u16 = 1_000;
+
+/// The most rows one seat map may have (over all sections).
+pub const MAX_MAP_ROWS: usize = 20_000;
+
+/// The most sections one seat map may have.
+pub const MAX_SECTIONS: usize = 1_000;
+
+/// One row of a section: its name and how many seats it has (numbered from 1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowSpec {
+    /// The row's name (`1`, `AA`).
+    pub row: RowName,
+    /// Seats in the row, numbered 1 to `seats`.
+    pub seats: u16,
+}
+
+/// One section of a seat map: a tier and rows in quality order (better first).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    /// The section's name (`A`, `stalls`).
+    pub section: SectionName,
+    /// The tier of every seat in it (its price and pools).
+    pub tier: TierName,
+    /// Its rows, better first.
+    pub rows: Vec<RowSpec>,
+}
+
+/// An occurrence's seat map: sections in quality order (better first). A seat has its
+/// section's tier; a seated tier's seats are exactly its places (its cap is its seat count).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeatMap {
+    /// The sections, better first.
+    pub sections: Vec<Section>,
+    /// Refuse a chosen-seat request that would strand a single free seat
+    /// ([`SingleGap`](crate::holds::RequestOutcome::SingleGap)), and let best available pick
+    /// only blocks that strand none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_single_gaps: bool,
+}
+
+/// Why a seat map was refused. Nothing was changed; fix the value named.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SeatMapError {
+    /// A map needs at least one section, each with at least one row.
+    #[error("a seat map needs sections, and each section rows")]
+    Empty,
+    /// A section or row name contains `-` (seat ids are `SECTION-ROW-N`).
+    #[error("section and row names may not contain '-': {0}")]
+    BadName(String),
+    /// Two sections share a name, or two rows of one section do.
+    #[error("{0} is declared twice")]
+    Duplicate(String),
+    /// A row has no seats, or more than [`MAX_ROW_SEATS`].
+    #[error("row {0} must have 1 to {max} seats", max = MAX_ROW_SEATS)]
+    BadRow(String),
+    /// More than [`MAX_SECTIONS`] sections or [`MAX_MAP_ROWS`] rows.
+    #[error("at most {max_sections} sections and {max_rows} rows")]
+    TooLarge {
+        /// [`MAX_SECTIONS`].
+        max_sections: usize,
+        /// [`MAX_MAP_ROWS`].
+        max_rows: usize,
+    },
+    /// A section names a tier the occurrence does not declare.
+    #[error("section {section} names tier {tier}, which is not declared")]
+    UnknownTier {
+        /// The section.
+        section: SectionName,
+        /// The tier it names.
+        tier: TierName,
+    },
+}
+
+impl SeatMap {
+    /// Check the map on its own and against the occurrence's tiers (`has_tier`).
+    ///
+    /// # Errors
+    /// The first [`SeatMapError`] found.
+    pub fn check(&self, has_tier: impl Fn(&TierName) -> bool) -> Result<(), SeatMapError> {
+        if self.sections.is_empty() || self.sections.iter().any(|s| s.rows.is_empty()) {
+            return Err(SeatMapError::Empty);
+        }
+        let rows: usize = self.sections.iter().map(|s| s.rows.len()).sum();
+        if self.sections.len() > MAX_SECTIONS || rows > MAX_MAP_ROWS {
+            return Err(SeatMapError::TooLarge { max_sections: MAX_SECTIONS, max_rows: MAX_MAP_ROWS });
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &self.sections {
+            if s.section.as_str().contains('-') {
+                return Err(SeatMapError::BadName(s.section.to_string()));
+            }
+            if !names.insert(s.section.as_str()) {
+                return Err(SeatMapError::Duplicate(format!("section {}", s.section)));
+            }
+            if !has_tier(&s.tier) {
+                return Err(SeatMapError::UnknownTier { section: s.section.clone(), tier: s.tier.clone() });
+            }
+            let mut row_names = std::collections::HashSet::new();
+            for r in &s.rows {
+                if r.row.as_str().contains('-') {
+                    return Err(SeatMapError::BadName(r.row.to_string()));
+                }
+                if !row_names.insert(r.row.as_str()) {
+                    return Err(SeatMapError::Duplicate(format!("row {}-{}", s.section, r.row)));
+                }
+                if !(1..=MAX_ROW_SEATS).contains(&r.seats) {
+                    return Err(SeatMapError::BadRow(format!("{}-{}", s.section, r.row)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The section named `name`.
+    pub fn section(&self, name: &SectionName) -> Option<&Section> {
+        self.sections.iter().find(|s| &s.section == name)
+    }
+
+    /// Where a row sits in the map (section index, row index) and its seat count.
+    fn locate(&self, section: &SectionName, row: &RowName) -> Option<((usize, usize), u16)> {
+        let (si, s) = self.sections.iter().enumerate().find(|(_, s)| &s.section == section)?;
+        let (ri, r) = s.rows.iter().enumerate().find(|(_, r)| &r.row == row)?;
+        Some(((si, ri), r.seats))
+    }
+
+    /// The tier of `seat`, if the map has that seat.
+    pub fn tier_of(&self, seat: &SeatId) -> Option<&TierName> {
+        let s = self.section(&seat.section)?;
+        let r = s.rows.iter().find(|r| r.row == seat.row)?;
+        (1..=r.seats).contains(&seat.n).then_some(&s.tier)
+    }
+
+    /// Whether any section sells `tier`.
+    pub fn is_seated(&self, tier: &TierName) -> bool {
+        self.sections.iter().any(|s| &s.tier == tier)
+    }
+
+    /// Seats of `tier` in the map.
+    pub fn seats_of(&self, tier: &TierName) -> u64 {
+        self.sections.iter().filter(|s| &s.tier == tier).flat_map(|s| s.rows.iter()).map(|r| u64::from(r.seats)).sum()
+    }
+
+    /// Every seat in the map.
+    pub fn seat_count(&self) -> u64 {
+        self.sections.iter().flat_map(|s| s.rows.iter()).map(|r| u64::from(r.seats)).sum()
+    }
+
+    /// The rows of `tier`, in quality order.
+    fn rows_of<'a>(&'a self, tier: &'a TierName) -> impl Iterator<Item = (&'a Section, &'a RowSpec)> + 'a {
+        self.sections.iter().filter(move |s| &s.tier == tier).flat_map(|s| s.rows.iter().map(move |r| (s, r)))
+    }
+
+    /// Every row's key, in map order.
+    pub fn row_keys(&self) -> Vec<RecordKey> {
+        self.sections.iter().flat_map(|s| s.rows.iter().map(|r| row_key(&s.section, &r.row))).collect()
+    }
+}
+
+/// The record key of a row.
+pub fn row_key(section: &SectionName, row: &RowName) -> RecordKey {
+    RecordKey::SeatRow { section: section.clone(), row: row.clone() }
+}
+
+/// One seat: `SECTION-ROW-N` (`A-1-7`), seats numbered from 1.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeatId {
+    /// The section.
+    pub section: SectionName,
+    /// The row.
+    pub row: RowName,
+    /// The seat's number in its row (from 1).
+    pub n: u16,
+}
+
+/// A seat id that is not `SECTION-ROW-N`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("a seat id is SECTION-ROW-N (N from 1): {0:?}")]
+pub struct SeatIdError(pub String);
+
+impl SeatId {
+    /// Parse `SECTION-ROW-N`.
+    ///
+    /// # Errors
+    /// [`SeatIdError`] if it has another shape, a name is invalid or `N` is not 1 to 65535.
+    pub fn parse(s: &str) -> Result<Self, SeatIdError> {
+        let bad = || SeatIdError(s.chars().take(64).collect());
+        let mut parts = s.split('-');
+        let (Some(sec), Some(row), Some(n), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let n: u16 = n.parse().ok().filter(|n| *n >= 1).ok_or_else(bad)?;
+        Ok(Self { section: SectionName::new(sec).map_err(|_| bad())?, row: RowName::new(row).map_err(|_| bad())?, n })
+    }
+}
+
+impl fmt::Display for SeatId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.section, self.row, self.n)
+    }
+}
+
+impl Serialize for SeatId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SeatId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Who claims seats of a row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// A hold or booking, by its ref.
+    Hold(Ref),
+    /// A block, by its name.
+    Block(BlockName),
+}
+
+/// Seats of one row claimed by one owner in one state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ClaimRepr", into = "ClaimRepr")]
+pub struct Claim {
+    /// Who claims them.
+    pub owner: Owner,
+    /// For a hold not yet paid, when it lapses (then the seats are free again, whether or
+    /// not anything expired the hold); `None`: sold, or blocked.
+    pub until: Option<OffsetDateTime>,
+    /// The seat numbers, ascending.
+    pub seats: Vec<u16>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimRepr {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hold: Option<Ref>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    block: Option<BlockName>,
+    #[serde(default, with = "nanos::option", skip_serializing_if = "Option::is_none")]
+    until: Option<OffsetDateTime>,
+    seats: Vec<u16>,
+}
+
+impl TryFrom<ClaimRepr> for Claim {
+    type Error = String;
+    fn try_from(r: ClaimRepr) -> Result<Self, String> {
+        let owner = match (r.hold, r.block) {
+            (Some(h), None) => Owner::Hold(h),
+            (None, Some(b)) => Owner::Block(b),
+            _ => return Err("a claim names exactly one of hold, block".into()),
+        };
+        Ok(Claim { owner, until: r.until, seats: r.seats })
+    }
+}
+
+impl From<Claim> for ClaimRepr {
+    fn from(c: Claim) -> Self {
+        let (hold, block) = match c.owner {
+            Owner::Hold(h) => (Some(h), None),
+            Owner::Block(b) => (None, Some(b)),
+        };
+        ClaimRepr { hold, block, until: c.until, seats: c.seats }
+    }
+}
+
+/// A seat's state at one instant, as the seat map shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SeatStatus {
+    /// Free (never claimed, freed, or held by a hold that lapsed).
+    Free,
+    /// In a live hold.
+    Held,
+    /// Sold.
+    Sold,
+    /// Blocked by the organiser.
+    Blocked,
+}
+
+impl SeatStatus {
+    /// The seat map's character: `.` free, `H` held, `S` sold, `B` blocked.
+    pub fn as_char(self) -> char {
+        match self {
+            Self::Free => '.',
+            Self::Held => 'H',
+            Self::Sold => 'S',
+            Self::Blocked => 'B',
+        }
+    }
+}
+
+/// The stored record of one row: its claims. A row never written has no record (every seat
+/// free).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeatRow {
+    /// The section.
+    pub section: SectionName,
+    /// The row.
+    pub row: RowName,
+    /// The claims, each owner and state once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<Claim>,
+}
+
+impl SeatRow {
+    /// A row with nothing claimed.
+    pub fn empty(section: SectionName, row: RowName) -> Self {
+        Self { section, row, claims: Vec::new() }
+    }
+
+    /// The record key.
+    pub fn key(&self) -> RecordKey {
+        row_key(&self.section, &self.row)
+    }
+
+    fn claim_of(&self, n: u16) -> Option<usize> {
+        self.claims.iter().position(|c| c.seats.binary_search(&n).is_ok())
+    }
+
+    /// Each seat's status at `now` (`seats` long: seat `n` at index `n - 1`).
+    pub fn statuses(&self, seats: u16, now: OffsetDateTime) -> Vec<SeatStatus> {
+        statuses(Some(self), seats, now)
+    }
+
+    fn release(&mut self, n: u16, owner: &Owner) {
+        if let Some(i) = self.claim_of(n).filter(|i| &self.claims[*i].owner == owner) {
+            self.claims[i].seats.retain(|s| *s != n);
+            if self.claims[i].seats.is_empty() {
+                self.claims.remove(i);
+            }
+        }
+    }
+
+    fn take(&mut self, n: u16, owner: &Owner, until: Option<OffsetDateTime>) {
+        if let Some(i) = self.claim_of(n) {
+            self.claims[i].seats.retain(|s| *s != n);
+            if self.claims[i].seats.is_empty() {
+                self.claims.remove(i);
+            }
+        }
+        match self.claims.iter_mut().find(|c| &c.owner == owner && c.until == until) {
+            Some(c) => {
+                let at = c.seats.binary_search(&n).unwrap_or_else(|e| e);
+                c.seats.insert(at, n);
+            }
+            None => self.claims.push(Claim { owner: owner.clone(), until, seats: vec![n] }),
+        }
+    }
+}
+
+fn status_of(c: &Claim, now: OffsetDateTime) -> SeatStatus {
+    match (&c.owner, c.until) {
+        (Owner::Block(_), _) => SeatStatus::Blocked,
+        (Owner::Hold(_), None) => SeatStatus::Sold,
+        (Owner::Hold(_), Some(t)) if t > now => SeatStatus::Held,
+        (Owner::Hold(_), Some(_)) => SeatStatus::Free,
+    }
+}
+
+/// Each seat's status at `now` of a row with `seats` seats (`None`: never written, all free).
+pub fn statuses(row: Option<&SeatRow>, seats: u16, now: OffsetDateTime) -> Vec<SeatStatus> {
+    let mut out = vec![SeatStatus::Free; usize::from(seats)];
+    for c in row.map(|r| r.claims.as_slice()).unwrap_or_default() {
+        let st = status_of(c, now);
+        for &n in &c.seats {
+            if let Some(slot) = usize::from(n).checked_sub(1).and_then(|i| out.get_mut(i)) {
+                *slot = st;
+            }
+        }
+    }
+    out
+}
+
+/// What a seated request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SeatChoice {
+    /// These seats, all or none.
+    Chosen(Vec<SeatId>),
+    /// `quantity` adjacent seats of `tier`, in one row, picked by the library.
+    Best {
+        /// The tier.
+        tier: TierName,
+        /// Seats wanted.
+        quantity: u32,
+    },
+}
+
+/// Why a seated request or block is refused outright. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SeatError {
+    /// The occurrence has no seat map: request lines (or a count) instead.
+    #[error("this occurrence has no seat map")]
+    NotSeated,
+    /// A seat id the map does not have: check the map.
+    #[error("unknown seat {0}")]
+    UnknownSeat(SeatId),
+    /// A seat named twice in one request.
+    #[error("seat {0} is named twice")]
+    DuplicateSeat(SeatId),
+    /// No seats named.
+    #[error("name at least one seat")]
+    NoSeats,
+    /// Best available for a tier without seats in the map: request lines for it.
+    #[error("tier {0} has no seats in the map")]
+    UnseatedTier(TierName),
+    /// Lines (or a counted block, or a waiting-list entry) for a tier whose seats are places
+    /// in the map: name the seats or ask for the best available.
+    #[error("tier {0} is seated: name seats or ask for the best available")]
+    SeatedTier(TierName),
+}
+
+/// What choosing seats found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Chosen {
+    /// These seats, in the order the hold lists them.
+    Seats(Vec<SeatId>),
+    /// Load these rows and choose again.
+    Load(Vec<RecordKey>),
+    /// This seat is held, sold or blocked.
+    Taken(SeatId),
+    /// Taking the seats would strand this single free seat (`no_single_gaps`).
+    Gap(SeatId),
+    /// No adjacent block of the quantity is free in any row of the tier.
+    Full(TierName),
+}
+
+/// The row under `key` as `view` has it (`None`: never written). `Err`: not loaded.
+fn loaded_row<'a>(view: &'a impl Loaded, key: &RecordKey) -> Result<Option<&'a SeatRow>, ()> {
+    if !view.is_loaded(key) {
+        return Err(());
+    }
+    Ok(match view.get(key) {
+        Some(Record::SeatRow(r)) => Some(r),
+        _ => None,
+    })
+}
+
+/// Choose the seats of a seated request: check the named ones, or find the best block.
+///
+/// # Errors
+/// [`SeatError`] for seats the map does not have, a seat named twice, or best available for
+/// a tier without seats.
+pub(crate) fn choose(
+    view: &impl Loaded,
+    map: &SeatMap,
+    choice: &SeatChoice,
+    now: OffsetDateTime,
+) -> Result<Chosen, SeatError> {
+    match choice {
+        SeatChoice::Chosen(seats) => choose_named(view, map, seats, true, now),
+        SeatChoice::Best { tier, quantity } => Ok(best(view, map, tier, *quantity, now)),
+    }
+}
+
+/// Check named seats: all free (`SeatTaken` names the first that is not, in the order
+/// given) and, when `gaps` and the map asks, none stranding a single seat.
+///
+/// # Errors
+/// [`SeatError`] for an empty list, an unknown seat or one named twice.
+pub(crate) fn choose_named(
+    view: &impl Loaded,
+    map: &SeatMap,
+    seats: &[SeatId],
+    gaps: bool,
+    now: OffsetDateTime,
+) -> Result<Chosen, SeatError> {
+    if seats.is_empty() {
+        return Err(SeatError::NoSeats);
+    }
+    let mut rows: Vec<((usize, usize), u16, RecordKey)> = Vec::new();
+    for (i, s) in seats.iter().enumerate() {
+        let (at, n) = map.locate(&s.section, &s.row).ok_or_else(|| SeatError::UnknownSeat(s.clone()))?;
+        if s.n > n {
+            return Err(SeatError::UnknownSeat(s.clone()));
+        }
+        if seats[..i].contains(s) {
+            return Err(SeatError::DuplicateSeat(s.clone()));
+        }
+        if !rows.iter().any(|(a, _, _)| *a == at) {
+            rows.push((at, n, row_key(&s.section, &s.row)));
+        }
+    }
+    let missing: Vec<RecordKey> =
+        rows.iter().filter(|(_, _, k)| !view.is_loaded(k)).map(|(_, _, k)| k.clone()).collect();
+    if !missing.is_empty() {
+        return Ok(Chosen::Load(missing));
+    }
+    rows.sort_by_key(|(at, _, _)| *at);
+    let mut before = Vec::with_capacity(rows.len());
+    for (_, n, key) in &rows {
+        let Ok(row) = loaded_row(view, key) else { return Ok(Chosen::Load(vec![key.clone()])) };
+        before.push(statuses(row, *n, now));
+    }
+    let row_index = |s: &SeatId| {
+        rows.iter().position(
+            |(_, _, k)| matches!(k, RecordKey::SeatRow { section, row } if *section == s.section && *row == s.row),
+        )
+    };
+    for s in seats {
+        let Some(r) = row_index(s) else { continue };
+        if before[r][usize::from(s.n) - 1] != SeatStatus::Free {
+            return Ok(Chosen::Taken(s.clone()));
+        }
+    }
+    if gaps && map.no_single_gaps {
+        for (r, (_, _, key)) in rows.iter().enumerate() {
+            let free_before: Vec<bool> = before[r].iter().map(|s| *s == SeatStatus::Free).collect();
+            let mut free_after = free_before.clone();
+            for s in seats.iter().filter(|s| row_index(s) == Some(r)) {
+                free_after[usize::from(s.n) - 1] = false;
+            }
+            if let Some(i) = first_stranded(&free_before, &free_after) {
+                let RecordKey::SeatRow { section, row } = key else { continue };
+                let n = u16::try_from(i + 1).unwrap_or(u16::MAX);
+                return Ok(Chosen::Gap(SeatId { section: section.clone(), row: row.clone(), n }));
+            }
+        }
+    }
+    Ok(Chosen::Seats(seats.to_vec()))
+}
+
+/// The first seat (index) free after, with no free neighbour after, that had one before.
+fn first_stranded(before: &[bool], after: &[bool]) -> Option<usize> {
+    let free_nb = |v: &[bool], i: usize| (i > 0 && v[i - 1]) || v.get(i + 1).copied().unwrap_or(false);
+    (0..after.len()).find(|&i| after[i] && !free_nb(after, i) && free_nb(before, i))
+}
+
+/// Whether taking `q` seats from index `s` strands a single free seat beside the block.
+fn strands(free: &[bool], s: usize, q: usize) -> bool {
+    let left = s.checked_sub(1).is_some_and(|l| free[l] && !(l > 0 && free[l - 1]));
+    let r = s + q;
+    let right = r < free.len() && free[r] && !free.get(r + 1).copied().unwrap_or(false);
+    left || right
+}
+
+/// The best block of `q` free seats in a row (index of its first seat): the one whose middle
+/// is nearest the row's middle, lower numbers on a tie; with `strict`, only blocks that strand
+/// no single seat.
+fn best_block(free: &[bool], q: usize, strict: bool) -> Option<usize> {
+    let n = free.len();
+    if q == 0 || q > n {
+        return None;
+    }
+    let mut best: Option<(usize, usize)> = None;
+    let mut run = 0usize;
+    for i in 0..n {
+        run = if free[i] { run + 1 } else { 0 };
+        if run < q {
+            continue;
+        }
+        let s = i + 1 - q;
+        if strict && strands(free, s, q) {
+            continue;
+        }
+        // Twice the distance between the block's middle and the row's, in seats.
+        let score = (2 * s + q - 1).abs_diff(n - 1);
+        if best.is_none_or(|(b, _)| score < b) {
+            best = Some((score, s));
+        }
+    }
+    best.map(|(_, s)| s)
+}
+
+/// How many rows best available loads in its first round.
+const FIRST_ROWS: usize = 8;
+
+fn best(view: &impl Loaded, map: &SeatMap, tier: &TierName, quantity: u32, now: OffsetDateTime) -> Chosen {
+    let q = usize::try_from(quantity).unwrap_or(usize::MAX);
+    let rows: Vec<(&Section, &RowSpec)> = map.rows_of(tier).filter(|(_, r)| usize::from(r.seats) >= q).collect();
+    let passes: &[bool] = if map.no_single_gaps { &[true] } else { &[true, false] };
+    for &strict in passes {
+        for (i, (s, r)) in rows.iter().enumerate() {
+            let key = row_key(&s.section, &r.row);
+            let Ok(row) = loaded_row(view, &key) else {
+                // Load the next rows in one round, twice as many as are loaded already.
+                let loaded = rows[..i].len();
+                let batch = loaded.max(FIRST_ROWS);
+                let keys = rows[i..]
+                    .iter()
+                    .map(|(s, r)| row_key(&s.section, &r.row))
+                    .filter(|k| !view.is_loaded(k))
+                    .take(batch)
+                    .collect();
+                return Chosen::Load(keys);
+            };
+            // A row whose claims leave fewer than `q` seats is skipped without a status pass.
+            let claimed: usize = row.map_or(0, |r| {
+                r.claims.iter().filter(|c| status_of(c, now) != SeatStatus::Free).map(|c| c.seats.len()).sum()
+            });
+            if usize::from(r.seats).saturating_sub(claimed) < q {
+                continue;
+            }
+            let free: Vec<bool> = statuses(row, r.seats, now).iter().map(|s| *s == SeatStatus::Free).collect();
+            if let Some(start) = best_block(&free, q, strict) {
+                return Chosen::Seats(
+                    (start..start + q)
+                        .map(|i| SeatId {
+                            section: s.section.clone(),
+                            row: r.row.clone(),
+                            n: u16::try_from(i + 1).unwrap_or(u16::MAX),
+                        })
+                        .collect(),
+                );
+            }
+        }
+    }
+    Chosen::Full(tier.clone())
+}
+
+/// Whether every seat of `seats` is free at `now` or already claimed by `owner` (a revival
+/// onto a hold's own seats). `Err`: load these rows first.
+pub(crate) fn all_free_for(
+    view: &impl Loaded,
+    map: &SeatMap,
+    seats: &[SeatId],
+    owner: &Owner,
+    now: OffsetDateTime,
+) -> Result<bool, Vec<RecordKey>> {
+    let keys: Vec<RecordKey> = seats.iter().map(|s| row_key(&s.section, &s.row)).collect();
+    let missing: Vec<RecordKey> = keys.iter().filter(|k| !view.is_loaded(k)).cloned().collect();
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    for (s, key) in seats.iter().zip(&keys) {
+        if map.tier_of(s).is_none() {
+            return Ok(false);
+        }
+        let Ok(Some(row)) = loaded_row(view, key) else { continue };
+        if let Some(c) = row.claim_of(s.n).map(|i| &row.claims[i]) {
+            if &c.owner != owner && status_of(c, now) != SeatStatus::Free {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// What a hold claims of its `i`-th seat: `Some(Some(t))` held until `t`, `Some(None)` sold,
+/// `None` nothing (the hold ended, or that seat's ticket was cancelled).
+fn hold_claim(h: &crate::holds::Hold, i: usize) -> Option<Option<OffsetDateTime>> {
+    use crate::holds::HoldState;
+    match h.state {
+        HoldState::Held => Some(Some(h.expires_at)),
+        HoldState::Confirmed => {
+            let cancelled = match h.tickets.get(i) {
+                Some(t) => matches!(t, crate::tickets::TicketState::Cancelled { .. }),
+                // Without tickets, a partial cancellation frees the last seats.
+                None => i >= usize::try_from(h.standing_seats()).unwrap_or(usize::MAX),
+            };
+            (!cancelled).then_some(None)
+        }
+        _ => None,
+    }
+}
+
+/// Why [`reconcile`] could not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unreconciled {
+    /// Load these rows and decide again.
+    Load(Vec<RecordKey>),
+    /// The change claims a seat someone else has: a decision did not check it (an engine
+    /// bug, never a lost race: the rows it read are guarded).
+    Bug(String),
+}
+
+/// One seat moving to a new claim (or to none).
+struct Move<'a> {
+    seat: &'a SeatId,
+    owner: Owner,
+    to: Option<Option<OffsetDateTime>>,
+}
+
+/// Rewrite the rows `change` touches from the holds and blocks it writes: each seat of a
+/// hold or block whose claim changes (placed, paid, extended, released, expired, cancelled,
+/// a ticket cancelled, a block placed or removed) is moved in its row, and the row put in the
+/// change. Frees only free a seat still claimed by its owner (another hold may have taken a
+/// lapsed hold's seat); takes require the seat free, lapsed, or the owner's.
+///
+/// The engine runs this on every change of a seated occurrence, after the decision: no
+/// decision writes rows. A change that touches no seat costs one check.
+pub(crate) fn reconcile(view: &impl Loaded, change: &mut Change, now: OffsetDateTime) -> Result<(), Unreconciled> {
+    let Some(map) = view.occurrence().and_then(|o| o.config.seating()) else { return Ok(()) };
+    let mut moves: Vec<Move<'_>> = Vec::new();
+    for rec in &change.puts {
+        match rec {
+            Record::Booking(h) => {
+                let old = match view.get(&RecordKey::Booking(h.hold_ref.clone())) {
+                    Some(Record::Booking(o)) => Some(o),
+                    _ => None,
+                };
+                if h.seat_ids.is_empty() {
+                    continue;
+                }
+                for (i, seat) in h.seat_ids.iter().enumerate() {
+                    let to = hold_claim(h, i);
+                    if old.map(|o| hold_claim(o, i)) != Some(to) || old.is_none() {
+                        moves.push(Move { seat, owner: Owner::Hold(h.hold_ref.clone()), to });
+                    }
+                }
+            }
+            Record::Block(b) => {
+                for seat in &b.seat_ids {
+                    moves.push(Move { seat, owner: Owner::Block(b.block.clone()), to: Some(None) });
+                }
+            }
+            _ => {}
+        }
+    }
+    for key in &change.deletes {
+        if let (RecordKey::Block(_), Some(Record::Block(b))) = (key, view.get(key)) {
+            for seat in &b.seat_ids {
+                moves.push(Move { seat, owner: Owner::Block(b.block.clone()), to: None });
+            }
+        }
+    }
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<(&SectionName, &RowName)> = Vec::new();
+    for m in &moves {
+        let k = (&m.seat.section, &m.seat.row);
+        if !names.contains(&k) {
+            names.push(k);
+        }
+    }
+    let missing: Vec<RecordKey> = names.iter().map(|(s, r)| row_key(s, r)).filter(|k| !view.is_loaded(k)).collect();
+    if !missing.is_empty() {
+        return Err(Unreconciled::Load(missing));
+    }
+    let mut rows: Vec<SeatRow> = names
+        .iter()
+        .map(|(s, r)| {
+            let k = row_key(s, r);
+            match (change.put_of(&k), view.get(&k)) {
+                (Some(Record::SeatRow(row)), _) | (None, Some(Record::SeatRow(row))) => row.clone(),
+                _ => SeatRow::empty((*s).clone(), (*r).clone()),
+            }
+        })
+        .collect();
+    let row_of = |rows: &[SeatRow], s: &SeatId| -> usize {
+        rows.iter().position(|r| r.section == s.section && r.row == s.row).unwrap_or(0)
+    };
+    for m in moves.iter().filter(|m| m.to.is_none()) {
+        let i = row_of(&rows, m.seat);
+        rows[i].release(m.seat.n, &m.owner);
+    }
+    for m in &moves {
+        let Some(until) = m.to else { continue };
+        if map.tier_of(m.seat).is_none() {
+            return Err(Unreconciled::Bug(format!("seat {} is not in the map", m.seat)));
+        }
+        let i = row_of(&rows, m.seat);
+        let row = &mut rows[i];
+        if let Some(c) = row.claim_of(m.seat.n).map(|c| &row.claims[c]) {
+            if c.owner != m.owner && status_of(c, now) != SeatStatus::Free {
+                return Err(Unreconciled::Bug(format!("a change claims seat {}, which is taken", m.seat)));
+            }
+        }
+        row.take(m.seat.n, &m.owner, until);
+    }
+    for r in rows {
+        change.put(Record::SeatRow(r));
+    }
+    Ok(())
+}
+
+/// The seat map as a reader sees it at one instant: per section, per row, one character a
+/// seat (`.` free, `H` held, `S` sold, `B` blocked), in map order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeatMapView {
+    /// Sections in map order, each with its rows in order.
+    pub sections: Vec<(SectionName, Vec<(RowName, String)>)>,
+}
+
+/// Build the seat map view of `map` from its rows (`get(key)`: the row record, if any).
+pub fn seat_map_view<'a>(
+    map: &SeatMap,
+    get: impl Fn(&RecordKey) -> Option<&'a SeatRow>,
+    now: OffsetDateTime,
+) -> SeatMapView {
+    let sections = map
+        .sections
+        .iter()
+        .map(|s| {
+            let rows = s
+                .rows
+                .iter()
+                .map(|r| {
+                    let st = statuses(get(&row_key(&s.section, &r.row)), r.seats, now);
+                    (r.row.clone(), st.iter().map(|s| s.as_char()).collect())
+                })
+                .collect();
+            (s.section.clone(), rows)
+        })
+        .collect();
+    SeatMapView { sections }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free(s: &str) -> Vec<bool> {
+        s.chars().map(|c| c == '.').collect()
+    }
+
+    #[test]
+    fn best_block_prefers_the_middle_then_lower_numbers() {
+        assert_eq!(best_block(&free("......"), 2, true), Some(2));
+        // Middle blocks of 3 strand seat 1 or 6; the ends do not.
+        assert_eq!(best_block(&free("......"), 3, true), Some(0));
+        assert_eq!(best_block(&free("......"), 3, false), Some(1));
+        assert_eq!(best_block(&free("HH..HH"), 2, true), Some(2));
+        assert_eq!(best_block(&free("HH.HHH"), 2, false), None);
+    }
+
+    #[test]
+    fn stranded_seats_are_found_in_map_order() {
+        assert_eq!(first_stranded(&free("......"), &free(".HH...")), Some(0));
+        assert_eq!(first_stranded(&free("......"), &free("HH....")), None);
+        // A seat alone before is not stranded by a change elsewhere.
+        assert_eq!(first_stranded(&free(".H...."), &free(".H..HH")), None);
+    }
+
+    #[test]
+    fn seat_ids_round_trip_and_refuse_other_shapes() {
+        let s = SeatId::parse("A-12-7").unwrap();
+        assert_eq!(s.to_string(), "A-12-7");
+        for bad in ["A-1", "A-1-0", "A-1-x", "A-1-2-3", "-1-2", "A-1-70000"] {
+            assert!(SeatId::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
