@@ -305,6 +305,17 @@ async fn bad_seated_input_is_typed_and_changes_nothing<S: AsyncStore>(h: H<S>) {
         sid("A-1-1")
     ));
     assert_eq!(refused(h.e.request(&chosen("ann", "r1", &[])).await), SeatError::NoSeats);
+    // A seat id built by hand, bypassing `SeatId::parse`: seat 0 and a dashed name are
+    // simply seats the map does not have.
+    let zero = SeatId { section: SectionName::new("A").unwrap(), row: RowName::new("1").unwrap(), n: 0 };
+    let by_hand = |s: &SeatId| HoldRequest::seated(k(O), a("ann"), r("r1"), SeatChoice::Chosen(vec![s.clone()]));
+    assert_eq!(refused(h.e.request(&by_hand(&zero)).await), SeatError::UnknownSeat(zero.clone()));
+    let dashed = SeatId { section: SectionName::new("A-1").unwrap(), row: RowName::new("1").unwrap(), n: 1 };
+    assert_eq!(refused(h.e.request(&by_hand(&dashed)).await), SeatError::UnknownSeat(dashed.clone()));
+    match h.e.block_seats(&k(O), &b("desk"), &[zero]).await {
+        Err(OpError::Refused(BlockRefusal::Seat(SeatError::UnknownSeat(_)))) => {}
+        other => panic!("blocking seat 0: expected an unknown seat, got {other:?}"),
+    }
     assert_eq!(refused(h.e.request(&best("ann", "r1", "standing", 2)).await), SeatError::UnseatedTier(t("standing")));
     assert_eq!(refused(h.e.request(&order(O, "ann", "r1", &[("a", 1)])).await), SeatError::SeatedTier(t("a")));
     let mut elsewhere = chosen("ann", "r1", &["A-1-1"]);
@@ -332,6 +343,12 @@ async fn bad_seated_input_is_typed_and_changes_nothing<S: AsyncStore>(h: H<S>) {
 /// A seat map is checked when opened, and cannot change while a seated tier has holds,
 /// sales or blocks.
 async fn seat_maps_are_checked_and_frozen_while_in_use<S: AsyncStore>(h: H<S>) {
+    let mut dashed = map(4, false);
+    dashed.sections[1].section = SectionName::new("B-1").unwrap();
+    match h.e.open(&k(O), hall_with(dashed)).await {
+        Err(OpError::Refused(OpenRefusal::Config(ConfigError::Seating(_)))) => {}
+        other => panic!("a section named with '-': expected a seating error, got {other:?}"),
+    }
     let mut dup = map(4, false);
     dup.sections[1].section = SectionName::new("A").unwrap();
     match h.e.open(&k(O), hall_with(dup)).await {

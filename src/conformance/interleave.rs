@@ -187,6 +187,14 @@ pub enum Action {
         /// Which seats.
         seats: &'static [&'static str],
     },
+    /// The organiser lifts block `block`, then blocks the named seats under the same name
+    /// again (one racer, two operations: the block is deleted and re-created on other seats).
+    ReblockSeats {
+        /// The block's name.
+        block: &'static str,
+        /// Which seats the new block has.
+        seats: &'static [&'static str],
+    },
 }
 
 impl fmt::Display for Action {
@@ -216,6 +224,7 @@ impl fmt::Display for Action {
                 write!(f, "request({actor},{hold_ref},best {tier} x{quantity})")
             }
             Self::BlockSeats { block, seats } => write!(f, "block({block},{})", seats.join("+")),
+            Self::ReblockSeats { block, seats } => write!(f, "unblock+block({block},{})", seats.join("+")),
         }
     }
 }
@@ -510,7 +519,51 @@ pub fn scenarios() -> Vec<Scenario> {
             advance: Duration::seconds(600),
             // Ann's hold lapsed: bob may take its seat; ann's late payment revives her hold
             // only onto her own seats, all still free — otherwise it is refunded.
-            racers: vec![seats("bob", "r2", &["A-1-2"]), pay("ann", "r1", "pi_1"), Action::Sweep],
+            racers: vec![seats("bob", "r2", &["A-1-2"]), pay("ann", "r1", "pi_1")],
+            never: vec![],
+        },
+        Scenario {
+            name: "lapse-sweep-revive",
+            config: seated(),
+            setup: vec![seats("ann", "r1", &["A-1-1", "A-1-2"])],
+            advance: Duration::seconds(600),
+            // The sweep frees the lapsed hold's seats while its late payment revives it: the
+            // seats end claimed by the revived booking or by nobody, never half of each.
+            racers: vec![Action::Sweep, pay("ann", "r1", "pi_1")],
+            never: vec![],
+        },
+        Scenario {
+            name: "lapse-sweep-chosen",
+            config: seated(),
+            setup: vec![seats("ann", "r1", &["A-1-1", "A-1-2"])],
+            advance: Duration::seconds(600),
+            // The sweep and a buyer both end the lapsed hold: the seat is bob's whichever
+            // ends it, and the sweep never frees a seat bob took.
+            racers: vec![Action::Sweep, seats("bob", "r2", &["A-1-2"])],
+            never: vec![],
+        },
+        Scenario {
+            name: "stale-seat-unblock",
+            config: seated(),
+            setup: vec![Action::BlockSeats { block: "press", seats: &["A-1-2", "A-1-3"] }],
+            advance: Duration::ZERO,
+            // The ABA of a seat block: one unblock of `press` reads the block on A-1-2 and
+            // A-1-3 and stalls; meanwhile `press` is lifted and blocked again on A-1-1. The
+            // stale unblock must not free A-1-1 nor leave the row naming seats no block has.
+            racers: vec![Action::UnblockAs("press"), Action::ReblockSeats { block: "press", seats: &["A-1-1"] }],
+            never: vec![],
+        },
+        Scenario {
+            name: "reblock-vs-chosen",
+            config: seated(),
+            setup: vec![Action::BlockSeats { block: "press", seats: &["A-1-2"] }],
+            advance: Duration::ZERO,
+            // The press block moves from A-1-2 to A-1-3 while bob asks for both: he gets them
+            // only between the two operations, and never a seat the block holds.
+            racers: vec![
+                Action::ReblockSeats { block: "press", seats: &["A-1-3"] },
+                seats("bob", "r2", &["A-1-2", "A-1-3"]),
+            ],
             never: vec![],
         },
     ]
@@ -651,6 +704,11 @@ async fn perform<S: AsyncStore, H: super::proxy::Hook>(
         Action::BlockSeats { block, seats } => {
             Answer::Other(debug(e.block_seats(o, &named(block), &seat_list(seats)).await))
         }
+        Action::ReblockSeats { block, seats } => {
+            let first = debug(e.unblock(o, &named(block)).await);
+            let then = debug(e.block_seats(o, &named(block), &seat_list(seats)).await);
+            Answer::Other(first.and_then(|a| then.map(|b| format!("{a}; {b}"))))
+        }
         Action::SetPrice { tier: t, cents } => {
             let price = crate::contract::Money::parse(&format!("{}.{:02}", cents / 100, cents % 100), "EUR")
                 .unwrap_or_else(|err| panic!("a scenario's price: {err}"));
@@ -777,6 +835,7 @@ async fn run_schedule<S: AsyncStore>(
                 | Action::UnblockAs(_)
                 | Action::Prune
                 | Action::BlockSeats { .. }
+                | Action::ReblockSeats { .. }
                 | Action::SetPrice { .. } => {}
             }
         }

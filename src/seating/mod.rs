@@ -514,7 +514,7 @@ pub(crate) fn choose_named(
     let mut rows: Vec<((usize, usize), u16, RecordKey)> = Vec::new();
     for (i, s) in seats.iter().enumerate() {
         let (at, n) = map.locate(&s.section, &s.row).ok_or_else(|| SeatError::UnknownSeat(s.clone()))?;
-        if s.n > n {
+        if s.n == 0 || s.n > n {
             return Err(SeatError::UnknownSeat(s.clone()));
         }
         if seats[..i].contains(s) {
