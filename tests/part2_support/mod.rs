@@ -379,6 +379,12 @@ pub fn expected_counters<'a>(
                     _ => {}
                 }
             }
+            // A block of named seats counts each seat against its section's tier.
+            Record::Block(bl) if !bl.seat_ids.is_empty() => {
+                for s in &bl.seat_ids {
+                    add(config.seating().and_then(|m| m.tier_of(s)), &|u| u.blocked += 1);
+                }
+            }
             Record::Block(bl) => {
                 let seats = u64::from(bl.seats);
                 add(bl.tier.as_ref(), &|u| u.blocked += seats);
