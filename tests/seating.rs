@@ -38,7 +38,11 @@ fn map(seats: u16, no_single_gaps: bool) -> SeatMap {
     let row = |name: &str, seats: u16| RowSpec { row: RowName::new(name).unwrap(), seats };
     SeatMap {
         sections: vec![
-            Section { section: SectionName::new("A").unwrap(), tier: t("a"), rows: vec![row("1", seats), row("2", seats)] },
+            Section {
+                section: SectionName::new("A").unwrap(),
+                tier: t("a"),
+                rows: vec![row("1", seats), row("2", seats)],
+            },
             Section { section: SectionName::new("B").unwrap(), tier: t("b"), rows: vec![row("1", 4)] },
         ],
         no_single_gaps,
@@ -112,7 +116,9 @@ async fn chosen_seats_are_all_or_none<S: AsyncStore>(h: H<S>) {
     // A retried request answers the same seats, writing nothing.
     let before = h.fingerprint().await;
     match h.request(&chosen("ann", "r1", &["A-1-3", "A-1-4"])).await {
-        RequestOutcome::AwaitingPayment { replayed: true, seat_ids, .. } => assert_eq!(seat_ids, sids(&["A-1-3", "A-1-4"])),
+        RequestOutcome::AwaitingPayment { replayed: true, seat_ids, .. } => {
+            assert_eq!(seat_ids, sids(&["A-1-3", "A-1-4"]))
+        }
         other => panic!("expected a replay, got {other:?}"),
     }
     assert_eq!(h.fingerprint().await, before);
@@ -124,15 +130,17 @@ async fn chosen_seats_are_all_or_none<S: AsyncStore>(h: H<S>) {
 async fn no_single_gaps_refuses_a_stranding_choice<S: AsyncStore>(h: H<S>) {
     h.open(O, hall_with(map(6, true))).await;
     let before = h.fingerprint().await;
-    assert_eq!(h.request(&chosen("ann", "r1", &["A-1-2", "A-1-3"])).await, RequestOutcome::SingleGap {
-        seat: sid("A-1-1")
-    });
+    assert_eq!(
+        h.request(&chosen("ann", "r1", &["A-1-2", "A-1-3"])).await,
+        RequestOutcome::SingleGap { seat: sid("A-1-1") }
+    );
     assert_eq!(h.fingerprint().await, before);
     assert_eq!(h.seats_of(&chosen("ann", "r1", &["A-1-1", "A-1-2", "A-1-3"])).await, ["A-1-1", "A-1-2", "A-1-3"]);
     // 4-5 would strand 6.
-    assert_eq!(h.request(&chosen("bob", "r2", &["A-1-4", "A-1-5"])).await, RequestOutcome::SingleGap {
-        seat: sid("A-1-6")
-    });
+    assert_eq!(
+        h.request(&chosen("bob", "r2", &["A-1-4", "A-1-5"])).await,
+        RequestOutcome::SingleGap { seat: sid("A-1-6") }
+    );
     // Without the option the same choice is fine.
     h.e.open(&k("free"), hall()).await.unwrap();
     let mut req = chosen("ann", "r1", &["A-1-2", "A-1-3"]);
@@ -269,9 +277,10 @@ async fn blocks_of_named_seats<S: AsyncStore>(h: H<S>) {
     h.open(O, hall()).await;
     h.seats_of(&chosen("ann", "r1", &["A-1-1"])).await;
     let before = h.fingerprint().await;
-    assert_eq!(h.e.block_seats(&k(O), &b("desk"), &sids(&["A-1-2", "A-1-1"])).await.unwrap(), BlockOutcome::SeatTaken {
-        seat: sid("A-1-1")
-    });
+    assert_eq!(
+        h.e.block_seats(&k(O), &b("desk"), &sids(&["A-1-2", "A-1-1"])).await.unwrap(),
+        BlockOutcome::SeatTaken { seat: sid("A-1-1") }
+    );
     assert_eq!(h.fingerprint().await, before);
     assert_eq!(h.e.block_seats(&k(O), &b("desk"), &sids(&["A-1-5", "A-1-6"])).await.unwrap(), BlockOutcome::Blocked);
     assert_eq!(h.map_text().await[0], "A-1: H...BB");
@@ -301,9 +310,10 @@ async fn bad_seated_input_is_typed_and_changes_nothing<S: AsyncStore>(h: H<S>) {
     };
     assert_eq!(refused(h.e.request(&chosen("ann", "r1", &["A-1-7"])).await), SeatError::UnknownSeat(sid("A-1-7")));
     assert_eq!(refused(h.e.request(&chosen("ann", "r1", &["C-1-1"])).await), SeatError::UnknownSeat(sid("C-1-1")));
-    assert_eq!(refused(h.e.request(&chosen("ann", "r1", &["A-1-1", "A-1-1"])).await), SeatError::DuplicateSeat(
-        sid("A-1-1")
-    ));
+    assert_eq!(
+        refused(h.e.request(&chosen("ann", "r1", &["A-1-1", "A-1-1"])).await),
+        SeatError::DuplicateSeat(sid("A-1-1"))
+    );
     assert_eq!(refused(h.e.request(&chosen("ann", "r1", &[])).await), SeatError::NoSeats);
     // A seat id built by hand, bypassing `SeatId::parse`: seat 0 and a dashed name are
     // simply seats the map does not have.
@@ -335,9 +345,10 @@ async fn bad_seated_input_is_typed_and_changes_nothing<S: AsyncStore>(h: H<S>) {
     }
     // Lines of the unseated tier are still sold by count at a seated occurrence.
     assert_eq!(h.fingerprint().await, before, "a refusal changed something");
-    assert!(matches!(h.request(&order(O, "ann", "r1", &[("standing", 2)])).await, RequestOutcome::AwaitingPayment {
-        ..
-    }));
+    assert!(matches!(
+        h.request(&order(O, "ann", "r1", &[("standing", 2)])).await,
+        RequestOutcome::AwaitingPayment { .. }
+    ));
 }
 
 /// A seat map is checked when opened, and cannot change while a seated tier has holds,
@@ -396,8 +407,12 @@ on_both_stores!(
 /// seat map read is the only operation that reads every row.
 #[test]
 fn an_operation_reads_and_writes_only_the_rows_it_touches() {
-    let rows: Vec<RowSpec> = (1..=200).map(|i| RowSpec { row: RowName::new(i.to_string()).unwrap(), seats: 20 }).collect();
-    let big = SeatMap { sections: vec![Section { section: SectionName::new("A").unwrap(), tier: t("a"), rows }], no_single_gaps: false };
+    let rows: Vec<RowSpec> =
+        (1..=200).map(|i| RowSpec { row: RowName::new(i.to_string()).unwrap(), seats: 20 }).collect();
+    let big = SeatMap {
+        sections: vec![Section { section: SectionName::new("A").unwrap(), tier: t("a"), rows }],
+        no_single_gaps: false,
+    };
     seathold::conformance::block_on(async {
         let h = H::new(FaultyStore::new());
         let store = h.store();
@@ -412,9 +427,13 @@ fn an_operation_reads_and_writes_only_the_rows_it_touches() {
 
         h.seats_of(&chosen("ann", "r1", &["A-150-3", "A-150-4"])).await;
         let (read, written) = take(store);
-        let row150 = seathold::store::RecordKey::SeatRow { section: SectionName::new("A").unwrap(), row: RowName::new("150").unwrap() }.to_string();
+        let row150 = seathold::store::RecordKey::SeatRow {
+            section: SectionName::new("A").unwrap(),
+            row: RowName::new("150").unwrap(),
+        }
+        .to_string();
         assert!(read.iter().all(|k| *k == row150) && !read.is_empty(), "a chosen request read {read:?}");
-        assert_eq!(written, [row150.clone()]);
+        assert_eq!(written, std::slice::from_ref(&row150));
 
         h.seats_of(&best("bob", "r2", "a", 4)).await;
         let (read, written) = take(store);
@@ -423,10 +442,10 @@ fn an_operation_reads_and_writes_only_the_rows_it_touches() {
 
         h.pay(O, "ann", "r1").await;
         let (_, written) = take(store);
-        assert_eq!(written, [row150.clone()], "a payment rewrites its own row (held -> sold)");
+        assert_eq!(written, std::slice::from_ref(&row150), "a payment rewrites its own row (held -> sold)");
         h.e.cancel(&k(O), &r("r1"), None).await.unwrap();
         let (read, written) = take(store);
-        assert_eq!(written, [row150.clone()]);
+        assert_eq!(written, std::slice::from_ref(&row150));
         assert!(read.iter().all(|k| *k == row150), "a cancellation read {read:?}");
 
         h.e.seat_map(&k(O)).await.unwrap();

@@ -219,7 +219,9 @@ impl fmt::Display for Action {
             Self::Prune => f.write_str("prune"),
             Self::SetPrice { tier, cents } => write!(f, "set_price({tier},{cents})"),
             Self::Configure(_) => f.write_str("configure"),
-            Self::RequestSeats { actor, hold_ref, seats } => write!(f, "request({actor},{hold_ref},{})", seats.join("+")),
+            Self::RequestSeats { actor, hold_ref, seats } => {
+                write!(f, "request({actor},{hold_ref},{})", seats.join("+"))
+            }
             Self::RequestBest { actor, hold_ref, tier, quantity } => {
                 write!(f, "request({actor},{hold_ref},best {tier} x{quantity})")
             }
@@ -1345,7 +1347,8 @@ fn check_seats(
         };
         let st = statuses(Some(row), spec.seats, now);
         for (i, status) in st.iter().enumerate() {
-            let seat = SeatId { section: row.section.clone(), row: row.row.clone(), n: u16::try_from(i + 1).unwrap_or(0) };
+            let seat =
+                SeatId { section: row.section.clone(), row: row.row.clone(), n: u16::try_from(i + 1).unwrap_or(0) };
             let owner = row.claims.iter().find(|c| c.seats.contains(&seat.n)).map(|c| match &c.owner {
                 Owner::Hold(r) => format!("hold {r}"),
                 Owner::Block(b) => format!("block {b}"),

@@ -5,7 +5,7 @@
 //! seats), [`SeatId`] (`SECTION-ROW-N`), [`SeatRow`] (one row's claims: which hold or block
 //! has which seats, a held claim with its expiry), choosing seats for a request (the ids a
 //! buyer named, or the best available block that strands no single seat), the seat-map read,
-//! and [`reconcile`]: after *any* decision, the rows its change touches are rewritten from the
+//! and `reconcile`: after *any* decision, the rows its change touches are rewritten from the
 //! holds and blocks it writes. No decision edits a row itself, so a seat is freed by every
 //! path that ends a hold (release, expiry, cancellation, a ticket cancelled) without each path
 //! remembering to.
