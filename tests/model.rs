@@ -281,9 +281,10 @@ fn every_record_kind_round_trips_through_its_stored_name() {
         RecordKind::Rejection,
         RecordKind::Op,
         RecordKind::SeatRow,
+        RecordKind::SoldOutRows,
     ] {
         assert_eq!(RecordKind::parse(kind.as_str()), Some(kind), "{kind:?} stored as {:?}", kind.as_str());
         assert!(RecordKind::ALL.contains(&kind), "RecordKind::ALL lacks {kind:?}");
     }
-    assert_eq!(RecordKind::ALL.len(), 9, "a kind was added: list it above too");
+    assert_eq!(RecordKind::ALL.len(), 10, "a kind was added: list it above too");
 }

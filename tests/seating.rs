@@ -454,3 +454,51 @@ fn an_operation_reads_and_writes_only_the_rows_it_touches() {
         assert!(written.is_empty());
     });
 }
+
+/// Best available skips sold-out rows (every seat sold or blocked) without reading them: the
+/// tier's sold-out index says which they are. A row of holds is read (a hold may lapse); a
+/// cancellation in a sold-out row puts it back in the running, and best available takes it.
+#[test]
+fn best_available_skips_sold_out_rows_without_reading_them() {
+    let rows: Vec<RowSpec> =
+        (1..=200).map(|i| RowSpec { row: RowName::new(i.to_string()).unwrap(), seats: 4 }).collect();
+    let big = SeatMap {
+        sections: vec![Section { section: SectionName::new("A").unwrap(), tier: t("a"), rows }],
+        no_single_gaps: false,
+    };
+    seathold::conformance::block_on(async {
+        let h = H::new(FaultyStore::new());
+        let store = h.store();
+        h.open(O, cfg(10_000, 600).with_tiers(vec![tier("a", "10.00")]).with_seating(big).with_tickets(true)).await;
+        let row_seats = |row: u32| -> Vec<String> { (1..=4).map(|n| format!("A-{row}-{n}")).collect() };
+        for row in 1..=150 {
+            let ids = row_seats(row);
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            h.seats_of(&chosen(&format!("u{row}"), &format!("r{row}"), &ids)).await;
+            h.pay(O, &format!("u{row}"), &format!("r{row}")).await;
+        }
+        // Row 151 is full of a hold (not sold out: it may lapse).
+        h.seats_of(&chosen("held", "h151", &["A-151-1", "A-151-2", "A-151-3", "A-151-4"])).await;
+        let read_rows = |s: &FaultyStore| -> Vec<u32> {
+            std::mem::take(&mut *s.rows_read.lock().unwrap())
+                .iter()
+                .filter_map(|k| match k {
+                    seathold::store::RecordKey::SeatRow { row, .. } => row.as_str().parse().ok(),
+                    _ => None,
+                })
+                .collect()
+        };
+        read_rows(store);
+
+        assert_eq!(h.seats_of(&best("bob", "b1", "a", 2)).await, ["A-152-1", "A-152-2"]);
+        let read = read_rows(store);
+        // The first round reads the index and the first 8 rows; then only rows with room.
+        assert!(read.iter().all(|r| *r <= 8 || *r >= 151), "best available read sold-out rows {read:?}");
+        assert!(read.len() <= 16, "best available read {} rows: {read:?}", read.len());
+
+        // A ticket cancelled in row 10 frees a seat there: the row is back in the running.
+        h.e.cancel(&k(O), &r("r10"), Some(&[1, 2])).await.unwrap();
+        assert_eq!(h.seats_of(&best("cat", "c1", "a", 2)).await, ["A-10-2", "A-10-3"]);
+        h.check_dims(O).await;
+    });
+}

@@ -217,6 +217,17 @@ impl Model {
             .collect()
     }
 
+    /// The rows whose every seat is sold or blocked, as `SECTION-ROW`, in map order.
+    fn sold_out(&self) -> Vec<String> {
+        let st = self.statuses();
+        rows(&self.hall)
+            .iter()
+            .zip(st)
+            .filter(|(_, seats)| seats.iter().all(|s| matches!(s, St::Sold | St::Blocked)))
+            .map(|((s, r, _, _), _)| format!("{s}-{r}"))
+            .collect()
+    }
+
     /// The seats a hold claims that another live claim now has.
     fn taken_from(&self, hold: usize) -> bool {
         let st = self.statuses();
@@ -312,6 +323,29 @@ fn config(hall: &Hall) -> OccurrenceConfig {
 async fn map_text<S: AsyncStore>(h: &H<S>, occ: &str) -> Vec<String> {
     let view = h.e.seat_map(&k(occ)).await.unwrap().expect("a seated occurrence");
     view.sections.iter().flat_map(|(s, rows)| rows.iter().map(move |(r, chars)| format!("{s}-{r}: {chars}"))).collect()
+}
+
+/// The rows each tier's stored sold-out index names, as `SECTION-ROW`, in map order.
+async fn sold_out_rows<S: AsyncStore>(h: &H<S>, occ: &str) -> Vec<String> {
+    use seathold::records::{Record, RecordKind};
+    let stored = h.store().scan(&k(occ), RecordKind::SoldOutRows, None, 100).await.unwrap();
+    let index = |tier: &str| {
+        stored.iter().find_map(|r| match &r.value {
+            Record::SoldOutRows(d) if d.tier.as_str() == tier => Some(d.clone()),
+            _ => None,
+        })
+    };
+    let (a, b) = (index("a"), index("b"));
+    let mut out = Vec::new();
+    for (i, row) in ["A-1", "A-2"].iter().enumerate() {
+        if a.as_ref().is_some_and(|d| d.contains(i)) {
+            out.push((*row).to_owned());
+        }
+    }
+    if b.as_ref().is_some_and(|d| d.contains(0)) {
+        out.push("B-1".to_owned());
+    }
+    out
 }
 
 fn ids(seats: &[SeatId]) -> Vec<String> {
@@ -554,6 +588,7 @@ async fn run_case<S: AsyncStore>(h: &H<S>, occ: &str, hall: &Hall, steps: &[Step
         }
         assert_eq!((h.now() - start).whole_seconds(), m.now);
         assert_eq!(map_text(h, occ).await, m.text(), "{ctx}: the seat map differs from the model's");
+        assert_eq!(sold_out_rows(h, occ).await, m.sold_out(), "{ctx}: the sold-out index differs from the rows");
         h.check_dims(occ).await;
     }
 }

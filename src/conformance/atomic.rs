@@ -156,5 +156,6 @@ pub(crate) fn every_kind(o: &crate::contract::OccKey) -> Vec<Record> {
         Record::Block(block),
         Record::Waitlist(Waitlist::new(o.clone())),
         Record::SeatRow(row),
+        Record::SoldOutRows(crate::seating::SoldOutRows { tier: tier("a"), rows: vec![0b101] }),
     ]
 }

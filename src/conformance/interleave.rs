@@ -515,6 +515,24 @@ pub fn scenarios() -> Vec<Scenario> {
             never: vec![],
         },
         Scenario {
+            name: "sell-out-vs-best",
+            config: seated(),
+            setup: vec![
+                seats("ann", "r1", &["A-1-1", "A-1-2"]),
+                pay("ann", "r1", "pi_1"),
+                seats("bob", "r2", &["A-1-3", "A-1-4"]),
+            ],
+            advance: Duration::ZERO,
+            // Bob's payment sells the row out (its tier's index says so from that commit on)
+            // while best available looks for a seat: it finds none whatever the order, and
+            // the index names exactly the sold-out rows.
+            racers: vec![
+                pay("bob", "r2", "pi_2"),
+                Action::RequestBest { actor: "cat", hold_ref: "r3", tier: "a", quantity: 1 },
+            ],
+            never: vec![(1, "AwaitingPayment")],
+        },
+        Scenario {
             name: "lapse-vs-chosen",
             config: seated(),
             setup: vec![seats("ann", "r1", &["A-1-1", "A-1-2"])],
@@ -1141,7 +1159,9 @@ async fn check<S: AsyncStore>(
         }
     }
     if let Some(map) = cfg.seating() {
-        check_seats(map, &bookings, &blocks, &scan(s, o, RecordKind::SeatRow).await, now).unwrap_or_else(|e| fail(e));
+        let rows = scan(s, o, RecordKind::SeatRow).await;
+        check_seats(map, &bookings, &blocks, &rows, now).unwrap_or_else(|e| fail(e));
+        check_sold_out(map, &rows, &scan(s, o, RecordKind::SoldOutRows).await).unwrap_or_else(|e| fail(e));
     }
     for rec in scan(s, o, RecordKind::Waitlist).await {
         if let Record::Waitlist(w) = rec {
@@ -1293,6 +1313,38 @@ async fn scan<S: AsyncStore>(s: &S, o: &OccKey, kind: RecordKind) -> Vec<Record>
         .into_iter()
         .map(|r| r.value)
         .collect()
+}
+
+/// Every tier's sold-out index names exactly the rows whose every seat is sold or blocked.
+fn check_sold_out(map: &crate::seating::SeatMap, rows: &[Record], indexes: &[Record]) -> Result<(), String> {
+    use crate::seating::{row_key, sold_out};
+    let mut tiers: Vec<&crate::contract::TierName> = Vec::new();
+    for s in &map.sections {
+        if !tiers.contains(&&s.tier) {
+            tiers.push(&s.tier);
+        }
+    }
+    for tier in tiers {
+        let index = indexes.iter().find_map(|r| match r {
+            Record::SoldOutRows(d) if &d.tier == tier => Some(d),
+            _ => None,
+        });
+        let tier_rows =
+            map.sections.iter().filter(|s| &s.tier == tier).flat_map(|s| s.rows.iter().map(move |r| (s, r)));
+        for (i, (s, r)) in tier_rows.enumerate() {
+            let key = row_key(&s.section, &r.row);
+            let row = rows.iter().find_map(|x| match x {
+                Record::SeatRow(row) if row.key() == key => Some(row),
+                _ => None,
+            });
+            let want = sold_out(row, r.seats);
+            let got = index.is_some_and(|d| d.contains(i));
+            if want != got {
+                return Err(format!("row {}-{} is sold out: {want}, its tier's index says {got}", s.section, r.row));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Places (Part 4): no seat is claimed live by two holds or blocks, and every row says

@@ -27,10 +27,12 @@ use smallvec::SmallVec;
 use time::OffsetDateTime;
 
 use crate::catalogue::{Block, Dim, OccurrenceConfig};
-use crate::contract::{ActorId, BlockName, DomainEvent, OccKey, OpKey, ProviderRef, Ref, RowName, SectionName};
+use crate::contract::{
+    ActorId, BlockName, DomainEvent, OccKey, OpKey, ProviderRef, Ref, RowName, SectionName, TierName,
+};
 use crate::holds::{ActorRecord, Cancellation, Hold};
 use crate::opkeys::OpRecord;
-use crate::seating::SeatRow;
+use crate::seating::{SeatRow, SoldOutRows};
 use crate::settlement::{PaymentRecord, Rejection};
 use crate::waitlist::Waitlist;
 
@@ -359,6 +361,8 @@ pub enum RecordKey {
         /// The row.
         row: RowName,
     },
+    /// Which rows of a seated tier are sold out (every seat sold or blocked).
+    SoldOutRows(TierName),
 }
 
 /// The kinds of [`RecordKey`] / [`Record`].
@@ -383,11 +387,13 @@ pub enum RecordKind {
     Op,
     /// [`RecordKey::SeatRow`].
     SeatRow,
+    /// [`RecordKey::SoldOutRows`].
+    SoldOutRows,
 }
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: [RecordKind; 9] = [
+    pub const ALL: [RecordKind; 10] = [
         Self::Booking,
         Self::Actor,
         Self::Payment,
@@ -397,6 +403,7 @@ impl RecordKind {
         Self::Rejection,
         Self::Op,
         Self::SeatRow,
+        Self::SoldOutRows,
     ];
 
     /// A stable name for storage.
@@ -411,6 +418,7 @@ impl RecordKind {
             Self::Rejection => "rejection",
             Self::Op => "op",
             Self::SeatRow => "seat_row",
+            Self::SoldOutRows => "sold_out_rows",
         }
     }
 
@@ -443,6 +451,7 @@ impl RecordKey {
             Self::Rejection { .. } => RecordKind::Rejection,
             Self::Op(_) => RecordKind::Op,
             Self::SeatRow { .. } => RecordKind::SeatRow,
+            Self::SoldOutRows(_) => RecordKind::SoldOutRows,
         }
     }
 
@@ -460,6 +469,7 @@ impl RecordKey {
             Self::Rejection { hold_ref, actor, provider_ref: Some(p) } => format!("{hold_ref}{SEP}{actor}{SEP}{p}"),
             Self::Op(k) => k.to_string(),
             Self::SeatRow { section, row } => format!("{section}{SEP}{row}"),
+            Self::SoldOutRows(t) => t.to_string(),
         }
     }
 
@@ -502,6 +512,7 @@ impl RecordKey {
                 }
                 Self::SeatRow { section, row }
             }
+            RecordKind::SoldOutRows => Self::SoldOutRows(TierName::new(id).ok()?),
         };
         Some(key)
     }
@@ -535,6 +546,8 @@ pub enum Record {
     Op(OpRecord),
     /// One row of a seat map.
     SeatRow(SeatRow),
+    /// Which rows of a seated tier are sold out.
+    SoldOutRows(SoldOutRows),
 }
 
 impl Record {
@@ -550,6 +563,7 @@ impl Record {
             Self::Rejection(r) => r.key(),
             Self::Op(o) => RecordKey::Op(o.op_key.clone()),
             Self::SeatRow(r) => r.key(),
+            Self::SoldOutRows(s) => RecordKey::SoldOutRows(s.tier.clone()),
         }
     }
 
@@ -571,6 +585,7 @@ impl Record {
             }
             (Self::Op(o), RecordKey::Op(k)) => &o.op_key == k,
             (Self::SeatRow(r), RecordKey::SeatRow { section, row }) => &r.section == section && &r.row == row,
+            (Self::SoldOutRows(s), RecordKey::SoldOutRows(t)) => &s.tier == t,
             _ => false,
         }
     }
@@ -601,6 +616,7 @@ impl Record {
             Self::Rejection(r) => serde_json::to_value(r),
             Self::Op(o) => serde_json::to_value(o),
             Self::SeatRow(r) => serde_json::to_value(r),
+            Self::SoldOutRows(s) => serde_json::to_value(s),
         }
     }
 
@@ -619,6 +635,7 @@ impl Record {
             RecordKind::Rejection => Self::Rejection(serde_json::from_value(v)?),
             RecordKind::Op => Self::Op(serde_json::from_value(v)?),
             RecordKind::SeatRow => Self::SeatRow(serde_json::from_value(v)?),
+            RecordKind::SoldOutRows => Self::SoldOutRows(serde_json::from_value(v)?),
         })
     }
 }

@@ -18,6 +18,13 @@
 //!
 //! A row that was never written has every seat free and costs nothing to store: a map of
 //! 80,000 seats is a few hundred bytes of configuration until seats are sold.
+//!
+//! Beside the rows, one [`SoldOutRows`] record per seated tier says which of its rows have
+//! every seat sold or blocked. `reconcile` keeps it exact (a row changes state only in a
+//! commit that writes the row, and that commit writes the index when the row starts or stops
+//! being sold out), and best available reads it first, so it skips sold-out rows without
+//! reading them. Sold out is a state no clock changes (a held seat may lapse; a sold or
+//! blocked one does not), so the index never goes stale between writes.
 
 use std::fmt;
 
@@ -184,6 +191,20 @@ impl SeatMap {
     /// The rows of `tier`, in quality order.
     fn rows_of<'a>(&'a self, tier: &'a TierName) -> impl Iterator<Item = (&'a Section, &'a RowSpec)> + 'a {
         self.sections.iter().filter(move |s| &s.tier == tier).flat_map(|s| s.rows.iter().map(move |r| (s, r)))
+    }
+
+    /// The tier of a row and the row's place among the tier's rows (map order).
+    fn tier_row(&self, section: &SectionName, row: &RowName) -> Option<(&TierName, usize, u16)> {
+        let s = self.section(section)?;
+        let before: usize = self
+            .sections
+            .iter()
+            .take_while(|x| x.section != *section)
+            .filter(|x| x.tier == s.tier)
+            .map(|x| x.rows.len())
+            .sum();
+        let (ri, r) = s.rows.iter().enumerate().find(|(_, r)| &r.row == row)?;
+        Some((&s.tier, before + ri, r.seats))
     }
 
     /// Every row's key, in map order.
@@ -388,6 +409,62 @@ impl SeatRow {
             None => self.claims.push(Claim { owner: owner.clone(), until, seats: vec![n] }),
         }
     }
+}
+
+/// Which rows of one seated tier are sold out: every seat sold or blocked. Row `i` is the
+/// tier's `i`-th row in map order. No record: none is. Kept by `reconcile` in the commits that
+/// change a row's state; read by best available to skip sold-out rows without reading them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoldOutRows {
+    /// The tier.
+    pub tier: TierName,
+    /// Bit `i % 64` of word `i / 64`: the tier's row `i` is sold out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<u64>,
+}
+
+impl SoldOutRows {
+    /// No row sold out.
+    pub fn new(tier: TierName) -> Self {
+        Self { tier, rows: Vec::new() }
+    }
+
+    /// Whether the tier's row `i` is sold out.
+    pub fn contains(&self, i: usize) -> bool {
+        self.rows.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn set(&mut self, i: usize, sold_out: bool) {
+        if sold_out {
+            if self.rows.len() <= i / 64 {
+                self.rows.resize(i / 64 + 1, 0);
+            }
+            self.rows[i / 64] |= 1 << (i % 64);
+        } else if let Some(w) = self.rows.get_mut(i / 64) {
+            *w &= !(1 << (i % 64));
+            while self.rows.last() == Some(&0) {
+                self.rows.pop();
+            }
+        }
+    }
+}
+
+/// The key of a tier's [`SoldOutRows`].
+pub fn sold_out_key(tier: &TierName) -> RecordKey {
+    RecordKey::SoldOutRows(tier.clone())
+}
+
+/// Whether every one of a row's `seats` is sold or blocked (a state no clock changes).
+pub fn sold_out(row: Option<&SeatRow>, seats: u16) -> bool {
+    let taken: usize = row.map_or(0, |r| {
+        r.claims
+            .iter()
+            .filter(|c| matches!((&c.owner, c.until), (Owner::Block(_), _) | (Owner::Hold(_), None)))
+            .map(|c| c.seats.len())
+            .sum()
+    });
+    taken >= usize::from(seats)
 }
 
 fn status_of(c: &Claim, now: OffsetDateTime) -> SeatStatus {
@@ -610,7 +687,31 @@ const FIRST_ROWS: usize = 8;
 
 fn best(view: &impl Loaded, map: &SeatMap, tier: &TierName, quantity: u32, now: OffsetDateTime) -> Chosen {
     let q = usize::try_from(quantity).unwrap_or(usize::MAX);
-    let rows: Vec<(&Section, &RowSpec)> = map.rows_of(tier).filter(|(_, r)| usize::from(r.seats) >= q).collect();
+    let index = sold_out_key(tier);
+    if !view.is_loaded(&index) {
+        // The first round reads the index and the tier's first rows (the usual find).
+        let mut keys = vec![index];
+        keys.extend(
+            map.rows_of(tier)
+                .filter(|(_, r)| usize::from(r.seats) >= q)
+                .map(|(s, r)| row_key(&s.section, &r.row))
+                .filter(|k| !view.is_loaded(k))
+                .take(FIRST_ROWS),
+        );
+        return Chosen::Load(keys);
+    }
+    let done = match view.get(&index) {
+        Some(Record::SoldOutRows(d)) => Some(d),
+        _ => None,
+    };
+    // Sold-out rows are skipped unread: the index is guarded like every record read, so a
+    // seat freed in one of them meanwhile sends this request round again.
+    let rows: Vec<(&Section, &RowSpec)> = map
+        .rows_of(tier)
+        .enumerate()
+        .filter(|(i, (_, r))| usize::from(r.seats) >= q && !done.is_some_and(|d| d.contains(*i)))
+        .map(|(_, sr)| sr)
+        .collect();
     let passes: &[bool] = if map.no_single_gaps { &[true] } else { &[true, false] };
     for &strict in passes {
         for (i, (s, r)) in rows.iter().enumerate() {
@@ -802,8 +903,48 @@ pub(crate) fn reconcile(view: &impl Loaded, change: &mut Change, now: OffsetDate
         }
         row.take(m.seat.n, &m.owner, until);
     }
+    // The rows that start or stop being sold out, and their tiers' indexes.
+    let mut flips: Vec<(&TierName, usize, bool)> = Vec::new();
+    for r in &rows {
+        let Some((tier, i, seats)) = map.tier_row(&r.section, &r.row) else { continue };
+        let before = match view.get(&r.key()) {
+            Some(Record::SeatRow(old)) => sold_out(Some(old), seats),
+            _ => false,
+        };
+        let after = sold_out(Some(r), seats);
+        if before != after {
+            flips.push((tier, i, after));
+        }
+    }
+    let mut missing: Vec<RecordKey> = Vec::new();
+    for (tier, _, _) in &flips {
+        let k = sold_out_key(tier);
+        if !view.is_loaded(&k) && !missing.contains(&k) {
+            missing.push(k);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Unreconciled::Load(missing));
+    }
+    let mut indexes: Vec<SoldOutRows> = Vec::new();
+    for (tier, i, sold) in flips {
+        let at = match indexes.iter().position(|x| &x.tier == tier) {
+            Some(at) => at,
+            None => {
+                indexes.push(match view.get(&sold_out_key(tier)) {
+                    Some(Record::SoldOutRows(d)) => d.clone(),
+                    _ => SoldOutRows::new(tier.clone()),
+                });
+                indexes.len() - 1
+            }
+        };
+        indexes[at].set(i, sold);
+    }
     for r in rows {
         change.put(Record::SeatRow(r));
+    }
+    for x in indexes {
+        change.put(Record::SoldOutRows(x));
     }
     Ok(())
 }
