@@ -683,7 +683,7 @@ fn best_block(free: &[bool], q: usize, strict: bool) -> Option<usize> {
 }
 
 /// How many rows best available loads in its first round.
-const FIRST_ROWS: usize = 8;
+const FIRST_ROWS: usize = 2;
 
 fn best(view: &impl Loaded, map: &SeatMap, tier: &TierName, quantity: u32, now: OffsetDateTime) -> Chosen {
     let q = usize::try_from(quantity).unwrap_or(usize::MAX);
