@@ -402,21 +402,25 @@ on_both_stores!(
 // ---------------------------------------------------------------------------------------
 // What an operation reads and writes
 
+/// Section `A` (tier `a`) of 200 rows `1`..`200` of `seats` seats each, with tickets.
+fn long_hall(seats: u16) -> OccurrenceConfig {
+    let rows: Vec<RowSpec> = (1..=200).map(|i| RowSpec { row: RowName::new(i.to_string()).unwrap(), seats }).collect();
+    let long = SeatMap {
+        sections: vec![Section { section: SectionName::new("A").unwrap(), tier: t("a"), rows }],
+        no_single_gaps: false,
+    };
+    cfg(10_000, 600).with_tiers(vec![tier("a", "10.00")]).with_seating(long).with_tickets(true)
+}
+
 /// A map of 200 rows: a chosen request reads and writes only its row; best available on an
 /// empty map reads one batch of rows and writes one; a cancellation writes only its row; the
 /// seat map read is the only operation that reads every row.
 #[test]
 fn an_operation_reads_and_writes_only_the_rows_it_touches() {
-    let rows: Vec<RowSpec> =
-        (1..=200).map(|i| RowSpec { row: RowName::new(i.to_string()).unwrap(), seats: 20 }).collect();
-    let big = SeatMap {
-        sections: vec![Section { section: SectionName::new("A").unwrap(), tier: t("a"), rows }],
-        no_single_gaps: false,
-    };
     seathold::conformance::block_on(async {
         let h = H::new(FaultyStore::new());
         let store = h.store();
-        h.open(O, cfg(10_000, 600).with_tiers(vec![tier("a", "10.00")]).with_seating(big).with_tickets(true)).await;
+        h.open(O, long_hall(20)).await;
         let take = |s: &FaultyStore| -> (Vec<String>, Vec<String>) {
             let keys = |m: &std::sync::Mutex<Vec<seathold::store::RecordKey>>| {
                 std::mem::take(&mut *m.lock().unwrap()).iter().map(ToString::to_string).collect::<Vec<_>>()
@@ -460,16 +464,10 @@ fn an_operation_reads_and_writes_only_the_rows_it_touches() {
 /// cancellation in a sold-out row puts it back in the running, and best available takes it.
 #[test]
 fn best_available_skips_sold_out_rows_without_reading_them() {
-    let rows: Vec<RowSpec> =
-        (1..=200).map(|i| RowSpec { row: RowName::new(i.to_string()).unwrap(), seats: 4 }).collect();
-    let big = SeatMap {
-        sections: vec![Section { section: SectionName::new("A").unwrap(), tier: t("a"), rows }],
-        no_single_gaps: false,
-    };
     seathold::conformance::block_on(async {
         let h = H::new(FaultyStore::new());
         let store = h.store();
-        h.open(O, cfg(10_000, 600).with_tiers(vec![tier("a", "10.00")]).with_seating(big).with_tickets(true)).await;
+        h.open(O, long_hall(4)).await;
         let row_seats = |row: u32| -> Vec<String> { (1..=4).map(|n| format!("A-{row}-{n}")).collect() };
         for row in 1..=150 {
             let ids = row_seats(row);
