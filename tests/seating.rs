@@ -386,7 +386,60 @@ async fn seat_maps_are_checked_and_frozen_while_in_use<S: AsyncStore>(h: H<S>) {
     h.open(O, hall_with(map(5, false))).await;
 }
 
+/// Once every seat of its tiers is given back, a map may change: the rows and the sold-out
+/// index hold nothing of the old one (no claim outlives its hold or block, no row stays
+/// marked sold out), so the new map sells from scratch.
+async fn a_map_changes_once_its_seats_are_all_given_back<S: AsyncStore>(h: H<S>) {
+    h.open(O, hall_with(map(4, false))).await;
+    h.seats_of(&chosen("ann", "r1", &["A-1-1", "A-1-2", "A-1-3", "A-1-4"])).await;
+    h.pay(O, "ann", "r1").await;
+    h.e.block_seats(&k(O), &b("desk"), &sids(&["B-1-2"])).await.unwrap();
+    assert!(matches!(
+        h.e.open(&k(O), hall_with(map(3, false))).await,
+        Err(OpError::Refused(OpenRefusal::Config(ConfigError::SeatingInUse)))
+    ));
+    // Row A-1 is sold out: best available goes to row 2.
+    assert_eq!(h.seats_of(&best("bob", "r2", "a", 4)).await, ["A-2-1", "A-2-2", "A-2-3", "A-2-4"]);
+    assert_eq!(h.settle(&failed(O, "bob", "r2")).await, Settlement::Released);
+    h.e.cancel(&k(O), &r("r1"), None).await.unwrap();
+    h.e.unblock(&k(O), &b("desk")).await.unwrap();
+    let index = h.store().scan(&k(O), seathold::records::RecordKind::SoldOutRows, None, 10).await.unwrap();
+    assert!(
+        index.iter().all(|r| matches!(&r.value, seathold::records::Record::SoldOutRows(d) if d.rows.is_empty())),
+        "no row is sold out any more: {index:?}"
+    );
+    // Rows of 3 seats now; nothing of the old map is claimed.
+    h.open(O, hall_with(map(3, false))).await;
+    assert_eq!(h.map_text().await, ["A-1: ...", "A-2: ...", "B-1: ...."]);
+    assert_eq!(h.seats_of(&best("cat", "r3", "a", 3)).await, ["A-1-1", "A-1-2", "A-1-3"]);
+    h.check_dims(O).await;
+}
+
+/// A block of named seats retried under its operation key answers its first answer and
+/// changes nothing, even after the seats went to someone else; the key under other seats is
+/// refused.
+async fn a_retried_seat_block_answers_its_first_answer<S: AsyncStore>(h: H<S>) {
+    h.open(O, hall()).await;
+    let key = seathold::contract::OpKey::new("desk-1").unwrap();
+    let first = h.e.with_op_key(&key).block_seats(&k(O), &b("desk"), &sids(&["A-1-2"])).await.unwrap();
+    assert_eq!((first.answer.clone(), first.replayed), (BlockOutcome::Blocked, false));
+    h.e.unblock(&k(O), &b("desk")).await.unwrap();
+    h.seats_of(&chosen("bob", "r2", &["A-1-2"])).await;
+    let before = h.fingerprint().await;
+    let retry = h.e.with_op_key(&key).block_seats(&k(O), &b("desk"), &sids(&["A-1-2"])).await.unwrap();
+    assert_eq!((retry.answer, retry.replayed), (BlockOutcome::Blocked, true));
+    assert_eq!(h.fingerprint().await, before, "a replayed block changed something");
+    assert_eq!(h.map_text().await[0], "A-1: .H....", "bob keeps his seat");
+    match h.e.with_op_key(&key).block_seats(&k(O), &b("desk"), &sids(&["A-1-3"])).await {
+        Err(OpError::OpKeyReused { .. }) => {}
+        other => panic!("the key under other seats: expected OpKeyReused, got {other:?}"),
+    }
+    h.check_dims(O).await;
+}
+
 on_both_stores!(
+    a_map_changes_once_its_seats_are_all_given_back,
+    a_retried_seat_block_answers_its_first_answer,
     chosen_seats_are_all_or_none,
     no_single_gaps_refuses_a_stranding_choice,
     best_available_is_adjacent_central_and_never_splits,
