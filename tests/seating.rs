@@ -180,6 +180,16 @@ async fn best_available_is_adjacent_central_and_never_splits<S: AsyncStore>(h: H
     assert_eq!(h.map_text().await, ["A-1: HHHHHH", "A-2: HHHHH.", "B-1: ...."]);
     // Section B is its own tier.
     assert_eq!(h.seats_of(&best("gus", "r7", "b", 4)).await, ["B-1-1", "B-1-2", "B-1-3", "B-1-4"]);
+    // A best-available request retried after a lost answer answers the seats it got, though
+    // the map has changed since (its own seats are now taken), and writes nothing.
+    let before = h.fingerprint().await;
+    match h.request(&best("ann", "r1", "a", 2)).await {
+        RequestOutcome::AwaitingPayment { replayed: true, seat_ids, .. } => {
+            assert_eq!(seat_ids, sids(&["A-1-3", "A-1-4"]));
+        }
+        other => panic!("a retried best-available request: expected its first seats, got {other:?}"),
+    }
+    assert_eq!(h.fingerprint().await, before, "a replayed best-available request changed something");
     h.check_dims(O).await;
 }
 
