@@ -140,7 +140,7 @@ impl Given {
                 Step::Write(mut change, answer) => {
                     self.due = None;
                     let now = self.now.unwrap_or(OffsetDateTime::UNIX_EPOCH);
-                    if let Err(e) = crate::seating::reconcile(self, &mut change, now) {
+                    if let Err(e) = crate::finish::finish(self, &mut change, now) {
                         let applied = Err(format!("{e:?}"));
                         return Ok(Then { answer, change: Some(change), applied });
                     }

@@ -68,6 +68,7 @@ pub mod clock;
 pub mod conformance;
 pub mod contract;
 mod engine;
+mod finish;
 pub mod given;
 pub mod holds;
 pub mod ledger;

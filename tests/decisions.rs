@@ -193,3 +193,29 @@ fn the_seam_keeps_what_each_decision_wrote() {
     assert!(matches!(full.answer, RequestOutcome::Full { .. }), "one of two seats held: {:?}", full.answer);
     assert!(full.change.is_none() && g.current().cloned() == before, "a Full answer writes nothing");
 }
+
+/// The waiting list's claim on freed seats is one rule, applied after every decision (by
+/// the engine's step, and by the seam alike): `decide_unblock` never mentions the list, yet
+/// the seats it frees go to the one waiting, in the same change, with their event.
+#[test]
+fn a_seat_freeing_decision_serves_the_waiting_list_without_mentioning_it() {
+    use seathold::catalogue::{BlockOutcome, decide_block, decide_unblock};
+    use seathold::contract::BlockName;
+    use seathold::waitlist::decide_join;
+
+    let config = OccurrenceConfig::new(2, TTL as u64).expect("config").with_offer_ttl_secs(300).expect("ttl");
+    let mut g = Given::occurrence(gig(), config).at(T0);
+    let desk = BlockName::new("desk").expect("block");
+    let blocked = g.try_when(|v| decide_block(v, &desk, 2, None, T0)).expect("blocked");
+    assert_eq!(blocked.answer, BlockOutcome::Blocked);
+    let joined = g.try_when(|v| decide_join(v, &ann(), None, 2, T0)).expect("joined");
+    assert!(!joined.answer.offered, "nothing free yet: {:?}", joined.answer);
+
+    let freed = g.try_when(|v| decide_unblock(v, &desk, T0)).expect("unblocked");
+    assert_eq!(freed.answer, BlockOutcome::Unblocked);
+    assert_eq!(freed.applied, Ok(()));
+    assert_eq!(freed.event_types(), ["waitlist_offered"], "the freed seats went to the one waiting");
+    let counters = g.current().expect("occurrence").counters.get(&seathold::catalogue::Dim::Total);
+    assert_eq!((counters.blocked, counters.offered), (0, 2), "{counters:?}");
+    assert!(g.record(&RecordKey::Waitlist).is_some(), "the waiting list was written");
+}

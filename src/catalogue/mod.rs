@@ -276,8 +276,8 @@ impl OccurrenceConfig {
         self
     }
 
-    /// The same configuration with assigned seating (DESIGN Part 4): seats are places of
-    /// `map`, each of its section's tier. A seated tier's cap is its seat count; requests for
+    /// The same configuration with assigned seating ([`seating`](crate::seating)): seats are
+    /// places of `map`, each of its section's tier. A seated tier's cap is its seat count; requests for
     /// it name seats or ask for the best available
     /// ([`Order::Seated`](crate::holds::Order::Seated)).
     pub fn with_seating(mut self, map: SeatMap) -> Self {
@@ -950,21 +950,21 @@ fn place_block(
 }
 
 /// Decide giving a block's seats back; they go to the waiting list first, in the same
-/// commit.
+/// commit (the engine's cross-cutting step settles the list at `_now` for every change that
+/// frees seats; the decision itself needs no clock).
 ///
 /// # Errors
 /// [`BlockRefusal::Unknown`] if there is no such block.
 pub fn decide_unblock(
     view: &impl Loaded,
     block: &BlockName,
-    now: OffsetDateTime,
+    _now: OffsetDateTime,
 ) -> Result<Step<BlockOutcome>, BlockRefusal> {
     let occ = view.occurrence().ok_or(BlockRefusal::UnknownOccurrence)?;
     let b = view.block(block).ok_or_else(|| BlockRefusal::Unknown(block.clone()))?;
     let mut change = Change::default();
     change.deltas.extend(&b.deltas(&occ.config, UsageDelta::blocked(1).negated()));
     change.deletes.push(RecordKey::Block(block.clone()));
-    waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
     Ok(Step::Write(change, BlockOutcome::Unblocked))
 }
 
@@ -1048,6 +1048,8 @@ pub fn decide_configure(
         }
     }
     change.config = Some(config.clone());
+    // A larger capacity frees seats no delta shows, so the engine's step would not see it:
+    // the waiting list is settled here, under the new configuration.
     let next = Occurrence { config: config.clone(), ..occ.clone() };
     waitlist::settle_waitlist(&next, view.waitlist(), &mut change, now, None);
     Ok(Step::Write(change, true))
@@ -1146,5 +1148,15 @@ pub fn availability(
         offered: total.offered,
         available: room(&Dim::Total).unwrap_or(0),
         tiers,
+    }
+}
+
+/// A block is stored under its name.
+impl crate::records::RecordBody for Block {
+    fn key(&self) -> RecordKey {
+        RecordKey::Block(self.block.clone())
+    }
+    fn has_key(&self, key: &RecordKey) -> bool {
+        matches!(key, RecordKey::Block(b) if *b == self.block)
     }
 }

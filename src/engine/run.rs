@@ -235,7 +235,7 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
                 if view.rounds > MAX_ROUNDS {
                     return Err(StoreError::Internal("a decision kept reading records it never loaded".into()).into());
                 }
-                crate::engine::run::count_unplanned_load();
+                count_unplanned_load();
                 let snap = store.load(occ_key, &unread).await?;
                 view.add(unread, snap.records);
                 continue;
@@ -273,21 +273,25 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
                     return Ok(out);
                 }
                 Step::Write(mut change, out) => {
-                    // The rows of a seat map follow the holds and blocks the change writes:
-                    // one rule, applied here for every operation.
-                    if let Err(u) = crate::seating::reconcile(&view, &mut change, now) {
-                        match u {
-                            crate::seating::Unreconciled::Load(keys) => {
-                                view.rounds += 1;
-                                if view.rounds > MAX_ROUNDS {
-                                    return Err(StoreError::Internal("seat rows kept missing".into()).into());
-                                }
-                                let snap = store.load(occ_key, &keys).await?;
-                                view.add(keys, snap.records);
-                                continue;
+                    // The rules that cut across operations (the waiting list's claim on
+                    // freed seats, seat rows following bookings): applied here, once.
+                    match crate::finish::finish(&view, &mut change, now) {
+                        Ok(()) => {}
+                        Err(crate::finish::Unfinished::Load(keys)) => {
+                            view.rounds += 1;
+                            if view.rounds > MAX_ROUNDS {
+                                return Err(StoreError::Internal("a rule kept missing records".into()).into());
                             }
-                            crate::seating::Unreconciled::Bug(why) => return Err(StoreError::Internal(why).into()),
+                            // Seat rows are known only once the change is; the waiting list
+                            // belonged among the operation's preloads.
+                            if keys.contains(&RecordKey::Waitlist) {
+                                count_unplanned_load();
+                            }
+                            let snap = store.load(occ_key, &keys).await?;
+                            view.add(keys, snap.records);
+                            continue;
                         }
+                        Err(crate::finish::Unfinished::Bug(why)) => return Err(StoreError::Internal(why).into()),
                     }
                     let commit = view.commit(occ_key, change)?;
                     let update = cache.and_then(|c| c.prepare(&commit));

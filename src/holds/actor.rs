@@ -77,3 +77,13 @@ impl ActorRecord {
         next
     }
 }
+
+/// An actor's summary is stored under the actor.
+impl crate::records::RecordBody for ActorRecord {
+    fn key(&self) -> crate::records::RecordKey {
+        crate::records::RecordKey::Actor(self.actor.clone())
+    }
+    fn has_key(&self, key: &crate::records::RecordKey) -> bool {
+        matches!(key, crate::records::RecordKey::Actor(a) if *a == self.actor)
+    }
+}

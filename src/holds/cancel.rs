@@ -9,7 +9,6 @@ use super::HoldState;
 use crate::contract::{ActorId, Amount, EventKind, Money, NoHoldReason, OccKey, ProviderRef, Ref};
 use crate::records::{Change, Loaded, LoadedExt, Record, RecordKey, Step, UsageDelta, nanos};
 use crate::tickets::{TicketState, ticket_id};
-use crate::waitlist;
 
 /// The record of one cancellation: what was cancelled and what must be refunded. Part of
 /// the ledger.
@@ -249,6 +248,15 @@ pub fn decide_cancel(
         at: now,
     }));
     change.put(Record::Booking(next));
-    waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
     Ok(Step::Write(change, CancelOutcome::Cancelled { refund, seats, provider_ref }))
+}
+
+/// A cancellation is stored under its booking and its number.
+impl crate::records::RecordBody for Cancellation {
+    fn key(&self) -> RecordKey {
+        RecordKey::Cancellation { hold_ref: self.hold_ref.clone(), n: self.n }
+    }
+    fn has_key(&self, key: &RecordKey) -> bool {
+        matches!(key, RecordKey::Cancellation { hold_ref, n } if *hold_ref == self.hold_ref && *n == self.n)
+    }
 }

@@ -304,3 +304,16 @@ fn scale(d: UsageDelta, n: u32) -> UsageDelta {
     let n = i64::from(n);
     UsageDelta { held: d.held * n, confirmed: d.confirmed * n, blocked: d.blocked * n, offered: d.offered * n }
 }
+
+/// A booking is stored under its ref, and due for the sweep at its expiry while held.
+impl crate::records::RecordBody for Hold {
+    fn key(&self) -> crate::records::RecordKey {
+        crate::records::RecordKey::Booking(self.hold_ref.clone())
+    }
+    fn has_key(&self, key: &crate::records::RecordKey) -> bool {
+        matches!(key, crate::records::RecordKey::Booking(r) if *r == self.hold_ref)
+    }
+    fn due(&self) -> Option<OffsetDateTime> {
+        Hold::due(self)
+    }
+}

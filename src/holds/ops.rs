@@ -25,8 +25,10 @@ pub fn decide_expiry(view: &impl Loaded, key: &RecordKey, now: OffsetDateTime) -
         change.put(Record::Booking(hold));
         change.events.push(event);
         expired = 1;
+    } else {
+        // The waiting list's own expiry: its lapsed offers pass on.
+        waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
     }
-    waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
     if change.is_empty() { Step::Answer(0) } else { Step::Write(change, expired) }
 }
 
@@ -69,7 +71,6 @@ pub(crate) fn release(view: &impl Loaded, hold_ref: &Ref, now: OffsetDateTime) -
         }
         _ => return Step::Answer(AbandonOutcome::Noop),
     };
-    waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
     Step::Write(change, outcome)
 }
 

@@ -129,3 +129,13 @@ where
         Step::LoadDue(n) => Step::LoadDue(n),
     })
 }
+
+/// An operation's first answer is stored under its operation key.
+impl crate::records::RecordBody for OpRecord {
+    fn key(&self) -> RecordKey {
+        RecordKey::Op(self.op_key.clone())
+    }
+    fn has_key(&self, key: &RecordKey) -> bool {
+        matches!(key, RecordKey::Op(k) if *k == self.op_key)
+    }
+}

@@ -11,8 +11,11 @@
 //! expiry index); the engine turns a [`Change`] into a guarded
 //! [`Commit`](crate::store::Commit).
 //!
-//! Adding a kind of record costs a module, a [`Record`] variant and its [`RecordKey`]: no
-//! new store method, no new SQL parameter.
+//! Adding a kind of record costs its own module (the type and its [`RecordBody`]: key, due
+//! time) plus, here, its line in the one list of kinds (which generates [`RecordKind`],
+//! [`Record`] and every dispatch over them), its [`RecordKey`] variant and that key's text
+//! form ([`RecordKey::id`] / [`RecordKey::parse`]): no new store method, no new SQL
+//! parameter.
 //!
 //! [`catalogue`]: crate::catalogue
 //! [`holds`]: crate::holds
@@ -365,63 +368,145 @@ pub enum RecordKey {
     SoldOutRows(TierName),
 }
 
-/// The kinds of [`RecordKey`] / [`Record`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum RecordKind {
-    /// [`RecordKey::Booking`].
-    Booking,
-    /// [`RecordKey::Actor`].
-    Actor,
-    /// [`RecordKey::Payment`].
-    Payment,
-    /// [`RecordKey::Cancellation`].
-    Cancellation,
-    /// [`RecordKey::Block`].
-    Block,
-    /// [`RecordKey::Waitlist`].
-    Waitlist,
-    /// [`RecordKey::Rejection`].
-    Rejection,
-    /// [`RecordKey::Op`].
-    Op,
-    /// [`RecordKey::SeatRow`].
-    SeatRow,
-    /// [`RecordKey::SoldOutRows`].
-    SoldOutRows,
+/// One kind of stored record, declared by its own module beside its rules: how its key is
+/// built from it, and when (if ever) the sweep must look at it. Its stored name and its
+/// variant of [`Record`] come from the one list of kinds in this module, so adding a kind
+/// is its module, its line in that list and its [`RecordKey`] (with the key's text form).
+pub trait RecordBody: Sized {
+    /// The record's key.
+    fn key(&self) -> RecordKey;
+    /// Whether [`RecordBody::key`] is `key`, without building it (the default builds it).
+    fn has_key(&self, key: &RecordKey) -> bool {
+        self.key() == *key
+    }
+    /// When it becomes due for the sweep, if ever (the default: never). Stores index records
+    /// by it (the expiry index) and must keep the index in step with every write.
+    fn due(&self) -> Option<OffsetDateTime> {
+        None
+    }
+}
+
+/// The list of record kinds, each declared once: `Variant(Body) = "stored name"`. Generates
+/// [`RecordKind`] (with [`RecordKind::ALL`] and the stored names), [`Record`] and every
+/// dispatch over it (key, due time, JSON codec), and [`RecordKey::kind`].
+macro_rules! record_kinds {
+    ($( $(#[$doc:meta])* $kind:ident($body:ty) = $name:literal, )*) => {
+        /// The kinds of [`RecordKey`] / [`Record`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum RecordKind {
+            $(
+                #[doc = concat!("[`RecordKey::", stringify!($kind), "`], stored as `", $name, "`.")]
+                $kind,
+            )*
+        }
+
+        impl RecordKind {
+            /// Every kind.
+            pub const ALL: [RecordKind; [$(RecordKind::$kind),*].len()] = [$(RecordKind::$kind),*];
+
+            /// A stable name for storage.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$kind => $name,)*
+                }
+            }
+        }
+
+        /// A stored record of one occurrence.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Record {
+            $( $(#[$doc])* $kind($body), )*
+        }
+
+        impl Record {
+            /// The record's kind.
+            pub fn kind(&self) -> RecordKind {
+                match self {
+                    $(Self::$kind(_) => RecordKind::$kind,)*
+                }
+            }
+
+            /// The record's key.
+            pub fn key(&self) -> RecordKey {
+                match self {
+                    $(Self::$kind(r) => RecordBody::key(r),)*
+                }
+            }
+
+            /// Whether [`Record::key`] is `key`, without building it.
+            pub fn has_key(&self, key: &RecordKey) -> bool {
+                match self {
+                    $(Self::$kind(r) => RecordBody::has_key(r, key),)*
+                }
+            }
+
+            /// When this record becomes due for the sweep, if ever: a held hold at its
+            /// expiry, a waiting list at its first offer's expiry. Stores index records by it
+            /// (the expiry index) and must keep the index in step with every write.
+            pub fn due(&self) -> Option<OffsetDateTime> {
+                match self {
+                    $(Self::$kind(r) => RecordBody::due(r),)*
+                }
+            }
+
+            /// The record as JSON (how a store that keeps documents stores it).
+            ///
+            /// # Errors
+            /// A time outside 1677 to 2262 (records keep time as `i64` nanoseconds).
+            pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+                match self {
+                    $(Self::$kind(r) => serde_json::to_value(r),)*
+                }
+            }
+
+            /// Read back what [`Record::to_json`] wrote.
+            ///
+            /// # Errors
+            /// The JSON error if it is not a record of `kind`.
+            pub fn from_json(kind: RecordKind, v: serde_json::Value) -> Result<Self, serde_json::Error> {
+                Ok(match kind {
+                    $(RecordKind::$kind => Self::$kind(serde_json::from_value(v)?),)*
+                })
+            }
+        }
+
+        impl RecordKey {
+            /// The key's kind.
+            pub fn kind(&self) -> RecordKind {
+                match self {
+                    $(Self::$kind { .. } => RecordKind::$kind,)*
+                }
+            }
+        }
+    };
+}
+
+record_kinds! {
+    /// A hold, which becomes a booking when paid.
+    Booking(Hold) = "booking",
+    /// An actor's summary at the occurrence.
+    Actor(ActorRecord) = "actor",
+    /// How a `paid` result was accounted.
+    Payment(PaymentRecord) = "payment",
+    /// A cancellation of (some of) a booking.
+    Cancellation(Cancellation) = "cancellation",
+    /// Seats blocked by the organiser.
+    Block(Block) = "block",
+    /// The waiting list.
+    Waitlist(Waitlist) = "waitlist",
+    /// A `paid` result refused for its money.
+    Rejection(Rejection) = "rejection",
+    /// The first answer of a write made under an operation key.
+    Op(OpRecord) = "op",
+    /// One row of a seat map.
+    SeatRow(SeatRow) = "seat_row",
+    /// Which rows of a seated tier are sold out.
+    SoldOutRows(SoldOutRows) = "sold_out_rows",
 }
 
 impl RecordKind {
-    /// Every kind.
-    pub const ALL: [RecordKind; 10] = [
-        Self::Booking,
-        Self::Actor,
-        Self::Payment,
-        Self::Cancellation,
-        Self::Block,
-        Self::Waitlist,
-        Self::Rejection,
-        Self::Op,
-        Self::SeatRow,
-        Self::SoldOutRows,
-    ];
-
-    /// A stable name for storage.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Booking => "booking",
-            Self::Actor => "actor",
-            Self::Payment => "payment",
-            Self::Cancellation => "cancellation",
-            Self::Block => "block",
-            Self::Waitlist => "waitlist",
-            Self::Rejection => "rejection",
-            Self::Op => "op",
-            Self::SeatRow => "seat_row",
-            Self::SoldOutRows => "sold_out_rows",
-        }
-    }
-
     /// Parse [`RecordKind::as_str`]'s form.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
@@ -439,22 +524,6 @@ impl fmt::Display for RecordKind {
 const SEP: char = '\u{1f}';
 
 impl RecordKey {
-    /// The key's kind.
-    pub fn kind(&self) -> RecordKind {
-        match self {
-            Self::Booking(_) => RecordKind::Booking,
-            Self::Actor(_) => RecordKind::Actor,
-            Self::Payment { .. } => RecordKind::Payment,
-            Self::Cancellation { .. } => RecordKind::Cancellation,
-            Self::Block(_) => RecordKind::Block,
-            Self::Waitlist => RecordKind::Waitlist,
-            Self::Rejection { .. } => RecordKind::Rejection,
-            Self::Op(_) => RecordKind::Op,
-            Self::SeatRow { .. } => RecordKind::SeatRow,
-            Self::SoldOutRows(_) => RecordKind::SoldOutRows,
-        }
-    }
-
     /// The key's text form within its kind (stable: stores keep it).
     pub fn id(&self) -> String {
         match self {
@@ -524,122 +593,6 @@ impl fmt::Display for RecordKey {
     }
 }
 
-/// A stored record of one occurrence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Record {
-    /// A hold, which becomes a booking when paid.
-    Booking(Hold),
-    /// An actor's summary at the occurrence.
-    Actor(ActorRecord),
-    /// How a `paid` result was accounted.
-    Payment(PaymentRecord),
-    /// A cancellation of (some of) a booking.
-    Cancellation(Cancellation),
-    /// Seats blocked by the organiser.
-    Block(Block),
-    /// The waiting list.
-    Waitlist(Waitlist),
-    /// A `paid` result refused for its money.
-    Rejection(Rejection),
-    /// The first answer of a write made under an operation key.
-    Op(OpRecord),
-    /// One row of a seat map.
-    SeatRow(SeatRow),
-    /// Which rows of a seated tier are sold out.
-    SoldOutRows(SoldOutRows),
-}
-
-impl Record {
-    /// The record's key.
-    pub fn key(&self) -> RecordKey {
-        match self {
-            Self::Booking(h) => RecordKey::Booking(h.hold_ref.clone()),
-            Self::Actor(a) => RecordKey::Actor(a.actor.clone()),
-            Self::Payment(p) => p.key(),
-            Self::Cancellation(c) => RecordKey::Cancellation { hold_ref: c.hold_ref.clone(), n: c.n },
-            Self::Block(b) => RecordKey::Block(b.block.clone()),
-            Self::Waitlist(_) => RecordKey::Waitlist,
-            Self::Rejection(r) => r.key(),
-            Self::Op(o) => RecordKey::Op(o.op_key.clone()),
-            Self::SeatRow(r) => r.key(),
-            Self::SoldOutRows(s) => RecordKey::SoldOutRows(s.tier.clone()),
-        }
-    }
-
-    /// Whether [`Record::key`] is `key`, without building it.
-    pub fn has_key(&self, key: &RecordKey) -> bool {
-        match (self, key) {
-            (Self::Booking(h), RecordKey::Booking(r)) => &h.hold_ref == r,
-            (Self::Actor(a), RecordKey::Actor(k)) => &a.actor == k,
-            (Self::Payment(p), RecordKey::Payment { hold_ref, actor, provider_ref }) => {
-                &p.hold_ref == hold_ref
-                    && &p.actor == actor
-                    && provider_ref.as_ref() == if p.duplicate { p.provider_ref.as_ref() } else { None }
-            }
-            (Self::Cancellation(c), RecordKey::Cancellation { hold_ref, n }) => &c.hold_ref == hold_ref && c.n == *n,
-            (Self::Block(b), RecordKey::Block(k)) => &b.block == k,
-            (Self::Waitlist(_), RecordKey::Waitlist) => true,
-            (Self::Rejection(r), RecordKey::Rejection { hold_ref, actor, provider_ref }) => {
-                &r.hold_ref == hold_ref && &r.actor == actor && &r.provider_ref == provider_ref
-            }
-            (Self::Op(o), RecordKey::Op(k)) => &o.op_key == k,
-            (Self::SeatRow(r), RecordKey::SeatRow { section, row }) => &r.section == section && &r.row == row,
-            (Self::SoldOutRows(s), RecordKey::SoldOutRows(t)) => &s.tier == t,
-            _ => false,
-        }
-    }
-
-    /// When this record becomes due for the sweep, if ever: a held hold at its expiry, a
-    /// waiting list at its first offer's expiry. Stores index records by it (the expiry
-    /// index) and must keep the index in step with every write.
-    pub fn due(&self) -> Option<OffsetDateTime> {
-        match self {
-            Self::Booking(h) => h.due(),
-            Self::Waitlist(w) => w.due(),
-            _ => None,
-        }
-    }
-
-    /// The record as JSON (how a store that keeps documents stores it).
-    ///
-    /// # Errors
-    /// A time outside 1677 to 2262 (records keep time as `i64` nanoseconds).
-    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
-        match self {
-            Self::Booking(h) => serde_json::to_value(h),
-            Self::Actor(a) => serde_json::to_value(a),
-            Self::Payment(p) => serde_json::to_value(p),
-            Self::Cancellation(c) => serde_json::to_value(c),
-            Self::Block(b) => serde_json::to_value(b),
-            Self::Waitlist(w) => serde_json::to_value(w),
-            Self::Rejection(r) => serde_json::to_value(r),
-            Self::Op(o) => serde_json::to_value(o),
-            Self::SeatRow(r) => serde_json::to_value(r),
-            Self::SoldOutRows(s) => serde_json::to_value(s),
-        }
-    }
-
-    /// Read back what [`Record::to_json`] wrote.
-    ///
-    /// # Errors
-    /// The JSON error if it is not a record of `kind`.
-    pub fn from_json(kind: RecordKind, v: serde_json::Value) -> Result<Self, serde_json::Error> {
-        Ok(match kind {
-            RecordKind::Booking => Self::Booking(serde_json::from_value(v)?),
-            RecordKind::Actor => Self::Actor(serde_json::from_value(v)?),
-            RecordKind::Payment => Self::Payment(serde_json::from_value(v)?),
-            RecordKind::Cancellation => Self::Cancellation(serde_json::from_value(v)?),
-            RecordKind::Block => Self::Block(serde_json::from_value(v)?),
-            RecordKind::Waitlist => Self::Waitlist(serde_json::from_value(v)?),
-            RecordKind::Rejection => Self::Rejection(serde_json::from_value(v)?),
-            RecordKind::Op => Self::Op(serde_json::from_value(v)?),
-            RecordKind::SeatRow => Self::SeatRow(serde_json::from_value(v)?),
-            RecordKind::SoldOutRows => Self::SoldOutRows(serde_json::from_value(v)?),
-        })
-    }
-}
-
 /// What a decision asks to commit: seat changes, records to write, a new configuration and
 /// events — one atomic change to one occurrence. The engine adds the guards: every record
 /// loaded for the decision is checked at the version it was read at (written ones too), the
@@ -672,6 +625,11 @@ pub struct Change {
     pub config: Option<OccurrenceConfig>,
     /// Events, in order.
     pub events: Vec<DomainEvent>,
+    /// Whether the decision settled the waiting list itself (a decision that takes seats
+    /// serves the list first, before the one asking). Otherwise the engine settles it after
+    /// the decision whenever the change frees seats: the list's claim is one rule, applied
+    /// in one place (`crate::finish`), not remembered by each seat-freeing decision.
+    pub(crate) waitlist_settled: bool,
 }
 
 impl Change {

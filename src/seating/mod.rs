@@ -1,4 +1,4 @@
-//! Assigned seating (DESIGN Part 4): seat maps, the record of one row, choosing seats, and
+//! Assigned seating: seat maps, the record of one row, choosing seats, and
 //! the one rule that keeps rows in step with the holds and blocks that claim their seats.
 //!
 //! Owns: [`SeatMap`] (sections in quality order, each of one tier, with rows of numbered
@@ -979,6 +979,26 @@ pub fn seat_map_view<'a>(
         })
         .collect();
     SeatMapView { sections }
+}
+
+/// A seat row is stored under (section, row).
+impl crate::records::RecordBody for SeatRow {
+    fn key(&self) -> RecordKey {
+        SeatRow::key(self)
+    }
+    fn has_key(&self, key: &RecordKey) -> bool {
+        matches!(key, RecordKey::SeatRow { section, row } if *section == self.section && *row == self.row)
+    }
+}
+
+/// A tier's sold-out index is stored under the tier.
+impl crate::records::RecordBody for SoldOutRows {
+    fn key(&self) -> RecordKey {
+        RecordKey::SoldOutRows(self.tier.clone())
+    }
+    fn has_key(&self, key: &RecordKey) -> bool {
+        matches!(key, RecordKey::SoldOutRows(t) if *t == self.tier)
+    }
 }
 
 #[cfg(test)]

@@ -436,6 +436,8 @@ fn decide_paid(
                     change.deltas.extend(&freed);
                     change.put(Record::Booking(expired));
                     change.events.push(event);
+                    // Offers before the verdict: a writing operation that meets a lapsed
+                    // hold makes them before it decides (the engine would only after).
                     waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
                 }
             }
@@ -486,6 +488,7 @@ fn decide_paid(
         change.deltas.extend(&freed);
         change.put(Record::Booking(expired));
         change.events.push(event);
+        // Offers before the verdict (as above).
         waitlist::settle_waitlist(occ, view.waitlist(), &mut change, now, None);
     }
     refund_step(change, result, reason, Some(hold), now)
@@ -668,4 +671,33 @@ fn money_mismatch(hold: &Hold, result: &PaymentResult) -> Option<RejectReason> {
         return Some(RejectReason::AmountMismatch { expected: hold.price.amount, paid });
     }
     None
+}
+
+/// A payment record is stored under (ref, actor), and a further, different payment under
+/// its provider ref as well.
+impl crate::records::RecordBody for PaymentRecord {
+    fn key(&self) -> RecordKey {
+        PaymentRecord::key(self)
+    }
+    fn has_key(&self, key: &RecordKey) -> bool {
+        match key {
+            RecordKey::Payment { hold_ref, actor, provider_ref } => {
+                *hold_ref == self.hold_ref
+                    && *actor == self.actor
+                    && provider_ref.as_ref() == if self.duplicate { self.provider_ref.as_ref() } else { None }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A rejection is stored under (ref, actor, provider ref).
+impl crate::records::RecordBody for Rejection {
+    fn key(&self) -> RecordKey {
+        Rejection::key(self)
+    }
+    fn has_key(&self, key: &RecordKey) -> bool {
+        matches!(key, RecordKey::Rejection { hold_ref, actor, provider_ref }
+            if *hold_ref == self.hold_ref && *actor == self.actor && *provider_ref == self.provider_ref)
+    }
 }

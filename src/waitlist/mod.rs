@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use crate::catalogue::Dim;
 use crate::contract::{ActorId, DomainEvent, EventKind, MAX_QUANTITY, OccKey, TierName};
-use crate::records::{Change, Deltas, Loaded, LoadedExt, Occurrence, Record, Step, UsageDelta, nanos};
+use crate::records::{Change, Deltas, Loaded, LoadedExt, Occurrence, Record, RecordKey, Step, UsageDelta, nanos};
 
 /// The most entries one waiting list may hold.
 pub const MAX_WAITLIST: usize = 10_000;
@@ -224,7 +224,7 @@ pub(crate) fn take_offer(
 /// without an offer for one of them, or for any seat, leave the list in `change`.
 pub(crate) fn leave_on_placement(wl: Option<&Waitlist>, change: &mut Change, actor: &ActorId, tiers: &[TierName]) {
     let Some(loaded) = wl else { return };
-    let mut next = match change.put_of(&crate::records::RecordKey::Waitlist) {
+    let mut next = match change.put_of(&RecordKey::Waitlist) {
         Some(Record::Waitlist(w)) => w.clone(),
         _ => loaded.clone(),
     };
@@ -246,8 +246,9 @@ pub(crate) fn settle_waitlist(
     now: OffsetDateTime,
     skip: Option<&ActorId>,
 ) -> bool {
+    change.waitlist_settled = true;
     let Some(wl) = wl else { return false };
-    let mut next = match change.put_of(&crate::records::RecordKey::Waitlist) {
+    let mut next = match change.put_of(&RecordKey::Waitlist) {
         Some(Record::Waitlist(w)) => w.clone(),
         _ => wl.clone(),
     };
@@ -257,6 +258,37 @@ pub(crate) fn settle_waitlist(
         change.put(Record::Waitlist(next));
     }
     offered
+}
+
+/// The waiting list's claim on freed seats, for a change its decision made: if the change
+/// frees seats (a dimension's net delta below zero) and the decision did not settle the list
+/// itself, settle it now, in the same change (lapsed offers pass on, free seats go to the
+/// entries that fit, in order; their events follow the decision's). Applied by
+/// [`finish`](crate::finish) to every change, so no seat-freeing decision has to remember it.
+/// Two kinds of decision settle the list themselves: those that must serve it *before* they
+/// decide (a request, a late payment meeting a lapsed hold), and a new configuration, whose
+/// larger capacity frees seats no delta shows.
+///
+/// `Err(key)`: the waiting list was not loaded; load it and decide again.
+pub(crate) fn claim_freed(view: &impl Loaded, change: &mut Change, now: OffsetDateTime) -> Result<(), RecordKey> {
+    if change.waitlist_settled || !change.deltas.iter().any(|(_, d)| d.net() < 0) {
+        return Ok(());
+    }
+    let Some(occ) = view.occurrence() else { return Ok(()) };
+    if !view.is_loaded(&RecordKey::Waitlist) {
+        return Err(RecordKey::Waitlist);
+    }
+    // Seats freed under a configuration this change also replaces are judged by the new one.
+    match &change.config {
+        Some(config) => {
+            let next = Occurrence { config: config.clone(), ..occ.clone() };
+            settle_waitlist(&next, view.waitlist(), change, now, None);
+        }
+        None => {
+            settle_waitlist(occ, view.waitlist(), change, now, None);
+        }
+    }
+    Ok(())
 }
 
 /// A waiting list as a shop shows it ([`AsyncEngine::waitlist_of`](crate::AsyncEngine::waitlist_of)):
@@ -404,7 +436,7 @@ pub fn decide_join(
         offer: None,
     });
     wl.next_seq += 1;
-    let mut change = Change::default();
+    let mut change = Change { waitlist_settled: true, ..Change::default() };
     lapse_offers(occ, &mut wl, &mut change, now);
     offer_free_seats(occ, &mut wl, &mut change, now, None);
     let offered = wl.index_of(actor, tier).is_some_and(|i| wl.entries[i].offer.is_some());
@@ -433,7 +465,7 @@ pub fn decide_leave(
     let Some(i) = wl.index_of(actor, tier) else { return Ok(Step::Answer(false)) };
     let mut next = wl.clone();
     let e = Arc::make_mut(&mut next.entries).remove(i);
-    let mut change = Change::default();
+    let mut change = Change { waitlist_settled: true, ..Change::default() };
     if let Some(o) = &e.offer {
         let mut d = Deltas::new();
         d.add(&occ.config.seat_dims(e.tier.as_ref()), UsageDelta::offered(o.seats).negated());
@@ -443,4 +475,18 @@ pub fn decide_leave(
     offer_free_seats(occ, &mut next, &mut change, now, None);
     change.put(Record::Waitlist(next));
     Ok(Step::Write(change, true))
+}
+
+/// The waiting list is one record per occurrence, due for the sweep at its first offer's
+/// expiry.
+impl crate::records::RecordBody for Waitlist {
+    fn key(&self) -> RecordKey {
+        RecordKey::Waitlist
+    }
+    fn has_key(&self, key: &RecordKey) -> bool {
+        matches!(key, RecordKey::Waitlist)
+    }
+    fn due(&self) -> Option<OffsetDateTime> {
+        Waitlist::due(self)
+    }
 }
