@@ -4,7 +4,8 @@
 //!   its keyed credential, mark it used) against selling one seat, same engine, interleaved;
 //! - (h) the cost of a cancellation that makes a waiting-list offer, at an occurrence with
 //!   1,000 sold seats and at one with 1,000,000 (100,000 in quick mode): it must not grow
-//!   with the number of holds or tickets (DESIGN's scale target: at most 1.5x).
+//!   with the number of holds or tickets (the scale target: the large one costs at most 1.5x
+//!   the small one).
 //!
 //! ```text
 //! cargo bench --bench after_sale                          # full run

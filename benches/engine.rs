@@ -1,4 +1,4 @@
-//! DESIGN.md "Performance targets", measured as ratios side by side in one process.
+//! The README's performance targets, measured as ratios side by side in one process.
 //!
 //! ```text
 //! cargo bench --bench engine                            # full run, well under a minute

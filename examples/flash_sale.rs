@@ -16,9 +16,9 @@
 //!
 //! Time is a `ManualClock` driven by a thread at 25 simulated seconds per real second, so the
 //! 30-second hold TTL passes in 1.2 s and the whole sale takes about 4 s. Every choice the
-//! simulation makes (arrival times, payment fates, delays) comes from a seeded xorshift, so
-//! the choices are the same on every run; which buyer wins a seat still depends on how the
-//! threads interleave.
+//! simulation makes (arrival times, payment fates, delays) comes from a seeded generator
+//! (`rand`'s `StdRng`), so the choices are the same on every run; which buyer wins a seat
+//! still depends on how the threads interleave.
 //!
 //! At the end the books are checked, and the example exits non-zero if a seat was oversold,
 //! a payment was not accounted exactly once, a hold did not end exactly once, a malformed

@@ -1,4 +1,4 @@
-//! The language-neutral scenario runner of DESIGN.md: one JSON command per line on standard
+//! The language-neutral scenario runner: one JSON command per line on standard
 //! input, one JSON answer per line on standard output, with a manual clock that starts at
 //! 2026-01-01T00:00:00Z. A bad command answers `{"status":"error","error":…}` and the run
 //! goes on.
@@ -12,8 +12,8 @@
 //! cargo run --features postgres --example scenario -- --store "$SEATHOLD_PG_URL" < …
 //! ```
 //!
-//! Besides DESIGN.md's commands (Parts 1 to 3) it understands `abandon` (`occ_key`, `actor`,
-//! `ref`), `extend` (`occ_key`, `ref`, `secs`), `leave_waitlist` (`occ_key`, `actor`,
+//! Besides the runner's standard commands (Parts 1 to 3) it understands `abandon` (`occ_key`,
+//! `actor`, `ref`), `extend` (`occ_key`, `ref`, `secs`), `leave_waitlist` (`occ_key`, `actor`,
 //! `tier?`) and `ledger` (`occ_key`), and `open` takes `max_extension_secs`. Every write of
 //! Part 2 (`check_in`, `cancel`, `block`, `unblock`, `waitlist`, `leave_waitlist`,
 //! `set_price`, `extend`, `abandon`) takes an `op_key`: a repeat answers the first answer

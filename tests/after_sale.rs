@@ -1,4 +1,4 @@
-//! After the sale (DESIGN.md Part 2, "After the sale"; issue "After the sale"): tickets
+//! After the sale (Part 2 of the README; issue "After the sale"): tickets
 //! issued exactly once in the confirming commit, credentials, check-in (and concurrent scans),
 //! cancellation and its refunds, late payments (revive or refund), the waiting list and its
 //! offers, the ledger, hold extensions, abandoned checkouts, and the named regressions

@@ -1,4 +1,4 @@
-//! Catalogue and orders (DESIGN.md Part 2, "Catalogue" and "Orders"; issue "Catalogue and
+//! Catalogue and orders (Part 2; `seathold::catalogue`, `seathold::holds`; issue "Catalogue and
 //! orders"): tiers, caps and pools, multi-line orders, server-side prices, free orders,
 //! per-actor limits and repeat purchases, price changes and locks, blocks, reconfiguration,
 //! metadata, refund signals with their money, baskets across occurrences (with a crash
@@ -515,10 +515,10 @@ async fn reconfiguration_that_would_strand_seats_is_refused<S: AsyncStore>(h: H<
     h.check_dims("show").await;
 }
 
-/// DESIGN.md: "removing a tier that a live hold or a confirmed booking uses ... is a typed
-/// error". A hold that lapsed is neither (invariant 2: it blocks nothing), so removing the
-/// only tier it used is allowed — whether or not a sweep has run — and what remains stays
-/// consistent.
+/// Removing a tier that a live hold or a confirmed booking uses is a typed error
+/// (`seathold::catalogue::ConfigError::TierInUse`). A hold that lapsed is neither (invariant 2:
+/// it blocks nothing), so removing the only tier it used is allowed — whether or not a sweep
+/// has run — and what remains stays consistent.
 async fn a_lapsed_hold_does_not_keep_its_tier_from_being_removed<S: AsyncStore>(h: H<S>) {
     h.open("show", show()).await;
     h.hold(&order("show", "bob", "b1", &[("child", 1)])).await;

@@ -1,8 +1,8 @@
 //! Fault injection: a `Store` wrapper around `MemoryStore` that fails loads, fails commits
 //! before applying them, and applies commits then reports failure (a lost acknowledgement).
 //! A caller that retries every operation until it gets a non-store answer must converge on
-//! the state a fault-free run reaches: nothing lost, nothing doubled (DESIGN.md, "A lost
-//! acknowledgement ... must be safe to retry").
+//! the state a fault-free run reaches: nothing lost, nothing doubled (a lost acknowledgement
+//! is safe to retry: clause 6 of the store contract, `seathold::store`).
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Model-based property test on `MemoryStore`: random sequences of operations over several
 //! occurrences (Part 1 ones, plain ones with Part 2 options, tiered ones with caps, a shared
 //! pool, free tiers, limits, revival, tickets, waiting lists, extensions) and actors, run
-//! against the engine and against an independent reference model written from DESIGN.md;
+//! against the engine and against an independent reference model of the documented rules;
 //! see `common/model.rs` for the model's rules and the invariants asserted after every step.
 //!
 //! Sized so one run executes at least 100,000 steps; the count is printed. Set
@@ -82,10 +82,11 @@ fn lapsed_holds_do_not_block_after_capacity_lowered() {
 
 /// A plain (Part 1) hold priced 0.00 is not a free order: it waits for its payment like any
 /// other hold. Once paid, asking again under its ref answers `Already { confirmed: true }`
-/// (the actor has a booking; DESIGN.md: "Requesting while holding (live) or confirmed returns
-/// `Already`"), never `Confirmed { replayed: true }`, which only a free order of tiers,
-/// confirmed by its own request, may answer. Found by the model: the engine took a hold paid
-/// in the very instant it was placed (a manual clock) for a free confirmation.
+/// (the actor has a booking, and a request by an actor with a live hold or a booking answers
+/// `Already`: `seathold::holds::RequestOutcome::Already`), never `Confirmed { replayed: true }`,
+/// which only a free order of tiers, confirmed by its own request, may answer. Found by the
+/// model: the engine took a hold paid in the very instant it was placed (a manual clock) for a
+/// free confirmation.
 #[test]
 fn a_paid_zero_priced_plain_hold_answers_already_not_a_free_confirmation_replay() {
     let engine = Engine::with_clock(MemoryStore::new(), ManualClock::new(start()));
@@ -133,8 +134,8 @@ fn the_limited_sweep_expires_the_oldest_lapsed_hold_first_across_occurrences() {
 }
 
 /// A request that answers `Full` takes nothing — in particular not the seats a waiting-list
-/// offer set aside for its actor (DESIGN.md: "the seats are set aside for that actor ...
-/// Nobody else can take offered seats"; the actor's request "takes the set-aside seats").
+/// offer set aside for its actor (`seathold::waitlist`: offered seats are set aside for that
+/// actor, nobody else can take them, and only the actor's next request takes them).
 /// Found by the model: bob, offered 1 seat, asked for 2 and was answered `Full`; the engine
 /// had already dropped bob's offer to try the request, and since the same commit offered the
 /// freed seat to the next entry (cat), it committed: bob lost his offer to cat. (Without
@@ -167,7 +168,7 @@ fn a_full_request_does_not_give_away_its_actors_offer() {
 }
 
 /// `extend` is documented to never move a hold "past its first expiry plus the occurrence's
-/// `max_extension`" (DESIGN.md says nothing about extensions, so the doc is the spec). The
+/// `max_extension`" (no other rule covers extensions, so that doc is the spec). The
 /// cap was computed from the occurrence's *current* hold TTL instead of the hold's own first
 /// expiry, so reopening with another TTL moved it. Found by the model: a hold placed at t=32
 /// with a 30 s TTL (first expiry t=62, `max_extension_secs` 40: cap t=102), the TTL then set
@@ -187,7 +188,7 @@ fn an_extension_is_capped_by_the_holds_own_first_expiry() {
     assert_eq!(extended.expires_at, start() + Duration::seconds(30 + 40), "first expiry t=30, plus 40 s at most");
 }
 
-/// Every refund signal carries the amount and currency to refund (DESIGN.md), and the
+/// Every refund signal carries the amount and currency to refund, and the
 /// settlement docs say how: "the result's, else the price of the actor's booking under that
 /// ref". A second, different payment that reported only its currency was completed from the
 /// *first* payment's money only — and when that was in another currency, the refund went out
@@ -220,7 +221,7 @@ fn a_duplicate_payments_refund_takes_its_amount_from_the_booking_when_the_first_
 }
 
 /// Lowering a cap below what is sold "revokes nothing; it only refuses new holds until it
-/// fits" (DESIGN.md, invariant 1). Cancelling a booking there must still work, and its freed
+/// fits" (invariant 1: no oversell). Cancelling a booking there must still work, and its freed
 /// seat go to the waiting list in the same commit. It could not commit: the waiting-list
 /// offer marks the commit as admitting seats, and the store then checked every dimension the
 /// commit touches against its cap — including the tier still over its lowered cap, which the

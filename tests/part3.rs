@@ -1,4 +1,4 @@
-//! DESIGN.md Part 3, "at the door and at the counter": each thing seen from outside, as a
+//! Part 3 of the README, "At the door and at the counter": each thing seen from outside, as a
 //! named regression test, on MemoryStore and (with `SEATHOLD_PG_URL`, feature `postgres`)
 //! on PostgreSQL.
 //!

@@ -126,7 +126,7 @@ fn stale_read_caches_change_no_outcome() {
             // Let everything lapse and be swept, then compare what happened to whom. Not the
             // event order: who meets a lapsed hold first and expires it (a request that
             // needed its seats, or the sweep) may differ — a cached view, which counts no
-            // seats, never needs to — and DESIGN leaves that to whoever meets it.
+            // seats, never needs to — and a lapsed hold is expired by whatever meets it first.
             let finish = Op::Advance(10_000);
             perform(&cached[0], &cached_clock, &finish);
             perform(&plain, &plain_clock, &finish);

@@ -1,4 +1,4 @@
-//! The scenario files in `tests/scenarios/` (DESIGN.md's runner format: `NAME.jsonl`
+//! The scenario files in `tests/scenarios/` (the scenario runner's format: `NAME.jsonl`
 //! commands, `NAME.expected.jsonl` answers), fed to the scenario runner
 //! (`examples/scenario.rs`) and compared as `../shared/conformance/check.py` does: every key
 //! of an expected line must be in the answer with an equal value (recursively), lists have

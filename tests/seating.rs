@@ -1,4 +1,4 @@
-//! Assigned seating (DESIGN.md Part 4; issue "Assigned seating"): seat maps, chosen seats
+//! Assigned seating (`seathold::seating`; issue "Assigned seating"): seat maps, chosen seats
 //! (all or none), best available (adjacent, rows in quality order, nearest the middle, first
 //! without stranding a single seat, never split), `no_single_gaps`, tickets naming their
 //! seats, every path that ends a claim freeing exactly its seats, blocks of named seats,

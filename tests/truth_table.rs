@@ -1,5 +1,5 @@
-//! DESIGN.md's settlement truth table, one test per cell (6 hold states x 4 result columns),
-//! and one test per extra rule around it. Everything goes through
+//! The settlement truth table (`seathold::settlement`), one test per cell (6 hold states x 4
+//! result columns), and one test per extra rule around it. Everything goes through
 //! `Engine::with_clock(MemoryStore::new(), Arc<ManualClock>)`; every test checks the outcome
 //! and its side effects: the availability counters, the drained outbox, the hold record.
 //!
@@ -1131,8 +1131,8 @@ fn second_payment_after_a_refund__is_refund_duplicate_payment_and_the_first_refu
 
 #[test]
 fn first_payment_without_provider_ref__is_named_by_its_first_redelivery_and_another_is_a_second_charge() {
-    // DESIGN Part 3: the first provider ref seen on a redelivery is recorded (the same payment,
-    // now named); a different one after it is a second charge, refunded `duplicate_payment`.
+    // The first provider ref seen on a redelivery is recorded (the same payment, now named); a
+    // different one after it is a second charge, refunded `duplicate_payment`.
     let f = with_held_live();
     assert_eq!(paid_by(&f, "a", "r1", None), Settlement::Confirmed { replayed: false });
     assert_eq!(paid_by(&f, "a", "r1", Some("pi_1")), Settlement::Confirmed { replayed: true });

@@ -1,9 +1,9 @@
 //! The wire contract, frozen: the exact bytes of every message shape (insta snapshots, so field
-//! ORDER is pinned as well as content), the DESIGN.md examples and realistic provider webhooks
-//! as golden inputs, round trips, and decimal semantics.
+//! ORDER is pinned as well as content), the README's wire-format examples and realistic
+//! provider webhooks as golden inputs, round trips, and decimal semantics.
 //!
-//! A snapshot change here is a wire change: per DESIGN.md it needs a new contract version, not
-//! an accepted snapshot.
+//! A snapshot change here is a wire change: field names and `kind` strings are frozen, so it
+//! needs a new contract version, not an accepted snapshot.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -50,7 +50,7 @@ fn provider_ref(s: &str) -> ProviderRef {
     ProviderRef::new(s).expect("valid provider_ref")
 }
 
-/// The checkout request of the DESIGN.md example.
+/// The checkout request of the README's wire-format example.
 fn design_checkout() -> CheckoutRequest {
     CheckoutRequest::new(
         occ("gig-2026-12-01"),
@@ -63,7 +63,7 @@ fn design_checkout() -> CheckoutRequest {
     .expect("valid checkout request")
 }
 
-/// The payment result of the DESIGN.md example.
+/// The payment result of the README's wire-format example.
 fn design_payment() -> PaymentResult {
     PaymentResult::paid(occ("gig-2026-12-01"), actor("user-42"), hold_ref("r-7f3a"))
 }
@@ -91,8 +91,8 @@ fn outbox(id: u64, kind: EventKind) -> OutboxEvent {
     }
 }
 
-/// The DESIGN.md example text with its line breaks and indentation removed (there is no
-/// whitespace inside any of its string values).
+/// An example message written across lines, with its line breaks and indentation removed (there
+/// is no whitespace inside any of its string values).
 fn compact(design_text: &str) -> String {
     design_text.split('\n').map(str::trim).collect()
 }
@@ -303,8 +303,9 @@ fn outbox_refund_required_partial_snapshots() {
 
 #[test]
 fn outbox_refund_reasons_match_design() {
-    // DESIGN.md: `reason` values no_hold, expired, released, ref_mismatch, already_paid
-    // (amount_mismatch / currency_mismatch are rejections, never refund signals).
+    // The refund reasons of the settlement truth table (`seathold::settlement`): no_hold,
+    // expired, released, ref_mismatch, already_paid (amount_mismatch / currency_mismatch are
+    // rejections, never refund signals).
     let reasons = [
         NoHoldReason::NoHold,
         NoHoldReason::Expired,

@@ -1,9 +1,9 @@
 //! Helpers shared by the model, stress and fault tests: a tiny seeded RNG, the test clock's
 //! start, amount formatting, and [`Ledger`], an independent consumer of the outbox that checks
-//! the event-level invariants (3 and 7 of DESIGN.md) as events arrive — for Part 1
-//! occurrences by default, and with [`Ledger::part2`] for the events Part 2 adds (revived
-//! confirmations, free orders, extensions, cancellations, tickets, check-ins, waiting-list
-//! offers, payment alarms).
+//! the event-level invariants (3, every paid result accounted exactly once, and 7, every hold
+//! ending in exactly one terminal event) as events arrive — for Part 1 occurrences by default,
+//! and with [`Ledger::part2`] for the events Part 2 adds (revived confirmations, free orders,
+//! extensions, cancellations, tickets, check-ins, waiting-list offers, payment alarms).
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
@@ -248,7 +248,7 @@ impl Ledger {
                     return Err(format!("duplicate_payment refund for {first:?} without a provider ref"));
                 };
                 // A first payment accounted without a provider ref is named by its first
-                // redelivery that carries one (DESIGN Part 3; no event says which), so a
+                // redelivery that carries one (`seathold::settlement`; no event says which), so a
                 // second charge is possible then too: `account` below still refuses two
                 // refunds for one provider ref.
                 match first_provider {

@@ -1,7 +1,7 @@
 //! The model-based property test, shared by `tests/model.rs` (the engine on `MemoryStore`)
 //! and `tests/postgres_model.rs` (on `PostgresStore`): random sequences of operations over
 //! several occurrences and actors, run against the engine and against a small independent
-//! reference model written here from DESIGN.md Parts 1 and 2 (it calls none of seathold's
+//! reference model written here from the rules of Parts 1 and 2 (it calls none of seathold's
 //! rule modules: `holds`, `settlement`, `catalogue`, `waitlist`, `tickets`). After every step
 //! the engine's answer and the exact list of events it committed are compared with the
 //! model's, and the invariants are asserted:
@@ -34,7 +34,7 @@
 //! and which of them a limited sweep took are the engine's to choose: the model reads them
 //! off the committed events, checks they are allowed, and builds its expectation from them.
 //!
-//! # The model's rules (DESIGN.md, and where it is silent the library's documented choice)
+//! # The model's rules (and, where the rules leave room, the library's documented choice)
 //!
 //! Part 1 as in the Part 1 model (refs single-use per occurrence; the request precedence;
 //! which deliveries are the same payment; the table on the actor's current hold). Part 2:
@@ -49,7 +49,7 @@
 //!   passed on, the waiting list offered the freed seats first, and the answer taken on
 //!   what is left (invariant 2: lapsed never blocks). The requester's own live offer is
 //!   taken by a request that is placed (any of its tiers: library choice); a `Full` request
-//!   takes nothing (DESIGN.md: nobody else can take offered seats);
+//!   takes nothing (nobody else can take offered seats);
 //! - availability shows what a walk-in could take: lapsed holds and offers count nowhere, and
 //!   the seats they free are owed to the waiting list first (library choice);
 //! - settlement at an occurrence with `max_per_actor` locates the booking by (occ, ref): a
@@ -71,8 +71,8 @@
 //! - extensions never go past the hold's first expiry plus `max_extension_secs` (library doc);
 //! - a limited sweep takes the oldest due records first, across occurrences (`Store::due`);
 //! - a duplicate payment's refund carries the result's money, completed from the first
-//!   payment's when that can, else from the booking's price (DESIGN.md: every refund signal
-//!   carries amount and currency).
+//!   payment's when that can, else from the booking's price (every refund signal carries
+//!   amount and currency).
 //!
 //! Set `SEATHOLD_MODEL_SEED=<u64>` to explore another deterministic sequence.
 #![allow(dead_code, clippy::too_many_arguments, clippy::large_enum_variant, clippy::type_complexity)]
@@ -1199,10 +1199,10 @@ impl MOcc {
         Ok((all.first_short(now, needs), offered))
     }
 
-    /// Find room for `needs` on this (scratch) state, the way DESIGN.md says: by the
-    /// counters; if they say no, with lapsed holds expired (`chosen`, the engine's pick: all
-    /// of them if someone waits, otherwise those it needed — checked), lapsed offers passed
-    /// on and the waiting list offered the freed seats first (skipping `requester`).
+    /// Find room for `needs` on this (scratch) state: by the counters; if they say no, with
+    /// lapsed holds expired (`chosen`, the engine's pick: all of them if someone waits,
+    /// otherwise those it needed — checked), lapsed offers passed on and the waiting list
+    /// offered the freed seats first (skipping `requester`).
     /// Returns the first need that does not fit (judged with every lapsed hold counted out),
     /// and whether offers were made.
     fn make_room(
@@ -1273,7 +1273,7 @@ impl MResult {
     }
 
     /// The money a refund carries: the result's, completed from `booked` where the result
-    /// left a part out (DESIGN.md: every refund signal carries amount and currency).
+    /// left a part out (every refund signal carries amount and currency).
     fn refund_money(&self, booked: Option<(u64, &'static str)>) -> (Option<u64>, Option<&'static str>) {
         match (self.nanos(), self.currency, booked) {
             (None, None, Some((a, c))) => (Some(a), Some(c)),
@@ -2281,8 +2281,8 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         }
         let mut others: Vec<String> = chosen.iter().filter(|c| Some(*c) != own_lapsed.as_ref()).cloned().collect();
         // With someone waiting, every lapsed hold is expired and the free seats offered down
-        // the list before the request decides (DESIGN Part 3: a walk-in never takes seats the
-        // list is owed, sweep or no sweep). Nobody is skipped.
+        // the list before the request decides (a walk-in never takes seats the list is owed,
+        // sweep or no sweep). Nobody is skipped.
         let (lapsed, pre_offered) = scratch.offer_before_deciding(occ, now, &mut evs)?;
         if !lapsed.is_empty() {
             cover("request:offers before deciding (expired a lapsed hold)");
@@ -2531,7 +2531,7 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         if let Some(first) = m.records.get(&key).cloned() {
             let second = match (&first.provider, &res.provider) {
                 (Some(a), Some(b)) if a != b => Some(b.clone()),
-                // DESIGN Part 3: the first provider ref seen on a redelivery names the payment.
+                // The first provider ref seen on a redelivery is recorded: it names the payment.
                 (None, Some(b)) => {
                     if let Some(rec) = m.records.get_mut(&key) {
                         rec.provider = Some(b.clone());
@@ -2565,7 +2565,7 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
                 return Ok((ExpSettle::Refund { refund: refund.clone(), replayed: true }, evs));
             }
             // The result's money, completed from the first payment's when that says it, else
-            // from the booking's price (DESIGN.md: every refund signal carries both).
+            // from the booking's price (every refund signal carries both).
             let recorded = match (first.amount, first.currency) {
                 (Some(a), Some(c)) => Some((a, c)),
                 _ => own_money,
@@ -2731,8 +2731,8 @@ impl<S: AsyncStore, X: Exec> Harness<'_, S, X> {
         }
         let mut scratch = m.clone();
         scratch.holds.get_mut(&h.r).unwrap().state = MState::Expired;
-        // The waiting list is offered what it is owed first (DESIGN: a writing operation that
-        // meets a lapsed hold makes the offers before it decides).
+        // The waiting list is offered what it is owed first (a writing operation that meets a
+        // lapsed hold makes the offers before it decides).
         let mut evs = Vec::new();
         scratch.settle_wl(occ, now, Some(h.actor), &mut evs);
         let needs: Vec<Need> = if h.lines.is_empty() {

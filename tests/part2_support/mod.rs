@@ -328,8 +328,8 @@ impl<S: AsyncStore> H<S> {
     }
 }
 
-/// The dimensions a seat of `tier` counts against, read off the configuration by the rule of
-/// DESIGN.md (the total, the tier's own cap, every pool it names).
+/// The dimensions a seat of `tier` counts against, read off the configuration: the total, the
+/// tier's own cap, every pool it names.
 pub fn dims_of(config: &OccurrenceConfig, tier: Option<&TierName>) -> Vec<Dim> {
     let mut out = vec![Dim::Total];
     if let Some(t) = tier.and_then(|t| config.tiers().iter().find(|x| &x.tier == t)) {
