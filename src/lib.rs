@@ -71,6 +71,8 @@ mod engine;
 mod finish;
 pub mod given;
 pub mod holds;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod ledger;
 pub mod opkeys;
 pub mod records;

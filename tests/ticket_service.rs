@@ -39,7 +39,7 @@ fn binary() -> std::path::PathBuf {
     assert!(
         bin.exists(),
         "{} is missing: `cargo test --all-features` builds it \
-         (alone: `cargo build --features postgres,tokio --example ticket_service`)",
+         (alone: `cargo build --features http,postgres --example ticket_service`)",
         bin.display()
     );
     // `cargo test --test ticket_service` alone does not rebuild examples: refuse a stale one.
@@ -48,7 +48,7 @@ fn binary() -> std::path::PathBuf {
         let changed = src.unwrap().metadata().and_then(|m| m.modified()).unwrap();
         assert!(
             changed <= built,
-            "{} is stale: `cargo build --features postgres,tokio --example ticket_service`",
+            "{} is stale: `cargo build --features http,postgres --example ticket_service`",
             bin.display()
         );
     }
@@ -238,7 +238,7 @@ async fn scenario(pg: Option<(&str, &str)>) {
     let gig = json!({"occ_key": "gig", "capacity": 10, "hold_ttl_secs": 600, "issue_tickets": true,
                      "seat_price": price("25.00", "EUR")});
     assert_eq!(svc.post("/occurrences", gig.clone()).await.0, StatusCode::CREATED);
-    assert_eq!(svc.post("/occurrences", gig).await.1["error"], "conflict");
+    assert_eq!(svc.post("/occurrences", gig).await.1["type"], "urn:seathold:problem:conflict");
     let unpriced = json!({"occ_key": "free-for-all", "capacity": 5, "hold_ttl_secs": 600});
     assert_eq!(svc.post("/occurrences", unpriced).await.0, StatusCode::UNPROCESSABLE_ENTITY, "no seller's price");
     for (occ, ttl, p) in [("late", 1, price("40.00", "USD")), ("calm", 600, price("10.00", "EUR"))] {
@@ -252,7 +252,12 @@ async fn scenario(pg: Option<(&str, &str)>) {
         json!({"actor": "chiseler", "amount": "10.00", "currency": "USD"}),
     ] {
         let (s, v) = svc.post("/occurrences/calm/checkout", cheap).await;
-        assert_eq!((s, &v["status"], &v["amount"]), (StatusCode::OK, &json!("price_changed"), &json!("10.00")), "{v}");
+        let answer = &v["answer"];
+        assert_eq!(
+            (s, &answer["status"], &answer["amount"]),
+            (StatusCode::CONFLICT, &json!("price_changed"), &json!("10.00")),
+            "{v}"
+        );
     }
     assert_eq!(svc.get("/occurrences/calm/availability").await.1, before, "a price_changed answer holds nothing");
     let (s, occ) = svc.get("/occurrences/gig").await;
@@ -274,7 +279,7 @@ async fn scenario(pg: Option<(&str, &str)>) {
                 let r = &v["request"];
                 placed.push((r["actor"].as_str().unwrap().to_owned(), r["ref"].as_str().unwrap().to_owned()));
             }
-            (StatusCode::OK, v) if v["status"] == "full" => full += 1,
+            (StatusCode::CONFLICT, v) if v["answer"]["status"] == "full" => full += 1,
             other => panic!("a checkout answers a hold or `full`, not {other:?}"),
         }
     }
@@ -327,7 +332,7 @@ async fn scenario(pg: Option<(&str, &str)>) {
     sink.wait_for("hold_placed", "calm", 1).await;
     let (before, gig_before, events) =
         (svc.state("calm", "carol-1").await, svc.state("gig", "x").await, sink.settled().await);
-    assert_eq!(before["booking"]["state"], "held");
+    assert_eq!(before["booking"]["state"], "live");
     let now = OffsetDateTime::now_utc();
     let good = paid("calm", "carol", "carol-1", "10.00", "EUR");
     let sign = |key: &WebhookSecret, at: OffsetDateTime, body: &[u8]| signed(key, "msg_bad", at, body.to_vec());
@@ -357,15 +362,26 @@ async fn scenario(pg: Option<(&str, &str)>) {
     for (what, delivery, expect) in &cases {
         let (s, v) = svc.webhook(delivery).await;
         assert_eq!(s, *expect, "{what}: {v}");
-        if s != large {
-            assert_eq!(v["error"], if s == bad { "bad_request" } else { "unauthorized" }, "{what}: {v}");
-        }
+        let name = if s == bad {
+            "bad_request"
+        } else if s == large {
+            "payload_too_large"
+        } else {
+            "unauthorized"
+        };
+        assert_eq!(v["type"], format!("urn:seathold:problem:{name}"), "{what}: {v}");
     }
     let checkout = "/occurrences/calm/checkout";
-    assert_eq!(svc.post_raw(checkout, b"{\"actor\":", &[]).await.1["error"], "bad_request");
+    let json_type = [("content-type", "application/json".to_owned())];
+    assert_eq!(svc.post_raw(checkout, b"{\"actor\":", &json_type).await.1["type"], "urn:seathold:problem:bad_body");
+    assert_eq!(
+        svc.post_raw(checkout, b"{\"actor\":\"dan\"}", &[]).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "a body that is not labelled JSON"
+    );
     assert_eq!(svc.post_raw(checkout, huge.as_bytes(), &[]).await.0, StatusCode::PAYLOAD_TOO_LARGE);
     let (s, v) = svc.post(checkout, json!({"actor": "dan", "amount": "10.001", "currency": "EUR"})).await;
-    assert_eq!((s, &v["error"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("unprocessable")));
+    assert_eq!((s, &v["type"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("urn:seathold:problem:unprocessable")));
     assert_eq!(svc.state("calm", "carol-1").await, before, "a refused request changes nothing");
     assert_eq!(svc.state("gig", "x").await, gig_before);
     assert_eq!(sink.settled().await, events, "a refused request emits nothing");
@@ -376,8 +392,13 @@ async fn scenario(pg: Option<(&str, &str)>) {
     assert_eq!((s, t["tickets"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
     let scan = json!({"credential": t["tickets"][0]["credential"]});
     // Another show's door: named, not admitted.
-    let (_, v) = svc.post("/occurrences/calm/check-in", scan.clone()).await;
-    assert_eq!((&v["status"], &v["occ_key"]), (&json!("wrong_occurrence"), &json!("gig")), "{v}");
+    let (s, v) = svc.post("/occurrences/calm/check-in", scan.clone()).await;
+    let answer = &v["answer"];
+    assert_eq!(
+        (s, &answer["status"], &answer["occ_key"]),
+        (StatusCode::CONFLICT, &json!("wrong_occurrence"), &json!("gig")),
+        "{v}"
+    );
     // A scanner retrying after a lost answer, under its Idempotency-Key: admitted again.
     let body = serde_json::to_vec(&scan).unwrap();
     let key = [("content-type", "application/json".to_owned()), ("idempotency-key", "door-1/scan-1".to_owned())];
@@ -388,13 +409,12 @@ async fn scenario(pg: Option<(&str, &str)>) {
     );
     let (_, v) = svc.post_raw("/occurrences/gig/check-in", &body, &key).await;
     assert_eq!((&v["status"], &v["replayed"]), (&json!("admitted"), &json!(true)), "the retry: {v}");
-    assert_eq!(svc.post("/occurrences/gig/check-in", scan).await.1["status"], "already_checked_in");
+    assert_eq!(svc.post("/occurrences/gig/check-in", scan).await.1["answer"]["status"], "already_checked_in");
     let forged = json!({"credential": "Zm9yZ2Vk.Zm9yZ2Vk"});
-    assert_eq!(svc.post("/occurrences/gig/check-in", forged).await.1["status"], "invalid");
-    assert_eq!(
-        svc.post(&format!("/occurrences/gig/bookings/{first}/cancel"), json!({})).await.1["status"],
-        "checked_in"
-    );
+    let (s, v) = svc.post("/occurrences/gig/check-in", forged).await;
+    assert_eq!((s, &v["answer"]["status"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("invalid")));
+    let (s, v) = svc.post(&format!("/occurrences/gig/bookings/{first}/cancel"), json!({})).await;
+    assert_eq!((s, &v["answer"]["status"]), (StatusCode::CONFLICT, &json!("checked_in")));
     let (_, t2) = svc.get(&format!("/occurrences/gig/bookings/{second}/tickets")).await;
     let cancel = format!("/occurrences/gig/bookings/{second}/cancel");
     let (s, v) = svc.post(&cancel, json!({})).await;
@@ -408,7 +428,7 @@ async fn scenario(pg: Option<(&str, &str)>) {
     );
     assert_eq!(svc.post(&cancel, json!({})).await.1["status"], "noop");
     let scan = json!({"credential": t2["tickets"][0]["credential"]});
-    assert_eq!(svc.post("/occurrences/gig/check-in", scan).await.1["status"], "cancelled");
+    assert_eq!(svc.post("/occurrences/gig/check-in", scan).await.1["answer"]["status"], "cancelled");
     let (_, a) = svc.get("/occurrences/gig/availability").await;
     assert_eq!((&a["confirmed"], &a["available"]), (&json!(9), &json!(1)));
     assert_eq!(svc.get("/occurrences/gig/bookings/nope/tickets").await.0, StatusCode::NOT_FOUND);
@@ -421,7 +441,11 @@ async fn scenario(pg: Option<(&str, &str)>) {
     let before = svc.state("gig", first).await;
     let body = deliveries[0].0.clone();
     let (s, v) = svc.webhook(&signed(&old, "msg_rot", OffsetDateTime::now_utc(), body.clone())).await;
-    assert_eq!((s, &v["error"]), (StatusCode::UNAUTHORIZED, &json!("unauthorized")), "a retired secret: {v}");
+    assert_eq!(
+        (s, &v["type"]),
+        (StatusCode::UNAUTHORIZED, &json!("urn:seathold:problem:unauthorized")),
+        "a retired secret: {v}"
+    );
     assert_eq!(svc.state("gig", first).await, before, "nothing changed");
     let (s, v) = svc.webhook(&signed(&new, "msg_rot", OffsetDateTime::now_utc(), body)).await;
     assert_eq!(s, StatusCode::OK, "the current secret is accepted: {v}");

@@ -1,9 +1,10 @@
-//! A ticket service over HTTP, on seathold: occurrences, checkout, the signed payment webhook,
-//! tickets and check-in, cancellation; the sweep and the outbox relay run in the background.
+//! A ticket service over HTTP: the crate's router (`seathold::http`) on a port, with the
+//! sweep and the outbox relay in the background. Every route, its JSON and its errors are the
+//! router's (see the `seathold::http` docs); this file only reads settings and serves.
 //!
 //! ```text
-//! cargo run --features postgres,tokio --example ticket_service -- --addr 127.0.0.1:8080
-//! cargo run --features postgres,tokio --example ticket_service -- --pg postgres://… [--schema NAME]
+//! cargo run --features http --example ticket_service -- --addr 127.0.0.1:8080
+//! cargo run --features http,postgres --example ticket_service -- --pg postgres://… [--schema NAME]
 //! ```
 //!
 //! Environment: `SEATHOLD_WEBHOOK_SECRETS` (`whsec_…` secrets, separated by spaces or commas:
@@ -13,20 +14,20 @@
 //! at start: fine on a laptop, not in production.
 
 mod relay;
-mod routes;
 
 use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
 use seathold::background::Background;
+#[cfg(feature = "postgres")]
 use seathold::store::postgres::{PostgresOptions, PostgresStore};
 use seathold::tickets::TicketKey;
 use seathold::webhooks::{Signer, Verifier, WebhookSecret};
 use seathold::{AsyncEngine, AsyncStore, MemoryStore};
 
 use relay::Relay;
-use routes::App;
+use seathold::http::{HttpOptions, router};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -60,10 +61,16 @@ async fn main() -> Result<(), BoxError> {
     let settings = Settings { addr, verifier: verifier()?, ticket_key: ticket_key()?, relay: relay()? };
     match pg {
         None => serve(MemoryStore::new(), settings).await,
+        #[cfg(feature = "postgres")]
         Some(url) => {
             let store = PostgresStore::connect(&url, PostgresOptions::new(schema)).await?;
             store.migrate().await?;
             serve(store, settings).await
+        }
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => {
+            let _ = schema;
+            Err("--pg needs the `postgres` feature: cargo run --features http,postgres --example ticket_service".into())
         }
     }
 }
@@ -76,7 +83,7 @@ async fn serve<S: AsyncStore + 'static>(store: S, s: Settings) -> Result<(), Box
         .spawn();
     let listener = tokio::net::TcpListener::bind(&s.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    let app = routes::router(Arc::new(App { engine, verifier: s.verifier }));
+    let app = router(engine, HttpOptions::new(s.verifier));
     let served = axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await;
     let stats = background.shutdown().await; // finishes the batch in hand
     tracing::info!(?stats, "stopped");

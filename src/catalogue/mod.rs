@@ -137,6 +137,7 @@ pub enum LatePayment {
 
 /// One ticket tier: a price, and optionally its own cap and the pools it also draws on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tier {
     /// The tier's name.
     pub tier: TierName,
@@ -187,6 +188,7 @@ impl Tier {
 
 /// A named shared capacity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pool {
     /// The pool's name.
     pub pool: PoolName,
@@ -199,8 +201,11 @@ pub struct Pool {
 /// hold extensions.
 ///
 /// Build with [`OccurrenceConfig::new`] and the `with_*` methods; [`OccurrenceConfig::check`]
-/// (run by the engine on every `open`/`configure`) refuses an inconsistent one.
+/// (run by the engine on every `open`/`configure`) refuses an inconsistent one. Read from
+/// JSON, an unknown field is an error naming it (a misspelt `"tickets": true` never passes
+/// silently as a configuration without tickets).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OccurrenceConfig {
     capacity: u32,
     hold_ttl_secs: u32,
