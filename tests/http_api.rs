@@ -335,6 +335,36 @@ async fn every_route(api: Api) {
     let ledger = api.get("/occurrences/gig/ledger").await;
     assert_eq!(ledger.ok(S::OK)["entries"].as_array().map(Vec::len), Some(4), "{:?}", ledger.body);
 
+    // The OpenAPI description: every path and method it names is a route of the router
+    // (none answers the router's own 404 or 405), and it is frozen by a snapshot.
+    let doc = api.get("/openapi.json").await;
+    let doc = doc.ok(S::OK).clone();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut operations = 0;
+    for (path, item) in paths {
+        let concrete =
+            path.replace("{occ}", "gig").replace("{ref}", "ann-1").replace("{actor}", "ann").replace("{block}", "desk");
+        for method in item.as_object().expect("path item").keys() {
+            let url = format!("{}{concrete}", api.base);
+            let req = match method.as_str() {
+                "get" => api.http.get(url),
+                "post" => api.http.post(url).json(&json!({})),
+                "put" => api.http.put(url).json(&json!({})),
+                other => panic!("{other} {path}: a method the router has no route for"),
+            };
+            let got = api.send(req).await;
+            let unrouted = got.body["type"] == "urn:seathold:problem:method_not_allowed"
+                || (got.body["type"] == "urn:seathold:problem:not_found"
+                    && got.body["detail"] == "no route has this path");
+            let routed = !unrouted;
+            assert!(routed, "{method} {path} is described but not routed: {got:?}");
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, 23, "every route but `/openapi.json` itself is described once");
+    insta::assert_json_snapshot!("openapi", doc);
+
     // Time passes: cat's offer lapses, as it would after its TTL.
     api.clock.advance(Duration::minutes(10));
     assert_eq!(api.get("/health").await.ok(S::OK)["status"], "ok");

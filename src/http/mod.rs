@@ -58,6 +58,7 @@
 //! | `POST /occurrences/{occ}/waitlist/leave` `{actor, tier?}` | [`AsyncEngine::leave_waitlist`] | `{"left":bool}` |
 //! | `GET /occurrences/{occ}/ledger` | [`AsyncEngine::ledger`] | entries and totals |
 //! | `POST /webhooks/payment` (signed) | [`AsyncEngine::settle_signed`] | the settlement |
+//! | `GET /openapi.json` | [`description`] | this API as OpenAPI 3.1 |
 //!
 //! The sweep and the outbox relay are not routes: run them beside the router
 //! ([`background`](crate::background), feature `tokio`).
@@ -76,6 +77,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod openapi;
 mod problem;
 mod views;
 
@@ -89,6 +91,7 @@ use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use openapi::description;
 pub use problem::{Details, PROBLEM_JSON, Problem};
 pub use views::BookingView;
 
@@ -162,6 +165,7 @@ where
         .route("/occurrences/{occ}/waitlist/leave", post(leave::<S, C>))
         .route("/occurrences/{occ}/ledger", get(ledger::<S, C>))
         .route("/webhooks/payment", post(webhook::<S, C>))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(options.body_limit))
@@ -336,24 +340,30 @@ async fn seat_map<S: AsyncStore + 'static, C: Clock + 'static>(State(app): Ctx<S
 /// What to book: `quantity` seats at the seat price, `lines` of tiers, named `seat_ids`, or
 /// the `best` block of a seated tier. `amount` + `currency` is the total the buyer was shown
 /// (another price answers `price_changed`, never a seat at the buyer's price).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Checkout {
+    #[schema(value_type = String)]
     actor: ActorId,
     #[serde(rename = "ref")]
+    #[schema(value_type = Option<String>)]
     hold_ref: Option<Ref>,
     quantity: Option<u32>,
+    #[schema(value_type = Option<Vec<Object>>)]
     lines: Option<Vec<Line>>,
+    #[schema(value_type = Option<Vec<String>>)]
     seat_ids: Option<Vec<SeatId>>,
     best: Option<Best>,
     amount: Option<String>,
     currency: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Metadata>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Best {
+    #[schema(value_type = String)]
     tier: TierName,
     quantity: u32,
 }
@@ -446,14 +456,14 @@ async fn tickets<S: AsyncStore + 'static, C: Clock + 'static>(State(app): Ctx<S,
     Ok(json(StatusCode::OK, &json!({ "tickets": tickets })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Cancel {
     tickets: Option<Vec<u32>>,
     refund: Option<Amounted>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Amounted {
     amount: String,
@@ -486,9 +496,10 @@ async fn cancel<S: AsyncStore + 'static, C: Clock + 'static>(
     answer(got, &["cancelled", "noop"], false)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Who {
+    #[schema(value_type = String)]
     actor: ActorId,
 }
 
@@ -510,7 +521,7 @@ async fn abandon<S: AsyncStore + 'static, C: Clock + 'static>(
     Ok(json(StatusCode::OK, &json!({ "status": got.answer, "replayed": replayed })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Extend {
     seconds: u32,
@@ -536,7 +547,7 @@ async fn extend<S: AsyncStore + 'static, C: Clock + 'static>(
 // ---------------------------------------------------------------------------------------
 // The door, blocks, prices
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Scan {
     credential: String,
@@ -558,12 +569,15 @@ async fn check_in<S: AsyncStore + 'static, C: Clock + 'static>(
     answer(writes.check_in(&occ_key, &credential).await?, &["admitted"], false)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewBlock {
+    #[schema(value_type = String)]
     block: BlockName,
     seats: Option<u32>,
+    #[schema(value_type = Option<String>)]
     tier: Option<TierName>,
+    #[schema(value_type = Option<Vec<String>>)]
     seat_ids: Option<Vec<SeatId>>,
 }
 
@@ -612,13 +626,14 @@ async fn unblock<S: AsyncStore + 'static, C: Clock + 'static>(
 }
 
 /// A body that must be empty (or `{}`).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Empty {}
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Price {
+    #[schema(value_type = String)]
     tier: TierName,
     amount: String,
     currency: String,
@@ -649,10 +664,12 @@ async fn waitlist<S: AsyncStore + 'static, C: Clock + 'static>(State(app): Ctx<S
     Ok(json(StatusCode::OK, &app.engine.waitlist_of(&occ(&p)?).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Join {
+    #[schema(value_type = String)]
     actor: ActorId,
+    #[schema(value_type = Option<String>)]
     tier: Option<TierName>,
     seats: u32,
 }
@@ -675,10 +692,12 @@ async fn join<S: AsyncStore + 'static, C: Clock + 'static>(
     Ok(json(code, &json!({ "position": got.answer.position, "offered": got.answer.offered, "replayed": got.replayed })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Leave {
+    #[schema(value_type = String)]
     actor: ActorId,
+    #[schema(value_type = Option<String>)]
     tier: Option<TierName>,
 }
 

@@ -33,7 +33,7 @@ pub struct Problem(Box<Details>);
 /// request is at fault, `field` (its JSON path, or the name of the path parameter or header).
 /// A refused domain answer (a show that is full) also carries the library's answer as
 /// `answer`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Details {
     /// `urn:seathold:problem:<name>`: match on it, not on `title` or `detail`.
     #[serde(rename = "type")]
@@ -49,6 +49,7 @@ pub struct Details {
     pub field: Option<String>,
     /// The library's answer, for a refused domain answer (`full`, `seat_taken`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub answer: Option<Value>,
 }
 
