@@ -335,6 +335,27 @@ async fn every_route(api: Api) {
     let ledger = api.get("/occurrences/gig/ledger").await;
     assert_eq!(ledger.ok(S::OK)["entries"].as_array().map(Vec::len), Some(4), "{:?}", ledger.body);
 
+    // Baskets: one hold per part, all or none; a keyed retry replays; a part that cannot
+    // be placed releases the others (409, named by its answer).
+    for (occ, cap) in [("sat", 2), ("sun", 1)] {
+        let body = json!({"occ_key": occ, "capacity": cap, "hold_ttl_secs": 600, "seat_price": {"amount": "10.00", "currency": "EUR"}});
+        api.post("/occurrences", body).await.ok(S::CREATED);
+    }
+    let trip =
+        json!({"parts": [{"occ_key": "sat", "actor": "hal", "quantity": 2}, {"occ_key": "sun", "actor": "hal"}]});
+    let placed = api.post_keyed("/baskets", "trip-1", trip.clone()).await;
+    let placed = placed.ok(S::CREATED);
+    assert_eq!((&placed["status"], &placed["parts"][1]["request"]["ref"]), (&json!("placed"), &json!("trip-1-1")));
+    assert_eq!(api.post_keyed("/baskets", "trip-1", trip).await.ok(S::OK)["replayed"], true);
+    let late =
+        json!({"parts": [{"occ_key": "sun", "actor": "ivy", "ref": "ivy-sun"}, {"occ_key": "sat", "actor": "ivy"}]});
+    let refused = api.post("/baskets", late).await;
+    assert_eq!(refused.problem(S::CONFLICT, "full")["answer"]["part"], 0);
+    let odd =
+        json!({"parts": [{"occ_key": "sat", "actor": "jo"}, {"occ_key": "sun", "actor": "jo", "quantity": "two"}]});
+    assert_eq!(api.post("/baskets", odd).await.problem(S::BAD_REQUEST, "bad_body")["field"], "parts[1].quantity");
+    api.post("/baskets", json!({"parts": []})).await.problem(S::BAD_REQUEST, "bad_body");
+
     // The OpenAPI description: every path and method it names is a route of the router
     // (none answers the router's own 404 or 405), and it is frozen by a snapshot.
     let doc = api.get("/openapi.json").await;
@@ -362,7 +383,7 @@ async fn every_route(api: Api) {
             operations += 1;
         }
     }
-    assert_eq!(operations, 23, "every route but `/openapi.json` itself is described once");
+    assert_eq!(operations, 24, "every route but `/openapi.json` itself is described once");
     insta::assert_json_snapshot!("openapi", doc);
 
     // Time passes: cat's offer lapses, as it would after its TTL.

@@ -43,6 +43,7 @@
 //! | `GET /occurrences/{occ}/availability` | [`AsyncEngine::availability`] | per tier |
 //! | `GET /occurrences/{occ}/seat-map` | [`AsyncEngine::seat_map`] | `{"sections":[{"section","rows":[{"row","seats":"HH.S"}]}]}`: a character a seat (`.` free, `H` held, `S` sold, `B` blocked) |
 //! | `POST /occurrences/{occ}/checkout` | [`AsyncEngine::request`] | 201 awaiting payment / confirmed |
+//! | `POST /baskets` `{parts: [{occ_key, …checkout}]}` | [`AsyncEngine::request_basket`] | 201 `placed` (every part) / 409 (one could not be: the others released) |
 //! | `GET /occurrences/{occ}/bookings/{ref}` | [`AsyncEngine::booking`] | a [`BookingView`] |
 //! | `GET /occurrences/{occ}/actors/{actor}/bookings` | [`AsyncEngine::bookings_of`] | `{"bookings":[…]}` |
 //! | `GET /occurrences/{occ}/bookings/{ref}/tickets` | [`AsyncEngine::tickets`] | `{"tickets":[…]}` |
@@ -164,6 +165,7 @@ where
         .route("/occurrences/{occ}/waitlist", get(waitlist::<S, C>).post(join::<S, C>))
         .route("/occurrences/{occ}/waitlist/leave", post(leave::<S, C>))
         .route("/occurrences/{occ}/ledger", get(ledger::<S, C>))
+        .route("/baskets", post(basket::<S, C>))
         .route("/webhooks/payment", post(webhook::<S, C>))
         .route("/openapi.json", get(openapi::serve))
         .fallback(problem::not_found)
@@ -368,6 +370,51 @@ struct Best {
     quantity: u32,
 }
 
+/// A ref nobody chose: for a checkout with neither a `ref` nor an `Idempotency-Key`.
+fn fresh_ref() -> Result<Ref, Problem> {
+    Ok(Ref::new(format!("r-{}", uuid::Uuid::new_v4().simple()))?)
+}
+
+impl Checkout {
+    /// The library's request at `occ_key`, under the body's `ref` or else `default_ref`.
+    /// `at` prefixes the field a problem names (a basket's part).
+    fn into_request(self, occ_key: OccKey, default_ref: Ref, at: &str) -> Result<HoldRequest, Problem> {
+        let c = self;
+        let hold_ref = c.hold_ref.unwrap_or(default_ref);
+        let bad = |detail: &str, field: &str| {
+            Problem::new(StatusCode::BAD_REQUEST, "bad_body", detail).at(format!("{at}{field}"))
+        };
+        let shown = match (c.amount, c.currency) {
+            (Some(amount), Some(currency)) => {
+                Some(Money::parse(&amount, &currency).map_err(|e| Problem::from(e).at(format!("{at}amount")))?)
+            }
+            (None, None) => None,
+            (None, Some(_)) => return Err(bad("currency needs amount", "amount")),
+            (Some(_), None) => return Err(bad("amount needs currency", "currency")),
+        };
+        let chosen = [c.quantity.is_some(), c.lines.is_some(), c.seat_ids.is_some(), c.best.is_some()];
+        if chosen.iter().filter(|b| **b).count() > 1 {
+            return Err(bad("name one of quantity, lines, seat_ids and best", "quantity"));
+        }
+        let mut req = if let Some(lines) = c.lines {
+            HoldRequest::lines(occ_key, c.actor, hold_ref, lines)
+        } else if let Some(seats) = c.seat_ids {
+            HoldRequest::seated(occ_key, c.actor, hold_ref, SeatChoice::Chosen(seats))
+        } else if let Some(b) = c.best {
+            HoldRequest::seated(occ_key, c.actor, hold_ref, SeatChoice::Best { tier: b.tier, quantity: b.quantity })
+        } else {
+            HoldRequest::seats(occ_key, c.actor, hold_ref, c.quantity.unwrap_or(1))
+        };
+        if let Some(shown) = shown {
+            req = req.expecting(shown);
+        }
+        if let Some(m) = c.metadata {
+            req = req.with_metadata(m);
+        }
+        Ok(req)
+    }
+}
+
 async fn checkout<S: AsyncStore + 'static, C: Clock + 'static>(
     State(app): Ctx<S, C>,
     p: Params,
@@ -377,46 +424,11 @@ async fn checkout<S: AsyncStore + 'static, C: Clock + 'static>(
     let occ_key = occ(&p)?;
     let key = op_key(&headers)?;
     let c: Checkout = body.parse()?;
-    let hold_ref = match (c.hold_ref, &key) {
-        (Some(r), _) => r,
-        (None, Some(k)) => Ref::new(k).map_err(|e| Problem::from(e).at("Idempotency-Key"))?,
-        (None, None) => Ref::new(format!("r-{}", uuid::Uuid::new_v4().simple()))?,
+    let default_ref = match &key {
+        Some(k) => Ref::new(k).map_err(|e| Problem::from(e).at("Idempotency-Key"))?,
+        None => fresh_ref()?,
     };
-    let shown = match (c.amount, c.currency) {
-        (Some(amount), Some(currency)) => {
-            Some(Money::parse(&amount, &currency).map_err(|e| Problem::from(e).at("amount"))?)
-        }
-        (None, None) => None,
-        (None, Some(_)) => {
-            return Err(Problem::new(StatusCode::BAD_REQUEST, "bad_body", "currency needs amount").at("amount"));
-        }
-        (Some(_), None) => {
-            return Err(Problem::new(StatusCode::BAD_REQUEST, "bad_body", "amount needs currency").at("currency"));
-        }
-    };
-    let chosen = [c.quantity.is_some(), c.lines.is_some(), c.seat_ids.is_some(), c.best.is_some()];
-    if chosen.iter().filter(|b| **b).count() > 1 {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad_body",
-            "name one of quantity, lines, seat_ids and best",
-        ));
-    }
-    let mut req = if let Some(lines) = c.lines {
-        HoldRequest::lines(occ_key, c.actor, hold_ref, lines)
-    } else if let Some(seats) = c.seat_ids {
-        HoldRequest::seated(occ_key, c.actor, hold_ref, SeatChoice::Chosen(seats))
-    } else if let Some(b) = c.best {
-        HoldRequest::seated(occ_key, c.actor, hold_ref, SeatChoice::Best { tier: b.tier, quantity: b.quantity })
-    } else {
-        HoldRequest::seats(occ_key, c.actor, hold_ref, c.quantity.unwrap_or(1))
-    };
-    if let Some(shown) = shown {
-        req = req.expecting(shown);
-    }
-    if let Some(m) = c.metadata {
-        req = req.with_metadata(m);
-    }
+    let req = c.into_request(occ_key, default_ref, "")?;
     let outcome = match app.engine.request(&req).await {
         Ok(o) => o,
         // The key named this checkout's ref, and the ref was used for another request.
@@ -542,6 +554,79 @@ async fn extend<S: AsyncStore + 'static, C: Clock + 'static>(
     };
     let got = writes.extend(&occ_key, &r, time::Duration::seconds(i64::from(seconds))).await?;
     Ok(json(StatusCode::OK, &json!({ "request": got.answer, "replayed": got.replayed })))
+}
+
+/// `{"parts": [{occ_key, …a checkout…}]}`: one hold per part, each at its own occurrence,
+/// all or none. Under an `Idempotency-Key`, a part without a `ref` gets `<key>-<index>`.
+async fn basket<S: AsyncStore + 'static, C: Clock + 'static>(
+    State(app): Ctx<S, C>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let key = op_key(&headers)?;
+    let mut fields: serde_json::Map<String, Value> = body.parse()?;
+    let parts = match fields.remove("parts") {
+        Some(Value::Array(parts)) if !parts.is_empty() && fields.is_empty() => parts,
+        _ => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "a basket is {\"parts\": [{\"occ_key\", …a checkout…}, …]}, at least one part",
+            )
+            .at("parts"));
+        }
+    };
+    let mut reqs = Vec::with_capacity(parts.len());
+    for (i, part) in parts.into_iter().enumerate() {
+        let at = format!("parts[{i}].");
+        let Value::Object(mut part) = part else {
+            return Err(
+                Problem::new(StatusCode::BAD_REQUEST, "bad_body", "a part is an object").at(format!("parts[{i}]"))
+            );
+        };
+        let occ_key: OccKey = match part.remove("occ_key") {
+            Some(k) => problem::from_value(k).map_err(|p| p.at(format!("{at}occ_key")))?,
+            None => {
+                return Err(Problem::new(StatusCode::BAD_REQUEST, "bad_body", "missing field `occ_key`")
+                    .at(format!("{at}occ_key")));
+            }
+        };
+        let c: Checkout = problem::from_value(Value::Object(part)).map_err(|p| {
+            let field = p.details().field.clone().unwrap_or_default();
+            p.at(format!("{at}{field}"))
+        })?;
+        let default_ref = match &key {
+            Some(k) => Ref::new(format!("{k}-{i}")).map_err(|e| Problem::from(e).at("Idempotency-Key"))?,
+            None => fresh_ref()?,
+        };
+        reqs.push(c.into_request(occ_key, default_ref, &at)?);
+    }
+    match app.engine.request_basket(&reqs).await? {
+        crate::Basket::Placed { parts } => {
+            let replayed = parts.iter().all(|o| {
+                matches!(
+                    o,
+                    RequestOutcome::AwaitingPayment { replayed: true, .. }
+                        | RequestOutcome::Confirmed { replayed: true, .. }
+                )
+            });
+            let code = if replayed { StatusCode::OK } else { StatusCode::CREATED };
+            Ok(json(code, &json!({ "status": "placed", "parts": parts, "replayed": replayed })))
+        }
+        crate::Basket::NotPlaced { part, outcome } => {
+            let name = serde_json::to_value(&outcome)
+                .ok()
+                .and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_else(|| "not_placed".to_owned());
+            Err(Problem::new(
+                StatusCode::CONFLICT,
+                &name,
+                format!("part {part} could not be placed; the parts before it were released"),
+            )
+            .at(format!("parts[{part}]"))
+            .with_answer(json!({ "status": "not_placed", "part": part, "outcome": outcome })))
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ pub(crate) async fn serve() -> Response {
         availability,
         seat_map,
         checkout,
+        basket,
         booking,
         bookings_of,
         tickets,
@@ -129,6 +130,15 @@ fn seat_map() {}
               (status = 409, description = "Refused by the show's state: `full`, `already`, `price_changed`, `limit_reached`, `seat_taken`, `single_gap` (the answer in `answer`); or a ref used before", body = Details, content_type = PROBLEM),
               (status = 422, description = "An Idempotency-Key used for another request (`idempotency_key_reused`), or a bad amount", body = Details, content_type = PROBLEM)))]
 fn checkout() {}
+
+#[utoipa::path(post, path = "/baskets", tag = "checkout",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Each part without a ref is placed under `<key>-<index>`; a retry answers the first answer")),
+    request_body(content = Object, description = "`{parts: [{occ_key, …as a checkout body…}]}`: one hold per part, each at its own occurrence, all or none"),
+    responses((status = 201, description = "`{status: \"placed\", parts: [each part's checkout answer]}`", body = Object),
+              (status = 200, description = "A retry: every part replayed, `replayed: true`", body = Object),
+              (status = 400, description = "A malformed part (`field`: `parts[i].…`)", body = Details, content_type = PROBLEM),
+              (status = 409, description = "Part `i` could not be placed (named by its answer: `full`, `seat_taken`, …; `answer`: `{part, outcome}`); the parts before it were released", body = Details, content_type = PROBLEM)))]
+fn basket() {}
 
 #[utoipa::path(get, path = "/occurrences/{occ}/bookings/{ref}", tag = "bookings",
     params(("occ" = String, Path, description = "The occurrence key"), ("ref" = String, Path, description = "The booking's ref")),
