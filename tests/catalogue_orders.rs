@@ -702,6 +702,25 @@ async fn baskets_place_all_or_none_and_settle_part_by_part<S: AsyncStore>(h: H<S
     }
 }
 
+/// A basket retried after one of its parts was paid (the buyer paid that part while the
+/// retry was in flight): the paid part counts as placed, and the other, still live, part
+/// is replayed, not released.
+async fn a_basket_retried_after_a_part_was_paid_keeps_every_part<S: AsyncStore>(h: H<S>) {
+    open_weekend(&h).await;
+    let basket = [order("fri", "ann", "bf1", &[("std", 2)]), order("sat", "ann", "bs1", &[("std", 1)])];
+    assert_eq!(placed(&h.e.request_basket(&basket).await.unwrap()), [(eur("40.00"), false), (eur("25.00"), false)]);
+    let conf = Settlement::Confirmed { replayed: false };
+    assert_eq!(h.e.settle(&paid_with("sat", "ann", "bs1", eur("25.00"), "pi_s")).await.unwrap(), conf);
+    let Basket::Placed { parts } = h.e.request_basket(&basket).await.unwrap() else { panic!("the retry is placed") };
+    assert!(matches!(&parts[0], RequestOutcome::AwaitingPayment { replayed: true, .. }), "{parts:?}");
+    assert!(matches!(&parts[1], RequestOutcome::Already { confirmed: true, .. }), "{parts:?}");
+    assert_eq!(h.booking("fri", "bf1").await.state, HoldState::Held, "the live part was not released");
+    assert_eq!(h.booking("sat", "bs1").await.state, HoldState::Confirmed);
+    for occ in ["fri", "sat"] {
+        h.check_dims(occ).await;
+    }
+}
+
 /// "A helper that places them all or releases those it placed": a basket whose later part
 /// is refused outright (bad input: here an unknown tier) places nothing — the parts placed
 /// before it are released, not left holding seats until they lapse.
@@ -890,6 +909,7 @@ on_both_stores!(
     every_refund_signal_carries_amount_and_currency,
     baskets_place_all_or_none_and_settle_part_by_part,
     a_basket_refused_for_bad_input_releases_the_parts_it_placed,
+    a_basket_retried_after_a_part_was_paid_keeps_every_part,
     bad_input_is_a_typed_error_and_changes_nothing,
 );
 

@@ -170,6 +170,8 @@ async fn every_route(api: Api) {
     reconf["capacity"] = json!(4);
     let put = api.send(api.http.put(format!("{}/occurrences/gig/config", api.base)).json(&reconf)).await;
     assert_eq!(put.ok(S::OK)["config"]["capacity"], 4);
+    let nowhere = api.send(api.http.put(format!("{}/occurrences/nowhere/config", api.base)).json(&reconf)).await;
+    nowhere.problem(S::NOT_FOUND, "not_found");
     assert_eq!(api.get("/occurrences/gig/availability").await.ok(S::OK)["available"], 4);
     api.get("/occurrences/gig/seat-map").await.problem(S::NOT_FOUND, "not_seated");
 
@@ -185,6 +187,20 @@ async fn every_route(api: Api) {
     assert_eq!(again.ok(S::OK)["replayed"], true);
     let other = api.post_keyed("/occurrences/gig/checkout", "ann-1", json!({"actor": "ann", "quantity": 1})).await;
     assert_eq!(other.problem(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused")["field"], "Idempotency-Key");
+    let two_refs = api.post_keyed("/occurrences/gig/checkout", "ann-9", json!({"actor": "ann", "ref": "ann-10"})).await;
+    assert_eq!(two_refs.problem(S::BAD_REQUEST, "bad_body")["field"], "ref", "one key, one hold");
+    let long_key = "k".repeat(300);
+    let bad_key = api.post_keyed("/occurrences/gig/checkout", &long_key, json!({"actor": "ann"})).await;
+    assert_eq!(bad_key.problem(S::BAD_REQUEST, "bad_idempotency_key")["field"], "Idempotency-Key");
+    let trailing = api
+        .send(
+            api.http
+                .post(format!("{}/occurrences/gig/checkout", api.base))
+                .header("content-type", "application/json")
+                .body("{\"actor\":\"zed\"} trailing"),
+        )
+        .await;
+    trailing.problem(S::BAD_REQUEST, "bad_body");
     let bob = api.post("/occurrences/gig/checkout", json!({"actor": "bob", "ref": "bob-1", "quantity": 2})).await;
     bob.ok(S::CREATED);
     let full = api.post("/occurrences/gig/checkout", json!({"actor": "cat", "ref": "cat-1"})).await;
@@ -205,10 +221,10 @@ async fn every_route(api: Api) {
 
     // The waiting list: cat joins (201), reads, leaves, joins again.
     let joined = api.post("/occurrences/gig/waitlist", json!({"actor": "cat", "seats": 1})).await;
-    assert_eq!(joined.ok(S::CREATED)["position"], 1);
+    assert_eq!(joined.ok(S::OK)["position"], 1);
     assert_eq!(api.get("/occurrences/gig/waitlist").await.ok(S::OK)["entries"][0]["actor"], "cat");
     assert_eq!(api.post("/occurrences/gig/waitlist/leave", json!({"actor": "cat"})).await.ok(S::OK)["left"], true);
-    api.post("/occurrences/gig/waitlist", json!({"actor": "cat", "seats": 1})).await.ok(S::CREATED);
+    api.post("/occurrences/gig/waitlist", json!({"actor": "cat", "seats": 1})).await.ok(S::OK);
     api.post("/occurrences/gig/waitlist", json!({"actor": "cat", "seats": 0}))
         .await
         .problem(S::BAD_REQUEST, "bad_request");
@@ -230,6 +246,15 @@ async fn every_route(api: Api) {
 
     // Paid by the signed webhook (200), a forged one refused (401 problem).
     assert_eq!(api.pay("gig", "ann", "ann-1", "50.00").await.ok(S::OK)["status"], "confirmed");
+    // A keyed checkout retried after its hold was paid answers the first answer again.
+    let late_retry = api.post_keyed("/occurrences/gig/checkout", "ann-1", json!({"actor": "ann", "quantity": 2})).await;
+    let late_retry = late_retry.ok(S::OK);
+    assert_eq!(
+        (&late_retry["status"], &late_retry["request"]["ref"], &late_retry["replayed"]),
+        (&json!("awaiting_payment"), &json!("ann-1"), &json!(true))
+    );
+    let late_other = api.post_keyed("/occurrences/gig/checkout", "ann-1", json!({"actor": "ann", "quantity": 1})).await;
+    late_other.problem(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
     let forged = api
         .send(
             api.http
@@ -292,7 +317,7 @@ async fn every_route(api: Api) {
 
     // Blocks and prices.
     let blocked = api.post("/occurrences/gig/blocks", json!({"block": "desk", "seats": 1})).await;
-    assert_eq!(blocked.ok(S::CREATED)["status"], "blocked");
+    assert_eq!(blocked.ok(S::OK)["status"], "blocked");
     api.post("/occurrences/gig/blocks", json!({"block": "desk2"})).await.problem(S::BAD_REQUEST, "bad_body");
     assert_eq!(api.post("/occurrences/gig/blocks/desk/unblock", json!({})).await.ok(S::OK)["status"], "unblocked");
     api.post("/occurrences/gig/blocks/nope/unblock", json!({})).await.problem(S::NOT_FOUND, "not_found");
@@ -300,7 +325,7 @@ async fn every_route(api: Api) {
     // the tier, and is locked (409) while a live hold has its seats.
     let hall = json!({"occ_key": "hall", "capacity": 4, "hold_ttl_secs": 600,
         "tiers": [{"tier": "stalls", "price": {"amount": "30.00", "currency": "EUR"}, "lock_price_while_held": true}],
-        "seating": {"sections": [{"section": "A", "tier": "stalls", "rows": [{"row": "1", "seats": 4}]}]}});
+        "seating": {"sections": [{"section": "A", "tier": "stalls", "rows": [{"row": "1", "seats": 4}]}], "no_single_gaps": true}});
     api.post("/occurrences", hall).await.ok(S::CREATED);
     let price = |amount: &str| json!({"tier": "stalls", "amount": amount, "currency": "EUR"});
     assert_eq!(api.post_keyed("/occurrences/hall/prices", "p1", price("35.00")).await.ok(S::OK)["ok"], true);
@@ -318,16 +343,19 @@ async fn every_route(api: Api) {
     let taken =
         api.post("/occurrences/hall/checkout", json!({"actor": "gus", "ref": "gus-1", "seat_ids": ["A-1-2"]})).await;
     assert_eq!(taken.problem(S::CONFLICT, "seat_taken")["answer"]["seat"], "A-1-2");
-    let gap =
+    let unknown =
         api.post("/occurrences/hall/checkout", json!({"actor": "gus", "ref": "gus-2", "seat_ids": ["A-1-9"]})).await;
-    assert!(gap.problem(S::BAD_REQUEST, "bad_request")["detail"].as_str().unwrap().contains("A-1-9"));
+    assert!(unknown.problem(S::BAD_REQUEST, "bad_request")["detail"].as_str().unwrap().contains("A-1-9"));
+    let gap =
+        api.post("/occurrences/hall/checkout", json!({"actor": "gus", "ref": "gus-3", "seat_ids": ["A-1-4"]})).await;
+    assert_eq!(gap.problem(S::CONFLICT, "single_gap")["answer"]["seat"], "A-1-3");
     api.post("/occurrences/hall/prices", price("40.00")).await.problem(S::CONFLICT, "conflict");
     assert_eq!(
         api.get("/occurrences/hall/seat-map").await.ok(S::OK)["sections"][0]["rows"][0],
         json!({"row": "1", "seats": "HH.."})
     );
     let desk = api.post("/occurrences/hall/blocks", json!({"block": "desk", "seat_ids": ["A-1-4"]})).await;
-    assert_eq!(desk.ok(S::CREATED)["status"], "blocked");
+    assert_eq!(desk.ok(S::OK)["status"], "blocked");
     let clash = api.post("/occurrences/hall/blocks", json!({"block": "desk2", "seat_ids": ["A-1-1"]})).await;
     clash.problem(S::CONFLICT, "seat_taken");
 
@@ -386,9 +414,11 @@ async fn every_route(api: Api) {
     assert_eq!(operations, 24, "every route but `/openapi.json` itself is described once");
     insta::assert_json_snapshot!("openapi", doc);
 
-    // Time passes: cat's offer lapses, as it would after its TTL.
+    // Time passes: cat's offer (300 s) lapses; the list shows it nowhere.
+    assert_eq!(api.get("/occurrences/gig/waitlist").await.ok(S::OK)["offers"][0]["actor"], "cat");
     api.clock.advance(Duration::minutes(10));
-    assert_eq!(api.get("/health").await.ok(S::OK)["status"], "ok");
+    let wl = api.get("/occurrences/gig/waitlist").await;
+    assert_eq!((&wl.ok(S::OK)["offers"], &wl.body["entries"]), (&json!([]), &json!([])), "{:?}", wl.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

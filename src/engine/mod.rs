@@ -735,7 +735,9 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
 
     /// Place a basket: one hold per part (each its own occurrence and ref), all or none. If
     /// a part cannot be placed, the parts placed before it are released (or, free,
-    /// cancelled). Safe to retry after an error: parts already placed answer their replay.
+    /// cancelled). Safe to retry after an error: parts already placed answer their replay,
+    /// and a part already paid under its own ref answers `Already { confirmed: true }` and
+    /// counts as placed (a paid part is never released by a retry).
     ///
     /// # Errors
     /// [`RequestError`]: a part refused (bad input) — the parts placed before it are
@@ -756,6 +758,11 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
             };
             match outcome {
                 RequestOutcome::AwaitingPayment { .. } | RequestOutcome::Confirmed { .. } => placed.push(outcome),
+                // A retry meeting a part already paid under its own ref: that part was placed
+                // (by the first try) and bought; it is not a reason to release the others.
+                RequestOutcome::Already { ref hold_ref, confirmed: true, .. } if *hold_ref == part.hold_ref => {
+                    placed.push(outcome)
+                }
                 outcome => {
                     self.release_parts(&parts[..placed.len()], &placed).await?;
                     return Ok(Basket::NotPlaced { part: i, outcome });

@@ -163,7 +163,7 @@ impl HoldRequest {
 
     /// Whether `hold` was placed by this very request (same actor, same order): what makes a
     /// repeat a replay rather than a reuse of the ref.
-    fn placed(&self, hold: &Hold) -> bool {
+    pub(crate) fn placed(&self, hold: &Hold) -> bool {
         if hold.actor != self.actor {
             return false;
         }

@@ -16,8 +16,9 @@
 //!   404, 405, 413 and 415, and a body that does not parse — with a stable `type`
 //!   (`urn:seathold:problem:<name>`) and, where one field is at fault, `field`.
 //! - **Status mapping, chosen once:** an answer that did what was asked is 2xx (201 when it
-//!   created something: a hold, an occurrence, a waiting-list entry, a block; 200 otherwise,
-//!   and for every replay); an answer that did not, because of the show's current state
+//!   created a resource with its own URL or ref: a hold, a basket's holds, an occurrence; 200
+//!   otherwise — joining a list or blocking seats ensure a state, and say the same the second
+//!   time — and for every replay); an answer that did not, because of the show's current state
 //!   rather than the request's form, is **409** with the library's answer in `answer`
 //!   (`full`, `already`, `price_changed`, `limit_reached`, `seat_taken`, `single_gap`; at the
 //!   door `already_checked_in`, `wrong_occurrence`, `cancelled`; a cancellation refused
@@ -27,9 +28,14 @@
 //!   provider retries anything else; only a bad signature (401) or body (4xx) is refused.
 //!   A typed library error answers its [`ErrorKind`](crate::ErrorKind)'s status.
 //! - **Every POST is safe to retry** with an `Idempotency-Key` header: it becomes the
-//!   library's operation key ([`crate::opkeys`]), or, for a checkout without a `ref`, the
-//!   hold's ref. A retry answers the first answer (200, `"replayed": true`); the same key
-//!   with another command is 422.
+//!   library's operation key ([`crate::opkeys`]); for a checkout it is the hold's ref (a
+//!   body naming another `ref` is a 400), and a basket's parts get `<key>-<index>`. A retry
+//!   answers the first answer (200, `"replayed": true`) — a checkout's also after its hold
+//!   was paid or lapsed; the same key with another command is 422. Creating an occurrence
+//!   is idempotent by its key: a retry with the same configuration answers 200
+//!   `"replayed": true`, another configuration 409.
+//! - **Tickets need a key:** the tickets and check-in routes answer 500 (a configuration
+//!   error of the service) unless the engine has one ([`AsyncEngine::with_ticket_key`]).
 //!
 //! # Routes
 //!
@@ -39,7 +45,7 @@
 //! | `GET /occurrences?after=K&limit=N` | [`AsyncEngine::occurrences`] | `{"occurrences":[K…]}` |
 //! | `POST /occurrences` `{occ_key, …config}` | [`AsyncEngine::create`] | 201 `{occ_key, config}` |
 //! | `GET /occurrences/{occ}` | [`AsyncEngine::occurrence`] | `{occ_key, config_version, config}` |
-//! | `PUT /occurrences/{occ}/config` `{…config}` | [`AsyncEngine::open`] | `{occ_key, config}` |
+//! | `PUT /occurrences/{occ}/config` `{…config}` | [`AsyncEngine::open`] (an existing one only: 404 otherwise) | `{occ_key, config}` |
 //! | `GET /occurrences/{occ}/availability` | [`AsyncEngine::availability`] | per tier |
 //! | `GET /occurrences/{occ}/seat-map` | [`AsyncEngine::seat_map`] | `{"sections":[{"section","rows":[{"row","seats":"HH.S"}]}]}`: a character a seat (`.` free, `H` held, `S` sold, `B` blocked) |
 //! | `POST /occurrences/{occ}/checkout` | [`AsyncEngine::request`] | 201 awaiting payment / confirmed |
@@ -51,11 +57,11 @@
 //! | `POST /occurrences/{occ}/bookings/{ref}/abandon` `{actor}` | [`AsyncEngine::abandon`] | `released` / `noop` |
 //! | `POST /occurrences/{occ}/bookings/{ref}/extend` `{seconds}` | [`AsyncEngine::extend`] | the checkout request |
 //! | `POST /occurrences/{occ}/check-in` `{credential}` | [`AsyncEngine::check_in`] | `admitted` |
-//! | `POST /occurrences/{occ}/blocks` `{block, seats?, tier?, seat_ids?}` | [`AsyncEngine::block`] / [`block_seats`](AsyncEngine::block_seats) | 201 `blocked` |
+//! | `POST /occurrences/{occ}/blocks` `{block, seats?, tier?, seat_ids?}` | [`AsyncEngine::block`] / [`block_seats`](AsyncEngine::block_seats) | `blocked` |
 //! | `POST /occurrences/{occ}/blocks/{block}/unblock` | [`AsyncEngine::unblock`] | `unblocked` |
 //! | `POST /occurrences/{occ}/prices` `{tier, amount, currency}` | [`AsyncEngine::set_price`] | `{"ok":true}` |
 //! | `GET /occurrences/{occ}/waitlist` | [`AsyncEngine::waitlist_of`] | entries and offers |
-//! | `POST /occurrences/{occ}/waitlist` `{actor, tier?, seats}` | [`AsyncEngine::join_waitlist`] | 201 `{position, offered}` |
+//! | `POST /occurrences/{occ}/waitlist` `{actor, tier?, seats}` | [`AsyncEngine::join_waitlist`] | `{position, offered}` |
 //! | `POST /occurrences/{occ}/waitlist/leave` `{actor, tier?}` | [`AsyncEngine::leave_waitlist`] | `{"left":bool}` |
 //! | `GET /occurrences/{occ}/ledger` | [`AsyncEngine::ledger`] | entries and totals |
 //! | `POST /webhooks/payment` (signed) | [`AsyncEngine::settle_signed`] | the settlement |
@@ -308,6 +314,8 @@ async fn configure<S: AsyncStore + 'static, C: Clock + 'static>(
     let occ_key = occ(&p)?;
     let config: OccurrenceConfig = body.parse()?;
     sellable(&config)?;
+    // Reconfigures only: an occurrence is created by `POST /occurrences` (201).
+    app.engine.occurrence(&occ_key).await?;
     app.engine.open(&occ_key, config.clone()).await?;
     Ok(json(StatusCode::OK, &json!({ "occ_key": occ_key, "config": config })))
 }
@@ -424,21 +432,33 @@ async fn checkout<S: AsyncStore + 'static, C: Clock + 'static>(
     let occ_key = occ(&p)?;
     let key = op_key(&headers)?;
     let c: Checkout = body.parse()?;
+    // Under an Idempotency-Key the key is the hold's ref: a body naming another ref would
+    // make one key place two holds.
     let default_ref = match &key {
-        Some(k) => Ref::new(k).map_err(|e| Problem::from(e).at("Idempotency-Key"))?,
+        Some(k) => {
+            let r = key_ref(k.as_str())?;
+            if c.hold_ref.as_ref().is_some_and(|b| *b != r) {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    "with an Idempotency-Key the key is the hold's ref: leave `ref` out or send the same value",
+                )
+                .at("ref"));
+            }
+            r
+        }
         None => fresh_ref()?,
     };
     let req = c.into_request(occ_key, default_ref, "")?;
     let outcome = match app.engine.request(&req).await {
+        // The ref's hold moved on since it was placed (paid, lapsed, released): a retry
+        // under the key answers what the first request answered, if it was this request.
+        Ok(RequestOutcome::Already { ref hold_ref, .. }) if key.is_some() && *hold_ref == req.hold_ref => {
+            return replay_checkout(&app.engine, &req).await;
+        }
         Ok(o) => o,
-        // The key named this checkout's ref, and the ref was used for another request.
         Err(e) if key.is_some() && e.kind() == crate::ErrorKind::Conflict => {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                format!("{e}: an Idempotency-Key is for one request; a new checkout needs a fresh key"),
-            )
-            .at("Idempotency-Key"));
+            return replay_checkout(&app.engine, &req).await;
         }
         Err(e) => return Err(e.into()),
     };
@@ -447,6 +467,40 @@ async fn checkout<S: AsyncStore + 'static, C: Clock + 'static>(
         RequestOutcome::AwaitingPayment { replayed: true, .. } | RequestOutcome::Confirmed { replayed: true, .. }
     );
     answer(Replayed { answer: outcome, replayed }, &["awaiting_payment", "confirmed"], true)
+}
+
+/// The ref an Idempotency-Key names (a key too long or malformed for a ref is a 400).
+fn key_ref(key: &str) -> Result<Ref, Problem> {
+    Ref::new(key).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad_idempotency_key", e).at("Idempotency-Key"))
+}
+
+/// A keyed checkout retried after its hold moved on: the first answer (the hold's checkout
+/// request, or its free confirmation), marked a replay — or 422 if the key's hold was placed
+/// by another request.
+async fn replay_checkout<S: AsyncStore + 'static, C: Clock + 'static>(
+    engine: &AsyncEngine<S, C>,
+    req: &HoldRequest,
+) -> Answer {
+    let hold = engine.booking(&req.occ_key, &req.hold_ref).await?;
+    let Some(hold) = hold.filter(|h| req.placed(h)) else {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key placed another request; a new checkout needs a fresh key",
+        )
+        .at("Idempotency-Key"));
+    };
+    let free = !hold.lines.is_empty() && hold.price.amount.is_zero() && hold.ended_at == Some(hold.placed_at);
+    let first = if free {
+        RequestOutcome::Confirmed { hold_ref: hold.hold_ref.clone(), replayed: true, seat_ids: hold.seat_ids.clone() }
+    } else {
+        RequestOutcome::AwaitingPayment {
+            checkout: hold.checkout_request(),
+            replayed: true,
+            seat_ids: hold.seat_ids.clone(),
+        }
+    };
+    answer(Replayed { answer: first, replayed: true }, &["awaiting_payment", "confirmed"], true)
 }
 
 async fn booking<S: AsyncStore + 'static, C: Clock + 'static>(State(app): Ctx<S, C>, p: Params) -> Answer {
@@ -596,7 +650,7 @@ async fn basket<S: AsyncStore + 'static, C: Clock + 'static>(
             p.at(format!("{at}{field}"))
         })?;
         let default_ref = match &key {
-            Some(k) => Ref::new(format!("{k}-{i}")).map_err(|e| Problem::from(e).at("Idempotency-Key"))?,
+            Some(k) => key_ref(&format!("{k}-{i}"))?,
             None => fresh_ref()?,
         };
         reqs.push(c.into_request(occ_key, default_ref, &at)?);
@@ -690,7 +744,7 @@ async fn block<S: AsyncStore + 'static, C: Clock + 'static>(
             ));
         }
     };
-    answer(got, &["blocked"], true)
+    answer(got, &["blocked"], false)
 }
 
 async fn unblock<S: AsyncStore + 'static, C: Clock + 'static>(
@@ -773,8 +827,8 @@ async fn join<S: AsyncStore + 'static, C: Clock + 'static>(
         None => app.engine.without_op_key(),
     };
     let got = writes.join_waitlist(&occ_key, &j.actor, j.tier.as_ref(), j.seats).await?;
-    let code = if got.replayed { StatusCode::OK } else { StatusCode::CREATED };
-    Ok(json(code, &json!({ "position": got.answer.position, "offered": got.answer.offered, "replayed": got.replayed })))
+    let body = json!({ "position": got.answer.position, "offered": got.answer.offered, "replayed": got.replayed });
+    Ok(json(StatusCode::OK, &body))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -101,8 +101,10 @@ fn occurrence() {}
 
 #[utoipa::path(put, path = "/occurrences/{occ}/config", tag = "occurrences",
     params(("occ" = String, Path, description = "The occurrence key")),
-    request_body(content = Object, description = "An occurrence configuration (as for creation, without `occ_key`)"),
+    request_body(content = Object, description = "An occurrence configuration (as for creation, without `occ_key`); an existing occurrence only"),
     responses((status = 200, description = "`{occ_key, config}`", body = Object),
+              (status = 400, description = "A body that does not parse (with `field`)", body = Details, content_type = PROBLEM),
+              (status = 404, description = "No such occurrence (create it with `POST /occurrences`)", body = Details, content_type = PROBLEM),
               (status = 409, description = "The change conflicts with seats in use", body = Details, content_type = PROBLEM),
               (status = 422, description = "An inconsistent configuration", body = Details, content_type = PROBLEM)))]
 fn configure() {}
@@ -121,13 +123,13 @@ fn seat_map() {}
 
 #[utoipa::path(post, path = "/occurrences/{occ}/checkout", tag = "checkout",
     params(("occ" = String, Path, description = "The occurrence key"),
-           ("Idempotency-Key" = Option<String>, Header, description = "The hold's ref when the body has none; a retry answers the first answer")),
+           ("Idempotency-Key" = Option<String>, Header, description = "The hold's ref (a body `ref` must be the same); a retry answers the first answer, also after the hold was paid or lapsed")),
     request_body = Checkout,
     responses((status = 201, description = "A hold placed (`awaiting_payment`, with the checkout request) or a free order confirmed (`confirmed`)", body = Object),
               (status = 200, description = "A retry of the same request: the first answer, `replayed: true`", body = Object),
-              (status = 400, description = "A malformed body, or an unknown seat", body = Details, content_type = PROBLEM),
+              (status = 400, description = "A malformed body or Idempotency-Key, a `ref` other than the key, or an unknown seat", body = Details, content_type = PROBLEM),
               (status = 404, description = "No such occurrence", body = Details, content_type = PROBLEM),
-              (status = 409, description = "Refused by the show's state: `full`, `already`, `price_changed`, `limit_reached`, `seat_taken`, `single_gap` (the answer in `answer`); or a ref used before", body = Details, content_type = PROBLEM),
+              (status = 409, description = "Refused by the show's state: `full`, `already`, `price_changed`, `limit_reached`, `seat_taken`, `single_gap` (the answer in `answer`); or, without a key, a ref used before", body = Details, content_type = PROBLEM),
               (status = 422, description = "An Idempotency-Key used for another request (`idempotency_key_reused`), or a bad amount", body = Details, content_type = PROBLEM)))]
 fn checkout() {}
 
@@ -154,6 +156,7 @@ fn bookings_of() {}
 #[utoipa::path(get, path = "/occurrences/{occ}/bookings/{ref}/tickets", tag = "bookings",
     params(("occ" = String, Path, description = "The occurrence key"), ("ref" = String, Path, description = "The booking's ref")),
     responses((status = 200, description = "`{tickets:[{id, index, tier?, seat?, status, at?, credential}]}`", body = Object),
+              (status = 500, description = "The service has no ticket key", body = Details, content_type = PROBLEM),
               (status = 404, description = "No such booking", body = Details, content_type = PROBLEM)))]
 fn tickets() {}
 
@@ -162,8 +165,10 @@ fn tickets() {}
            ("Idempotency-Key" = Option<String>, Header, description = "A retry answers the first answer")),
     request_body = Cancel,
     responses((status = 200, description = "`cancelled` (the refund given, seats, provider_ref) or `noop`", body = Object),
-              (status = 409, description = "A ticket of it is checked in (`checked_in`)", body = Details, content_type = PROBLEM),
-              (status = 422, description = "A refund above the seats' share, unknown tickets, or a key reused", body = Details, content_type = PROBLEM)))]
+              (status = 400, description = "A malformed body, or a ticket the booking does not have", body = Details, content_type = PROBLEM),
+              (status = 404, description = "No such occurrence or booking", body = Details, content_type = PROBLEM),
+              (status = 409, description = "A ticket of it is checked in (`checked_in`, in `answer`), or it is not a paid booking", body = Details, content_type = PROBLEM),
+              (status = 422, description = "A refund above the seats' share or in another currency, or a key reused", body = Details, content_type = PROBLEM)))]
 fn cancel() {}
 
 #[utoipa::path(post, path = "/occurrences/{occ}/bookings/{ref}/abandon", tag = "bookings",
@@ -178,7 +183,9 @@ fn abandon() {}
            ("Idempotency-Key" = Option<String>, Header, description = "A retry answers the first answer")),
     request_body = Extend,
     responses((status = 200, description = "`{request}`: the checkout request with its new expiry", body = Object),
-              (status = 422, description = "Not live, or past the occurrence's extension cap", body = Details, content_type = PROBLEM)))]
+              (status = 404, description = "No such occurrence or hold", body = Details, content_type = PROBLEM),
+              (status = 409, description = "The hold is not live", body = Details, content_type = PROBLEM),
+              (status = 422, description = "Extensions not allowed here, or a key reused", body = Details, content_type = PROBLEM)))]
 fn extend() {}
 
 #[utoipa::path(post, path = "/occurrences/{occ}/check-in", tag = "door",
@@ -194,8 +201,9 @@ fn check_in() {}
     params(("occ" = String, Path, description = "The occurrence key"),
            ("Idempotency-Key" = Option<String>, Header, description = "A retry answers the first answer")),
     request_body = NewBlock,
-    responses((status = 201, description = "`blocked`", body = Object),
-              (status = 409, description = "No room (`full`) or a named seat taken (`seat_taken`)", body = Details, content_type = PROBLEM)))]
+    responses((status = 200, description = "`blocked` (also when the same block was made before)", body = Object),
+              (status = 400, description = "Neither seats nor seat_ids, or an unknown seat", body = Details, content_type = PROBLEM),
+              (status = 409, description = "No room (`full`), a named seat taken (`seat_taken`), or the name used for another block", body = Details, content_type = PROBLEM)))]
 fn block() {}
 
 #[utoipa::path(post, path = "/occurrences/{occ}/blocks/{block}/unblock", tag = "organiser",
@@ -224,9 +232,11 @@ fn waitlist() {}
     params(("occ" = String, Path, description = "The occurrence key"),
            ("Idempotency-Key" = Option<String>, Header, description = "A retry answers the first answer")),
     request_body = Join,
-    responses((status = 201, description = "`{position, offered}`", body = Object),
+    responses((status = 200, description = "`{position, offered}` (the same entry when joined before)", body = Object),
               (status = 400, description = "Seats out of range", body = Details, content_type = PROBLEM),
-              (status = 422, description = "A seated tier, an unknown tier, or a full list", body = Details, content_type = PROBLEM)))]
+              (status = 404, description = "No such occurrence", body = Details, content_type = PROBLEM),
+              (status = 409, description = "The list is full", body = Details, content_type = PROBLEM),
+              (status = 422, description = "A seated or unknown tier, or a key reused", body = Details, content_type = PROBLEM)))]
 fn join() {}
 
 #[utoipa::path(post, path = "/occurrences/{occ}/waitlist/leave", tag = "waiting list",

@@ -172,13 +172,16 @@ impl Body {
     /// The body as `T`: unknown fields refused by name, a bad field named by its path.
     pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, Problem> {
         let bytes: &[u8] = if self.0.is_empty() { b"{}" } else { &self.0 };
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             let p = Problem::new(StatusCode::BAD_REQUEST, "bad_body", &inner);
             if path == "." { p } else { p.at(path) }
-        })
+        })?;
+        // Nothing may follow the JSON value.
+        de.end().map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad_body", e))?;
+        Ok(value)
     }
 }
 
