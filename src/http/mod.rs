@@ -191,6 +191,17 @@ fn hold_ref(p: &Params) -> Result<Ref, Problem> {
     p.id("ref", Ref::new)
 }
 
+/// The engine's writes under the request's operation key, if it has one.
+fn keyed<'a, S: AsyncStore, C: Clock>(
+    engine: &'a AsyncEngine<S, C>,
+    key: &'a Option<OpKey>,
+) -> crate::WithOpKey<'a, S, C> {
+    match key {
+        Some(k) => engine.with_op_key(k),
+        None => engine.without_op_key(),
+    }
+}
+
 /// The request's `Idempotency-Key`, as an operation key.
 fn op_key(headers: &HeaderMap) -> Result<Option<OpKey>, Problem> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
@@ -551,10 +562,7 @@ async fn cancel<S: AsyncStore + 'static, C: Clock + 'static>(
     let (occ_key, r) = (occ(&p)?, hold_ref(&p)?);
     let key = op_key(&headers)?;
     let c: Cancel = body.parse()?;
-    let writes = match &key {
-        Some(k) => app.engine.with_op_key(k),
-        None => app.engine.without_op_key(),
-    };
+    let writes = keyed(&app.engine, &key);
     let got = match c.refund {
         Some(refund) => writes.cancel_refunding(&occ_key, &r, c.tickets.as_deref(), refund.money("refund")?).await?,
         None => writes.cancel(&occ_key, &r, c.tickets.as_deref()).await?,
@@ -578,10 +586,7 @@ async fn abandon<S: AsyncStore + 'static, C: Clock + 'static>(
     let (occ_key, r) = (occ(&p)?, hold_ref(&p)?);
     let key = op_key(&headers)?;
     let Who { actor } = body.parse()?;
-    let writes = match &key {
-        Some(k) => app.engine.with_op_key(k),
-        None => app.engine.without_op_key(),
-    };
+    let writes = keyed(&app.engine, &key);
     let got = writes.abandon(&occ_key, &actor, &r).await?;
     let replayed = got.replayed;
     Ok(json(StatusCode::OK, &json!({ "status": got.answer, "replayed": replayed })))
@@ -602,10 +607,7 @@ async fn extend<S: AsyncStore + 'static, C: Clock + 'static>(
     let (occ_key, r) = (occ(&p)?, hold_ref(&p)?);
     let key = op_key(&headers)?;
     let Extend { seconds } = body.parse()?;
-    let writes = match &key {
-        Some(k) => app.engine.with_op_key(k),
-        None => app.engine.without_op_key(),
-    };
+    let writes = keyed(&app.engine, &key);
     let got = writes.extend(&occ_key, &r, time::Duration::seconds(i64::from(seconds))).await?;
     Ok(json(StatusCode::OK, &json!({ "request": got.answer, "replayed": got.replayed })))
 }
@@ -701,10 +703,7 @@ async fn check_in<S: AsyncStore + 'static, C: Clock + 'static>(
     let occ_key = occ(&p)?;
     let key = op_key(&headers)?;
     let Scan { credential } = body.parse()?;
-    let writes = match &key {
-        Some(k) => app.engine.with_op_key(k),
-        None => app.engine.without_op_key(),
-    };
+    let writes = keyed(&app.engine, &key);
     answer(writes.check_in(&occ_key, &credential).await?, &["admitted"], false)
 }
 
@@ -729,10 +728,7 @@ async fn block<S: AsyncStore + 'static, C: Clock + 'static>(
     let occ_key = occ(&p)?;
     let key = op_key(&headers)?;
     let b: NewBlock = body.parse()?;
-    let writes = match &key {
-        Some(k) => app.engine.with_op_key(k),
-        None => app.engine.without_op_key(),
-    };
+    let writes = keyed(&app.engine, &key);
     let got = match (b.seats, b.seat_ids) {
         (Some(n), None) => writes.block(&occ_key, &b.block, n, b.tier.as_ref()).await?,
         (None, Some(seats)) if b.tier.is_none() => writes.block_seats(&occ_key, &b.block, &seats).await?,
@@ -757,10 +753,7 @@ async fn unblock<S: AsyncStore + 'static, C: Clock + 'static>(
     let name = p.id("block", BlockName::new)?;
     let key = op_key(&headers)?;
     let _: Empty = body.parse()?;
-    let writes = match &key {
-        Some(k) => app.engine.with_op_key(k),
-        None => app.engine.without_op_key(),
-    };
+    let writes = keyed(&app.engine, &key);
     answer(writes.unblock(&occ_key, &name).await?, &["unblocked"], false)
 }
 
@@ -788,10 +781,7 @@ async fn set_price<S: AsyncStore + 'static, C: Clock + 'static>(
     let key = op_key(&headers)?;
     let Price { tier, amount, currency } = body.parse()?;
     let price = Money::parse(&amount, &currency).map_err(|e| Problem::from(e).at("amount"))?;
-    let writes = match &key {
-        Some(k) => app.engine.with_op_key(k),
-        None => app.engine.without_op_key(),
-    };
+    let writes = keyed(&app.engine, &key);
     let got = writes.set_price(&occ_key, &tier, price).await?;
     Ok(json(StatusCode::OK, &json!({ "ok": true, "replayed": got.replayed })))
 }
@@ -822,10 +812,7 @@ async fn join<S: AsyncStore + 'static, C: Clock + 'static>(
     let occ_key = occ(&p)?;
     let key = op_key(&headers)?;
     let j: Join = body.parse()?;
-    let writes = match &key {
-        Some(k) => app.engine.with_op_key(k),
-        None => app.engine.without_op_key(),
-    };
+    let writes = keyed(&app.engine, &key);
     let got = writes.join_waitlist(&occ_key, &j.actor, j.tier.as_ref(), j.seats).await?;
     let body = json!({ "position": got.answer.position, "offered": got.answer.offered, "replayed": got.replayed });
     Ok(json(StatusCode::OK, &body))
@@ -849,10 +836,7 @@ async fn leave<S: AsyncStore + 'static, C: Clock + 'static>(
     let occ_key = occ(&p)?;
     let key = op_key(&headers)?;
     let l: Leave = body.parse()?;
-    let writes = match &key {
-        Some(k) => app.engine.with_op_key(k),
-        None => app.engine.without_op_key(),
-    };
+    let writes = keyed(&app.engine, &key);
     let got = writes.leave_waitlist(&occ_key, &l.actor, l.tier.as_ref()).await?;
     Ok(json(StatusCode::OK, &json!({ "left": got.answer, "replayed": got.replayed })))
 }
