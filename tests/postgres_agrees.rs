@@ -145,7 +145,7 @@ fn record(o: &OccKey, key: &RecordKey, n: u32) -> Record {
             cancelled_seats: 0,
             cancellations: 0,
             refunded: None,
-            seat_ids: Vec::new(),
+            seat_ids: seathold::seating::SeatList::new(),
         }),
         RecordKey::Block(b) => {
             Record::Block(Block { block: b.clone(), seats: n, tier: None, at: T0, seat_ids: Vec::new() })

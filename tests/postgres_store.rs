@@ -49,7 +49,7 @@ fn hold(k: &OccKey, who: &str, expires_at: OffsetDateTime) -> Hold {
         cancelled_seats: 0,
         cancellations: 0,
         refunded: None,
-        seat_ids: Vec::new(),
+        seat_ids: seathold::seating::SeatList::new(),
     }
 }
 

@@ -656,7 +656,8 @@ pub fn price_lines(config: &OccurrenceConfig, lines: &[Line]) -> Result<(Money, 
             }
             Some(t) => t.checked_add(cost).ok_or(PricingError::TotalTooLarge)?,
         });
-        priced.push(CheckoutLine { tier: line.tier.clone(), quantity: line.quantity, unit_price: tier.price.amount });
+        // The configuration's name, not the request's: every hold of a tier shares one copy.
+        priced.push(CheckoutLine { tier: tier.tier.clone(), quantity: line.quantity, unit_price: tier.price.amount });
     }
     Ok((total.ok_or(PricingError::NoLines)?, priced))
 }

@@ -138,15 +138,26 @@ pub(crate) fn every_kind(o: &crate::contract::OccKey) -> Vec<Record> {
         at: T0,
     };
     let name = |s: &str| crate::contract::SectionName::new(s).unwrap_or_else(|e| panic!("{e}"));
-    let row = crate::seating::SeatRow {
-        section: name("A"),
-        row: crate::contract::RowName::new("1").unwrap_or_else(|e| panic!("{e}")),
-        claims: vec![crate::seating::Claim {
-            owner: crate::seating::Owner::Hold(r("r1")),
-            until: Some(T0 + time::Duration::minutes(10)),
-            seats: vec![3, 4],
-        }],
-    };
+    let row = crate::seating::SeatRow::with_claims(
+        name("A"),
+        crate::contract::RowName::new("1").unwrap_or_else(|e| panic!("{e}")),
+        vec![
+            crate::seating::Claim {
+                owner: crate::seating::Owner::Hold(r("r1")),
+                until: Some(T0 + time::Duration::minutes(10)),
+                seats: vec![3, 4],
+            },
+            crate::seating::Claim { owner: crate::seating::Owner::Hold(r("r0")), until: None, seats: vec![1, 7] },
+            crate::seating::Claim {
+                owner: crate::seating::Owner::Block(
+                    crate::contract::BlockName::new("desk").unwrap_or_else(|e| panic!("{e}")),
+                ),
+                until: None,
+                seats: vec![9],
+            },
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     vec![
         Record::Booking(booking),
         Record::Booking(confirmed),

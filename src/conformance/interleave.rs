@@ -1384,7 +1384,7 @@ fn check_seats(
                 }
                 _ => continue,
             };
-            claim(seat, format!("hold {}", h.hold_ref), st)?;
+            claim(&seat, format!("hold {}", h.hold_ref), st)?;
         }
     }
     for b in blocks {
@@ -1398,10 +1398,11 @@ fn check_seats(
             return Err(format!("a row {}-{} the map does not have", row.section, row.row));
         };
         let st = statuses(Some(row), spec.seats, now);
+        let claims = row.claims();
         for (i, status) in st.iter().enumerate() {
             let seat =
                 SeatId { section: row.section.clone(), row: row.row.clone(), n: u16::try_from(i + 1).unwrap_or(0) };
-            let owner = row.claims.iter().find(|c| c.seats.contains(&seat.n)).map(|c| match &c.owner {
+            let owner = claims.iter().find(|c| c.seats.contains(&seat.n)).map(|c| match &c.owner {
                 Owner::Hold(r) => format!("hold {r}"),
                 Owner::Block(b) => format!("block {b}"),
             });

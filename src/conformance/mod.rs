@@ -321,7 +321,7 @@ pub(crate) mod fixtures {
             cancelled_seats: 0,
             cancellations: 0,
             refunded: None,
-            seat_ids: Vec::new(),
+            seat_ids: crate::seating::SeatList::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use crate::contract::{
     ActorId, Amount, CheckoutLine, CheckoutRequest, DomainEvent, EventKind, Metadata, Money, OccKey, Ref, TierName,
 };
 use crate::records::{Deltas, UsageDelta, nanos};
-use crate::seating::SeatId;
+use crate::seating::SeatList;
 use crate::tickets::{TicketState, ticket_id};
 
 /// The stored state of a hold. Whether a `Held` hold has lapsed is not stored: it is read off
@@ -128,8 +128,8 @@ pub struct Hold {
     /// The seats of a seated hold, one per seat in ticket order (empty: unseated). Rows
     /// follow the hold's state ([`seating`](crate::seating)): held while it is, sold once
     /// paid, free when it ends or a ticket is cancelled.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub seat_ids: Vec<SeatId>,
+    #[serde(default, skip_serializing_if = "SeatList::is_empty")]
+    pub seat_ids: SeatList,
 }
 
 fn is_zero(n: &u32) -> bool {

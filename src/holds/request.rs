@@ -391,7 +391,7 @@ pub fn decide_request(
                 return Ok(Step::Answer(RequestOutcome::AwaitingPayment {
                     checkout: b.checkout_request(),
                     replayed: true,
-                    seat_ids: b.seat_ids.clone(),
+                    seat_ids: b.seat_ids.to_vec(),
                 }));
             }
             HoldView::Live => return Err(RequestRefusal::RequestChanged),
@@ -405,7 +405,7 @@ pub fn decide_request(
                 return Ok(Step::Answer(RequestOutcome::Confirmed {
                     hold_ref: b.hold_ref.clone(),
                     replayed: true,
-                    seat_ids: b.seat_ids.clone(),
+                    seat_ids: b.seat_ids.to_vec(),
                 }));
             }
             _ => {}
@@ -545,7 +545,7 @@ pub fn decide_request(
         cancelled_seats: 0,
         cancellations: 0,
         refunded: None,
-        seat_ids,
+        seat_ids: seat_ids.into(),
     };
     change.events.push(hold.placed_event());
     let hold_tiers: Vec<TierName> = hold.lines.iter().map(|l| l.tier.clone()).collect();
@@ -559,13 +559,13 @@ pub fn decide_request(
         change.events.extend(events);
         summary.live = None;
         summary = summary.confirmed(&hold.hold_ref, quantity);
-        let seat_ids = hold.seat_ids.clone();
+        let seat_ids = hold.seat_ids.to_vec();
         change.put(Record::Booking(confirmed));
         RequestOutcome::Confirmed { hold_ref: hold.hold_ref.clone(), replayed: false, seat_ids }
     } else {
         summary.live = Some(LiveHold { hold_ref: hold.hold_ref.clone(), quantity, expires_at: hold.expires_at });
         let checkout = hold.checkout_request();
-        let seat_ids = hold.seat_ids.clone();
+        let seat_ids = hold.seat_ids.to_vec();
         change.put(Record::Booking(hold));
         RequestOutcome::AwaitingPayment { checkout, replayed: false, seat_ids }
     };

@@ -503,12 +503,12 @@ async fn replay_checkout<S: AsyncStore + 'static, C: Clock + 'static>(
     };
     let free = !hold.lines.is_empty() && hold.price.amount.is_zero() && hold.ended_at == Some(hold.placed_at);
     let first = if free {
-        RequestOutcome::Confirmed { hold_ref: hold.hold_ref.clone(), replayed: true, seat_ids: hold.seat_ids.clone() }
+        RequestOutcome::Confirmed { hold_ref: hold.hold_ref.clone(), replayed: true, seat_ids: hold.seat_ids.to_vec() }
     } else {
         RequestOutcome::AwaitingPayment {
             checkout: hold.checkout_request(),
             replayed: true,
-            seat_ids: hold.seat_ids.clone(),
+            seat_ids: hold.seat_ids.to_vec(),
         }
     };
     answer(Replayed { answer: first, replayed: true }, &["awaiting_payment", "confirmed"], true)

@@ -75,7 +75,7 @@ impl BookingView {
             quantity: hold.quantity,
             price: hold.price,
             lines: hold.lines.clone(),
-            seat_ids: hold.seat_ids.clone(),
+            seat_ids: hold.seat_ids.to_vec(),
             placed_at: hold.placed_at,
             expires_at: hold.expires_at,
             ended_at: hold.ended_at,

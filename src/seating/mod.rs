@@ -35,6 +35,10 @@ use time::OffsetDateTime;
 use crate::contract::{BlockName, Ref, RowName, SectionName, TierName};
 use crate::records::{Change, Loaded, Record, RecordKey, nanos};
 
+mod compact;
+pub use compact::SeatList;
+use compact::SeatNumbers;
+
 /// The most seats one row may have.
 pub const MAX_ROW_SEATS: u16 = 1_000;
 
@@ -278,7 +282,8 @@ pub enum Owner {
     Block(BlockName),
 }
 
-/// Seats of one row claimed by one owner in one state.
+/// Seats of one row claimed by one owner in one state: the form a row's claims are written
+/// in (its serde form, and [`SeatRow::claims`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "ClaimRepr", into = "ClaimRepr")]
 pub struct Claim {
@@ -325,6 +330,72 @@ impl From<Claim> for ClaimRepr {
     }
 }
 
+/// A row that cannot be: a claim without seats or with seats out of order, a block with an
+/// expiry, or a seat in two claims. Nothing was stored; such a row was not written by
+/// seathold.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid seat row: {0}")]
+pub struct InvalidRow(String);
+
+/// Seats held by a hold not yet paid, until it lapses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Held {
+    hold: Ref,
+    until: OffsetDateTime,
+    seats: SeatNumbers,
+}
+
+/// Seats sold to a booking, or blocked by a block: no clock frees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Taken<O> {
+    owner: O,
+    seats: SeatNumbers,
+}
+
+/// One claim of a row, read in place.
+#[derive(Clone, Copy)]
+enum ClaimRef<'a> {
+    Held(&'a Held),
+    Sold(&'a Taken<Ref>),
+    Blocked(&'a Taken<BlockName>),
+}
+
+impl<'a> ClaimRef<'a> {
+    fn seats(self) -> &'a SeatNumbers {
+        match self {
+            Self::Held(h) => &h.seats,
+            Self::Sold(t) => &t.seats,
+            Self::Blocked(t) => &t.seats,
+        }
+    }
+
+    fn is(self, owner: &Owner) -> bool {
+        match (self, owner) {
+            (Self::Held(Held { hold, .. }) | Self::Sold(Taken { owner: hold, .. }), Owner::Hold(o)) => hold == o,
+            (Self::Blocked(t), Owner::Block(b)) => t.owner == *b,
+            _ => false,
+        }
+    }
+
+    fn status(self, now: OffsetDateTime) -> SeatStatus {
+        match self {
+            Self::Blocked(_) => SeatStatus::Blocked,
+            Self::Sold(_) => SeatStatus::Sold,
+            Self::Held(h) if h.until > now => SeatStatus::Held,
+            Self::Held(_) => SeatStatus::Free,
+        }
+    }
+
+    fn to_claim(self) -> Claim {
+        let (owner, until) = match self {
+            Self::Held(h) => (Owner::Hold(h.hold.clone()), Some(h.until)),
+            Self::Sold(t) => (Owner::Hold(t.owner.clone()), None),
+            Self::Blocked(t) => (Owner::Block(t.owner.clone()), None),
+        };
+        Claim { owner, until, seats: self.seats().to_vec() }
+    }
+}
+
 /// A seat's state at one instant, as the seat map shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -351,24 +422,81 @@ impl SeatStatus {
     }
 }
 
-/// The stored record of one row: its claims. A row never written has no record (every seat
-/// free).
+/// The stored record of one row: which of its seats are held (and until when), sold or
+/// blocked, and by whom. A row never written has no record (every seat free).
+///
+/// Kept compact, since a stadium keeps one per row for the whole sale: claims grouped by
+/// state (a sold claim carries no expiry), each claim's seats a run of two numbers when they
+/// are adjacent. Its serde form is the list of its [`Claim`]s.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RowRepr", into = "RowRepr")]
 pub struct SeatRow {
     /// The section.
     pub section: SectionName,
     /// The row.
     pub row: RowName,
-    /// The claims, each owner and state once.
+    held: Vec<Held>,
+    sold: Vec<Taken<Ref>>,
+    blocked: Vec<Taken<BlockName>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RowRepr {
+    section: SectionName,
+    row: RowName,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub claims: Vec<Claim>,
+    claims: Vec<Claim>,
+}
+
+impl TryFrom<RowRepr> for SeatRow {
+    type Error = InvalidRow;
+    fn try_from(r: RowRepr) -> Result<Self, InvalidRow> {
+        SeatRow::with_claims(r.section, r.row, r.claims)
+    }
+}
+
+impl From<SeatRow> for RowRepr {
+    fn from(r: SeatRow) -> Self {
+        let claims = r.claims();
+        RowRepr { section: r.section, row: r.row, claims }
+    }
 }
 
 impl SeatRow {
     /// A row with nothing claimed.
     pub fn empty(section: SectionName, row: RowName) -> Self {
-        Self { section, row, claims: Vec::new() }
+        Self { section, row, held: Vec::new(), sold: Vec::new(), blocked: Vec::new() }
+    }
+
+    /// A row with these claims.
+    ///
+    /// # Errors
+    /// [`InvalidRow`] if a claim has no seats, seats not ascending or numbered 0, a block
+    /// claim has an expiry, or a seat is in two claims.
+    pub fn with_claims(section: SectionName, row: RowName, claims: Vec<Claim>) -> Result<Self, InvalidRow> {
+        let mut out = Self::empty(section, row);
+        for c in claims {
+            if c.seats.is_empty() || c.seats[0] == 0 || c.seats.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(InvalidRow(format!("claim seats {:?} are not ascending numbers from 1", c.seats)));
+            }
+            if let Some(n) = c.seats.iter().find(|n| out.claim_of(**n).is_some()) {
+                return Err(InvalidRow(format!("seat {n} is in two claims")));
+            }
+            let seats = SeatNumbers::from_sorted(c.seats);
+            match (c.owner, c.until) {
+                (Owner::Hold(hold), Some(until)) => out.held.push(Held { hold, until, seats }),
+                (Owner::Hold(owner), None) => out.sold.push(Taken { owner, seats }),
+                (Owner::Block(owner), None) => out.blocked.push(Taken { owner, seats }),
+                (Owner::Block(b), Some(_)) => return Err(InvalidRow(format!("block {b} has an expiry"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The claims: held ones first, then sold, then blocked.
+    pub fn claims(&self) -> Vec<Claim> {
+        self.iter_claims().map(ClaimRef::to_claim).collect()
     }
 
     /// The record key.
@@ -376,8 +504,14 @@ impl SeatRow {
         row_key(&self.section, &self.row)
     }
 
-    fn claim_of(&self, n: u16) -> Option<usize> {
-        self.claims.iter().position(|c| c.seats.binary_search(&n).is_ok())
+    fn iter_claims(&self) -> impl Iterator<Item = ClaimRef<'_>> {
+        let held = self.held.iter().map(ClaimRef::Held);
+        let sold = self.sold.iter().map(ClaimRef::Sold);
+        held.chain(sold).chain(self.blocked.iter().map(ClaimRef::Blocked))
+    }
+
+    fn claim_of(&self, n: u16) -> Option<ClaimRef<'_>> {
+        self.iter_claims().find(|c| c.seats().contains(n))
     }
 
     /// Each seat's status at `now` (`seats` long: seat `n` at index `n - 1`).
@@ -385,30 +519,64 @@ impl SeatRow {
         statuses(Some(self), seats, now)
     }
 
-    fn release(&mut self, n: u16, owner: &Owner) {
-        if let Some(i) = self.claim_of(n).filter(|i| &self.claims[*i].owner == owner) {
-            self.claims[i].seats.retain(|s| *s != n);
-            if self.claims[i].seats.is_empty() {
-                self.claims.remove(i);
+    /// Seat `n` out of whichever claim has it (only if that claim is `owner`'s, when given).
+    fn remove(&mut self, n: u16, owner: Option<&Owner>) {
+        fn out<T>(v: &mut Vec<T>, n: u16, seats: impl Fn(&mut T) -> &mut SeatNumbers, mine: impl Fn(&T) -> bool) {
+            if let Some(i) = v.iter_mut().position(|c| seats(c).contains(n)).filter(|i| mine(&v[*i])) {
+                seats(&mut v[i]).remove(n);
+                if seats(&mut v[i]).is_empty() {
+                    v.remove(i);
+                }
             }
         }
+        let hold = |h: &Ref| owner.is_none_or(|o| matches!(o, Owner::Hold(x) if x == h));
+        let block = |b: &BlockName| owner.is_none_or(|o| matches!(o, Owner::Block(x) if x == b));
+        out(&mut self.held, n, |c| &mut c.seats, |c| hold(&c.hold));
+        out(&mut self.sold, n, |c| &mut c.seats, |c| hold(&c.owner));
+        out(&mut self.blocked, n, |c| &mut c.seats, |c| block(&c.owner));
+    }
+
+    fn release(&mut self, n: u16, owner: &Owner) {
+        self.remove(n, Some(owner));
     }
 
     fn take(&mut self, n: u16, owner: &Owner, until: Option<OffsetDateTime>) {
-        if let Some(i) = self.claim_of(n) {
-            self.claims[i].seats.retain(|s| *s != n);
-            if self.claims[i].seats.is_empty() {
-                self.claims.remove(i);
+        self.remove(n, None);
+        let seats = match (owner, until) {
+            (Owner::Hold(h), Some(t)) => {
+                let i = match self.held.iter().position(|c| c.hold == *h && c.until == t) {
+                    Some(i) => i,
+                    None => {
+                        self.held.push(Held { hold: h.clone(), until: t, seats: SeatNumbers::from_sorted(Vec::new()) });
+                        self.held.len() - 1
+                    }
+                };
+                &mut self.held[i].seats
             }
-        }
-        match self.claims.iter_mut().find(|c| &c.owner == owner && c.until == until) {
-            Some(c) => {
-                let at = c.seats.binary_search(&n).unwrap_or_else(|e| e);
-                c.seats.insert(at, n);
-            }
-            None => self.claims.push(Claim { owner: owner.clone(), until, seats: vec![n] }),
-        }
+            (Owner::Hold(h), None) => taken(&mut self.sold, h),
+            (Owner::Block(b), _) => taken(&mut self.blocked, b),
+        };
+        seats.insert(n);
     }
+
+    /// Give back spare capacity (a row is kept for the whole sale).
+    fn shrink(&mut self) {
+        self.held.shrink_to_fit();
+        self.sold.shrink_to_fit();
+        self.blocked.shrink_to_fit();
+    }
+}
+
+/// The seats of `owner`'s claim in `v`, a new empty claim if it has none.
+fn taken<'a, O: PartialEq + Clone>(v: &'a mut Vec<Taken<O>>, owner: &O) -> &'a mut SeatNumbers {
+    let i = match v.iter().position(|c| c.owner == *owner) {
+        Some(i) => i,
+        None => {
+            v.push(Taken { owner: owner.clone(), seats: SeatNumbers::from_sorted(Vec::new()) });
+            v.len() - 1
+        }
+    };
+    &mut v[i].seats
 }
 
 /// Which rows of one seated tier are sold out: every seat sold or blocked. Row `i` is the
@@ -457,31 +625,17 @@ pub fn sold_out_key(tier: &TierName) -> RecordKey {
 
 /// Whether every one of a row's `seats` is sold or blocked (a state no clock changes).
 pub fn sold_out(row: Option<&SeatRow>, seats: u16) -> bool {
-    let taken: usize = row.map_or(0, |r| {
-        r.claims
-            .iter()
-            .filter(|c| matches!((&c.owner, c.until), (Owner::Block(_), _) | (Owner::Hold(_), None)))
-            .map(|c| c.seats.len())
-            .sum()
-    });
+    let taken: usize =
+        row.map_or(0, |r| r.sold.iter().map(|c| c.seats.len()).chain(r.blocked.iter().map(|c| c.seats.len())).sum());
     taken >= usize::from(seats)
-}
-
-fn status_of(c: &Claim, now: OffsetDateTime) -> SeatStatus {
-    match (&c.owner, c.until) {
-        (Owner::Block(_), _) => SeatStatus::Blocked,
-        (Owner::Hold(_), None) => SeatStatus::Sold,
-        (Owner::Hold(_), Some(t)) if t > now => SeatStatus::Held,
-        (Owner::Hold(_), Some(_)) => SeatStatus::Free,
-    }
 }
 
 /// Each seat's status at `now` of a row with `seats` seats (`None`: never written, all free).
 pub fn statuses(row: Option<&SeatRow>, seats: u16, now: OffsetDateTime) -> Vec<SeatStatus> {
     let mut out = vec![SeatStatus::Free; usize::from(seats)];
-    for c in row.map(|r| r.claims.as_slice()).unwrap_or_default() {
-        let st = status_of(c, now);
-        for &n in &c.seats {
+    for c in row.into_iter().flat_map(SeatRow::iter_claims) {
+        let st = c.status(now);
+        for n in c.seats().iter() {
             if let Some(slot) = usize::from(n).checked_sub(1).and_then(|i| out.get_mut(i)) {
                 *slot = st;
             }
@@ -730,7 +884,7 @@ fn best(view: &impl Loaded, map: &SeatMap, tier: &TierName, quantity: u32, now: 
             };
             // A row whose claims leave fewer than `q` seats is skipped without a status pass.
             let claimed: usize = row.map_or(0, |r| {
-                r.claims.iter().filter(|c| status_of(c, now) != SeatStatus::Free).map(|c| c.seats.len()).sum()
+                r.iter_claims().filter(|c| c.status(now) != SeatStatus::Free).map(|c| c.seats().len()).sum()
             });
             if usize::from(r.seats).saturating_sub(claimed) < q {
                 continue;
@@ -771,8 +925,8 @@ pub(crate) fn all_free_for(
             return Ok(false);
         }
         let Ok(Some(row)) = loaded_row(view, key) else { continue };
-        if let Some(c) = row.claim_of(s.n).map(|i| &row.claims[i]) {
-            if &c.owner != owner && status_of(c, now) != SeatStatus::Free {
+        if let Some(c) = row.claim_of(s.n) {
+            if !c.is(owner) && c.status(now) != SeatStatus::Free {
                 return Ok(false);
             }
         }
@@ -809,8 +963,8 @@ pub(crate) enum Unreconciled {
 }
 
 /// One seat moving to a new claim (or to none).
-struct Move<'a> {
-    seat: &'a SeatId,
+struct Move {
+    seat: SeatId,
     owner: Owner,
     to: Option<Option<OffsetDateTime>>,
 }
@@ -825,7 +979,7 @@ struct Move<'a> {
 /// decision writes rows. A change that touches no seat costs one check.
 pub(crate) fn reconcile(view: &impl Loaded, change: &mut Change, now: OffsetDateTime) -> Result<(), Unreconciled> {
     let Some(map) = view.occurrence().and_then(|o| o.config.seating()) else { return Ok(()) };
-    let mut moves: Vec<Move<'_>> = Vec::new();
+    let mut moves: Vec<Move> = Vec::new();
     for rec in &change.puts {
         match rec {
             Record::Booking(h) => {
@@ -845,7 +999,7 @@ pub(crate) fn reconcile(view: &impl Loaded, change: &mut Change, now: OffsetDate
             }
             Record::Block(b) => {
                 for seat in &b.seat_ids {
-                    moves.push(Move { seat, owner: Owner::Block(b.block.clone()), to: Some(None) });
+                    moves.push(Move { seat: seat.clone(), owner: Owner::Block(b.block.clone()), to: Some(None) });
                 }
             }
             _ => {}
@@ -854,7 +1008,7 @@ pub(crate) fn reconcile(view: &impl Loaded, change: &mut Change, now: OffsetDate
     for key in &change.deletes {
         if let (RecordKey::Block(_), Some(Record::Block(b))) = (key, view.get(key)) {
             for seat in &b.seat_ids {
-                moves.push(Move { seat, owner: Owner::Block(b.block.clone()), to: None });
+                moves.push(Move { seat: seat.clone(), owner: Owner::Block(b.block.clone()), to: None });
             }
         }
     }
@@ -886,18 +1040,18 @@ pub(crate) fn reconcile(view: &impl Loaded, change: &mut Change, now: OffsetDate
         rows.iter().position(|r| r.section == s.section && r.row == s.row).unwrap_or(0)
     };
     for m in moves.iter().filter(|m| m.to.is_none()) {
-        let i = row_of(&rows, m.seat);
+        let i = row_of(&rows, &m.seat);
         rows[i].release(m.seat.n, &m.owner);
     }
     for m in &moves {
         let Some(until) = m.to else { continue };
-        if map.tier_of(m.seat).is_none() {
+        if map.tier_of(&m.seat).is_none() {
             return Err(Unreconciled::Bug(format!("seat {} is not in the map", m.seat)));
         }
-        let i = row_of(&rows, m.seat);
+        let i = row_of(&rows, &m.seat);
         let row = &mut rows[i];
-        if let Some(c) = row.claim_of(m.seat.n).map(|c| &row.claims[c]) {
-            if c.owner != m.owner && status_of(c, now) != SeatStatus::Free {
+        if let Some(c) = row.claim_of(m.seat.n) {
+            if !c.is(&m.owner) && c.status(now) != SeatStatus::Free {
                 return Err(Unreconciled::Bug(format!("a change claims seat {}, which is taken", m.seat)));
             }
         }
@@ -940,7 +1094,8 @@ pub(crate) fn reconcile(view: &impl Loaded, change: &mut Change, now: OffsetDate
         };
         indexes[at].set(i, sold);
     }
-    for r in rows {
+    for mut r in rows {
+        r.shrink();
         change.put(Record::SeatRow(r));
     }
     for x in indexes {

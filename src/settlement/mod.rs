@@ -516,7 +516,7 @@ fn revive(view: &impl Loaded, result: &PaymentResult, hold: &Hold, now: OffsetDa
     if !hold.seat_ids.is_empty() {
         let map = cfg.seating()?;
         let owner = crate::seating::Owner::Hold(hold.hold_ref.clone());
-        match crate::seating::all_free_for(view, map, &hold.seat_ids, &owner, now) {
+        match crate::seating::all_free_for(view, map, &hold.seat_ids.to_vec(), &owner, now) {
             Err(keys) => return Some(Step::Load(keys)),
             Ok(false) => return None,
             Ok(true) => {}

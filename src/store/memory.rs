@@ -78,6 +78,8 @@ enum Stored {
     Booking(Box<crate::holds::Hold>),
     Actor(Box<crate::holds::ActorRecord>),
     Payment(Box<crate::settlement::PaymentRecord>),
+    /// A stadium keeps one per row for the whole sale.
+    Row(Box<crate::seating::SeatRow>),
     Other(Box<Record>),
 }
 
@@ -87,6 +89,7 @@ impl Stored {
             Record::Booking(h) => Self::Booking(Box::new(h)),
             Record::Actor(a) => Self::Actor(Box::new(a)),
             Record::Payment(p) => Self::Payment(Box::new(p)),
+            Record::SeatRow(r) => Self::Row(Box::new(r)),
             other => Self::Other(Box::new(other)),
         }
     }
@@ -97,6 +100,7 @@ impl Stored {
             (Self::Booking(b), Record::Booking(h)) => **b = h,
             (Self::Actor(b), Record::Actor(a)) => **b = a,
             (Self::Payment(b), Record::Payment(p)) => **b = p,
+            (Self::Row(b), Record::SeatRow(r)) => **b = r,
             (Self::Other(b), r) => **b = r,
             (this, r) => *this = Self::new(r),
         }
@@ -107,6 +111,7 @@ impl Stored {
             Self::Booking(h) => Record::Booking(crate::holds::Hold::clone(h)),
             Self::Actor(a) => Record::Actor(crate::holds::ActorRecord::clone(a)),
             Self::Payment(p) => Record::Payment(crate::settlement::PaymentRecord::clone(p)),
+            Self::Row(r) => Record::SeatRow(crate::seating::SeatRow::clone(r)),
             Self::Other(r) => Record::clone(r),
         }
     }
@@ -115,7 +120,7 @@ impl Stored {
         match self {
             Self::Booking(h) => h.due(),
             Self::Other(r) => r.due(),
-            Self::Actor(_) | Self::Payment(_) => None,
+            Self::Actor(_) | Self::Payment(_) | Self::Row(_) => None,
         }
     }
 }

@@ -108,7 +108,7 @@ pub fn tickets_of(hold: &Hold, key: &TicketKey) -> Vec<Ticket> {
             hold_ref: hold.hold_ref.clone(),
             index: i,
             tier: hold.seat_tier(i).cloned(),
-            seat: usize::try_from(i).ok().and_then(|i| hold.seat_ids.get(i)).cloned(),
+            seat: usize::try_from(i).ok().and_then(|i| hold.seat_ids.get(i)),
             status: match state {
                 TicketState::Valid => TicketStatus::Valid,
                 TicketState::CheckedIn { .. } => TicketStatus::CheckedIn,
