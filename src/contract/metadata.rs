@@ -1,6 +1,8 @@
 //! `metadata`: a caller's JSON object kept with a booking as a snapshot (the buyer's answers
 //! to a shop's questions, say). Carried, stored and returned; never read by a rule.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -10,8 +12,11 @@ use super::error::ParseError;
 pub const MAX_METADATA_BYTES: usize = 4 * 1024;
 
 /// A JSON object of at most [`MAX_METADATA_BYTES`] bytes (compact), kept as given.
+///
+/// Shared, not copied: a booking is read out of a store and cloned often, and its metadata
+/// never changes, so a clone is a reference count and a booking carries one pointer for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metadata(Map<String, Value>);
+pub struct Metadata(Arc<Map<String, Value>>);
 
 impl Metadata {
     /// Check and wrap a JSON value.
@@ -27,7 +32,7 @@ impl Metadata {
         if len > MAX_METADATA_BYTES {
             return Err(ParseError::TooLarge { len, max: MAX_METADATA_BYTES });
         }
-        Ok(Self(map.clone()))
+        Ok(Self(Arc::new(map.clone())))
     }
 
     /// The object.
