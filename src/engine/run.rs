@@ -28,7 +28,9 @@ pub(crate) trait Operation {
 /// hash index added once it grows (a decision that loaded many due records).
 #[derive(Debug, Default)]
 struct Records {
-    entries: Vec<(RecordKey, Option<Versioned<Record>>)>,
+    /// The keys loaded, and beside each (same index) what was found.
+    keys: Vec<RecordKey>,
+    values: Vec<Option<Versioned<Record>>>,
     index: Option<foldhash::HashMap<RecordKey, usize>>,
 }
 
@@ -36,15 +38,29 @@ struct Records {
 const INDEX_FROM: usize = 16;
 
 impl Records {
+    /// The first load, kept as the store returned it (its vectors become the view's: no
+    /// copy of the records) unless a key repeats.
+    fn first(keys: Vec<RecordKey>, values: Vec<Option<Versioned<Record>>>) -> Self {
+        let distinct = keys.len() <= INDEX_FROM && keys.iter().enumerate().all(|(i, k)| !keys[..i].contains(k));
+        if distinct && keys.len() == values.len() {
+            return Self { keys, values, index: None };
+        }
+        let mut r = Self::default();
+        for (k, v) in keys.into_iter().zip(values) {
+            r.insert_if_absent(k, v);
+        }
+        r
+    }
+
     fn position(&self, key: &RecordKey) -> Option<usize> {
         match &self.index {
             Some(ix) => ix.get(key).copied(),
-            None => self.entries.iter().position(|(k, _)| k == key),
+            None => self.keys.iter().position(|k| k == key),
         }
     }
 
     fn get(&self, key: &RecordKey) -> Option<&Option<Versioned<Record>>> {
-        self.position(key).map(|i| &self.entries[i].1)
+        self.position(key).map(|i| &self.values[i])
     }
 
     fn contains_key(&self, key: &RecordKey) -> bool {
@@ -57,16 +73,17 @@ impl Records {
             return;
         }
         if let Some(ix) = &mut self.index {
-            ix.insert(key.clone(), self.entries.len());
+            ix.insert(key.clone(), self.keys.len());
         }
-        self.entries.push((key, value));
-        if self.index.is_none() && self.entries.len() > INDEX_FROM {
-            self.index = Some(self.entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+        self.keys.push(key);
+        self.values.push(value);
+        if self.index.is_none() && self.keys.len() > INDEX_FROM {
+            self.index = Some(self.keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect());
         }
     }
 
     fn len(&self) -> usize {
-        self.entries.len()
+        self.keys.len()
     }
 }
 
@@ -153,7 +170,7 @@ impl View {
         let mut version_of = |key: &RecordKey, what: &str| match self.records.position(key) {
             Some(i) => {
                 written[i] = true;
-                Ok(self.records.entries[i].1.as_ref().map(|r| r.version))
+                Ok(self.records.values[i].as_ref().map(|r| r.version))
             }
             None => Err(StoreError::Internal(format!("a decision {what} {key} without reading it"))),
         };
@@ -166,7 +183,8 @@ impl View {
             let expected = version_of(&key, "deleted")?;
             records.push(RecordWrite { expected, key, op: WriteOp::Delete });
         }
-        for ((key, loaded), _) in self.records.entries.iter().zip(&written).filter(|(_, w)| !**w) {
+        let loaded = self.records.keys.iter().zip(&self.records.values);
+        for ((key, loaded), _) in loaded.zip(&written).filter(|(_, w)| !**w) {
             records.push(RecordWrite {
                 key: key.clone(),
                 expected: loaded.as_ref().map(|r| r.version),
@@ -216,10 +234,8 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
             }
         };
         let (occurrence, found) = (snap.occurrence, snap.records);
-        // Room for a second round of a few keys (the actor's live hold, say) without regrowing.
-        let records = Records { entries: Vec::with_capacity(keys.len() + 4), index: None };
+        let records = Records::first(keys, found);
         let mut view = View { occurrence, records, due: None, rounds: 0, missed: Default::default() };
-        view.add(keys, found);
         loop {
             let missed = |c: Option<&ReadCache>| {
                 if let Some(c) = c {
