@@ -185,6 +185,7 @@ pub(crate) enum SeatNumbers {
 impl SeatNumbers {
     /// From ascending, distinct numbers.
     pub(crate) fn from_sorted(v: Vec<u16>) -> Self {
+        debug_assert!(v.windows(2).all(|w| w[0] < w[1]), "seat numbers not ascending: {v:?}");
         match (v.first(), u16::try_from(v.len())) {
             (None, _) => Self::Run { first: 0, count: 0 },
             (Some(&first), Ok(count)) if v.last().copied() == first.checked_add(count - 1) => {
@@ -236,7 +237,7 @@ impl SeatNumbers {
         }
         match self {
             Self::Run { count: 0, .. } => *self = Self::one(n),
-            Self::Run { first, count } if first.checked_add(*count) == Some(n) => *count += 1,
+            Self::Run { first, count } if first.checked_add(*count) == Some(n) && *count < u16::MAX => *count += 1,
             _ => {
                 let mut v = self.to_vec();
                 let at = v.binary_search(&n).unwrap_or_else(|e| e);

@@ -473,24 +473,30 @@ impl SeatRow {
     ///
     /// # Errors
     /// [`InvalidRow`] if a claim has no seats, seats not ascending or numbered 0, a block
-    /// claim has an expiry, or a seat is in two claims.
+    /// claim has an expiry, or a seat is in two claims. Claims of one owner in one state are
+    /// merged into one, in any order given.
     pub fn with_claims(section: SectionName, row: RowName, claims: Vec<Claim>) -> Result<Self, InvalidRow> {
         let mut out = Self::empty(section, row);
+        // Seats seen so far, a bit each (numbers are u16): linear in the row's seats.
+        let mut seen = vec![0u64; 1024];
         for c in claims {
             if c.seats.is_empty() || c.seats[0] == 0 || c.seats.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(InvalidRow(format!("claim seats {:?} are not ascending numbers from 1", c.seats)));
             }
-            if let Some(n) = c.seats.iter().find(|n| out.claim_of(**n).is_some()) {
-                return Err(InvalidRow(format!("seat {n} is in two claims")));
+            if let (Owner::Block(b), Some(_)) = (&c.owner, c.until) {
+                return Err(InvalidRow(format!("block {b} has an expiry")));
             }
-            let seats = SeatNumbers::from_sorted(c.seats);
-            match (c.owner, c.until) {
-                (Owner::Hold(hold), Some(until)) => out.held.push(Held { hold, until, seats }),
-                (Owner::Hold(owner), None) => out.sold.push(Taken { owner, seats }),
-                (Owner::Block(owner), None) => out.blocked.push(Taken { owner, seats }),
-                (Owner::Block(b), Some(_)) => return Err(InvalidRow(format!("block {b} has an expiry"))),
+            for &n in &c.seats {
+                let (word, bit) = (usize::from(n / 64), 1u64 << (n % 64));
+                if seen[word] & bit != 0 {
+                    return Err(InvalidRow(format!("seat {n} is in two claims")));
+                }
+                seen[word] |= bit;
+                // Claims of one owner in one state (and expiry) are merged, as `take` keeps them.
+                out.take(n, &c.owner, c.until);
             }
         }
+        out.shrink();
         Ok(out)
     }
 
@@ -1180,6 +1186,44 @@ mod tests {
         assert_eq!(first_stranded(&free("......"), &free("HH....")), None);
         // A seat alone before is not stranded by a change elsewhere.
         assert_eq!(first_stranded(&free(".H...."), &free(".H..HH")), None);
+    }
+
+    #[test]
+    fn rows_load_claims_in_any_order_merge_an_owners_and_refuse_impossible_ones() {
+        let t = 1_800_000_000_000_000_000i64;
+        // As an older writer might have ordered them, one hold's held seats in two claims.
+        let json = format!(
+            r#"{{"section":"A","row":"1","claims":[{{"block":"desk","seats":[9]}},{{"hold":"r1","until":{t},"seats":[4]}},{{"hold":"r0","seats":[1,7]}},{{"hold":"r1","until":{t},"seats":[3]}}]}}"#
+        );
+        let row: SeatRow = serde_json::from_str(&json).unwrap();
+        let until = OffsetDateTime::from_unix_timestamp_nanos(i128::from(t)).unwrap();
+        let claims = row.claims();
+        assert_eq!(claims.len(), 3, "{claims:?}");
+        assert_eq!(
+            claims[0],
+            Claim { owner: Owner::Hold(Ref::new("r1").unwrap()), until: Some(until), seats: vec![3, 4] }
+        );
+        assert_eq!(claims[1], Claim { owner: Owner::Hold(Ref::new("r0").unwrap()), until: None, seats: vec![1, 7] });
+        assert_eq!(claims[2].seats, vec![9]);
+        let before = until - time::Duration::seconds(1);
+        let chars: String = row.statuses(9, before).iter().map(|s| s.as_char()).collect();
+        assert_eq!(chars, "S.HH..S.B");
+        let after: String = row.statuses(9, until).iter().map(|s| s.as_char()).collect();
+        assert_eq!(after, "S.....S.B", "a lapsed hold's seats are free");
+        // Written back and read again: the same row.
+        let again: SeatRow = serde_json::from_str(&serde_json::to_string(&row).unwrap()).unwrap();
+        assert_eq!(again, row);
+
+        let bad = |claims: &str| {
+            serde_json::from_str::<SeatRow>(&format!(r#"{{"section":"A","row":"1","claims":{claims}}}"#)).is_err()
+        };
+        assert!(!bad(r#"[{"hold":"r1","seats":[1]}]"#));
+        assert!(bad(r#"[{"hold":"r1","seats":[]}]"#), "no seats");
+        assert!(bad(r#"[{"hold":"r1","seats":[2,1]}]"#), "not ascending");
+        assert!(bad(r#"[{"hold":"r1","seats":[0]}]"#), "seat 0");
+        assert!(bad(r#"[{"hold":"r1","seats":[1]},{"block":"b","seats":[1]}]"#), "a seat in two claims");
+        assert!(bad(&format!(r#"[{{"block":"b","until":{t},"seats":[1]}}]"#)), "a block with an expiry");
+        assert!(bad(r#"[{"hold":"r1","block":"b","seats":[1]}]"#), "two owners");
     }
 
     #[test]
