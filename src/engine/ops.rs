@@ -16,7 +16,7 @@ use crate::holds::{
     decide_abandon, decide_cancel, decide_expiry, decide_extend, decide_request, request_keys,
 };
 use crate::opkeys::{KeyedRefusal, Replayed, decide_keyed};
-use crate::records::{Loaded, RecordKey, Step};
+use crate::records::{Keys, Loaded, RecordKey, Step};
 use crate::settlement::{Settlement, decide_settlement, settle_keys};
 use crate::tickets::{CheckIn, decide_check_in};
 use crate::waitlist::{Joined, WaitlistRefusal, decide_join, decide_leave};
@@ -49,7 +49,7 @@ where
     fn occ_key(&self) -> &OccKey {
         self.op.occ_key()
     }
-    fn keys(&self) -> Vec<RecordKey> {
+    fn keys(&self) -> Keys {
         let mut keys = self.op.keys();
         keys.push(RecordKey::Op(self.op_key.clone()));
         keys
@@ -71,8 +71,8 @@ impl Operation for Configure<'_> {
     fn occ_key(&self) -> &OccKey {
         self.occ_key
     }
-    fn keys(&self) -> Vec<RecordKey> {
-        vec![RecordKey::Waitlist]
+    fn keys(&self) -> Keys {
+        smallvec::smallvec![RecordKey::Waitlist]
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<bool>, OpenRefusal> {
         if self.create_only && view.occurrence().is_some() {
@@ -103,7 +103,7 @@ impl Operation for Request<'_> {
     fn occ_key(&self) -> &OccKey {
         &self.0.occ_key
     }
-    fn keys(&self) -> Vec<RecordKey> {
+    fn keys(&self) -> Keys {
         request_keys(self.0)
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<RequestOutcome>, RequestRefusal> {
@@ -119,7 +119,7 @@ impl Operation for Settle<'_> {
     fn occ_key(&self) -> &OccKey {
         &self.0.occ_key
     }
-    fn keys(&self) -> Vec<RecordKey> {
+    fn keys(&self) -> Keys {
         settle_keys(self.0)
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<Settlement>, Never> {
@@ -138,8 +138,8 @@ impl Operation for Expire<'_> {
     fn occ_key(&self) -> &OccKey {
         self.occ_key
     }
-    fn keys(&self) -> Vec<RecordKey> {
-        let mut keys = vec![self.key.clone()];
+    fn keys(&self) -> Keys {
+        let mut keys = smallvec::smallvec![self.key.clone()];
         if self.key != &RecordKey::Waitlist {
             keys.push(RecordKey::Waitlist);
         }
@@ -180,8 +180,8 @@ impl Operation for SetPrice<'_> {
     fn occ_key(&self) -> &OccKey {
         self.occ_key
     }
-    fn keys(&self) -> Vec<RecordKey> {
-        Vec::new()
+    fn keys(&self) -> Keys {
+        Keys::new()
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<()>, PriceRefusal> {
         let occ = view.occurrence().ok_or(PriceRefusal::UnknownOccurrence)?;
@@ -245,8 +245,8 @@ impl Operation for BlockOp<'_> {
     fn occ_key(&self) -> &OccKey {
         self.occ_key
     }
-    fn keys(&self) -> Vec<RecordKey> {
-        vec![RecordKey::Block(self.block.clone()), RecordKey::Waitlist]
+    fn keys(&self) -> Keys {
+        smallvec::smallvec![RecordKey::Block(self.block.clone()), RecordKey::Waitlist]
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<BlockOutcome>, BlockRefusal> {
         match self.what {
@@ -275,8 +275,8 @@ impl Operation for CheckInOp<'_> {
     fn occ_key(&self) -> &OccKey {
         self.occ_key
     }
-    fn keys(&self) -> Vec<RecordKey> {
-        vec![RecordKey::Booking(self.hold_ref.clone())]
+    fn keys(&self) -> Keys {
+        smallvec::smallvec![RecordKey::Booking(self.hold_ref.clone())]
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<CheckIn>, Never> {
         Ok(decide_check_in(view, self.hold_ref, self.index, now))
@@ -303,8 +303,8 @@ impl Operation for Cancel<'_> {
     fn occ_key(&self) -> &OccKey {
         self.occ_key
     }
-    fn keys(&self) -> Vec<RecordKey> {
-        vec![RecordKey::Booking(self.hold_ref.clone()), RecordKey::Waitlist]
+    fn keys(&self) -> Keys {
+        smallvec::smallvec![RecordKey::Booking(self.hold_ref.clone()), RecordKey::Waitlist]
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<CancelOutcome>, CancelRefusal> {
         decide_cancel(view, self.hold_ref, self.tickets, self.refund, now)
@@ -342,8 +342,8 @@ impl Operation for Wait<'_> {
     fn occ_key(&self) -> &OccKey {
         self.occ_key
     }
-    fn keys(&self) -> Vec<RecordKey> {
-        vec![RecordKey::Waitlist]
+    fn keys(&self) -> Keys {
+        smallvec::smallvec![RecordKey::Waitlist]
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<WaitOutcome>, WaitlistRefusal> {
         Ok(match self.seats {
@@ -371,8 +371,8 @@ impl Operation for Extend<'_> {
     fn occ_key(&self) -> &OccKey {
         self.occ_key
     }
-    fn keys(&self) -> Vec<RecordKey> {
-        vec![RecordKey::Booking(self.hold_ref.clone())]
+    fn keys(&self) -> Keys {
+        smallvec::smallvec![RecordKey::Booking(self.hold_ref.clone())]
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<CheckoutRequest>, ExtendRefusal> {
         decide_extend(view, self.hold_ref, self.by, now)
@@ -397,8 +397,12 @@ impl Operation for Abandon<'_> {
     fn occ_key(&self) -> &OccKey {
         self.occ_key
     }
-    fn keys(&self) -> Vec<RecordKey> {
-        vec![RecordKey::Booking(self.hold_ref.clone()), RecordKey::Actor(self.actor.clone()), RecordKey::Waitlist]
+    fn keys(&self) -> Keys {
+        smallvec::smallvec![
+            RecordKey::Booking(self.hold_ref.clone()),
+            RecordKey::Actor(self.actor.clone()),
+            RecordKey::Waitlist
+        ]
     }
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<AbandonOutcome>, Never> {
         Ok(decide_abandon(view, self.actor, self.hold_ref, now))

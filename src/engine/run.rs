@@ -19,7 +19,7 @@ pub(crate) trait Operation {
     /// The occurrence it reads and writes.
     fn occ_key(&self) -> &OccKey;
     /// The records to load first.
-    fn keys(&self) -> Vec<RecordKey>;
+    fn keys(&self) -> crate::records::Keys;
     /// Decide on what was loaded.
     fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<Self::Output>, Self::Refusal>;
 }
@@ -29,7 +29,7 @@ pub(crate) trait Operation {
 #[derive(Debug, Default)]
 struct Records {
     /// The keys loaded, and beside each (same index) what was found.
-    keys: Vec<RecordKey>,
+    keys: crate::records::Keys,
     values: Vec<Option<Versioned<Record>>>,
     index: Option<foldhash::HashMap<RecordKey, usize>>,
 }
@@ -40,7 +40,7 @@ const INDEX_FROM: usize = 16;
 impl Records {
     /// The first load, kept as the store returned it (its vectors become the view's: no
     /// copy of the records) unless a key repeats.
-    fn first(keys: Vec<RecordKey>, values: Vec<Option<Versioned<Record>>>) -> Self {
+    fn first(keys: crate::records::Keys, values: Vec<Option<Versioned<Record>>>) -> Self {
         let distinct = keys.len() <= INDEX_FROM && keys.iter().enumerate().all(|(i, k)| !keys[..i].contains(k));
         if distinct && keys.len() == values.len() {
             return Self { keys, values, index: None };

@@ -329,8 +329,8 @@ pub enum RequestRefusal {
 }
 
 /// The keys a request loads first.
-pub(crate) fn request_keys(req: &HoldRequest) -> Vec<RecordKey> {
-    vec![
+pub(crate) fn request_keys(req: &HoldRequest) -> crate::records::Keys {
+    smallvec::smallvec![
         RecordKey::Booking(req.hold_ref.clone()),
         RecordKey::Actor(req.actor.clone()),
         RecordKey::Payment { hold_ref: req.hold_ref.clone(), actor: req.actor.clone(), provider_ref: None },

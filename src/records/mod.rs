@@ -191,9 +191,10 @@ impl Deltas {
 }
 
 /// Seat counters of one occurrence, per dimension. Serialized as an object keyed by
-/// dimension (`total`, `tier:NAME`, `pool:NAME`).
+/// dimension (`total`, `tier:NAME`, `pool:NAME`). An occurrence without tiers counts one
+/// dimension, kept inline: copying its counters out of a store allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Counters(Vec<(Dim, Usage)>);
+pub struct Counters(smallvec::SmallVec<[(Dim, Usage); 1]>);
 
 impl Serialize for Counters {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -218,7 +219,7 @@ impl Counters {
     pub fn from_vec(mut v: Vec<(Dim, Usage)>) -> Self {
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v.dedup_by(|a, b| a.0 == b.0);
-        Self(v)
+        Self(v.into_iter().collect())
     }
 
     /// The usage of `dim` (zero if never counted).
@@ -592,6 +593,9 @@ impl fmt::Display for RecordKey {
         write!(f, "{}:{}", self.kind(), self.id().replace(SEP, "/"))
     }
 }
+
+/// The keys an operation loads first: a few, kept inline (no allocation per operation).
+pub(crate) type Keys = smallvec::SmallVec<[RecordKey; 8]>;
 
 /// What a decision asks to commit: seat changes, records to write, a new configuration and
 /// events — one atomic change to one occurrence. The engine adds the guards: every record

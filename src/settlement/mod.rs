@@ -310,8 +310,8 @@ fn rejection_key(result: &PaymentResult) -> RecordKey {
 }
 
 /// The keys settling `result` loads first.
-pub(crate) fn settle_keys(result: &PaymentResult) -> Vec<RecordKey> {
-    let mut keys = Vec::with_capacity(6);
+pub(crate) fn settle_keys(result: &PaymentResult) -> crate::records::Keys {
+    let mut keys = crate::records::Keys::new();
     keys.push(RecordKey::Booking(result.hold_ref.clone()));
     keys.push(RecordKey::Actor(result.actor.clone()));
     if result.status == PaymentStatus::Paid {
