@@ -477,8 +477,10 @@ impl SeatRow {
     /// merged into one, in any order given.
     pub fn with_claims(section: SectionName, row: RowName, claims: Vec<Claim>) -> Result<Self, InvalidRow> {
         let mut out = Self::empty(section, row);
-        // Seats seen so far, a bit each (numbers are u16): linear in the row's seats.
-        let mut seen = vec![0u64; 1024];
+        // Seats seen so far, a bit each, as many words as the highest seat needs: linear in
+        // the row's seats.
+        let top = claims.iter().filter_map(|c| c.seats.iter().max()).max().copied().unwrap_or(0);
+        let mut seen = vec![0u64; usize::from(top / 64) + 1];
         for c in claims {
             if c.seats.is_empty() || c.seats[0] == 0 || c.seats.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(InvalidRow(format!("claim seats {:?} are not ascending numbers from 1", c.seats)));
