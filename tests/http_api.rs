@@ -85,6 +85,12 @@ impl Api {
         self.send(self.http.post(format!("{}{path}", self.base)).json(&body)).await
     }
 
+    /// POST `body` as it is, labelled JSON (bodies no `Value` can be: trailing bytes, say).
+    async fn post_raw(&self, path: &str, body: &'static str) -> Got {
+        self.send(self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body))
+            .await
+    }
+
     async fn post_keyed(&self, path: &str, key: &str, body: Value) -> Got {
         self.send(self.http.post(format!("{}{path}", self.base)).header("idempotency-key", key).json(&body)).await
     }
@@ -192,14 +198,7 @@ async fn every_route(api: Api) {
     let long_key = "k".repeat(300);
     let bad_key = api.post_keyed("/occurrences/gig/checkout", &long_key, json!({"actor": "ann"})).await;
     assert_eq!(bad_key.problem(S::BAD_REQUEST, "bad_idempotency_key")["field"], "Idempotency-Key");
-    let trailing = api
-        .send(
-            api.http
-                .post(format!("{}/occurrences/gig/checkout", api.base))
-                .header("content-type", "application/json")
-                .body("{\"actor\":\"zed\"} trailing"),
-        )
-        .await;
+    let trailing = api.post_raw("/occurrences/gig/checkout", "{\"actor\":\"zed\"} trailing").await;
     trailing.problem(S::BAD_REQUEST, "bad_body");
     let bob = api.post("/occurrences/gig/checkout", json!({"actor": "bob", "ref": "bob-1", "quantity": 2})).await;
     bob.ok(S::CREATED);
@@ -255,14 +254,7 @@ async fn every_route(api: Api) {
     );
     let late_other = api.post_keyed("/occurrences/gig/checkout", "ann-1", json!({"actor": "ann", "quantity": 1})).await;
     late_other.problem(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
-    let forged = api
-        .send(
-            api.http
-                .post(format!("{}/webhooks/payment", api.base))
-                .header("content-type", "application/json")
-                .body("{}"),
-        )
-        .await;
+    let forged = api.post_raw("/webhooks/payment", "{}").await;
     forged.problem(S::UNAUTHORIZED, "unauthorized");
     // A payment for a ref that holds nothing: accounted, so 200 (a provider retries anything else).
     assert_eq!(api.pay("gig", "eve", "eve-1", "25.00").await.ok(S::OK)["status"], "paid_but_no_hold");
