@@ -19,9 +19,10 @@
 //!
 //! Environment: `SEATHOLD_PG_URL` (required: without it the bench starts nothing, explains,
 //! and exits 0), `SEATHOLD_BENCH_QUICK=1` (a short smoke run), `SEATHOLD_BENCH_CLIENTS`
-//! (default 8), `SEATHOLD_BENCH_SECS` (seconds per measurement, default 10), `PGBENCH`
-//! (the pgbench binary; default: `$SEATHOLD_PG_BIN/pgbench`, then the PostgreSQL 15 install,
-//! then `pgbench` on the PATH).
+//! (default 8), `SEATHOLD_BENCH_SECS` (seconds per measurement, default 10),
+//! `SEATHOLD_BENCH_ONLY` (a comma-separated subset of `checkins,hot,spread,naive,pgbench`
+//! to measure, for profiling one phase; default all), `PGBENCH` (the pgbench binary; default:
+//! `$SEATHOLD_PG_BIN/pgbench`, then the PostgreSQL 15 install, then `pgbench` on the PATH).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -45,6 +46,14 @@ struct Settings {
     clients: usize,
     secs: f64,
     quick: bool,
+    /// The phases to measure (`SEATHOLD_BENCH_ONLY`), or `None` for all.
+    only: Option<Vec<String>>,
+}
+
+impl Settings {
+    fn runs(&self, phase: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| o.iter().any(|p| p == phase))
+    }
 }
 
 fn settings() -> Option<Settings> {
@@ -62,7 +71,11 @@ fn settings() -> Option<Settings> {
     } else {
         10.0
     });
-    Some(Settings { url, clients, secs, quick })
+    let only = std::env::var("SEATHOLD_BENCH_ONLY")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect());
+    Some(Settings { url, clients, secs, quick, only })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -87,9 +100,13 @@ async fn run(s: Settings) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
-    seed_seathold(store).await?;
-    seed_naive(store).await?;
-    let pgbench = pgbench_init(s, store).await;
+    if s.runs("hot") || s.runs("spread") {
+        seed_seathold(store).await?;
+    }
+    if s.runs("naive") {
+        seed_naive(store).await?;
+    }
+    let pgbench = if s.runs("pgbench") { pgbench_init(s, store).await } else { Err("not asked for".to_owned()) };
     if let Err(e) = &pgbench {
         println!("  pgbench: not measured: {e}");
     }
@@ -98,14 +115,21 @@ async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn 
     let rounds = if s.quick { 1 } else { 3 };
     let (mut ours, mut spread, mut naive, mut tps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut checkins = Vec::new();
+    let shown = |v: &[f64], round: usize| v.get(round).map_or("-".to_owned(), |t| format!("{t:.0}"));
     for round in 0..rounds {
         // Once: selling the tickets to scan takes longer than scanning them.
-        if round == 0 {
+        if round == 0 && s.runs("checkins") {
             checkins.push(check_ins(s, store, round).await?);
         }
-        ours.push(seathold_cycles(s, store, round, false).await?);
-        spread.push(seathold_cycles(s, store, round, true).await?);
-        naive.push(naive_cycles(s, store, round).await?);
+        if s.runs("hot") {
+            ours.push(seathold_cycles(s, store, round, false).await?);
+        }
+        if s.runs("spread") {
+            spread.push(seathold_cycles(s, store, round, true).await?);
+        }
+        if s.runs("naive") {
+            naive.push(naive_cycles(s, store, round).await?);
+        }
         if let Ok(schema) = &pgbench {
             match pgbench_run(s, schema).await {
                 Ok(t) => tps.push(t),
@@ -113,27 +137,40 @@ async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn 
             }
         }
         println!(
-            "  round {}: seathold hot {:>6.0} cycles/s   spread {:>6.0} cycles/s   naive {:>6.0} cycles/s   pgbench -N {:>6} tps",
+            "  round {}: seathold hot {:>6} cycles/s   spread {:>6} cycles/s   naive {:>6} cycles/s   pgbench -N {:>6} tps",
             round + 1,
-            ours[round],
-            spread[round],
-            naive[round],
-            tps.get(round).map_or("-".to_owned(), |t| format!("{t:.0}"))
+            shown(&ours, round),
+            shown(&spread, round),
+            shown(&naive, round),
+            shown(&tps, round),
         );
     }
     if let Ok(schema) = &pgbench {
         let client = store.pool().get().await?;
         let _ = client.batch_execute(&format!(r#"DROP SCHEMA IF EXISTS "{schema}" CASCADE"#)).await;
     }
-    let (ours, spread, naive) = (median(&ours), median(&spread), median(&naive));
     println!();
-    println!(
-        "  check-ins                   {:>8.0} tickets admitted/s (median; each a keyed-credential check and a commit)",
-        median(&checkins)
-    );
-    println!("  seathold PostgresStore      {ours:>8.0} hold+settle cycles/s (median), one hot occurrence");
-    println!("  seathold, spread            {spread:>8.0} hold+settle cycles/s (median), over {SPREAD} occurrences");
-    println!("  naive FOR UPDATE + COUNT    {naive:>8.0} hold+settle cycles/s (median)");
+    if !checkins.is_empty() {
+        println!(
+            "  check-ins                   {:>8.0} tickets admitted/s (median; each a keyed-credential check and a commit)",
+            median(&checkins)
+        );
+    }
+    if !ours.is_empty() {
+        println!(
+            "  seathold PostgresStore      {:>8.0} hold+settle cycles/s (median), one hot occurrence",
+            median(&ours)
+        );
+    }
+    if !spread.is_empty() {
+        println!(
+            "  seathold, spread            {:>8.0} hold+settle cycles/s (median), over {SPREAD} occurrences",
+            median(&spread)
+        );
+    }
+    if !naive.is_empty() {
+        println!("  naive FOR UPDATE + COUNT    {:>8.0} hold+settle cycles/s (median)", median(&naive));
+    }
     if !tps.is_empty() {
         println!(
             "  pgbench -N (simple-update)  {:>8.0} transactions/s (median)   [{}]",
@@ -141,20 +178,24 @@ async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn 
             pgbench_command(s, "<schema>")
         );
     }
-    let vs_naive = ours / naive;
-    println!(
-        "  seathold / naive   = {vs_naive:>6.2}x   (target >= 5x: {})",
-        if vs_naive >= 5.0 { "met" } else { "NOT met" }
-    );
-    if !tps.is_empty() {
-        let vs_pgbench = ours / median(&tps);
+    if !ours.is_empty() && !naive.is_empty() {
+        let vs_naive = median(&ours) / median(&naive);
         println!(
-            "  seathold / pgbench = {:>5.0}%    (target >= 50%: {}; a cycle is 2 commits, each a PL/pgSQL call, \
-             plus a load when the read cache misses; a pgbench -N transaction is 3 plain statements)",
+            "  seathold / naive   = {vs_naive:>6.2}x   (target >= 5x: {})",
+            if vs_naive >= 5.0 { "met" } else { "NOT met" }
+        );
+    }
+    if !tps.is_empty() && !ours.is_empty() {
+        let vs_pgbench = median(&ours) / median(&tps);
+        println!(
+            "  seathold / pgbench = {:>5.0}%    (target >= 50%: {}; a hot cycle is 2 commits of one occurrence, \
+             batched with the other clients' on its row lock; a pgbench -N transaction is 3 plain statements)",
             vs_pgbench * 100.0,
             if vs_pgbench >= 0.5 { "met" } else { "NOT met" }
         );
-        let spread_vs = spread / median(&tps);
+    }
+    if !tps.is_empty() && !spread.is_empty() {
+        let spread_vs = median(&spread) / median(&tps);
         println!(
             "  spread / pgbench   = {:>5.0}%    (target >= 70%: {})",
             spread_vs * 100.0,
