@@ -16,18 +16,20 @@
 //!
 //! # How it keeps the store contract
 //!
-//! - **One round trip per commit, one transaction per batch.** `migrate()` creates a
-//!   PL/pgSQL function, `seathold_apply`, that applies whole [`Commit`]s (sent as one JSON
-//!   document each) in one statement. The commits of one occurrence that wait at the same
-//!   moment are sent together (a lone one alone): a row lock is held until the WAL flush, so
-//!   one commit per transaction would cap a hot occurrence at one commit per flush. Each
-//!   commit of a batch is still applied or refused on its own: its guards are checked first,
-//!   on rows it has locked, and only then does it write. A failed guard answers a code
-//!   (`SH001` capacity, `SH002` record, `SH004` occurrence, `SH005` counters —
-//!   [`CommitError::Conflict`];
-//!   `SH009` — [`CommitError::Invalid`]); a connection or I/O failure is
-//!   [`StoreError::Unavailable`] (the commit may or may not have been applied; retrying the
-//!   whole operation is safe). [`load`](AsyncStore::load) is one query.
+//! - **The rules are the crate's, decided under the row lock.** A commit is plain prepared
+//!   statements in two round trips: `BEGIN`, lock the occurrence's row (`FOR NO KEY
+//!   UPDATE`), read the versions of the records it guards; decide with
+//!   [`check_commit`](super::check_commit) — the function `MemoryStore` and the SQLite store
+//!   run, so no guard is written twice —; then write the occurrence, records and events in
+//!   one statement and `COMMIT`. The commits of one occurrence that wait at the same moment
+//!   are applied in one transaction (each still decided and answered on its own, on what the
+//!   ones before it left): a row lock is held until the WAL flush, so one commit per
+//!   transaction would cap a hot occurrence at one commit per flush. Two such batches of an
+//!   occurrence may be in flight: the second waits on the row lock inside the server. A
+//!   failed guard is [`CommitError::Conflict`], a malformed commit
+//!   [`CommitError::Invalid`]; a connection or I/O failure is [`StoreError::Unavailable`]
+//!   (the commit may or may not have been applied; retrying the whole operation is safe).
+//!   [`load`](AsyncStore::load) is one query.
 //! - **Guards on O(1) rows, at write time.** The occurrence row carries the configuration
 //!   (with its version) and the counters of every dimension; records live in one table keyed
 //!   by (occurrence, kind, key) with a version. No operation reads a whole occurrence.
@@ -36,8 +38,8 @@
 //!   for a missing occurrence, an advisory lock on its key), and a locking read in READ
 //!   COMMITTED returns the newest committed version of the row after waiting for its lock.
 //!   Every commit that could write the same records holds that lock until it ends, so the
-//!   record guards, read after it in one statement with a fresh snapshot, can never pass
-//!   against a stale row; there are no serialization failures to retry.
+//!   record versions, read by the next statement with a fresh snapshot, are the newest and
+//!   stay so until the commit ends; there are no serialization failures to retry.
 //! - **One lock per commit, taken first**: the occurrence row (records are then written
 //!   with no other commit of the occurrence in flight). The sweep's claim never waits
 //!   (`SKIP LOCKED`). No deadlocks.
@@ -52,34 +54,33 @@
 //! - **Numbered migrations.** `migrate()` reads the schema version, applies each migration
 //!   after it in one transaction (under an advisory lock, so instances starting together take
 //!   turns), and refuses a database newer than this code. Version 1 (seathold 0.1) is
-//!   converted in place by version 2, nothing lost; version 3 changes no table, only the
-//!   commit function (counter guards), so older code refuses to reinstall its own.
+//!   converted in place by version 2, nothing lost; versions 3 and 5 change no table (3
+//!   taught the old PL/pgSQL commit function counter guards, 5 drops it), so older code
+//!   refuses to reinstall its own. Stop instances of an older version before migrating: an
+//!   old instance left running gets an error from every commit (its function is gone),
+//!   never a wrong answer.
 //!
 //! Schema: see `schema.rs` (tables `occurrences`, `records`, `outbox`, `seathold_meta`; view
 //! `records_readable`). Give each test its own schema on one server for isolation.
 
+mod apply;
 mod codec;
 mod schema;
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tokio_postgres::NoTls;
 
-use self::codec::{commit_json, event_from_row, get, occurrence_from_row, record_from_row};
-use self::schema::{
-    CODE_CAPACITY, CODE_INVALID, CODE_OCCURRENCE, CODE_RECORD, CODE_USAGE, SCHEMA_VERSION, Statements, bootstrap_sql,
-    functions_sql, migration, valid_schema_name,
-};
-use super::{AsyncStore, Commit, CommitError, Committed, Conflict, Due, Snapshot, StoreError, validate_commit};
-use crate::catalogue::Dim;
+use self::apply::{Answers, Configs, apply_batch};
+use self::codec::{event_from_row, get, occurrence_from_row, record_from_row};
+use self::schema::{SCHEMA_VERSION, Statements, bootstrap_sql, functions_sql, migration, valid_schema_name};
+use super::{AsyncStore, Commit, CommitError, Committed, Due, Snapshot, StoreError, validate_commit};
 use crate::contract::{EventId, OccKey, OutboxEvent};
 use crate::records::{Record, RecordKey, RecordKind, Versioned, nanos};
 
@@ -137,23 +138,37 @@ pub struct PostgresStore {
     sweeper: uuid::Uuid,
     lease_ms: f64,
     combiner: Arc<Combiner>,
+    /// Configurations already parsed, so a commit's lock statement need not send them.
+    configs: Arc<Configs>,
 }
 
 /// Commits waiting to be sent, by occurrence. An occurrence has an entry while a task is
 /// sending its commits (one batch at a time: they would queue on its row lock anyway).
 #[derive(Debug, Default)]
 struct Combiner {
-    queues: Mutex<HashMap<String, Vec<Pending>>>,
+    queues: Mutex<HashMap<OccKey, Queue>>,
+}
+
+/// One occurrence's commits waiting to be sent, and how many tasks are sending its batches.
+#[derive(Debug, Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    sending: usize,
 }
 
 #[derive(Debug)]
 struct Pending {
-    doc: Value,
+    commit: Commit,
     reply: oneshot::Sender<Result<Committed, CommitError>>,
 }
 
-/// The most commits sent in one `seathold_apply` call.
+/// The most commits applied in one transaction.
 const MAX_BATCH: usize = 64;
+
+/// How many batches of one occurrence are in flight at once. More than one: the next batch
+/// is already waiting on the occurrence's row lock, in the server, when the one before it
+/// commits, instead of being sent only after its answer came back.
+const IN_FLIGHT: usize = 2;
 
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -233,6 +248,7 @@ impl PostgresStore {
             sweeper: uuid::Uuid::new_v4(),
             lease_ms,
             combiner: Arc::default(),
+            configs: Arc::default(),
         })
     }
 
@@ -315,54 +331,58 @@ impl PostgresStore {
     }
 
     /// Send one occurrence's queued commits, a batch at a time, until none is left. Runs as
-    /// its own task, so a caller that stops waiting never strands the others' commits.
-    async fn drain(self, occ: String, first: Pending) {
-        let mut batch = vec![first];
+    /// its own task (at most [`IN_FLIGHT`] per occurrence), so a caller that stops waiting
+    /// never strands the others' commits.
+    async fn drain(self, occ: OccKey) {
         loop {
-            self.send_batch(batch).await;
-            let mut queues = self.combiner.queues.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(pending) = queues.get_mut(&occ) else { return };
-            if pending.is_empty() {
-                queues.remove(&occ);
-                return;
-            }
-            let n = pending.len().min(MAX_BATCH);
-            batch = pending.drain(..n).collect();
+            let batch: Vec<Pending> = {
+                let mut queues = self.combiner.queues.lock().unwrap_or_else(PoisonError::into_inner);
+                let Some(q) = queues.get_mut(&occ) else { return };
+                if q.pending.is_empty() {
+                    q.sending -= 1;
+                    if q.sending == 0 {
+                        queues.remove(&occ);
+                    }
+                    return;
+                }
+                let n = q.pending.len().min(MAX_BATCH);
+                q.pending.drain(..n).collect()
+            };
+            self.send_batch(&occ, batch).await;
         }
     }
 
-    /// One `seathold_apply` call for the batch; every commit gets its own answer.
-    async fn send_batch(&self, batch: Vec<Pending>) {
-        let (docs, replies): (Vec<Value>, Vec<_>) = batch.into_iter().map(|p| (p.doc, p.reply)).unzip();
-        let n = docs.len();
-        match self.call_apply(Value::Array(docs.clone())).await {
+    /// One transaction for the batch; every commit gets its own answer.
+    async fn send_batch(&self, occ: &OccKey, batch: Vec<Pending>) {
+        let (commits, replies): (Vec<Commit>, Vec<_>) = batch.into_iter().map(|p| (p.commit, p.reply)).unzip();
+        let n = commits.len();
+        match self.call_apply(occ, &commits).await {
             Ok(answers) if answers.len() == n => {
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(answer);
                 }
             }
             Ok(answers) => {
-                let e = format!("seathold_apply answered {} codes for {n} commits", answers.len());
+                let e = format!("a batch of {n} commits got {} answers", answers.len());
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Corrupt(e.clone()).into()));
+                    let _ = reply.send(Err(StoreError::Internal(e.clone()).into()));
                 }
             }
-            // The database refused the statement, so nothing of the batch was applied: one
+            // The database refused a statement, so nothing of the batch was applied: one
             // commit's trouble must not become the others', so send them one by one.
             Err(CallError::Db(e)) if n > 1 && e.as_db_error().is_some_and(|db| !transient(db)) => {
-                for (doc, reply) in docs.into_iter().zip(replies) {
-                    let answer = match self.call_apply(Value::Array(vec![doc])).await {
+                for (commit, reply) in commits.into_iter().zip(replies) {
+                    let answer = match self.call_apply(occ, std::slice::from_ref(&commit)).await {
                         Ok(mut a) if a.len() == 1 => a.remove(0),
-                        Ok(_) => Err(StoreError::Corrupt("seathold_apply answered no code".into()).into()),
-                        Err(CallError::Db(e)) => Err(db_failure(e)),
-                        Err(CallError::Pool(e)) => Err(unavailable(e).into()),
+                        Ok(_) => Err(StoreError::Internal("a commit got no answer".into()).into()),
+                        Err(e) => Err(e.into_commit_error()),
                     };
                     let _ = reply.send(answer);
                 }
             }
-            Err(CallError::Db(e)) if n == 1 => {
+            Err(e) if n == 1 => {
                 if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(Err(db_failure(e)));
+                    let _ = reply.send(Err(e.into_commit_error()));
                 }
             }
             // Lost connection and the like: each commit may or may not have been applied.
@@ -375,22 +395,15 @@ impl PostgresStore {
         }
     }
 
-    async fn call_apply(&self, batch: Value) -> Result<Vec<Result<Committed, CommitError>>, CallError> {
+    /// [`apply_batch`] on a pooled connection. A connection whose transaction could not be
+    /// ended after a failure is never handed out again.
+    async fn call_apply(&self, occ: &OccKey, commits: &[Commit]) -> Result<Answers, CallError> {
         let client = self.pool.get().await.map_err(CallError::Pool)?;
-        let stmt = client.prepare_cached(&self.sql.apply).await.map_err(CallError::Db)?;
-        let row = client.query_one(&stmt, &[&batch]).await.map_err(CallError::Db)?;
-        let codes: Vec<String> = row.try_get(0).map_err(CallError::Db)?;
-        Ok(codes.iter().map(|code| answer_of(code)).collect())
-    }
-}
-
-/// A database error from a whole `seathold_apply` call: the statement failed, so nothing was
-/// applied — but it is not a guard's answer either. A server-side error (a constraint, say)
-/// means the commit is malformed for this schema; anything else is the connection.
-fn db_failure(e: tokio_postgres::Error) -> CommitError {
-    match e.as_db_error() {
-        Some(db) if !transient(db) => CommitError::Invalid(format!("the database refused the commit: {db}")),
-        _ => unavailable(e).into(),
+        let result = apply_batch(&client, &self.sql, &self.configs, occ, commits).await;
+        if result.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+        result
     }
 }
 
@@ -408,43 +421,35 @@ fn transient(db: &tokio_postgres::error::DbError) -> bool {
         || code == "25006"
 }
 
-/// Why a `seathold_apply` call failed.
+/// Why a batch failed as a whole.
 #[derive(Debug)]
 enum CallError {
     /// No connection could be had.
     Pool(deadpool_postgres::PoolError),
-    /// The call failed: refused by the database, or the connection was lost.
+    /// A statement failed before the batch's `COMMIT`: refused by the database (nothing of
+    /// the batch applied), or the connection was lost.
     Db(tokio_postgres::Error),
+    /// The `COMMIT` was sent and its answer lost: the batch may or may not be applied.
+    Unknown(tokio_postgres::Error),
+    /// What the database answered could not be read.
+    Store(StoreError),
 }
 
-/// A commit's answer from its code in `seathold_apply`'s result.
-fn answer_of(code: &str) -> Result<Committed, CommitError> {
-    let (state, detail) = code.split_once(':').unwrap_or((code, ""));
-    let conflict = match state {
-        "ok" => match detail.parse() {
-            Ok(v) => return Ok(Committed::at(v)),
-            Err(_) => return Err(StoreError::Corrupt(format!("commit answered version {detail:?}")).into()),
-        },
-        CODE_CAPACITY => match Dim::from_key(detail) {
-            Some(dim) => Conflict::Capacity { dim },
-            None => return Err(StoreError::Corrupt(format!("capacity conflict on {detail:?}")).into()),
-        },
-        CODE_RECORD => {
-            let key = detail.split_once('\u{1f}').and_then(|(kind, id)| RecordKey::parse(RecordKind::parse(kind)?, id));
-            match key {
-                Some(key) => Conflict::Record { key },
-                None => return Err(StoreError::Corrupt(format!("record conflict on {detail:?}")).into()),
-            }
+impl CallError {
+    /// The answer for a lone commit. A statement the server refused for the commit's sake
+    /// (a constraint, say: not the server's or the session's trouble) means the commit is
+    /// malformed for this schema; anything else is the connection.
+    fn into_commit_error(self) -> CommitError {
+        match self {
+            Self::Db(e) => match e.as_db_error() {
+                Some(db) if !transient(db) => CommitError::Invalid(format!("the database refused the commit: {db}")),
+                _ => unavailable(e).into(),
+            },
+            Self::Unknown(e) => unavailable(e).into(),
+            Self::Pool(e) => unavailable(e).into(),
+            Self::Store(e) => e.into(),
         }
-        CODE_OCCURRENCE => Conflict::Occurrence,
-        CODE_USAGE => match Dim::from_key(detail) {
-            Some(dim) => Conflict::Usage { dim },
-            None => return Err(StoreError::Corrupt(format!("usage conflict on {detail:?}")).into()),
-        },
-        CODE_INVALID => return Err(CommitError::Invalid(detail.to_owned())),
-        other => return Err(StoreError::Corrupt(format!("unknown commit code {other:?}")).into()),
-    };
-    Err(conflict.into())
+    }
 }
 
 /// One failure reported to every commit of a batch.
@@ -455,7 +460,8 @@ impl fmt::Display for SharedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &*self.0 {
             CallError::Pool(e) => write!(f, "no connection: {e}"),
-            CallError::Db(e) => fmt::Display::fmt(e, f),
+            CallError::Db(e) | CallError::Unknown(e) => fmt::Display::fmt(e, f),
+            CallError::Store(e) => fmt::Display::fmt(e, f),
         }
     }
 }
@@ -464,7 +470,8 @@ impl std::error::Error for SharedError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.0 {
             CallError::Pool(e) => Some(e),
-            CallError::Db(e) => Some(e),
+            CallError::Db(e) | CallError::Unknown(e) => Some(e),
+            CallError::Store(e) => Some(e),
         }
     }
 }
@@ -560,28 +567,25 @@ impl AsyncStore for PostgresStore {
     }
 
     /// Queued, and sent with the other commits of the same occurrence waiting at the same
-    /// moment in one `seathold_apply` call (one round trip, one transaction, one WAL flush for
-    /// all of them), each commit still applied or refused on its own.
+    /// moment in one transaction (two round trips and one WAL flush for all of them), each
+    /// commit still decided and answered on its own.
     async fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
         validate_commit(&commit).map_err(CommitError::Invalid)?;
-        let doc = commit_json(&commit)?;
+        let occ = commit.occ_key.clone();
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { doc, reply };
-        let first = {
+        let pending = Pending { commit, reply };
+        let start = {
             let mut queues = self.combiner.queues.lock().unwrap_or_else(PoisonError::into_inner);
-            match queues.entry(commit.occ_key.as_str().to_owned()) {
-                Entry::Occupied(mut e) => {
-                    e.get_mut().push(pending);
-                    None
-                }
-                Entry::Vacant(e) => {
-                    e.insert(Vec::new());
-                    Some(pending)
-                }
+            let q = queues.entry(occ.clone()).or_default();
+            q.pending.push(pending);
+            let start = q.sending < IN_FLIGHT;
+            if start {
+                q.sending += 1;
             }
+            start
         };
-        if let Some(first) = first {
-            tokio::spawn(self.clone().drain(commit.occ_key.as_str().to_owned(), first));
+        if start {
+            tokio::spawn(self.clone().drain(occ));
         }
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(

@@ -5,7 +5,7 @@
 //! microseconds): a hold's expiry must come back exactly as the rules wrote it, or a hold
 //! lapsing between two microseconds would be lapsed to the store and live to the rules.
 //!
-//! # Tables (schema version 4)
+//! # Tables (schema version 5)
 //!
 //! - `occurrences`: one row per occurrence — its configuration (`config`, JSON, with
 //!   `config_version`) and its seat counters as parallel arrays over its dimensions (`dims`,
@@ -19,17 +19,9 @@
 //! - `record_version`: the sequence every put takes its version from (clause 7 of the store
 //!   contract: a version never repeats for a key, also after a delete).
 
-/// The SQLSTATE-style codes `seathold_apply` answers (class `SH`, which PostgreSQL leaves to
-/// applications), followed by `:detail`.
-pub(super) const CODE_CAPACITY: &str = "SH001";
-pub(super) const CODE_RECORD: &str = "SH002";
-pub(super) const CODE_OCCURRENCE: &str = "SH004";
-pub(super) const CODE_USAGE: &str = "SH005";
-pub(super) const CODE_INVALID: &str = "SH009";
-
 /// The schema version this code writes; `migrate()` brings a database up to it, and refuses a
 /// database whose version is newer.
-pub(super) const SCHEMA_VERSION: i32 = 4;
+pub(super) const SCHEMA_VERSION: i32 = 5;
 
 /// Whether `name` is usable as a schema name without quoting surprises: 1 to 63 bytes of
 /// lower-case ASCII letters, digits and `_`, not starting with a digit or `pg_`.
@@ -65,6 +57,11 @@ pub(super) fn migration(s: &str, version: i32) -> Option<String> {
         // reinstalling a function that would ignore them.
         3 => Some(String::new()),
         4 => Some(v4(s)),
+        // Version 5 changes no table: the commit rules left the database. Commits are plain
+        // statements deciding with the crate's own `check_commit` under the occurrence's row
+        // lock, and the PL/pgSQL function that repeated those rules is dropped. The number
+        // keeps older code, which refuses a newer schema, from reinstalling and calling it.
+        5 => Some(format!(r#"DROP FUNCTION IF EXISTS "{s}".seathold_apply(jsonb);"#)),
         _ => None,
     }
 }
@@ -277,280 +274,6 @@ CREATE OR REPLACE VIEW "{s}".records_readable AS
            "{s}".ns_time(due_ns) AS due, sweep_claimed_by, sweep_claimed_until
     FROM "{s}".records;
 
-{apply}
-"#,
-        apply = apply_function_sql(s),
-    )
-}
-
-/// `seathold_apply`: a batch of commits (one operation's whole commit each, as JSON) in one
-/// statement, so one round trip and one transaction — one WAL flush for all of them.
-///
-/// Why a batch: every commit of an occurrence writes or locks its row, and a row lock is held
-/// until the transaction's WAL flush; one commit per transaction would cap a hot occurrence
-/// at one commit per flush. The store combines the commits waiting at the same moment into
-/// one call; a lone commit is a batch of one.
-///
-/// Each commit of the batch is atomic on its own, without subtransactions: all its guards are
-/// checked first — on rows it has locked — and only then is anything written. Per commit,
-/// the order of work, which is also the lock order (so two batches never deadlock; a batch
-/// holds one occurrence's commits):
-/// 1. the occurrence row, `FOR NO KEY UPDATE`; for an occurrence that does not exist, a
-///    transaction-scoped advisory lock on its key, then the row again (so a create and any
-///    other commit of a missing occurrence take turns);
-/// 2. the guards: the occurrence (config version, existence), the records, read in one
-///    statement and compared with their expected versions (no row locks needed: the
-///    occurrence's lock already orders every commit that could write them), then the
-///    counters (every guarded dimension counts exactly what the commit's `unchanged` says,
-///    and at least what its `at_least` says;
-///    every delta's dimension must exist; none may go negative; every dimension in `admits`
-///    must end within its cap; dimensions a new configuration drops must count nothing);
-/// 3. if all pass, the writes: occurrence, counters, records (one upsert for the puts, all
-///    at one fresh version from the `record_version` sequence, with the expiry index and the
-///    sweep's lease cleared; one delete), events (ids in order).
-///
-/// Returns one code per commit: `ok:VERSION` when applied (the version its puts are at),
-/// else `SH00x:detail`.
-fn apply_function_sql(s: &str) -> String {
-    format!(
-        r#"
-CREATE OR REPLACE FUNCTION "{s}".seathold_apply(batch jsonb) RETURNS text[] LANGUAGE plpgsql AS $fn$
-DECLARE
-    codes text[] := ARRAY[]::text[];
-    c jsonb;
-    ci integer;
-    ai integer;
-    di integer;
-    g jsonb;
-    gk text;
-    k text;
-    o record;
-    found_occ boolean;
-    fail text;
-    new_dims text[];
-    new_caps bigint[];
-    h bigint[];
-    cf bigint[];
-    bl bigint[];
-    ofr bigint[];
-    d jsonb;
-    idx integer;
-    i integer;
-    n_new integer;
-    admits text[];
-    all_admit boolean;
-    ver bigint;
-BEGIN
-    -- Loops walk JSON arrays by index (plain expressions, no SQL statement each), and a
-    -- statement runs only when it has something to do: statements are what a call costs.
-    FOR ci IN 0 .. jsonb_array_length(batch) - 1 LOOP
-        c := batch->ci;
-        k := c->>'occ';
-        g := c->'guard';
-        gk := g->>'k';
-        -- The dimensions the commit admits seats to (a list; `true` from a client older than
-        -- schema 2's function meant every dimension its deltas touch).
-        all_admit := jsonb_typeof(c->'admits') = 'boolean' AND (c->>'admits')::boolean;
-        admits := CASE WHEN jsonb_typeof(c->'admits') = 'array'
-                       THEN ARRAY(SELECT jsonb_array_elements_text(c->'admits')) ELSE ARRAY[]::text[] END;
-        fail := NULL;
-
-        -- 1. The occurrence row (or, for a missing occurrence, its key).
-        SELECT * INTO o FROM "{s}".occurrences WHERE occ_key = k FOR NO KEY UPDATE;
-        found_occ := FOUND;
-        IF NOT found_occ THEN
-            PERFORM pg_advisory_xact_lock(hashtextextended('{s}.' || k, 7));
-            SELECT * INTO o FROM "{s}".occurrences WHERE occ_key = k FOR NO KEY UPDATE;
-            found_occ := FOUND;
-        END IF;
-
-        -- 2. Guards: the occurrence.
-        IF gk = 'at' OR gk = 'update' THEN
-            IF NOT found_occ OR o.config_version <> (g->>'v')::bigint THEN
-                fail := '{CODE_OCCURRENCE}:';
-            END IF;
-        ELSIF gk = 'create' THEN
-            IF found_occ THEN
-                fail := '{CODE_OCCURRENCE}:';
-            END IF;
-        ELSIF jsonb_array_length(c->'deltas') > 0 OR cardinality(admits) > 0 OR all_admit
-              OR coalesce(jsonb_array_length(c->'unchanged'), 0) > 0
-              OR coalesce(jsonb_array_length(c->'at_least'), 0) > 0 THEN
-            fail := '{CODE_INVALID}:seat deltas on an unchecked occurrence';
-        END IF;
-
-        -- The records, guarded before the counters: a counter going negative once every
-        -- record is as read is a bug, not a race. One statement for all of them. No row
-        -- locks are needed for the check: every commit of this occurrence holds its row (or
-        -- its advisory lock) until it ends, so this statement's fresh snapshot already sees
-        -- every earlier commit of the occurrence, and none can start before this one ends.
-        IF fail IS NULL THEN
-            -- (A lateral lookup that cannot be flattened: one primary-key probe per write,
-            -- never a scan of the occurrence's records, however many it has.)
-            SELECT '{CODE_RECORD}:' || w.kind || chr(31) || w.key INTO fail
-              FROM jsonb_to_recordset(c->'writes') AS w(kind text, key text, expected bigint)
-              LEFT JOIN LATERAL (SELECT r.version FROM "{s}".records r
-                                  WHERE r.occ_key = k AND r.kind = w.kind AND r.key = w.key LIMIT 1) r ON true
-             WHERE r.version IS DISTINCT FROM w.expected
-             ORDER BY w.kind COLLATE "C", w.key COLLATE "C"
-             LIMIT 1;
-        END IF;
-
-        -- The counters, as the commit leaves them.
-        IF fail IS NULL AND (gk IN ('create', 'update') OR found_occ) THEN
-            IF gk IN ('create', 'update') THEN
-                new_dims := ARRAY(SELECT jsonb_array_elements_text(g->'dims'));
-                new_caps := ARRAY(SELECT (x.v)::bigint FROM jsonb_array_elements_text(g->'caps') AS x(v));
-                n_new := cardinality(new_dims);
-                -- Dimensions the new configuration drops stay, past the new ones, until the
-                -- deltas are applied: the commit may empty them; then they must count nothing.
-                IF found_occ THEN
-                    FOR i IN 1..cardinality(o.dims) LOOP
-                        IF array_position(new_dims, o.dims[i]) IS NULL THEN
-                            new_dims := new_dims || o.dims[i];
-                            new_caps := new_caps || NULL::bigint;
-                        END IF;
-                    END LOOP;
-                END IF;
-                h := array_fill(0::bigint, ARRAY[cardinality(new_dims)]);
-                cf := h; bl := h; ofr := h;
-                IF found_occ THEN
-                    FOR i IN 1..cardinality(o.dims) LOOP
-                        idx := array_position(new_dims, o.dims[i]);
-                        h[idx] := o.held[i]; cf[idx] := o.confirmed[i];
-                        bl[idx] := o.blocked[i]; ofr[idx] := o.offered[i];
-                    END LOOP;
-                END IF;
-            ELSE
-                new_dims := o.dims; new_caps := o.caps;
-                n_new := cardinality(new_dims);
-                h := o.held; cf := o.confirmed; bl := o.blocked; ofr := o.offered;
-            END IF;
-            -- The counter guards: listed dimensions count exactly what the decision read
-            -- (before this commit's deltas).
-            IF fail IS NULL AND jsonb_typeof(c->'unchanged') = 'array' THEN
-                FOR ai IN 0 .. jsonb_array_length(c->'unchanged') - 1 LOOP
-                    d := c->'unchanged'->ai;
-                    idx := array_position(new_dims, d->>0);
-                    IF idx IS NULL THEN
-                        fail := '{CODE_INVALID}:counter guard on no dimension ' || (d->>0);
-                        EXIT;
-                    END IF;
-                    IF h[idx] <> (d->>1)::bigint OR cf[idx] <> (d->>2)::bigint
-                       OR bl[idx] <> (d->>3)::bigint OR ofr[idx] <> (d->>4)::bigint THEN
-                        fail := '{CODE_USAGE}:' || (d->>0);
-                        EXIT;
-                    END IF;
-                END LOOP;
-            END IF;
-            -- The room guards: no seat freed on a listed dimension since it was read.
-            IF fail IS NULL AND jsonb_typeof(c->'at_least') = 'array' THEN
-                FOR ai IN 0 .. jsonb_array_length(c->'at_least') - 1 LOOP
-                    d := c->'at_least'->ai;
-                    idx := array_position(new_dims, d->>0);
-                    IF idx IS NULL THEN
-                        fail := '{CODE_INVALID}:room guard on no dimension ' || (d->>0);
-                        EXIT;
-                    END IF;
-                    IF h[idx] + cf[idx] + bl[idx] + ofr[idx] < (d->>1)::bigint THEN
-                        fail := '{CODE_USAGE}:' || (d->>0);
-                        EXIT;
-                    END IF;
-                END LOOP;
-            END IF;
-            IF fail IS NULL THEN
-                FOR di IN 0 .. jsonb_array_length(c->'deltas') - 1 LOOP
-                    d := c->'deltas'->di;
-                    idx := array_position(new_dims, d->>0);
-                    IF idx IS NULL THEN
-                        fail := '{CODE_INVALID}:no dimension ' || (d->>0);
-                        EXIT;
-                    END IF;
-                    h[idx] := h[idx] + (d->>1)::bigint;
-                    cf[idx] := cf[idx] + (d->>2)::bigint;
-                    bl[idx] := bl[idx] + (d->>3)::bigint;
-                    ofr[idx] := ofr[idx] + (d->>4)::bigint;
-                    IF h[idx] < 0 OR cf[idx] < 0 OR bl[idx] < 0 OR ofr[idx] < 0 THEN
-                        fail := '{CODE_INVALID}:counter ' || (d->>0) || ' would go negative';
-                        EXIT;
-                    END IF;
-                    IF all_admit AND new_caps[idx] IS NOT NULL
-                       AND h[idx] + cf[idx] + bl[idx] + ofr[idx] > new_caps[idx] THEN
-                        fail := '{CODE_CAPACITY}:' || (d->>0);
-                        EXIT;
-                    END IF;
-                END LOOP;
-            END IF;
-            -- The capacity guard: every dimension the commit admits seats to ends within its
-            -- cap, whatever the commit frees on it; the others are never refused.
-            IF fail IS NULL THEN
-                FOR ai IN 1 .. coalesce(cardinality(admits), 0) LOOP
-                    idx := array_position(new_dims, admits[ai]);
-                    IF idx IS NULL OR idx > n_new THEN
-                        fail := '{CODE_INVALID}:admits to no dimension ' || admits[ai];
-                        EXIT;
-                    END IF;
-                    IF new_caps[idx] IS NOT NULL AND h[idx] + cf[idx] + bl[idx] + ofr[idx] > new_caps[idx] THEN
-                        fail := '{CODE_CAPACITY}:' || admits[ai];
-                        EXIT;
-                    END IF;
-                END LOOP;
-            END IF;
-            IF fail IS NULL AND cardinality(new_dims) > n_new THEN
-                FOR i IN (n_new + 1)..cardinality(new_dims) LOOP
-                    IF h[i] + cf[i] + bl[i] + ofr[i] > 0 THEN
-                        fail := '{CODE_OCCURRENCE}:';
-                    END IF;
-                END LOOP;
-                new_dims := new_dims[1:n_new]; new_caps := new_caps[1:n_new];
-                h := h[1:n_new]; cf := cf[1:n_new]; bl := bl[1:n_new]; ofr := ofr[1:n_new];
-            END IF;
-        END IF;
-
-        IF fail IS NOT NULL THEN
-            codes := codes || fail;
-            CONTINUE;
-        END IF;
-
-        -- 3. Every guard passed: write.
-        IF gk = 'create' THEN
-            INSERT INTO "{s}".occurrences (occ_key, config, config_version, dims, caps, held, confirmed, blocked, offered)
-                 VALUES (k, g->'config', 1, new_dims, new_caps, h, cf, bl, ofr);
-        ELSIF gk = 'update' THEN
-            UPDATE "{s}".occurrences
-               SET config = g->'config', config_version = config_version + 1, dims = new_dims, caps = new_caps,
-                   held = h, confirmed = cf, blocked = bl, offered = ofr
-             WHERE occ_key = k;
-        ELSIF jsonb_array_length(c->'deltas') > 0 THEN
-            UPDATE "{s}".occurrences SET held = h, confirmed = cf, blocked = bl, offered = ofr WHERE occ_key = k;
-        END IF;
-        -- Puts (all at one fresh version, never one a key had before) and deletes, a
-        -- statement each.
-        ver := 0;
-        IF c->'writes' @> '[{{"op": "put"}}]' THEN
-        ver := nextval('"{s}".record_version');
-        INSERT INTO "{s}".records AS r (occ_key, kind, key, version, body, due_ns)
-        SELECT k, w.kind, w.key, ver, w.body, w.due
-          FROM jsonb_to_recordset(c->'writes') AS w(op text, kind text, key text, expected bigint, body jsonb, due bigint)
-         WHERE w.op = 'put'
-        ON CONFLICT (occ_key, kind, key) DO UPDATE
-           SET version = EXCLUDED.version, body = EXCLUDED.body, due_ns = EXCLUDED.due_ns,
-               sweep_claimed_by = NULL, sweep_claimed_until = NULL;
-        END IF;
-        IF c->'writes' @> '[{{"op": "delete"}}]' THEN
-            DELETE FROM "{s}".records r
-             USING jsonb_to_recordset(c->'writes') AS w(op text, kind text, key text)
-             WHERE w.op = 'delete' AND r.occ_key = k AND r.kind = w.kind AND r.key = w.key;
-        END IF;
-        IF jsonb_array_length(c->'events') > 0 THEN
-            INSERT INTO "{s}".outbox (occ_key, body)
-            SELECT k, e.value FROM jsonb_array_elements(c->'events') WITH ORDINALITY AS e(value, ord) ORDER BY e.ord;
-        END IF;
-        codes := codes || ('ok:' || ver);
-    END LOOP;
-    RETURN codes;
-END
-$fn$;
 "#
     )
 }
@@ -563,7 +286,10 @@ pub(super) struct Statements {
     pub(super) due_claim: String,
     pub(super) scan: String,
     pub(super) occurrences: String,
-    pub(super) apply: String,
+    pub(super) lock: String,
+    pub(super) advisory: String,
+    pub(super) versions: String,
+    pub(super) write: String,
     pub(super) pending: String,
     pub(super) ack: String,
 }
@@ -617,7 +343,59 @@ impl Statements {
                 r#"SELECT occ_key FROM "{s}".occurrences WHERE occ_key COLLATE "C" > $1
                     ORDER BY occ_key COLLATE "C" LIMIT $2"#
             ),
-            apply: format!(r#"SELECT "{s}".seathold_apply($1::jsonb)"#),
+            // A commit's first statement: the occurrence row, locked until the transaction
+            // ends, with its configuration only if it is not at the version the store already
+            // parsed ($2).
+            lock: format!(
+                r#"SELECT config_version, CASE WHEN config_version = $2 THEN NULL ELSE config END,
+                          dims, held, confirmed, blocked, offered
+                     FROM "{s}".occurrences WHERE occ_key = $1 FOR NO KEY UPDATE"#
+            ),
+            // For an occurrence without a row: its key's lock, so a create and any other
+            // commit of a missing occurrence take turns.
+            advisory: format!(r#"SELECT pg_advisory_xact_lock(hashtextextended('{s}.' || $1, 7))"#),
+            // The guarded records' versions by position in the keys asked for (one
+            // primary-key probe each), and $4 fresh versions from the sequence (position NULL).
+            versions: format!(
+                r#"SELECT q.i, r.version
+                     FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS q(kind, key, i)
+                     CROSS JOIN LATERAL (SELECT r.version FROM "{s}".records r
+                                          WHERE r.occ_key = $1 AND r.kind = q.kind AND r.key = q.key LIMIT 1) r
+                   UNION ALL
+                   SELECT NULL, nextval('"{s}".record_version') FROM generate_series(1, $4::bigint)"#
+            ),
+            // Everything a batch leaves, in one statement: the occurrence ($2: '' nothing,
+            // 'create', 'update' with its configuration, 'counters' without), the puts (each at
+            // its version, the expiry index set, the sweep's lease cleared), the deletes, and
+            // the events (ids drawn in order).
+            write: format!(
+                r#"WITH created AS (
+                       INSERT INTO "{s}".occurrences
+                              (occ_key, config, config_version, dims, caps, held, confirmed, blocked, offered)
+                       SELECT $1::text, $3::text::jsonb, $4::bigint, $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
+                              $9::bigint[], $10::bigint[]
+                        WHERE $2::text = 'create'
+                   ), updated AS (
+                       UPDATE "{s}".occurrences
+                          SET config = coalesce($3::text::jsonb, config), config_version = $4, dims = $5, caps = $6,
+                              held = $7, confirmed = $8, blocked = $9, offered = $10
+                        WHERE occ_key = $1 AND $2 IN ('update', 'counters')
+                   ), put AS (
+                       INSERT INTO "{s}".records AS r (occ_key, kind, key, version, body, due_ns)
+                       SELECT $1, w.kind, w.key, w.version, w.body::jsonb, w.due
+                         FROM unnest($11::text[], $12::text[], $13::bigint[], $14::text[], $15::bigint[])
+                              AS w(kind, key, version, body, due)
+                       ON CONFLICT (occ_key, kind, key) DO UPDATE
+                          SET version = EXCLUDED.version, body = EXCLUDED.body, due_ns = EXCLUDED.due_ns,
+                              sweep_claimed_by = NULL, sweep_claimed_until = NULL
+                   ), deleted AS (
+                       DELETE FROM "{s}".records r
+                        USING unnest($16::text[], $17::text[]) AS d(kind, key)
+                        WHERE r.occ_key = $1 AND r.kind = d.kind AND r.key = d.key
+                   )
+                   INSERT INTO "{s}".outbox (occ_key, body)
+                   SELECT $1, e.body::jsonb FROM unnest($18::text[]) WITH ORDINALITY AS e(body, ord) ORDER BY e.ord"#
+            ),
             pending: format!(r#"SELECT id, body::text FROM "{s}".outbox ORDER BY id LIMIT $1"#),
             ack: format!(r#"DELETE FROM "{s}".outbox WHERE id = ANY($1)"#),
         }
