@@ -67,7 +67,6 @@ mod apply;
 mod codec;
 mod schema;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -77,7 +76,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tokio_postgres::NoTls;
 
-use self::apply::{Answers, Configs, apply_batch};
+use self::apply::{Answer, Answers, Configs, apply_batch};
 use self::codec::{event_from_row, get, occurrence_from_row, record_from_row};
 use self::schema::{SCHEMA_VERSION, Statements, bootstrap_sql, functions_sql, migration, valid_schema_name};
 use super::{AsyncStore, Commit, CommitError, Committed, Due, Snapshot, StoreError, validate_commit};
@@ -142,14 +141,12 @@ pub struct PostgresStore {
     configs: Arc<Configs>,
 }
 
-/// Commits waiting to be sent, by occurrence. An occurrence has an entry while a task is
-/// sending its commits (one batch at a time: they would queue on its row lock anyway).
+/// Commits waiting to be sent, and how many tasks are sending batches of them.
 #[derive(Debug, Default)]
 struct Combiner {
-    queues: Mutex<HashMap<OccKey, Queue>>,
+    queue: Mutex<Queue>,
 }
 
-/// One occurrence's commits waiting to be sent, and how many tasks are sending its batches.
 #[derive(Debug, Default)]
 struct Queue {
     pending: Vec<Pending>,
@@ -165,9 +162,10 @@ struct Pending {
 /// The most commits applied in one transaction.
 const MAX_BATCH: usize = 64;
 
-/// How many batches of one occurrence are in flight at once. More than one: the next batch
-/// is already waiting on the occurrence's row lock, in the server, when the one before it
-/// commits, instead of being sent only after its answer came back.
+/// How many batches are in flight at once. Each is a transaction with one WAL flush, so a
+/// few batches of many commits flush far less often than a transaction per commit (the
+/// flush, not the CPU, is what a commit waits for most). More than one: the next batch is
+/// already waiting on a row lock, in the server, when the one before it commits.
 const IN_FLIGHT: usize = 2;
 
 impl fmt::Debug for PostgresStore {
@@ -330,76 +328,96 @@ impl PostgresStore {
         self.pool.get().await.map_err(unavailable)
     }
 
-    /// Send one occurrence's queued commits, a batch at a time, until none is left. Runs as
-    /// its own task (at most [`IN_FLIGHT`] per occurrence), so a caller that stops waiting
-    /// never strands the others' commits.
-    async fn drain(self, occ: OccKey) {
+    /// Send the queued commits, a batch at a time, until none is left. Runs as its own task
+    /// (at most [`IN_FLIGHT`] at once), so a caller that stops waiting never strands the
+    /// others' commits.
+    async fn drain(self) {
         loop {
             let batch: Vec<Pending> = {
-                let mut queues = self.combiner.queues.lock().unwrap_or_else(PoisonError::into_inner);
-                let Some(q) = queues.get_mut(&occ) else { return };
+                let mut q = self.combiner.queue.lock().unwrap_or_else(PoisonError::into_inner);
                 if q.pending.is_empty() {
                     q.sending -= 1;
-                    if q.sending == 0 {
-                        queues.remove(&occ);
-                    }
                     return;
                 }
                 let n = q.pending.len().min(MAX_BATCH);
                 q.pending.drain(..n).collect()
             };
-            self.send_batch(&occ, batch).await;
+            self.send_batch(batch).await;
         }
     }
 
-    /// One transaction for the batch; every commit gets its own answer.
-    async fn send_batch(&self, occ: &OccKey, batch: Vec<Pending>) {
+    /// One transaction for the batch (and one more for each occurrence it found without a
+    /// row); every commit gets its own answer.
+    async fn send_batch(&self, batch: Vec<Pending>) {
         let (commits, replies): (Vec<Commit>, Vec<_>) = batch.into_iter().map(|p| (p.commit, p.reply)).unzip();
         let n = commits.len();
-        match self.call_apply(occ, &commits).await {
+        let answers: Vec<Result<Committed, CommitError>> = match self.call_apply(&commits, false).await {
             Ok(answers) if answers.len() == n => {
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    let _ = reply.send(answer);
+                let mut out: Vec<Option<Result<Committed, CommitError>>> = Vec::with_capacity(n);
+                let mut deferred: Vec<usize> = Vec::new();
+                for (i, a) in answers.into_iter().enumerate() {
+                    match a {
+                        Answer::Done(r) => out.push(Some(r)),
+                        Answer::Deferred => {
+                            deferred.push(i);
+                            out.push(None);
+                        }
+                    }
                 }
+                // Commits of occurrences without a row: a batch per occurrence, under its key's
+                // advisory lock, in the order they came.
+                while let Some(&first) = deferred.first() {
+                    let occ = &commits[first].occ_key;
+                    let (mine, rest): (Vec<usize>, Vec<usize>) =
+                        deferred.iter().partition(|&&i| &commits[i].occ_key == occ);
+                    deferred = rest;
+                    let group: Vec<Commit> = mine.iter().map(|&i| commits[i].clone()).collect();
+                    let answers: Vec<Result<Committed, CommitError>> = match self.call_apply(&group, true).await {
+                        Ok(a) => a.into_iter().map(Answer::done).collect(),
+                        Err(e) => e.answers(mine.len()),
+                    };
+                    for (&i, answer) in mine.iter().zip(answers) {
+                        out[i] = Some(answer);
+                    }
+                }
+                out.into_iter()
+                    .map(|a| a.unwrap_or_else(|| Err(StoreError::Internal("a commit went unanswered".into()).into())))
+                    .collect()
             }
             Ok(answers) => {
                 let e = format!("a batch of {n} commits got {} answers", answers.len());
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Internal(e.clone()).into()));
-                }
+                (0..n).map(|_| Err(StoreError::Internal(e.clone()).into())).collect()
             }
             // The database refused a statement, so nothing of the batch was applied: one
             // commit's trouble must not become the others', so send them one by one.
             Err(CallError::Db(e)) if n > 1 && e.as_db_error().is_some_and(|db| !transient(db)) => {
-                for (commit, reply) in commits.into_iter().zip(replies) {
-                    let answer = match self.call_apply(occ, std::slice::from_ref(&commit)).await {
-                        Ok(mut a) if a.len() == 1 => a.remove(0),
-                        Ok(_) => Err(StoreError::Internal("a commit got no answer".into()).into()),
-                        Err(e) => Err(e.into_commit_error()),
-                    };
-                    let _ = reply.send(answer);
+                let mut out = Vec::with_capacity(n);
+                for commit in &commits {
+                    let alone = std::slice::from_ref(commit);
+                    let mut answer = self.call_apply(alone, false).await;
+                    if matches!(&answer, Ok(a) if matches!(a.first(), Some(Answer::Deferred))) {
+                        answer = self.call_apply(alone, true).await;
+                    }
+                    out.extend(match answer {
+                        Ok(a) if a.len() == 1 => a.into_iter().map(Answer::done).collect(),
+                        Ok(_) => vec![Err(StoreError::Internal("a commit got no answer".into()).into())],
+                        Err(e) => e.answers(1),
+                    });
                 }
+                out
             }
-            Err(e) if n == 1 => {
-                if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(Err(e.into_commit_error()));
-                }
-            }
-            // Lost connection and the like: each commit may or may not have been applied.
-            Err(e) => {
-                let shared = Arc::new(e);
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Unavailable(Box::new(SharedError(shared.clone()))).into()));
-                }
-            }
+            Err(e) => e.answers(n),
+        };
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            let _ = reply.send(answer);
         }
     }
 
     /// [`apply_batch`] on a pooled connection. A connection whose transaction could not be
     /// ended after a failure is never handed out again.
-    async fn call_apply(&self, occ: &OccKey, commits: &[Commit]) -> Result<Answers, CallError> {
+    async fn call_apply(&self, commits: &[Commit], advisory: bool) -> Result<Answers, CallError> {
         let client = self.pool.get().await.map_err(CallError::Pool)?;
-        let result = apply_batch(&client, &self.sql, &self.configs, occ, commits).await;
+        let result = apply_batch(&client, &self.sql, &self.configs, commits, advisory).await;
         if result.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
             drop(deadpool_postgres::Object::take(client));
         }
@@ -439,16 +457,28 @@ impl CallError {
     /// The answer for a lone commit. A statement the server refused for the commit's sake
     /// (a constraint, say: not the server's or the session's trouble) means the commit is
     /// malformed for this schema; anything else is the connection.
-    fn into_commit_error(self) -> CommitError {
+    /// The answer for each of `n` commits of a batch that failed as a whole with `self`. A
+    /// statement the server refused for the commits' sake (a constraint, say: not the
+    /// server's or the session's trouble) means a commit is malformed for this schema;
+    /// anything else is the connection, and each commit may or may not have been applied.
+    fn answers(self, n: usize) -> Vec<Result<Committed, CommitError>> {
+        let each = |e: fn(String) -> CommitError, why: String| (0..n).map(|_| Err(e(why.clone()))).collect();
         match self {
             Self::Db(e) => match e.as_db_error() {
-                Some(db) if !transient(db) => CommitError::Invalid(format!("the database refused the commit: {db}")),
-                _ => unavailable(e).into(),
+                Some(db) if !transient(db) => {
+                    each(CommitError::Invalid, format!("the database refused the commit: {db}"))
+                }
+                _ => Self::Db(e).shared(n),
             },
-            Self::Unknown(e) => unavailable(e).into(),
-            Self::Pool(e) => unavailable(e).into(),
-            Self::Store(e) => e.into(),
+            Self::Store(StoreError::Corrupt(why)) => each(|w| StoreError::Corrupt(w).into(), why),
+            Self::Store(StoreError::Internal(why)) => each(|w| StoreError::Internal(w).into(), why),
+            other => other.shared(n),
         }
+    }
+
+    fn shared(self, n: usize) -> Vec<Result<Committed, CommitError>> {
+        let shared = Arc::new(self);
+        (0..n).map(|_| Err(StoreError::Unavailable(Box::new(SharedError(shared.clone()))).into())).collect()
     }
 }
 
@@ -571,12 +601,10 @@ impl AsyncStore for PostgresStore {
     /// commit still decided and answered on its own.
     async fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
         validate_commit(&commit).map_err(CommitError::Invalid)?;
-        let occ = commit.occ_key.clone();
         let (reply, answer) = oneshot::channel();
         let pending = Pending { commit, reply };
         let start = {
-            let mut queues = self.combiner.queues.lock().unwrap_or_else(PoisonError::into_inner);
-            let q = queues.entry(occ.clone()).or_default();
+            let mut q = self.combiner.queue.lock().unwrap_or_else(PoisonError::into_inner);
             q.pending.push(pending);
             let start = q.sending < IN_FLIGHT;
             if start {
@@ -585,7 +613,7 @@ impl AsyncStore for PostgresStore {
             start
         };
         if start {
-            tokio::spawn(self.clone().drain(occ));
+            tokio::spawn(self.clone().drain());
         }
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(

@@ -343,58 +343,75 @@ impl Statements {
                 r#"SELECT occ_key FROM "{s}".occurrences WHERE occ_key COLLATE "C" > $1
                     ORDER BY occ_key COLLATE "C" LIMIT $2"#
             ),
-            // A commit's first statement: the occurrence row, locked until the transaction
-            // ends, with its configuration only if it is not at the version the store already
-            // parsed ($2).
+            // A batch's first statement: its occurrences' rows ($1, with the config version
+            // the store has parsed for each in $2), locked in key order until the transaction
+            // ends, each with its configuration only if not at that version. Rows are locked
+            // as they leave the sort, so every batch takes them in the same order.
             lock: format!(
-                r#"SELECT config_version, CASE WHEN config_version = $2 THEN NULL ELSE config END,
-                          dims, held, confirmed, blocked, offered
-                     FROM "{s}".occurrences WHERE occ_key = $1 FOR NO KEY UPDATE"#
+                r#"SELECT o.occ_key, o.config_version,
+                          CASE WHEN o.config_version = q.known THEN NULL ELSE o.config END,
+                          o.dims, o.held, o.confirmed, o.blocked, o.offered
+                     FROM "{s}".occurrences o
+                     JOIN unnest($1::text[], $2::bigint[]) AS q(occ_key, known) ON o.occ_key = q.occ_key
+                    ORDER BY o.occ_key COLLATE "C"
+                      FOR NO KEY UPDATE OF o"#
             ),
             // For an occurrence without a row: its key's lock, so a create and any other
             // commit of a missing occurrence take turns.
-            advisory: format!(r#"SELECT pg_advisory_xact_lock(hashtextextended('{s}.' || $1, 7))"#),
-            // The guarded records' versions by position in the keys asked for (one
-            // primary-key probe each), and $4 fresh versions from the sequence (position NULL).
+            advisory: format!(r#"SELECT pg_advisory_xact_lock(hashtextextended('{s}.' || $1::text, 7))"#),
+            // The guarded records' versions by position in the (occurrence, kind, key) triples
+            // asked for (one primary-key probe each), and $4 fresh versions from the sequence
+            // (position NULL).
             versions: format!(
                 r#"SELECT q.i, r.version
-                     FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS q(kind, key, i)
+                     FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS q(occ_key, kind, key, i)
                      CROSS JOIN LATERAL (SELECT r.version FROM "{s}".records r
-                                          WHERE r.occ_key = $1 AND r.kind = q.kind AND r.key = q.key LIMIT 1) r
+                                          WHERE r.occ_key = q.occ_key AND r.kind = q.kind AND r.key = q.key
+                                          LIMIT 1) r
                    UNION ALL
                    SELECT NULL, nextval('"{s}".record_version') FROM generate_series(1, $4::bigint)"#
             ),
-            // Everything a batch leaves, in one statement: the occurrence ($2: '' nothing,
-            // 'create', 'update' with its configuration, 'counters' without), the puts (each at
-            // its version, the expiry index set, the sweep's lease cleared), the deletes, and
-            // the events (ids drawn in order).
+            // Everything a batch leaves, in one statement: the occurrences ($2 each 'create',
+            // 'update' with its configuration, or 'counters' without; dimensions, caps and
+            // counters as array literals, as their lengths differ), the puts (each at its
+            // version, the expiry index set, the sweep's lease cleared), the deletes, and the
+            // events (ids drawn in order).
             write: format!(
-                r#"WITH created AS (
+                r#"WITH o AS (
+                       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
+                                            $7::text[], $8::text[], $9::text[], $10::text[])
+                              AS o(occ_key, op, config, version, dims, caps, held, confirmed, blocked, offered)
+                   ), created AS (
                        INSERT INTO "{s}".occurrences
                               (occ_key, config, config_version, dims, caps, held, confirmed, blocked, offered)
-                       SELECT $1::text, $3::text::jsonb, $4::bigint, $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
-                              $9::bigint[], $10::bigint[]
-                        WHERE $2::text = 'create'
+                       SELECT occ_key, config::jsonb, version, dims::text[], caps::bigint[], held::bigint[],
+                              confirmed::bigint[], blocked::bigint[], offered::bigint[]
+                         FROM o WHERE op = 'create'
                    ), updated AS (
-                       UPDATE "{s}".occurrences
-                          SET config = coalesce($3::text::jsonb, config), config_version = $4, dims = $5, caps = $6,
-                              held = $7, confirmed = $8, blocked = $9, offered = $10
-                        WHERE occ_key = $1 AND $2 IN ('update', 'counters')
+                       UPDATE "{s}".occurrences t
+                          SET config = coalesce(o.config::jsonb, t.config), config_version = o.version,
+                              dims = o.dims::text[], caps = o.caps::bigint[], held = o.held::bigint[],
+                              confirmed = o.confirmed::bigint[], blocked = o.blocked::bigint[],
+                              offered = o.offered::bigint[]
+                         FROM o
+                        WHERE t.occ_key = o.occ_key AND o.op IN ('update', 'counters')
                    ), put AS (
                        INSERT INTO "{s}".records AS r (occ_key, kind, key, version, body, due_ns)
-                       SELECT $1, w.kind, w.key, w.version, w.body::jsonb, w.due
-                         FROM unnest($11::text[], $12::text[], $13::bigint[], $14::text[], $15::bigint[])
-                              AS w(kind, key, version, body, due)
+                       SELECT w.occ_key, w.kind, w.key, w.version, w.body::jsonb, w.due
+                         FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::bigint[])
+                              AS w(occ_key, kind, key, version, body, due)
                        ON CONFLICT (occ_key, kind, key) DO UPDATE
                           SET version = EXCLUDED.version, body = EXCLUDED.body, due_ns = EXCLUDED.due_ns,
                               sweep_claimed_by = NULL, sweep_claimed_until = NULL
                    ), deleted AS (
                        DELETE FROM "{s}".records r
-                        USING unnest($16::text[], $17::text[]) AS d(kind, key)
-                        WHERE r.occ_key = $1 AND r.kind = d.kind AND r.key = d.key
+                        USING unnest($17::text[], $18::text[], $19::text[]) AS d(occ_key, kind, key)
+                        WHERE r.occ_key = d.occ_key AND r.kind = d.kind AND r.key = d.key
                    )
                    INSERT INTO "{s}".outbox (occ_key, body)
-                   SELECT $1, e.body::jsonb FROM unnest($18::text[]) WITH ORDINALITY AS e(body, ord) ORDER BY e.ord"#
+                   SELECT e.occ_key, e.body::jsonb
+                     FROM unnest($20::text[], $21::text[]) WITH ORDINALITY AS e(occ_key, body, ord)
+                    ORDER BY e.ord"#
             ),
             pending: format!(r#"SELECT id, body::text FROM "{s}".outbox ORDER BY id LIMIT $1"#),
             ack: format!(r#"DELETE FROM "{s}".outbox WHERE id = ANY($1)"#),
