@@ -7,8 +7,9 @@
 //! (b) pgbench's built-in simple-update transaction (`pgbench -N`) on the same server with
 //!     the same client count.
 //!
-//! First all clients hit ONE occurrence (the flash-sale case), then the same load is spread
-//! over 100 occurrences (each with 100 existing holds). Ratios are printed, with the targets
+//! First all clients hit ONE occurrence (the flash-sale case), then two (every cycle on one
+//! of two occurrences), then the same load is spread over 100 occurrences (each with 100
+//! existing holds). Ratios are printed, with the targets
 //! (>= 5x naive, >= 50% of pgbench TPS), so a noisy machine moves the absolute numbers but
 //! less the comparison. A benchmark, not a test: it reports, it does not fail on a target.
 //!
@@ -20,7 +21,7 @@
 //! Environment: `SEATHOLD_PG_URL` (required: without it the bench starts nothing, explains,
 //! and exits 0), `SEATHOLD_BENCH_QUICK=1` (a short smoke run), `SEATHOLD_BENCH_CLIENTS`
 //! (default 8), `SEATHOLD_BENCH_SECS` (seconds per measurement, default 10),
-//! `SEATHOLD_BENCH_ONLY` (a comma-separated subset of `checkins,hot,spread,naive,pgbench`
+//! `SEATHOLD_BENCH_ONLY` (a comma-separated subset of `checkins,hot,hot2,spread,naive,pgbench`
 //! to measure, for profiling one phase; default all), `PGBENCH` (the pgbench binary; default:
 //! `$SEATHOLD_PG_BIN/pgbench`, then the PostgreSQL 15 install, then `pgbench` on the PATH).
 
@@ -100,7 +101,7 @@ async fn run(s: Settings) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
-    if s.runs("hot") || s.runs("spread") {
+    if s.runs("hot") || s.runs("hot2") || s.runs("spread") {
         seed_seathold(store).await?;
     }
     if s.runs("naive") {
@@ -114,6 +115,7 @@ async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn 
     // while weighs on all three alike; the medians are compared.
     let rounds = if s.quick { 1 } else { 3 };
     let (mut ours, mut spread, mut naive, mut tps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut two = Vec::new();
     let mut checkins = Vec::new();
     let shown = |v: &[f64], round: usize| v.get(round).map_or("-".to_owned(), |t| format!("{t:.0}"));
     for round in 0..rounds {
@@ -122,10 +124,13 @@ async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn 
             checkins.push(check_ins(s, store, round).await?);
         }
         if s.runs("hot") {
-            ours.push(seathold_cycles(s, store, round, false).await?);
+            ours.push(seathold_cycles(s, store, round, Load::Hot).await?);
+        }
+        if s.runs("hot2") {
+            two.push(seathold_cycles(s, store, round, Load::TwoHot).await?);
         }
         if s.runs("spread") {
-            spread.push(seathold_cycles(s, store, round, true).await?);
+            spread.push(seathold_cycles(s, store, round, Load::Spread).await?);
         }
         if s.runs("naive") {
             naive.push(naive_cycles(s, store, round).await?);
@@ -137,9 +142,10 @@ async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn 
             }
         }
         println!(
-            "  round {}: seathold hot {:>6} cycles/s   spread {:>6} cycles/s   naive {:>6} cycles/s   pgbench -N {:>6} tps",
+            "  round {}: seathold hot {:>6} cycles/s   two hot {:>6}   spread {:>6}   naive {:>6}   pgbench -N {:>6} tps",
             round + 1,
             shown(&ours, round),
+            shown(&two, round),
             shown(&spread, round),
             shown(&naive, round),
             shown(&tps, round),
@@ -160,6 +166,12 @@ async fn measure_all(s: &Settings, store: &PostgresStore) -> Result<(), Box<dyn 
         println!(
             "  seathold PostgresStore      {:>8.0} hold+settle cycles/s (median), one hot occurrence",
             median(&ours)
+        );
+    }
+    if !two.is_empty() {
+        println!(
+            "  seathold, two hot           {:>8.0} hold+settle cycles/s (median), every cycle on one of two",
+            median(&two)
         );
     }
     if !spread.is_empty() {
@@ -372,13 +384,23 @@ where
     Ok(n as f64 / elapsed)
 }
 
-/// Hold + settle cycles per second: all on the hot occurrence, or (`spread`) each cycle on
-/// one of the [`SPREAD`] occurrences in turn.
+/// Where [`seathold_cycles`] places its cycles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// All on the hot occurrence.
+    Hot,
+    /// Each cycle on one of two occurrences, in turn.
+    TwoHot,
+    /// Each cycle on one of the [`SPREAD`] occurrences, in turn.
+    Spread,
+}
+
+/// Hold + settle cycles per second, placed as `load` says.
 async fn seathold_cycles(
     s: &Settings,
     store: &PostgresStore,
     round: usize,
-    spread: bool,
+    load: Load,
 ) -> Result<f64, Box<dyn std::error::Error>> {
     // One engine for all clients, as one service instance would run it, with a read cache:
     // a request and its settlement each decide on what the engine last read or wrote and
@@ -389,9 +411,18 @@ async fn seathold_cycles(
     let rate = drive(s, move |c, i| {
         let engine = engine.clone();
         async move {
-            let k = if spread { spread_key((c * 7919 + i as usize) % SPREAD) } else { OccKey::new(OCC) }
-                .map_err(|e| e.to_string())?;
-            let tag = if spread { "s" } else { "h" };
+            let k = match load {
+                Load::Hot => OccKey::new(OCC),
+                Load::TwoHot if (c + i as usize) % 2 == 0 => OccKey::new(OCC),
+                Load::TwoHot => spread_key(0),
+                Load::Spread => spread_key((c * 7919 + i as usize) % SPREAD),
+            }
+            .map_err(|e| e.to_string())?;
+            let tag = match load {
+                Load::Hot => "h",
+                Load::TwoHot => "t",
+                Load::Spread => "s",
+            };
             let actor = format!("c{c}-{tag}{round}-{i}");
             let r = format!("r-{c}-{tag}{round}-{i}");
             let req = HoldRequest::new(
@@ -416,7 +447,7 @@ async fn seathold_cycles(
     })
     .await?;
     if let Some(st) = stats.read_cache_stats() {
-        println!("    ({}: read cache {} hits, {} misses)", if spread { "spread" } else { "hot" }, st.hits, st.misses);
+        println!("    ({load:?}: read cache {} hits, {} misses)", st.hits, st.misses);
     }
     Ok(rate)
 }

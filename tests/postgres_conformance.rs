@@ -1,10 +1,13 @@
 //! `PostgresStore` passes the same generic conformance suite as `MemoryStore`, each check on
 //! a fresh, empty schema of one live server (`SEATHOLD_PG_URL`), and every ordering of the
-//! standard races (`seathold::conformance::interleave`).
+//! standard races (`seathold::conformance::interleave`). The interleavings run with
+//! asynchronous commit (see `without_waiting_for_flush`): they test what each ordering
+//! decides, thousands of commits one after another; what survives a crash is
+//! `tests/postgres_crash.rs`'s subject.
 
 mod postgres_support;
 
-use postgres_support::{fresh_store, pg_url};
+use postgres_support::{fresh_store, pg_url, without_waiting_for_flush};
 use seathold::conformance::{self, interleave};
 use seathold::store::postgres::PostgresStore;
 
@@ -29,7 +32,7 @@ async fn postgres_store_every_interleaving_of_the_standard_races() {
         return;
     };
     let bound = std::env::var("SEATHOLD_INTERLEAVE_BOUND").ok().and_then(|b| b.parse().ok());
-    let store = fresh_store(&url, "interleave", 4).await;
+    let store = fresh_store(&without_waiting_for_flush(&url), "interleave", 4).await;
     let mut total = 0;
     for sc in interleave::scenarios() {
         let t = std::time::Instant::now();
@@ -56,7 +59,7 @@ async fn postgres_store_every_interleaving_through_read_caches() {
     let Some(url) = pg_url("postgres_store_every_interleaving_through_read_caches") else {
         return;
     };
-    let store = fresh_store(&url, "interleave_cached", 4).await;
+    let store = fresh_store(&without_waiting_for_flush(&url), "interleave_cached", 4).await;
     let (mut total, mut hits) = (0, 0);
     for sc in interleave::scenarios() {
         let report = interleave::explore_with_read_cache(&store, &sc, None, interleave::Warmth::Setup).await;

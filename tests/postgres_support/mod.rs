@@ -46,6 +46,19 @@ pub async fn fresh_store(url: &str, prefix: &str, pool_size: usize) -> PostgresS
     store_in(url, &fresh_schema(prefix), pool_size).await
 }
 
+/// `url` with asynchronous commit for its sessions: a commit is acknowledged before its WAL
+/// flush. For tests of logic that run thousands of commits one after another (every ordering
+/// of a race), where the flush would be most of the time and proves nothing: what a crash
+/// keeps is the crash test's subject (`tests/postgres_crash.rs`), with synchronous commit on.
+pub fn without_waiting_for_flush(url: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options=-c%20synchronous_commit%3Doff")
+    } else {
+        format!("{url} options='-c synchronous_commit=off'")
+    }
+}
+
 /// A store on `schema`, migrated.
 pub async fn store_in(url: &str, schema: &str, pool_size: usize) -> PostgresStore {
     store_with(url, PostgresOptions::new(schema).with_pool_size(pool_size)).await

@@ -36,9 +36,11 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
+use std::future::Future;
+
 use futures_util::future::{join, join3};
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
 use super::CallError;
 use super::codec::{counters_from_row, get};
@@ -53,7 +55,8 @@ use crate::store::{Commit, CommitError, Committed, StoreError, WriteOp, check_co
 pub(super) enum Answer {
     /// Decided (and, if `Ok`, applied once the batch committed).
     Done(Result<Committed, CommitError>),
-    /// Its occurrence has no row: not decided here; apply it in a batch of its occurrence.
+    /// Its occurrence has no row and the batch holds others: not decided here; apply it in a
+    /// batch of its own occurrence.
     Deferred,
 }
 
@@ -131,13 +134,20 @@ fn occurrence_from_lock(row: &Row, configs: &Configs) -> Result<Occurrence, Stor
 /// A record of an occurrence.
 type Slot = (OccKey, RecordKey);
 
+/// The version stored under each slot a batch guards (`None`: no record), as the batch
+/// leaves them so far.
+type Stored = HashMap<Slot, Option<Version>>;
+
+/// A put's body and expiry (nanoseconds), encoded.
+type Encoded = (String, Option<i64>);
+
 /// The versions statement's rows: each guarded key's version (by its position in `keys`,
 /// 1-based; absent keys have no row), and the fresh versions (position `NULL`).
 fn versions_from_rows(
     rows: &[Row],
     keys: &[(&OccKey, &RecordKey)],
-) -> Result<(HashMap<Slot, Option<Version>>, Vec<Version>), StoreError> {
-    let mut stored: HashMap<Slot, Option<Version>> =
+) -> Result<(Stored, Vec<Version>), StoreError> {
+    let mut stored: Stored =
         keys.iter().map(|(o, k)| (((*o).clone(), (*k).clone()), None)).collect();
     let mut fresh = Vec::new();
     for row in rows {
@@ -167,7 +177,7 @@ struct Put {
 
 /// Each put's body and expiry, encoded before the commit is decided: a record that cannot be
 /// written is the commit's answer, and nothing of it is applied.
-fn encode_puts(c: &Commit) -> Result<Vec<Option<(String, Option<i64>)>>, StoreError> {
+fn encode_puts(c: &Commit) -> Result<Vec<Option<Encoded>>, StoreError> {
     c.records
         .iter()
         .map(|w| match &w.op {
@@ -210,138 +220,257 @@ struct Occ {
     now: Option<Occurrence>,
 }
 
-/// Run `commits` (in order) in one transaction on `client`. With `advisory`, the batch must
-/// be of one occurrence, and a missing occurrence is locked by its key's advisory lock;
-/// without, commits of missing occurrences are [`Answer::Deferred`]. `Err` only when the
-/// batch as a whole failed (nothing of it applied, unless the failure was the `COMMIT`'s
-/// own: then the caller cannot know).
+/// What a batch's first round trip asks: its occurrences and guarded records, in key order.
+struct Reads<'c> {
+    occ_keys: Vec<&'c OccKey>,
+    occ_names: Vec<&'c str>,
+    known: Vec<i64>,
+    keys: Vec<(&'c OccKey, &'c RecordKey)>,
+    key_occs: Vec<&'c str>,
+    kinds: Vec<&'static str>,
+    ids: Vec<String>,
+    /// Fresh versions to draw: one per commit that puts a record.
+    putting: i64,
+}
+
+impl<'c> Reads<'c> {
+    fn new(commits: &'c [Commit], configs: &Configs) -> Self {
+        let mut occ_keys: Vec<&OccKey> = commits.iter().map(|c| &c.occ_key).collect();
+        occ_keys.sort_unstable();
+        occ_keys.dedup();
+        let mut keys: Vec<(&OccKey, &RecordKey)> =
+            commits.iter().flat_map(|c| c.records.iter().map(move |w| (&c.occ_key, &w.key))).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let putting = commits.iter().filter(|c| c.records.iter().any(|w| matches!(w.op, WriteOp::Put(_)))).count();
+        Reads {
+            occ_names: occ_keys.iter().map(|k| k.as_str()).collect(),
+            known: occ_keys.iter().map(|k| configs.version_of(k)).collect(),
+            occ_keys,
+            key_occs: keys.iter().map(|(o, _)| o.as_str()).collect(),
+            kinds: keys.iter().map(|(_, k)| k.kind().as_str()).collect(),
+            ids: keys.iter().map(|(_, k)| k.id()).collect(),
+            keys,
+            putting: i64::try_from(putting).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// A batch decided: an answer per commit and, if anything passed, what to write.
+pub(super) struct Decided {
+    answers: Answers,
+    write: Option<WriteParams>,
+}
+
+/// One pooled connection's statements, for the batches it runs.
+pub(super) struct Session<'a> {
+    client: &'a deadpool_postgres::Client,
+    sql: &'a Statements,
+    configs: &'a Configs,
+    lock: Statement,
+    versions: Statement,
+    write: Statement,
+}
+
+impl<'a> Session<'a> {
+    pub(super) async fn new(
+        client: &'a deadpool_postgres::Client,
+        sql: &'a Statements,
+        configs: &'a Configs,
+    ) -> Result<Session<'a>, CallError> {
+        Ok(Session {
+            lock: client.prepare_cached(&sql.lock).await.map_err(CallError::Db)?,
+            versions: client.prepare_cached(&sql.versions).await.map_err(CallError::Db)?,
+            write: client.prepare_cached(&sql.write).await.map_err(CallError::Db)?,
+            client,
+            sql,
+            configs,
+        })
+    }
+
+    fn begin(&self) -> impl Future<Output = Result<(), tokio_postgres::Error>> + '_ {
+        self.client.batch_execute("BEGIN")
+    }
+
+    async fn lock(&self, r: &Reads<'_>) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.client.query(&self.lock, &[&r.occ_names, &r.known]).await
+    }
+
+    async fn versions(&self, r: &Reads<'_>, putting: &i64) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.client.query(&self.versions, &[&r.key_occs, &r.kinds, &r.ids, putting]).await
+    }
+
+    /// The first round trip of `commits` (BEGIN, lock, versions) and their decision.
+    pub(super) async fn open(&self, commits: &[Commit]) -> Result<Decided, CallError> {
+        let reads = Reads::new(commits, self.configs);
+        let (begin, locked, read) = join3(self.begin(), self.lock(&reads), self.versions(&reads, &reads.putting)).await;
+        begin.map_err(CallError::Db)?;
+        self.decide(commits, &reads, locked.map_err(CallError::Db)?, read.map_err(CallError::Db)?).await
+    }
+
+    /// The last round trip of `decided` (its write and COMMIT, or a ROLLBACK if it writes
+    /// nothing), with the first round trip of `next`, if any, sent right behind it: the next
+    /// batch's locks are taken the moment this one's are released, without waiting for its
+    /// answer to come back. `done` gets `decided`'s result (its answers, once committed) as
+    /// soon as it is known, before `next`'s reads are back, so its callers can send their
+    /// next commits in time for the batch after; the result is `next`'s decision.
+    pub(super) async fn close(
+        &self,
+        decided: Decided,
+        next: Option<&[Commit]>,
+        done: impl FnOnce(Result<Answers, CallError>),
+    ) -> Option<Result<Decided, CallError>> {
+        let Decided { answers, write } = decided;
+        let committing = write.is_some();
+        let this = async {
+            let written = async {
+                match &write {
+                    Some(p) => self.client.execute(&self.write, &p.as_sql()).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            };
+            let (w, e) = join(written, self.client.batch_execute(if committing { "COMMIT" } else { "ROLLBACK" })).await;
+            done(finished(answers, w, e, committing));
+        };
+        let Some(next) = next else {
+            this.await;
+            return None;
+        };
+        let reads = Reads::new(next, self.configs);
+        let ((), (begin, locked, read)) =
+            join(this, join3(self.begin(), self.lock(&reads), self.versions(&reads, &reads.putting))).await;
+        Some(match (begin, locked, read) {
+            (Ok(()), Ok(locked), Ok(read)) => self.decide(next, &reads, locked, read).await,
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(CallError::Db(e)),
+        })
+    }
+
+    /// Decide `commits` on what round trip 1 read: commit by commit, each on what the ones
+    /// before it left. A batch of one occurrence without a row takes the key's advisory lock
+    /// (holding no row, it may) and reads again; in a batch of several, commits of an
+    /// occurrence without a row are [`Answer::Deferred`].
+    async fn decide(
+        &self,
+        commits: &[Commit],
+        reads: &Reads<'_>,
+        mut locked: Vec<Row>,
+        mut read: Vec<Row>,
+    ) -> Result<Decided, CallError> {
+        let (_, fresh) = versions_from_rows(&read, &reads.keys).map_err(CallError::Store)?;
+        let single = reads.occ_keys.len() == 1;
+        if single && locked.is_empty() {
+            // No occurrence row to lock: take the key's advisory lock (a create and every
+            // other commit of a missing occurrence take turns on it), then read again after it.
+            let take = self.client.prepare_cached(&self.sql.advisory).await.map_err(CallError::Db)?;
+            let none = 0i64;
+            let (taken, again, reread) = join3(
+                self.client.execute(&take, &[&reads.occ_names[0]]),
+                self.lock(reads),
+                self.versions(reads, &none),
+            )
+            .await;
+            taken.map_err(CallError::Db)?;
+            locked = again.map_err(CallError::Db)?;
+            read = reread.map_err(CallError::Db)?;
+        }
+        let (mut stored, _) = versions_from_rows(&read, &reads.keys).map_err(CallError::Store)?;
+        let mut occs: HashMap<OccKey, Occ> = HashMap::with_capacity(reads.occ_keys.len());
+        for row in &locked {
+            let o = occurrence_from_lock(row, self.configs).map_err(CallError::Store)?;
+            occs.insert(o.key.clone(), Occ { before: Some(o.clone()), now: Some(o) });
+        }
+        if single && occs.is_empty() {
+            occs.insert(reads.occ_keys[0].clone(), Occ { before: None, now: None });
+        }
+
+        let mut fresh = fresh.into_iter();
+        let mut writes = Writes::default();
+        let mut answers = Vec::with_capacity(commits.len());
+        for c in commits {
+            let Some(occ) = occs.get_mut(&c.occ_key) else {
+                answers.push(Answer::Deferred);
+                continue;
+            };
+            let encoded = match encode_puts(c) {
+                Ok(e) => e,
+                Err(e) => {
+                    answers.push(Answer::Done(Err(e.into())));
+                    continue;
+                }
+            };
+            let version_of = |k: &RecordKey| stored.get(&(c.occ_key.clone(), k.clone())).copied().flatten();
+            let next = match check_commit(occ.now.as_ref(), version_of, c) {
+                Ok(next) => next,
+                Err(e) => {
+                    answers.push(Answer::Done(Err(e)));
+                    continue;
+                }
+            };
+            let version = if encoded.iter().any(Option::is_some) {
+                match fresh.next() {
+                    Some(v) => v,
+                    None => return Err(CallError::Store(StoreError::Internal("too few fresh versions drawn".into()))),
+                }
+            } else {
+                0
+            };
+            let at = i64::try_from(version).map_err(|_| CallError::Store(corrupt(format!("version {version}"))))?;
+            next.apply_to(&mut occ.now, &c.deltas);
+            for (w, put) in c.records.iter().zip(encoded) {
+                let slot = (c.occ_key.clone(), w.key.clone());
+                match (&w.op, put) {
+                    (WriteOp::Put(_), Some((body, due))) => {
+                        stored.insert(slot.clone(), Some(version));
+                        writes.record(slot, Some(Put { version: at, body, due }));
+                    }
+                    (WriteOp::Delete, _) => {
+                        stored.insert(slot.clone(), None);
+                        writes.record(slot, None);
+                    }
+                    _ => {}
+                }
+            }
+            writes.events.extend(c.events.iter().map(|e| (c.occ_key.clone(), e.to_json())));
+            answers.push(Answer::Done(Ok(Committed::at(version))));
+        }
+        let params = WriteParams::new(occs, writes).map_err(CallError::Store)?;
+        Ok(Decided { answers, write: (!params.is_empty()).then_some(params) })
+    }
+}
+
+/// A batch's answers once its last round trip came back: `written` the write statement's
+/// result, `ended` the COMMIT's (or ROLLBACK's).
+fn finished(
+    answers: Answers,
+    written: Result<(), tokio_postgres::Error>,
+    ended: Result<(), tokio_postgres::Error>,
+    committing: bool,
+) -> Result<Answers, CallError> {
+    // A refused write aborted the transaction: its COMMIT rolled back, nothing applied.
+    written.map_err(CallError::Db)?;
+    match ended {
+        Ok(()) => Ok(answers),
+        // The writes were accepted; if the COMMIT's answer is lost, nobody knows whether it
+        // was applied.
+        Err(e) if committing => Err(CallError::Unknown(e)),
+        Err(e) => Err(CallError::Db(e)),
+    }
+}
+
+/// Run `commits` (in order) alone in one transaction on `client` (see [`Session::decide`]).
+/// `Err` only when the batch as a whole failed (nothing of it applied, unless the failure
+/// was the `COMMIT`'s own: then the caller cannot know).
 pub(super) async fn apply_batch(
     client: &deadpool_postgres::Client,
     sql: &Statements,
     configs: &Configs,
     commits: &[Commit],
-    advisory: bool,
 ) -> Result<Answers, CallError> {
-    let lock = client.prepare_cached(&sql.lock).await.map_err(CallError::Db)?;
-    let versions = client.prepare_cached(&sql.versions).await.map_err(CallError::Db)?;
-    let write = client.prepare_cached(&sql.write).await.map_err(CallError::Db)?;
-
-    let mut occ_keys: Vec<&OccKey> = commits.iter().map(|c| &c.occ_key).collect();
-    occ_keys.sort_unstable();
-    occ_keys.dedup();
-    if advisory && occ_keys.len() > 1 {
-        return Err(CallError::Store(StoreError::Internal("advisory locks for a batch of several occurrences".into())));
-    }
-    let occ_names: Vec<&str> = occ_keys.iter().map(|k| k.as_str()).collect();
-    let known: Vec<i64> = occ_keys.iter().map(|k| configs.version_of(k)).collect();
-    let mut keys: Vec<(&OccKey, &RecordKey)> =
-        commits.iter().flat_map(|c| c.records.iter().map(move |w| (&c.occ_key, &w.key))).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let key_occs: Vec<&str> = keys.iter().map(|(o, _)| o.as_str()).collect();
-    let kinds: Vec<&str> = keys.iter().map(|(_, k)| k.kind().as_str()).collect();
-    let ids: Vec<String> = keys.iter().map(|(_, k)| k.id()).collect();
-    let putting = commits.iter().filter(|c| c.records.iter().any(|w| matches!(w.op, WriteOp::Put(_)))).count();
-    let putting = i64::try_from(putting).unwrap_or(i64::MAX);
-
-    // Round trip 1: begin, lock, read.
-    let (begin, locked, read) = join3(
-        client.batch_execute("BEGIN"),
-        client.query(&lock, &[&occ_names, &known]),
-        client.query(&versions, &[&key_occs, &kinds, &ids, &putting]),
-    )
-    .await;
-    begin.map_err(CallError::Db)?;
-    let (mut locked, mut read) = (locked.map_err(CallError::Db)?, read.map_err(CallError::Db)?);
-    let (_, fresh) = versions_from_rows(&read, &keys).map_err(CallError::Store)?;
-    if advisory && locked.is_empty() {
-        // No occurrence row to lock: take the key's advisory lock (a create and every other
-        // commit of a missing occurrence take turns on it), then read again after it.
-        let take = client.prepare_cached(&sql.advisory).await.map_err(CallError::Db)?;
-        let (taken, again, reread) = join3(
-            client.execute(&take, &[&occ_names[0]]),
-            client.query(&lock, &[&occ_names, &known]),
-            client.query(&versions, &[&key_occs, &kinds, &ids, &0i64]),
-        )
-        .await;
-        taken.map_err(CallError::Db)?;
-        locked = again.map_err(CallError::Db)?;
-        read = reread.map_err(CallError::Db)?;
-    }
-    let (mut stored, _) = versions_from_rows(&read, &keys).map_err(CallError::Store)?;
-    let mut occs: HashMap<OccKey, Occ> = HashMap::with_capacity(occ_keys.len());
-    for row in &locked {
-        let o = occurrence_from_lock(row, configs).map_err(CallError::Store)?;
-        occs.insert(o.key.clone(), Occ { before: Some(o.clone()), now: Some(o) });
-    }
-    if advisory && occs.is_empty() {
-        occs.insert(occ_keys[0].clone(), Occ { before: None, now: None });
-    }
-
-    // Decide, commit by commit, on what the ones before left.
-    let mut fresh = fresh.into_iter();
-    let mut writes = Writes::default();
-    let mut answers = Vec::with_capacity(commits.len());
-    for c in commits {
-        let Some(occ) = occs.get_mut(&c.occ_key) else {
-            answers.push(Answer::Deferred);
-            continue;
-        };
-        let encoded = match encode_puts(c) {
-            Ok(e) => e,
-            Err(e) => {
-                answers.push(Answer::Done(Err(e.into())));
-                continue;
-            }
-        };
-        let version_of = |k: &RecordKey| stored.get(&(c.occ_key.clone(), k.clone())).copied().flatten();
-        let next = match check_commit(occ.now.as_ref(), version_of, c) {
-            Ok(next) => next,
-            Err(e) => {
-                answers.push(Answer::Done(Err(e)));
-                continue;
-            }
-        };
-        let version = if encoded.iter().any(Option::is_some) {
-            match fresh.next() {
-                Some(v) => v,
-                None => return Err(CallError::Store(StoreError::Internal("too few fresh versions drawn".into()))),
-            }
-        } else {
-            0
-        };
-        let at = i64::try_from(version).map_err(|_| CallError::Store(corrupt(format!("version {version}"))))?;
-        next.apply_to(&mut occ.now, &c.deltas);
-        for (w, put) in c.records.iter().zip(encoded) {
-            let slot = (c.occ_key.clone(), w.key.clone());
-            match (&w.op, put) {
-                (WriteOp::Put(_), Some((body, due))) => {
-                    stored.insert(slot.clone(), Some(version));
-                    writes.record(slot, Some(Put { version: at, body, due }));
-                }
-                (WriteOp::Delete, _) => {
-                    stored.insert(slot.clone(), None);
-                    writes.record(slot, None);
-                }
-                _ => {}
-            }
-        }
-        writes.events.extend(c.events.iter().map(|e| (c.occ_key.clone(), e.to_json())));
-        answers.push(Answer::Done(Ok(Committed::at(version))));
-    }
-
-    // Round trip 2: write, commit.
-    let params = WriteParams::new(&occs, &writes).map_err(CallError::Store)?;
-    if params.is_empty() {
-        client.batch_execute("ROLLBACK").await.map_err(CallError::Db)?;
-        return Ok(answers);
-    }
-    let (written, committed) = join(client.execute(&write, &params.as_sql()), client.batch_execute("COMMIT")).await;
-    written.map_err(CallError::Db)?;
-    // The writes were accepted; if the COMMIT's answer is lost, nobody knows whether it was
-    // applied.
-    committed.map_err(CallError::Unknown)?;
-    Ok(answers)
+    let session = Session::new(client, sql, configs).await?;
+    let decided = session.open(commits).await?;
+    let mut result = None;
+    session.close(decided, None, |r| result = Some(r)).await;
+    result.unwrap_or_else(|| Err(CallError::Store(StoreError::Internal("a batch ended without a result".into()))))
 }
 
 /// An array literal of `items` (each quoted), for an array of arrays of different lengths,
@@ -367,29 +496,29 @@ fn array_literal<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> St
 
 /// The write statement's parameters (see `Statements::write`), one array per column.
 #[derive(Default)]
-struct WriteParams<'a> {
-    occ_keys: Vec<&'a str>,
+struct WriteParams {
+    occ_keys: Vec<String>,
     occ_ops: Vec<&'static str>,
     configs: Vec<Option<String>>,
     config_versions: Vec<i64>,
     dims: Vec<String>,
     caps: Vec<String>,
     counts: [Vec<String>; 4],
-    put_occs: Vec<&'a str>,
+    put_occs: Vec<String>,
     put_kinds: Vec<&'static str>,
     put_keys: Vec<String>,
     put_versions: Vec<i64>,
-    put_bodies: Vec<&'a str>,
+    put_bodies: Vec<String>,
     put_dues: Vec<Option<i64>>,
-    del_occs: Vec<&'a str>,
+    del_occs: Vec<String>,
     del_kinds: Vec<&'static str>,
     del_keys: Vec<String>,
-    event_occs: Vec<&'a str>,
-    events: Vec<&'a str>,
+    event_occs: Vec<String>,
+    events: Vec<String>,
 }
 
-impl<'a> WriteParams<'a> {
-    fn new(occs: &'a HashMap<OccKey, Occ>, w: &'a Writes) -> Result<Self, StoreError> {
+impl WriteParams {
+    fn new(occs: HashMap<OccKey, Occ>, w: Writes) -> Result<Self, StoreError> {
         let big = |v: u64, what: &str| i64::try_from(v).map_err(|_| corrupt(format!("{what} {v} past a bigint")));
         let mut p = WriteParams::default();
         for (key, occ) in occs {
@@ -401,7 +530,7 @@ impl<'a> WriteParams<'a> {
                 (Some(_), Some(_)) => continue,
             };
             let Some(o) = &occ.now else { continue };
-            p.occ_keys.push(key.as_str());
+            p.occ_keys.push(key.as_str().to_owned());
             p.occ_ops.push(op);
             p.configs.push(if op == "counters" {
                 None
@@ -430,27 +559,28 @@ impl<'a> WriteParams<'a> {
                 col.push(format!("{{{}}}", c.iter().map(i64::to_string).collect::<Vec<_>>().join(",")));
             }
         }
-        for slot in &w.order {
+        let Writes { mut records, order, events } = w;
+        for slot in order {
+            let Some(write) = records.remove(&slot) else { continue };
             let (occ, key) = slot;
-            match w.records.get(slot) {
-                Some(Some(put)) => {
-                    p.put_occs.push(occ.as_str());
+            match write {
+                Some(put) => {
+                    p.put_occs.push(occ.as_str().to_owned());
                     p.put_kinds.push(key.kind().as_str());
                     p.put_keys.push(key.id());
                     p.put_versions.push(put.version);
-                    p.put_bodies.push(&put.body);
+                    p.put_bodies.push(put.body);
                     p.put_dues.push(put.due);
                 }
-                Some(None) => {
-                    p.del_occs.push(occ.as_str());
+                None => {
+                    p.del_occs.push(occ.as_str().to_owned());
                     p.del_kinds.push(key.kind().as_str());
                     p.del_keys.push(key.id());
                 }
-                None => {}
             }
         }
-        for (occ, body) in &w.events {
-            p.event_occs.push(occ.as_str());
+        for (occ, body) in events {
+            p.event_occs.push(occ.as_str().to_owned());
             p.events.push(body);
         }
         Ok(p)

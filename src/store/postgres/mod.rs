@@ -76,7 +76,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tokio_postgres::NoTls;
 
-use self::apply::{Answer, Answers, Configs, apply_batch};
+use self::apply::{Answer, Answers, Configs, Session, apply_batch};
 use self::codec::{event_from_row, get, occurrence_from_row, record_from_row};
 use self::schema::{SCHEMA_VERSION, Statements, bootstrap_sql, functions_sql, migration, valid_schema_name};
 use super::{AsyncStore, Commit, CommitError, Committed, Due, Snapshot, StoreError, validate_commit};
@@ -156,8 +156,11 @@ struct Queue {
 #[derive(Debug)]
 struct Pending {
     commit: Commit,
-    reply: oneshot::Sender<Result<Committed, CommitError>>,
+    reply: Reply,
 }
+
+/// Where a commit's answer goes.
+type Reply = oneshot::Sender<Result<Committed, CommitError>>;
 
 /// The most commits applied in one transaction.
 const MAX_BATCH: usize = 64;
@@ -166,7 +169,7 @@ const MAX_BATCH: usize = 64;
 /// few batches of many commits flush far less often than a transaction per commit (the
 /// flush, not the CPU, is what a commit waits for most). More than one: the next batch is
 /// already waiting on a row lock, in the server, when the one before it commits.
-const IN_FLIGHT: usize = 2;
+const IN_FLIGHT: usize = 1;
 
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -328,96 +331,129 @@ impl PostgresStore {
         self.pool.get().await.map_err(unavailable)
     }
 
+    /// The next batch of queued commits. When none is queued, `None`; with `leaving`, the
+    /// caller is a sending task about to end, and is no longer counted.
+    fn take(&self, leaving: bool) -> Option<(Vec<Commit>, Vec<Reply>)> {
+        let mut q = self.combiner.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if q.pending.is_empty() {
+            if leaving {
+                q.sending -= 1;
+            }
+            return None;
+        }
+        let n = q.pending.len().min(MAX_BATCH);
+        Some(q.pending.drain(..n).map(|p| (p.commit, p.reply)).unzip())
+    }
+
     /// Send the queued commits, a batch at a time, until none is left. Runs as its own task
     /// (at most [`IN_FLIGHT`] at once), so a caller that stops waiting never strands the
     /// others' commits.
     async fn drain(self) {
-        loop {
-            let batch: Vec<Pending> = {
-                let mut q = self.combiner.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                if q.pending.is_empty() {
-                    q.sending -= 1;
-                    return;
-                }
-                let n = q.pending.len().min(MAX_BATCH);
-                q.pending.drain(..n).collect()
-            };
-            self.send_batch(batch).await;
+        while let Some((commits, replies)) = self.take(true) {
+            self.session(commits, replies).await;
         }
     }
 
-    /// One transaction for the batch (and one more for each occurrence it found without a
-    /// row); every commit gets its own answer.
-    async fn send_batch(&self, batch: Vec<Pending>) {
-        let (commits, replies): (Vec<Commit>, Vec<_>) = batch.into_iter().map(|p| (p.commit, p.reply)).unzip();
+    /// Batches on one connection for as long as commits keep coming, each batch's first
+    /// round trip sent right behind the last round trip of the one before (see
+    /// [`Session::close`]): a batch costs one round trip, not two.
+    async fn session(&self, mut commits: Vec<Commit>, mut replies: Vec<Reply>) {
+        let client = match self.pool.get().await {
+            Ok(client) => client,
+            Err(e) => return self.settle(commits, replies, Err(CallError::Pool(e))),
+        };
+        let session = match Session::new(&client, &self.sql, &self.configs).await {
+            Ok(session) => session,
+            Err(e) => return self.settle(commits, replies, Err(e)),
+        };
+        let mut opened = session.open(&commits).await;
+        let clean = loop {
+            let decided = match opened {
+                Ok(decided) => decided,
+                Err(e) => {
+                    self.settle(commits, replies, Err(e));
+                    break false;
+                }
+            };
+            let next = self.take(false);
+            let mut failed = false;
+            let reopened = session
+                .close(decided, next.as_ref().map(|(c, _)| c.as_slice()), |closed| {
+                    failed = closed.is_err();
+                    self.settle(commits, replies, closed);
+                })
+                .await;
+            match (next, reopened) {
+                (Some((c, r)), Some(o)) => {
+                    (commits, replies, opened) = (c, r, o);
+                }
+                _ => break !failed,
+            }
+        };
+        drop(session);
+        // After a failure the transaction may still be open: end it, or never hand the
+        // connection out again.
+        if !clean && client.batch_execute("ROLLBACK").await.is_err() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+
+    /// Send each commit of a batch its answer. Commits the batch left undecided (their
+    /// occurrence had no row), and a batch the database refused as a whole (so that one
+    /// commit's trouble does not become the others'), are applied again on their own, by a
+    /// task of their own: the caller may hold the next batch's locks.
+    fn settle(&self, commits: Vec<Commit>, replies: Vec<Reply>, result: Result<Answers, CallError>) {
         let n = commits.len();
-        let answers: Vec<Result<Committed, CommitError>> = match self.call_apply(&commits, false).await {
+        let mut retry: Vec<(Commit, Reply)> = Vec::new();
+        match result {
             Ok(answers) if answers.len() == n => {
-                let mut out: Vec<Option<Result<Committed, CommitError>>> = Vec::with_capacity(n);
-                let mut deferred: Vec<usize> = Vec::new();
-                for (i, a) in answers.into_iter().enumerate() {
-                    match a {
-                        Answer::Done(r) => out.push(Some(r)),
-                        Answer::Deferred => {
-                            deferred.push(i);
-                            out.push(None);
+                for ((commit, reply), answer) in commits.into_iter().zip(replies).zip(answers) {
+                    match answer {
+                        Answer::Done(r) => {
+                            let _ = reply.send(r);
                         }
+                        Answer::Deferred => retry.push((commit, reply)),
                     }
                 }
-                // Commits of occurrences without a row: a batch per occurrence, under its key's
-                // advisory lock, in the order they came.
-                while let Some(&first) = deferred.first() {
-                    let occ = &commits[first].occ_key;
-                    let (mine, rest): (Vec<usize>, Vec<usize>) =
-                        deferred.iter().partition(|&&i| &commits[i].occ_key == occ);
-                    deferred = rest;
-                    let group: Vec<Commit> = mine.iter().map(|&i| commits[i].clone()).collect();
-                    let answers: Vec<Result<Committed, CommitError>> = match self.call_apply(&group, true).await {
-                        Ok(a) => a.into_iter().map(Answer::done).collect(),
-                        Err(e) => e.answers(mine.len()),
-                    };
-                    for (&i, answer) in mine.iter().zip(answers) {
-                        out[i] = Some(answer);
-                    }
-                }
-                out.into_iter()
-                    .map(|a| a.unwrap_or_else(|| Err(StoreError::Internal("a commit went unanswered".into()).into())))
-                    .collect()
             }
             Ok(answers) => {
                 let e = format!("a batch of {n} commits got {} answers", answers.len());
-                (0..n).map(|_| Err(StoreError::Internal(e.clone()).into())).collect()
-            }
-            // The database refused a statement, so nothing of the batch was applied: one
-            // commit's trouble must not become the others', so send them one by one.
-            Err(CallError::Db(e)) if n > 1 && e.as_db_error().is_some_and(|db| !transient(db)) => {
-                let mut out = Vec::with_capacity(n);
-                for commit in &commits {
-                    let alone = std::slice::from_ref(commit);
-                    let mut answer = self.call_apply(alone, false).await;
-                    if matches!(&answer, Ok(a) if matches!(a.first(), Some(Answer::Deferred))) {
-                        answer = self.call_apply(alone, true).await;
-                    }
-                    out.extend(match answer {
-                        Ok(a) if a.len() == 1 => a.into_iter().map(Answer::done).collect(),
-                        Ok(_) => vec![Err(StoreError::Internal("a commit got no answer".into()).into())],
-                        Err(e) => e.answers(1),
-                    });
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Internal(e.clone()).into()));
                 }
-                out
             }
-            Err(e) => e.answers(n),
-        };
-        for (reply, answer) in replies.into_iter().zip(answers) {
-            let _ = reply.send(answer);
+            Err(CallError::Db(e)) if n > 1 && e.as_db_error().is_some_and(|db| !transient(db)) => {
+                retry.extend(commits.into_iter().zip(replies));
+            }
+            Err(e) => {
+                for (reply, answer) in replies.into_iter().zip(e.answers(n)) {
+                    let _ = reply.send(answer);
+                }
+            }
         }
+        if retry.is_empty() {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            for (commit, reply) in retry {
+                let answer = store.call_apply(std::slice::from_ref(&commit)).await;
+                let answer = match answer {
+                    Ok(a) if a.len() == 1 => a.into_iter().map(Answer::done).next(),
+                    Ok(_) => None,
+                    Err(e) => e.answers(1).into_iter().next(),
+                };
+                let _ = reply
+                    .send(answer.unwrap_or_else(|| Err(StoreError::Internal("a commit got no answer".into()).into())));
+            }
+        });
     }
 
     /// [`apply_batch`] on a pooled connection. A connection whose transaction could not be
     /// ended after a failure is never handed out again.
-    async fn call_apply(&self, commits: &[Commit], advisory: bool) -> Result<Answers, CallError> {
+    async fn call_apply(&self, commits: &[Commit]) -> Result<Answers, CallError> {
         let client = self.pool.get().await.map_err(CallError::Pool)?;
-        let result = apply_batch(&client, &self.sql, &self.configs, commits, advisory).await;
+        let result = apply_batch(&client, &self.sql, &self.configs, commits).await;
         if result.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
             drop(deadpool_postgres::Object::take(client));
         }
