@@ -1,7 +1,9 @@
 //! A database created by seathold 0.1's schema (version 1), with holds, settlement records
 //! and pending events in it, is migrated in place by this version's `migrate()` and keeps
 //! working with nothing lost: the same counters, the same events (ids and bytes), every
-//! hold still answering its payments, every accounted payment still replaying.
+//! hold still answering its payments, every accounted payment still replaying. And a
+//! database at version 4 (the last with the PL/pgSQL commit function), dumped from that
+//! version's code with its data, migrated to this one.
 
 mod postgres_support;
 
@@ -154,5 +156,78 @@ async fn a_database_newer_than_the_code_is_refused() {
         Err(StoreError::Corrupt(msg)) => assert!(msg.contains("99"), "{msg}"),
         other => panic!("a newer schema must be refused, got {other:?}"),
     }
+    store.drop_schema().await.expect("drop the test schema");
+}
+
+const V4_SCHEMA: &str = include_str!("fixtures/schema_v4.sql");
+
+/// A database at schema version 4 — the last whose commits ran in the PL/pgSQL function
+/// `seathold_apply` — with a paid booking, a live hold and pending events, is migrated in
+/// place: the function is gone, nothing else changed, and the store keeps working on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_4_database_is_migrated_and_its_commit_function_dropped() {
+    let Some(url) = pg_url("a_version_4_database_is_migrated_and_its_commit_function_dropped") else {
+        return;
+    };
+    let schema = fresh_schema("upgrade_v4");
+    let store = PostgresStore::connect(&url, PostgresOptions::new(&schema)).await.expect("connect");
+    let client = store.pool().get().await.expect("a connection");
+    client.batch_execute(&V4_SCHEMA.replace("__SCHEMA__", &schema)).await.expect("the version 4 database");
+    let functions = |name: &'static str| {
+        let (client, schema) = (&client, &schema);
+        async move {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                      WHERE n.nspname = $1 AND p.proname = $2",
+                    &[schema, &name],
+                )
+                .await
+                .expect("pg_proc");
+            row.get::<_, i64>(0)
+        }
+    };
+    assert_eq!(functions("seathold_apply").await, 1, "the fixture is a version 4 database");
+    store.migrate().await.expect("migrate from version 4");
+    store.migrate().await.expect("migrate again: a no-op");
+    let version: i32 = client
+        .query_one(&format!(r#"SELECT schema_version FROM "{schema}".seathold_meta"#), &[])
+        .await
+        .expect("the schema version")
+        .get(0);
+    assert_eq!(version, PostgresStore::schema_version());
+    assert_eq!(functions("seathold_apply").await, 0, "the commit rules left the database");
+
+    let clock = Arc::new(ManualClock::new(datetime!(2026-12-01 19:05 UTC)));
+    let engine = AsyncEngine::with_clock(store.clone(), clock.clone());
+    let gig: OccKey = id("gig");
+    let a = engine.availability(&gig).await.expect("availability");
+    assert_eq!((a.capacity, a.held, a.confirmed, a.available), (5, 1, 1, 3));
+    let events = engine.pending_events(100).await.expect("events");
+    let kept: Vec<(u64, &str, &str)> = events
+        .iter()
+        .map(|e| (e.id.0, e.event.actor.as_str(), e.event.hold_ref.as_ref().map_or("", |r| r.as_str())))
+        .collect();
+    assert_eq!(kept, [(1, "ann", "r1"), (2, "ann", "r1"), (3, "bob", "r2")], "the pending events, ids kept");
+
+    // ann's payment replays; bob's live hold is paid; a new hold is placed.
+    let paid = |who: &'static str, r: &'static str| PaymentResult::paid(gig.clone(), id(who), id(r));
+    assert_eq!(engine.settle(&paid("ann", "r1")).await.expect("settle"), Settlement::Confirmed { replayed: true });
+    assert_eq!(engine.settle(&paid("bob", "r2")).await.expect("settle"), Settlement::Confirmed { replayed: false });
+    let price = Money::parse("25.00", "EUR").expect("money");
+    assert!(matches!(
+        engine.request(&HoldRequest::new(gig.clone(), id("cat"), id("r3"), price)).await.expect("request"),
+        RequestOutcome::AwaitingPayment { .. }
+    ));
+    let a = engine.availability(&gig).await.expect("availability");
+    assert_eq!((a.held, a.confirmed), (1, 2));
+    // Versions written after the migration come from the same sequence: never one a key had.
+    let bookings = seathold::store::AsyncStore::scan(&store, &gig, seathold::store::RecordKind::Booking, None, 10)
+        .await
+        .expect("scan");
+    let r2 = bookings.iter().find(|b| b.value.key().to_string().ends_with("r2")).expect("bob's booking");
+    assert!(r2.version > 4_294_967_299, "bob's booking was rewritten at a fresh version: {}", r2.version);
+
+    drop(client);
     store.drop_schema().await.expect("drop the test schema");
 }
