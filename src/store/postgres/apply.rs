@@ -17,6 +17,7 @@
 //! decide         check_commit, commit by commit, each on what the ones before it left
 //! round trip 2   write:    occurrences, puts, deletes, events in one statement
 //!                COMMIT                                             (ROLLBACK if nothing to write)
+//!                ... and the next batch's round trip 1 right behind (Session::close)
 //! ```
 //!
 //! Why this is safe in READ COMMITTED: every commit of an occurrence locks its row (or, while
@@ -143,12 +144,8 @@ type Encoded = (String, Option<i64>);
 
 /// The versions statement's rows: each guarded key's version (by its position in `keys`,
 /// 1-based; absent keys have no row), and the fresh versions (position `NULL`).
-fn versions_from_rows(
-    rows: &[Row],
-    keys: &[(&OccKey, &RecordKey)],
-) -> Result<(Stored, Vec<Version>), StoreError> {
-    let mut stored: Stored =
-        keys.iter().map(|(o, k)| (((*o).clone(), (*k).clone()), None)).collect();
+fn versions_from_rows(rows: &[Row], keys: &[(&OccKey, &RecordKey)]) -> Result<(Stored, Vec<Version>), StoreError> {
+    let mut stored: Stored = keys.iter().map(|(o, k)| (((*o).clone(), (*k).clone()), None)).collect();
     let mut fresh = Vec::new();
     for row in rows {
         let at: Option<i64> = get(row, 0)?;
