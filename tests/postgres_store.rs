@@ -314,3 +314,33 @@ async fn a_lost_connection_is_unavailable_and_the_pool_recovers() {
     assert!(matches!(events[1].event.kind, EventKind::HoldConfirmed { quantity: 1, revived: false }));
     store.drop_schema().await.unwrap();
 }
+
+/// The store keeps parsed configurations by (occurrence, config version). A schema dropped
+/// and migrated again under the same store starts the occurrence again at version 1 with
+/// another configuration: the store must decide on the new one, not the one it kept (here a
+/// capacity of 1 kept, 3 now: the second hold must be placed, not refused for capacity).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_occurrence_is_decided_on_its_new_configuration() {
+    let Some(url) = pg_url("a_recreated_occurrence_is_decided_on_its_new_configuration") else {
+        return;
+    };
+    let store = fresh_store(&url, "recreated", 2).await;
+    let gig = OccKey::new("gig").expect("occ key");
+    let price = Money::parse("25.00", "EUR").expect("money");
+    let req = |a: &str, r: &str| {
+        HoldRequest::new(gig.clone(), ActorId::new(a).expect("actor"), Ref::new(r).expect("ref"), price)
+    };
+    let placed = |o: &RequestOutcome| matches!(o, RequestOutcome::AwaitingPayment { .. });
+
+    let engine = AsyncEngine::new(store.clone());
+    engine.open(&gig, OccurrenceConfig::new(1, 600).expect("config")).await.expect("open");
+    assert!(placed(&engine.request(&req("ann", "r1")).await.expect("request")));
+
+    store.drop_schema().await.expect("drop");
+    store.migrate().await.expect("migrate again");
+    let engine = AsyncEngine::new(store.clone());
+    engine.open(&gig, OccurrenceConfig::new(3, 600).expect("config")).await.expect("open again");
+    assert!(placed(&engine.request(&req("bob", "r2")).await.expect("request")));
+    assert!(placed(&engine.request(&req("cat", "r3")).await.expect("request")), "capacity 3 now: a second hold fits");
+    store.drop_schema().await.expect("drop the test schema");
+}

@@ -77,7 +77,12 @@ pub(super) type Answers = Vec<Answer>;
 /// Parsed configurations by occurrence, at the config version they were read at: the lock
 /// statement sends an occurrence's configuration only when its version is not the one
 /// remembered here, so a batch neither transfers nor parses it (a seating plan's runs to
-/// megabytes). A configuration never changes without its version changing.
+/// megabytes). A configuration never changes without its version changing — but a version
+/// number is not unique across the life of a database: an occurrence dropped with its schema
+/// (or rolled back by a restore) and created again starts at version 1 with another
+/// configuration. So the map is emptied by `drop_schema` and `migrate`, and a database
+/// restored under running stores needs them restarted (or `migrate()` called): the store
+/// docs say so.
 #[derive(Debug, Default)]
 pub(super) struct Configs(Mutex<HashMap<OccKey, (i64, OccurrenceConfig)>>);
 
@@ -92,6 +97,12 @@ impl Configs {
     fn get(&self, occ: &OccKey, version: i64) -> Option<OccurrenceConfig> {
         let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(occ).filter(|(v, _)| *v == version).map(|(_, c)| c.clone())
+    }
+
+    /// Forget every configuration: the database may have been dropped or restored, and a
+    /// version number may now name another configuration.
+    pub(super) fn forget_all(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     fn remember(&self, occ: &OccKey, version: i64, config: &OccurrenceConfig) {

@@ -52,6 +52,12 @@
 //!   several sweepers — one per service instance — take disjoint batches.
 //! - **Outbox order.** Event ids are drawn while the occurrence is locked, so within one
 //!   occurrence they increase in commit order.
+//! - **Parsed configurations are kept** by (occurrence, config version), so a commit neither
+//!   transfers nor parses one it has seen. A version number is not unique across a
+//!   database's life: an occurrence dropped and created again (a dropped schema, a restored
+//!   backup) starts again at version 1. [`drop_schema`](PostgresStore::drop_schema) and
+//!   [`migrate`](PostgresStore::migrate) forget them; after restoring a database under
+//!   running instances, restart them (or call `migrate()`).
 //! - **Exact time.** Times in records are `bigint` nanoseconds since the epoch, so a hold's
 //!   expiry round-trips exactly and the store's idea of "lapsed" is the rules'.
 //! - **Numbered migrations.** `migrate()` reads the schema version, applies each migration
@@ -265,6 +271,7 @@ impl PostgresStore {
     /// [`StoreError::Unavailable`] if the database failed; [`StoreError::Corrupt`] if the
     /// database's schema is newer than this code (run the newer code, or restore).
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.configs.forget_all();
         let mut client = self.pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(store_error)?;
         tx.execute(
@@ -316,8 +323,14 @@ impl PostgresStore {
     /// # Errors
     /// [`StoreError::Unavailable`] if the database failed.
     pub async fn drop_schema(&self) -> Result<(), StoreError> {
+        self.configs.forget_all();
         let client = self.pool.get().await.map_err(unavailable)?;
-        client.batch_execute(&format!(r#"DROP SCHEMA IF EXISTS "{}" CASCADE"#, self.schema)).await.map_err(store_error)
+        let dropped = client
+            .batch_execute(&format!(r#"DROP SCHEMA IF EXISTS "{}" CASCADE"#, self.schema))
+            .await
+            .map_err(store_error);
+        self.configs.forget_all();
+        dropped
     }
 
     /// The schema this store uses.
