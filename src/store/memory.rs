@@ -49,9 +49,10 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Cell {
     occurrence: Option<Occurrence>,
-    /// Records boxed: the map's slots stay small (a key, a version, a pointer), so growing
-    /// the map moves little, and a rewrite of a record reuses its allocation.
+    /// Records by key: the map's slots stay small (a key, a version, a slot or a pointer),
+    /// so growing the map moves little; the bodies are in `bodies`, rewritten in place.
     records: HashMap<RecordKey, Versioned<Stored>>,
+    bodies: Bodies,
     /// The expiry index: every record with a due time, by (due time, key).
     due: BTreeSet<(i128, RecordKey)>,
     outbox: VecDeque<OutboxEvent>,
@@ -67,61 +68,147 @@ fn due_key(t: OffsetDateTime) -> i128 {
     t.unix_timestamp_nanos()
 }
 
-fn unboxed(r: &Versioned<Stored>) -> Versioned<Record> {
-    Versioned { version: r.version, value: r.value.to_record() }
+/// Records of one kind, kept in chunks: placing a record costs no allocation of its own (a
+/// chunk is allocated once per many records, chunks growing from 8 to 1,024 slots), a freed
+/// slot is reused, and a record is kept at its own size (a `Box<Record>` would take the
+/// largest kind's size, and one allocation, for every record).
+#[derive(Debug)]
+struct Slab<T> {
+    /// Chunk `i` holds up to `8 << min(i, 7)` slots; never reallocated once made.
+    chunks: Vec<Vec<Option<T>>>,
+    /// Freed slots, reused first.
+    free: Vec<u32>,
 }
 
-/// A record as a cell keeps it: boxed, each kind at its own size (a `Box<Record>` would
-/// take the largest kind's size for every record).
+/// Slots per chunk, at most: a slot id is `chunk * CHUNK_MAX + offset`.
+const CHUNK_MAX: u32 = 1024;
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Self { chunks: Vec::new(), free: Vec::new() }
+    }
+}
+
+impl<T> Slab<T> {
+    fn insert(&mut self, value: T) -> u32 {
+        if let Some(id) = self.free.pop() {
+            *self.slot_mut(id) = Some(value);
+            return id;
+        }
+        if self.chunks.last().is_none_or(|c| c.len() == c.capacity()) {
+            let size = (8u32 << self.chunks.len().min(7)).min(CHUNK_MAX) as usize;
+            self.chunks.push(Vec::with_capacity(size));
+        }
+        let chunk = self.chunks.len() - 1;
+        let last = &mut self.chunks[chunk];
+        last.push(Some(value));
+        // Fewer than 2^22 chunks on any machine this runs on (2^32 slots).
+        chunk as u32 * CHUNK_MAX + (last.len() as u32 - 1)
+    }
+
+    fn slot_mut(&mut self, id: u32) -> &mut Option<T> {
+        &mut self.chunks[(id / CHUNK_MAX) as usize][(id % CHUNK_MAX) as usize]
+    }
+
+    fn get(&self, id: u32) -> &T {
+        match &self.chunks[(id / CHUNK_MAX) as usize][(id % CHUNK_MAX) as usize] {
+            Some(v) => v,
+            None => unreachable!("a slab slot is read only while its record is in the map"),
+        }
+    }
+
+    fn get_mut(&mut self, id: u32) -> &mut T {
+        match self.slot_mut(id) {
+            Some(v) => v,
+            None => unreachable!("a slab slot is written only while its record is in the map"),
+        }
+    }
+
+    fn remove(&mut self, id: u32) {
+        *self.slot_mut(id) = None;
+        self.free.push(id);
+    }
+}
+
+/// Where a cell keeps the bodies of its most numerous record kinds (one per hold or
+/// payment, or a stadium's rows): each kind in a slab of its own.
+#[derive(Debug, Default)]
+struct Bodies {
+    bookings: Slab<crate::holds::Hold>,
+    actors: Slab<crate::holds::ActorRecord>,
+    payments: Slab<crate::settlement::PaymentRecord>,
+}
+
+/// A record as a cell keeps it: the common kinds as a slot in their slab, the rest boxed at
+/// their own size.
 #[derive(Debug)]
 enum Stored {
-    Booking(Box<crate::holds::Hold>),
-    Actor(Box<crate::holds::ActorRecord>),
-    Payment(Box<crate::settlement::PaymentRecord>),
-    /// A stadium keeps one per row for the whole sale.
+    Booking(u32),
+    Actor(u32),
+    Payment(u32),
+    /// A stadium keeps one per row for the whole sale; rows are few per write.
     Row(Box<crate::seating::SeatRow>),
     Other(Box<Record>),
 }
 
 impl Stored {
-    fn new(r: Record) -> Self {
+    fn new(r: Record, b: &mut Bodies) -> Self {
         match r {
-            Record::Booking(h) => Self::Booking(Box::new(h)),
-            Record::Actor(a) => Self::Actor(Box::new(a)),
-            Record::Payment(p) => Self::Payment(Box::new(p)),
+            Record::Booking(h) => Self::Booking(b.bookings.insert(h)),
+            Record::Actor(a) => Self::Actor(b.actors.insert(a)),
+            Record::Payment(p) => Self::Payment(b.payments.insert(p)),
             Record::SeatRow(r) => Self::Row(Box::new(r)),
             other => Self::Other(Box::new(other)),
         }
     }
 
-    /// Overwrite with `r`, reusing the box when the kind is the same (keys fix the kind).
-    fn set(&mut self, r: Record) {
-        match (self, r) {
-            (Self::Booking(b), Record::Booking(h)) => **b = h,
-            (Self::Actor(b), Record::Actor(a)) => **b = a,
-            (Self::Payment(b), Record::Payment(p)) => **b = p,
-            (Self::Row(b), Record::SeatRow(r)) => **b = r,
-            (Self::Other(b), r) => **b = r,
-            (this, r) => *this = Self::new(r),
+    /// Overwrite with `r`, in place when the kind is the same (keys fix the kind).
+    fn set(&mut self, r: Record, b: &mut Bodies) {
+        match (&mut *self, r) {
+            (Self::Booking(id), Record::Booking(h)) => *b.bookings.get_mut(*id) = h,
+            (Self::Actor(id), Record::Actor(a)) => *b.actors.get_mut(*id) = a,
+            (Self::Payment(id), Record::Payment(p)) => *b.payments.get_mut(*id) = p,
+            (Self::Row(x), Record::SeatRow(r)) => **x = r,
+            (Self::Other(x), r) => **x = r,
+            (_, r) => {
+                self.free(b);
+                *self = Self::new(r, b);
+            }
         }
     }
 
-    fn to_record(&self) -> Record {
+    /// Give its slot back (the record is being removed or replaced).
+    fn free(&self, b: &mut Bodies) {
         match self {
-            Self::Booking(h) => Record::Booking(crate::holds::Hold::clone(h)),
-            Self::Actor(a) => Record::Actor(crate::holds::ActorRecord::clone(a)),
-            Self::Payment(p) => Record::Payment(crate::settlement::PaymentRecord::clone(p)),
+            Self::Booking(id) => b.bookings.remove(*id),
+            Self::Actor(id) => b.actors.remove(*id),
+            Self::Payment(id) => b.payments.remove(*id),
+            Self::Row(_) | Self::Other(_) => {}
+        }
+    }
+
+    fn to_record(&self, b: &Bodies) -> Record {
+        match self {
+            Self::Booking(id) => Record::Booking(b.bookings.get(*id).clone()),
+            Self::Actor(id) => Record::Actor(b.actors.get(*id).clone()),
+            Self::Payment(id) => Record::Payment(b.payments.get(*id).clone()),
             Self::Row(r) => Record::SeatRow(crate::seating::SeatRow::clone(r)),
             Self::Other(r) => Record::clone(r),
         }
     }
 
-    fn due(&self) -> Option<OffsetDateTime> {
+    fn due(&self, b: &Bodies) -> Option<OffsetDateTime> {
         match self {
-            Self::Booking(h) => h.due(),
+            Self::Booking(id) => b.bookings.get(*id).due(),
             Self::Other(r) => r.due(),
             Self::Actor(_) | Self::Payment(_) | Self::Row(_) => None,
         }
+    }
+}
+
+impl Cell {
+    fn unboxed(&self, r: &Versioned<Stored>) -> Versioned<Record> {
+        Versioned { version: r.version, value: r.value.to_record(&self.bodies) }
     }
 }
 
@@ -180,7 +267,7 @@ impl Cell {
         let now = due_key(now);
         let due = self.due.iter().take_while(|(t, _)| *t <= now).take(limit);
         out.extend(
-            due.filter_map(|(_, key)| self.records.get(key).map(unboxed))
+            due.filter_map(|(_, key)| self.records.get(key).map(|r| self.unboxed(r)))
                 .map(|record| Due { occ_key: occ_key.clone(), record }),
         );
     }
@@ -198,7 +285,7 @@ impl Cell {
                     let new_due = record.due().map(due_key);
                     match self.records.entry(key) {
                         Entry::Occupied(mut e) => {
-                            let old_due = e.get().value.due().map(due_key);
+                            let old_due = e.get().value.due(&self.bodies).map(due_key);
                             if old_due != new_due {
                                 if let Some(t) = old_due {
                                     self.due.remove(&(t, e.key().clone()));
@@ -209,21 +296,22 @@ impl Cell {
                             }
                             let slot = e.get_mut();
                             slot.version = version;
-                            slot.value.set(record);
+                            slot.value.set(record, &mut self.bodies);
                         }
                         Entry::Vacant(e) => {
                             if let Some(t) = new_due {
                                 self.due.insert((t, e.key().clone()));
                             }
-                            e.insert(Versioned { version, value: Stored::new(record) });
+                            e.insert(Versioned { version, value: Stored::new(record, &mut self.bodies) });
                         }
                     }
                 }
                 WriteOp::Delete => {
                     if let Some(old) = self.records.remove(&key) {
-                        if let Some(t) = old.value.due() {
+                        if let Some(t) = old.value.due(&self.bodies) {
                             self.due.remove(&(due_key(t), key));
                         }
+                        old.value.free(&mut self.bodies);
                     }
                 }
             }
@@ -243,7 +331,7 @@ impl Store for MemoryStore {
         let cell = lock(&cell);
         Ok(Snapshot {
             occurrence: cell.occurrence.clone(),
-            records: keys.iter().map(|k| cell.records.get(k).map(unboxed)).collect(),
+            records: keys.iter().map(|k| cell.records.get(k).map(|r| cell.unboxed(r))).collect(),
         })
     }
 
@@ -288,7 +376,7 @@ impl Store for MemoryStore {
         let mut found: Vec<(&RecordKey, &Versioned<Stored>)> =
             cell.records.iter().filter(|(k, _)| k.kind() == kind && after.is_none_or(|a| *k > a)).collect();
         found.sort_by(|a, b| a.0.cmp(b.0));
-        Ok(found.into_iter().take(limit).map(|(_, r)| unboxed(r)).collect())
+        Ok(found.into_iter().take(limit).map(|(_, r)| cell.unboxed(r)).collect())
     }
 
     fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
@@ -355,5 +443,33 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slab;
+
+    #[test]
+    fn a_slab_keeps_every_value_at_its_slot_across_chunks_and_reuses_freed_slots() {
+        let mut s: Slab<u64> = Slab::default();
+        let ids: Vec<u32> = (0..5_000u64).map(|v| s.insert(v)).collect();
+        // Chunks grow 8, 16, …, 1,024: 5,000 values need 11 of them, none reallocated.
+        assert_eq!(s.chunks.len(), 11);
+        assert!(s.chunks.iter().all(|c| c.len() <= c.capacity() && c.capacity() <= 1_024));
+        for (v, id) in ids.iter().enumerate() {
+            assert_eq!(*s.get(*id), v as u64);
+        }
+        s.remove(ids[7]);
+        s.remove(ids[4_000]);
+        *s.get_mut(ids[8]) = 88;
+        // Freed slots are taken before the last chunk grows; the others keep their values.
+        let a = s.insert(100_000);
+        let b = s.insert(100_001);
+        assert_eq!([a, b].iter().filter(|x| **x == ids[7] || **x == ids[4_000]).count(), 2);
+        assert_eq!((*s.get(a), *s.get(b)), (100_000, 100_001));
+        assert_eq!(*s.get(ids[8]), 88);
+        assert_eq!(*s.get(ids[4_999]), 4_999);
+        assert_eq!(s.chunks.len(), 11);
     }
 }
