@@ -22,7 +22,7 @@ use seathold::catalogue::{Block, Dim, OccurrenceConfig};
 use seathold::contract::{ActorId, BlockName, EventId, Money, OccKey, OutboxEvent, Ref};
 use seathold::holds::{HoldRequest, HoldState, RequestOutcome};
 use seathold::store::{
-    Commit, CommitError, Committed, Conflict, Due, OccurrenceGuard, Record, RecordKey, RecordKind, RecordWrite,
+    Commit, CommitError, Committed, Conflict, Due, Few, OccurrenceGuard, Record, RecordKey, RecordKind, RecordWrite,
     Snapshot, StoreError, UsageDelta, Versioned, WriteOp,
 };
 use seathold::{Engine, ManualClock, MemoryStore, Store};
@@ -185,8 +185,8 @@ fn the_store_guards_a_net_zero_commit_that_admits_seats() {
     store.commit(create).expect("create");
     let mut fill = Commit::new(occ.clone());
     fill.occurrence = OccurrenceGuard::At(1);
-    fill.deltas = vec![(Dim::Total, UsageDelta { held: 2, offered: 1, ..UsageDelta::default() })];
-    fill.admits = vec![Dim::Total];
+    fill.deltas = vec![(Dim::Total, UsageDelta { held: 2, offered: 1, ..UsageDelta::default() })].into();
+    fill.admits = vec![Dim::Total].into();
     store.commit(fill).expect("two seats held, one offered");
     let mut lower = Commit::new(occ.clone());
     lower.occurrence = OccurrenceGuard::Update { expected: 1, config: OccurrenceConfig::new(1, 60).expect("config") };
@@ -196,8 +196,8 @@ fn the_store_guards_a_net_zero_commit_that_admits_seats() {
     let swap = |admits: bool| {
         let mut c = Commit::new(occ.clone());
         c.occurrence = OccurrenceGuard::At(2);
-        c.deltas = vec![(Dim::Total, UsageDelta { held: 1, offered: -1, ..UsageDelta::default() })];
-        c.admits = if admits { vec![Dim::Total] } else { Vec::new() };
+        c.deltas = vec![(Dim::Total, UsageDelta { held: 1, offered: -1, ..UsageDelta::default() })].into();
+        c.admits = if admits { vec![Dim::Total].into() } else { Few::new() };
         c.records = vec![RecordWrite {
             key: marker.clone(),
             expected: None,
@@ -282,8 +282,8 @@ fn the_store_reports_a_stale_guard_as_a_conflict_even_when_its_deltas_no_longer_
     let put = |seats: u32, expected: Option<u64>, deltas: UsageDelta, admits: bool| {
         let mut c = Commit::new(occ.clone());
         c.occurrence = OccurrenceGuard::At(1);
-        c.deltas = vec![(Dim::Total, deltas)];
-        c.admits = if admits { vec![Dim::Total] } else { Vec::new() };
+        c.deltas = vec![(Dim::Total, deltas)].into();
+        c.admits = if admits { vec![Dim::Total].into() } else { Few::new() };
         c.records = vec![RecordWrite {
             key: marker.clone(),
             expected,

@@ -451,21 +451,21 @@ fn generate(g: &mut Gen, o: &OccKey, stored: Option<&Occurrence>, counts: &mut C
                 writes.push(WriteT { key, expect: Expect::Current, op: WriteOp::Put(record(o, &other, 1)) });
             }
             2 => {
-                c.deltas = vec![(Dim::Total, UsageDelta::held(1)), (Dim::Total, UsageDelta::held(1))];
+                c.deltas = vec![(Dim::Total, UsageDelta::held(1)), (Dim::Total, UsageDelta::held(1))].into();
             }
             3 => {
                 c.occurrence = OccurrenceGuard::Unchecked;
-                c.deltas = vec![(Dim::Total, UsageDelta::held(1))];
+                c.deltas = vec![(Dim::Total, UsageDelta::held(1))].into();
             }
             4 => {
                 c.occurrence = OccurrenceGuard::Unchecked;
                 c.deltas.clear();
-                c.admits = vec![Dim::Total];
+                c.admits = vec![Dim::Total].into();
             }
             5 => {
                 // Deltas that change nothing, on an unchecked occurrence.
                 c.occurrence = OccurrenceGuard::Unchecked;
-                c.deltas = vec![(Dim::Total, UsageDelta::default())];
+                c.deltas = vec![(Dim::Total, UsageDelta::default())].into();
                 c.admits.clear();
                 c.unchanged.clear();
                 c.at_least.clear();
@@ -879,7 +879,7 @@ async fn record_conflict_names_the_same_stale_write_on_every_store() {
 async fn unchecked_commit_with_a_zero_delta() {
     let o = occ("plain");
     let create = Commit { occurrence: OccurrenceGuard::Create(plain(3)), ..Commit::new(o.clone()) };
-    let probe = Commit { deltas: vec![(Dim::Total, UsageDelta::default())], ..Commit::new(o) };
+    let probe = Commit { deltas: vec![(Dim::Total, UsageDelta::default())].into(), ..Commit::new(o) };
     assert_probe_agrees("unchecked_commit_with_a_zero_delta", vec![create], probe).await;
 }
 

@@ -69,8 +69,8 @@ async fn open(store: &PostgresStore, k: &OccKey, capacity: u32) {
 async fn place(store: &PostgresStore, h: &Hold) -> Result<Committed, CommitError> {
     let c = Commit {
         occurrence: OccurrenceGuard::At(1),
-        deltas: vec![(Dim::Total, UsageDelta::held(h.quantity))],
-        admits: vec![Dim::Total],
+        deltas: vec![(Dim::Total, UsageDelta::held(h.quantity))].into(),
+        admits: vec![Dim::Total].into(),
         records: vec![RecordWrite { key: key(h), expected: None, op: WriteOp::Put(Record::Booking(h.clone())) }],
         ..Commit::new(h.occ_key.clone())
     };
@@ -226,7 +226,7 @@ async fn guards_hold_under_concurrent_commits() {
             h.state = HoldState::Released;
             let c = Commit {
                 occurrence: OccurrenceGuard::At(1),
-                deltas: vec![(Dim::Total, UsageDelta::held(1).negated())],
+                deltas: vec![(Dim::Total, UsageDelta::held(1).negated())].into(),
                 records: vec![RecordWrite { key: key(&h), expected: a0, op: WriteOp::Put(Record::Booking(h)) }],
                 ..Commit::new(k)
             };

@@ -21,8 +21,8 @@ pub async fn check_configure_keeps_counters<S: AsyncStore>(s: &S) {
     assert_eq!(occ1.counters.get(&Dim::Total).total(), 0, "{CLAUSE}: a new occurrence counts nothing");
 
     let mut c = at(&o, 1);
-    c.deltas = vec![(total(), held(3))];
-    c.admits = vec![total()];
+    c.deltas = vec![(total(), held(3))].into();
+    c.admits = vec![total()].into();
     commit_ok(s, c, CLAUSE).await;
     let c = Commit { occurrence: OccurrenceGuard::Update { expected: 1, config: config(8) }, ..Commit::new(o.clone()) };
     commit_ok(s, c, CLAUSE).await;
@@ -42,10 +42,11 @@ pub async fn check_round_trip<S: AsyncStore>(s: &S) {
     c.deltas = vec![
         (Dim::Total, UsageDelta { held: 2, confirmed: 1, blocked: 1, offered: 0 }),
         (Dim::Tier(tier("b")), UsageDelta { blocked: 1, ..UsageDelta::default() }),
-    ];
-    c.admits = vec![Dim::Total, Dim::Tier(tier("b"))];
+    ]
+    .into();
+    c.admits = vec![Dim::Total, Dim::Tier(tier("b"))].into();
     c.records = records.iter().cloned().map(|r| put(r, None)).collect();
-    c.events = vec![event(&o, "ann", "r1", 2), event(&o, "bob", "r2", 1)];
+    c.events = vec![event(&o, "ann", "r1", 2), event(&o, "bob", "r2", 1)].into();
     let version = commit_ok(s, c, CLAUSE).await.version;
 
     let keys: Vec<RecordKey> = records.iter().map(Record::key).collect();
@@ -73,14 +74,14 @@ pub async fn check_failed_guard_writes_nothing<S: AsyncStore>(s: &S) {
 
     let c = Commit {
         occurrence: OccurrenceGuard::Update { expected: 1, config: config(9) },
-        deltas: vec![(total(), held(2))],
-        admits: vec![total()],
+        deltas: vec![(total(), held(2))].into(),
+        admits: vec![total()].into(),
         records: vec![
             put(Record::Booking(hold(&o, "ann", "r1", 2, T0)), None),
             // Expects `zed`'s record to be absent: it exists, so this guard fails.
             RecordWrite { key: existing.key(), expected: None, op: WriteOp::Check },
         ],
-        events: vec![event(&o, "ann", "r1", 2)],
+        events: vec![event(&o, "ann", "r1", 2)].into(),
         ..Commit::new(o.clone())
     };
     match commit_err(s, c, CLAUSE).await {

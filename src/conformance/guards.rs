@@ -5,7 +5,7 @@
 use super::fixtures::*;
 use crate::catalogue::Dim;
 use crate::records::{Record, RecordKey, UsageDelta};
-use crate::store::{AsyncStore, Commit, CommitError, Conflict, OccurrenceGuard, RecordWrite, WriteOp};
+use crate::store::{AsyncStore, Commit, CommitError, Conflict, Few, OccurrenceGuard, RecordWrite, WriteOp};
 
 const CLAUSE: &str = "store contract 2 (guards)";
 
@@ -21,7 +21,7 @@ pub async fn check_occurrence_guards<S: AsyncStore>(s: &S) {
     // Records and events of a missing occurrence (a refund for an unknown key) need no guard.
     let c = Commit {
         records: vec![put(Record::Actor(actor_record(&o, "zed")), None)],
-        events: vec![event(&o, "zed", "z1", 1)],
+        events: vec![event(&o, "zed", "z1", 1)].into(),
         ..Commit::new(o.clone())
     };
     commit_ok(s, c, CLAUSE).await;
@@ -36,7 +36,7 @@ pub async fn check_occurrence_guards<S: AsyncStore>(s: &S) {
     assert!(is_occurrence_conflict(&e), "{CLAUSE}: Update with a wrong version: {e}");
     commit_ok(s, upd(1), CLAUSE).await;
     commit_ok(s, at(&o, 2), CLAUSE).await;
-    let e = commit_err(s, Commit { deltas: vec![(total(), held(1))], ..Commit::new(o.clone()) }, CLAUSE).await;
+    let e = commit_err(s, Commit { deltas: vec![(total(), held(1))].into(), ..Commit::new(o.clone()) }, CLAUSE).await;
     assert!(matches!(e, CommitError::Invalid(_)), "{CLAUSE}: seat deltas without an occurrence guard: {e}");
 }
 
@@ -91,8 +91,8 @@ pub async fn check_capacity_guard<S: AsyncStore>(s: &S) {
     let o = occ("gig");
     commit_ok(s, create(&o, config(3)), CLAUSE).await;
     let seats = |n, admits: bool| Commit {
-        deltas: vec![(total(), held(n))],
-        admits: if admits { vec![total()] } else { Vec::new() },
+        deltas: vec![(total(), held(n))].into(),
+        admits: if admits { vec![total()].into() } else { Few::new() },
         ..at(&o, 1)
     };
     commit_ok(s, seats(3, true), CLAUSE).await;
@@ -103,11 +103,13 @@ pub async fn check_capacity_guard<S: AsyncStore>(s: &S) {
     // Lower the capacity under what is held: admitting nothing stays allowed...
     let c = Commit { occurrence: OccurrenceGuard::Update { expected: 1, config: config(1) }, ..Commit::new(o.clone()) };
     commit_ok(s, c, CLAUSE).await;
-    let confirm =
-        Commit { deltas: vec![(total(), UsageDelta { held: -1, confirmed: 1, ..UsageDelta::default() })], ..at(&o, 2) };
+    let confirm = Commit {
+        deltas: vec![(total(), UsageDelta { held: -1, confirmed: 1, ..UsageDelta::default() })].into(),
+        ..at(&o, 2)
+    };
     commit_ok(s, confirm, CLAUSE).await;
     // ...but a placement of net zero (one held seat replacing another) is guarded.
-    let replace = Commit { deltas: vec![(total(), held(0))], admits: vec![total()], ..at(&o, 2) };
+    let replace = Commit { deltas: vec![(total(), held(0))].into(), admits: vec![total()].into(), ..at(&o, 2) };
     match commit_err(s, replace, CLAUSE).await {
         CommitError::Conflict(Conflict::Capacity { .. }) => {}
         e => panic!("{CLAUSE}: an admitting commit over capacity (net 0) must conflict, got {e}"),
@@ -125,17 +127,18 @@ pub async fn check_capacity_guard<S: AsyncStore>(s: &S) {
 pub async fn check_admitted_dimension_fits_whatever_is_freed<S: AsyncStore>(s: &S) {
     let o = occ("gig");
     commit_ok(s, create(&o, config(3)), CLAUSE).await;
-    commit_ok(s, Commit { deltas: vec![(total(), held(3))], admits: vec![total()], ..at(&o, 1) }, CLAUSE).await;
+    commit_ok(s, Commit { deltas: vec![(total(), held(3))].into(), admits: vec![total()].into(), ..at(&o, 1) }, CLAUSE)
+        .await;
     let c = Commit { occurrence: OccurrenceGuard::Update { expected: 1, config: config(1) }, ..Commit::new(o.clone()) };
     commit_ok(s, c, CLAUSE).await;
     // Free 3, admit 2: net -1, and 2 > 1.
-    let swap = Commit { deltas: vec![(total(), held(-1))], admits: vec![total()], ..at(&o, 2) };
+    let swap = Commit { deltas: vec![(total(), held(-1))].into(), admits: vec![total()].into(), ..at(&o, 2) };
     match commit_err(s, swap, CLAUSE).await {
         CommitError::Conflict(Conflict::Capacity { dim }) => assert_eq!(dim, Dim::Total, "{CLAUSE}: wrong dimension"),
         e => panic!("{CLAUSE}: admitting past the cap while freeing more must conflict, got {e}"),
     }
     // Freeing alone is never refused, even over the cap.
-    commit_ok(s, Commit { deltas: vec![(total(), held(-1))], ..at(&o, 2) }, CLAUSE).await;
+    commit_ok(s, Commit { deltas: vec![(total(), held(-1))].into(), ..at(&o, 2) }, CLAUSE).await;
     let occ = load(s, &o, &[]).await.occurrence.unwrap_or_else(|| panic!("lost"));
     assert_eq!(occ.counters.get(&Dim::Total).held, 2, "{CLAUSE}: counters after a refused and an applied commit");
 }
@@ -146,7 +149,7 @@ pub async fn check_capacity_guard_per_dimension<S: AsyncStore>(s: &S) {
     commit_ok(s, create(&o, tiered()), CLAUSE).await;
     let a = [Dim::Total, Dim::Tier(tier("a")), Dim::Pool(pool("p"))];
     let seats =
-        |n| Commit { deltas: a.iter().map(|d| (d.clone(), held(n))).collect(), admits: a.to_vec(), ..at(&o, 1) };
+        |n| Commit { deltas: a.iter().map(|d| (d.clone(), held(n))).collect(), admits: a.to_vec().into(), ..at(&o, 1) };
     commit_ok(s, seats(3), CLAUSE).await;
     match commit_err(s, seats(1), CLAUSE).await {
         CommitError::Conflict(Conflict::Capacity { dim }) => {
@@ -156,8 +159,8 @@ pub async fn check_capacity_guard_per_dimension<S: AsyncStore>(s: &S) {
     }
     // Tier b is uncapped and counts against the total only: 7 more fit, 8 do not.
     let b = |n| Commit {
-        deltas: vec![(Dim::Total, held(n)), (Dim::Tier(tier("b")), held(n))],
-        admits: vec![Dim::Total, Dim::Tier(tier("b"))],
+        deltas: vec![(Dim::Total, held(n)), (Dim::Tier(tier("b")), held(n))].into(),
+        admits: vec![Dim::Total, Dim::Tier(tier("b"))].into(),
         ..at(&o, 1)
     };
     match commit_err(s, b(8), CLAUSE).await {
@@ -176,7 +179,7 @@ pub async fn check_freed_dimension_over_its_cap<S: AsyncStore>(s: &S) {
     let a = [Dim::Total, Dim::Tier(tier("a")), Dim::Pool(pool("p"))];
     commit_ok(
         s,
-        Commit { deltas: a.iter().map(|d| (d.clone(), held(3))).collect(), admits: a.to_vec(), ..at(&o, 1) },
+        Commit { deltas: a.iter().map(|d| (d.clone(), held(3))).collect(), admits: a.to_vec().into(), ..at(&o, 1) },
         CLAUSE,
     )
     .await;
@@ -192,13 +195,15 @@ pub async fn check_freed_dimension_over_its_cap<S: AsyncStore>(s: &S) {
             (Dim::Tier(tier("a")), held(-1)),
             (Dim::Pool(pool("p")), held(-1)),
             (Dim::Tier(tier("b")), held(1)),
-        ],
-        admits: vec![Dim::Total, Dim::Tier(tier("b"))],
+        ]
+        .into(),
+        admits: vec![Dim::Total, Dim::Tier(tier("b"))].into(),
         ..at(&o, 2)
     };
     commit_ok(s, mv, CLAUSE).await;
     // Admitting into the over-cap pool is still refused.
-    let into = Commit { deltas: a.iter().map(|d| (d.clone(), held(1))).collect(), admits: a.to_vec(), ..at(&o, 2) };
+    let into =
+        Commit { deltas: a.iter().map(|d| (d.clone(), held(1))).collect(), admits: a.to_vec().into(), ..at(&o, 2) };
     match commit_err(s, into, CLAUSE).await {
         CommitError::Conflict(Conflict::Capacity { dim }) => {
             assert_eq!(dim, Dim::Pool(pool("p")), "{CLAUSE}: the pool is what is over its cap")
@@ -224,8 +229,8 @@ pub async fn check_counter_guard<S: AsyncStore>(s: &S) {
     // A tier never touched counts zero.
     commit_ok(s, Commit { unchanged: vec![(b.clone(), Usage::default())], ..at(&o, 1) }, CLAUSE).await;
     let two = Commit {
-        deltas: vec![(Dim::Total, held(2)), (b.clone(), held(2))],
-        admits: vec![Dim::Total, b.clone()],
+        deltas: vec![(Dim::Total, held(2)), (b.clone(), held(2))].into(),
+        admits: vec![Dim::Total, b.clone()].into(),
         ..at(&o, 1)
     };
     commit_ok(s, two, CLAUSE).await;
@@ -241,7 +246,7 @@ pub async fn check_counter_guard<S: AsyncStore>(s: &S) {
     // Judged before the commit's own deltas, and a refused commit writes nothing.
     let rec = Record::Actor(actor_record(&o, "ann"));
     let free_one = |read| Commit {
-        deltas: vec![(Dim::Total, held(-1)), (b.clone(), held(-1))],
+        deltas: vec![(Dim::Total, held(-1)), (b.clone(), held(-1))].into(),
         unchanged: vec![(b.clone(), read)],
         records: vec![put(rec.clone(), None)],
         ..at(&o, 1)
@@ -251,7 +256,7 @@ pub async fn check_counter_guard<S: AsyncStore>(s: &S) {
     commit_ok(s, free_one(held_n(2)), CLAUSE).await;
     // Every field is compared, not only the held seats.
     let sell = UsageDelta { held: -1, confirmed: 1, ..UsageDelta::default() };
-    commit_ok(s, Commit { deltas: vec![(Dim::Total, sell), (b.clone(), sell)], ..at(&o, 1) }, CLAUSE).await;
+    commit_ok(s, Commit { deltas: vec![(Dim::Total, sell), (b.clone(), sell)].into(), ..at(&o, 1) }, CLAUSE).await;
     let e = commit_err(s, Commit { unchanged: vec![(b.clone(), Usage::default())], ..at(&o, 1) }, CLAUSE).await;
     usage_conflict(e, "one sold, none held: not the empty reading");
     let sold = Usage { confirmed: 1, ..Usage::default() };
@@ -274,8 +279,8 @@ pub async fn check_room_guard<S: AsyncStore>(s: &S) {
     commit_ok(s, create(&o, tiered()), CLAUSE).await;
     let b = Dim::Tier(tier("b"));
     let take = |n: i64| Commit {
-        deltas: vec![(Dim::Total, held(n)), (b.clone(), held(n))],
-        admits: if n > 0 { vec![Dim::Total, b.clone()] } else { Vec::new() },
+        deltas: vec![(Dim::Total, held(n)), (b.clone(), held(n))].into(),
+        admits: if n > 0 { vec![Dim::Total, b.clone()].into() } else { Few::new() },
         ..at(&o, 1)
     };
     commit_ok(s, Commit { at_least: vec![(b.clone(), 0)], ..at(&o, 1) }, CLAUSE).await;
@@ -307,8 +312,8 @@ pub async fn check_dropped_dimension_in_use<S: AsyncStore>(s: &S) {
     let o = occ("show");
     commit_ok(s, create(&o, tiered()), CLAUSE).await;
     let c = Commit {
-        deltas: vec![(Dim::Total, held(1)), (Dim::Tier(tier("b")), held(1))],
-        admits: vec![Dim::Total, Dim::Tier(tier("b"))],
+        deltas: vec![(Dim::Total, held(1)), (Dim::Tier(tier("b")), held(1))].into(),
+        admits: vec![Dim::Total, Dim::Tier(tier("b"))].into(),
         ..at(&o, 1)
     };
     commit_ok(s, c, CLAUSE).await;
@@ -317,7 +322,7 @@ pub async fn check_dropped_dimension_in_use<S: AsyncStore>(s: &S) {
         |v, cfg| Commit { occurrence: OccurrenceGuard::Update { expected: v, config: cfg }, ..Commit::new(o.clone()) };
     let e = commit_err(s, upd(1, without_b.clone()), CLAUSE).await;
     assert!(is_occurrence_conflict(&e), "{CLAUSE}: dropping a dimension in use must conflict: {e}");
-    let c = Commit { deltas: vec![(Dim::Total, held(-1)), (Dim::Tier(tier("b")), held(-1))], ..at(&o, 1) };
+    let c = Commit { deltas: vec![(Dim::Total, held(-1)), (Dim::Tier(tier("b")), held(-1))].into(), ..at(&o, 1) };
     commit_ok(s, c, CLAUSE).await;
     commit_ok(s, upd(1, without_b), CLAUSE).await;
     let occ = load(s, &o, &[]).await.occurrence.unwrap_or_else(|| panic!("lost"));
@@ -330,7 +335,7 @@ pub async fn check_invalid_commits<S: AsyncStore>(s: &S) {
     commit_ok(s, create(&o, config(3)), CLAUSE).await;
     let rec = Record::Actor(actor_record(&o, "ann"));
     let bad = [
-        ("a counter going negative", Commit { deltas: vec![(total(), held(-1))], ..at(&o, 1) }),
+        ("a counter going negative", Commit { deltas: vec![(total(), held(-1))].into(), ..at(&o, 1) }),
         ("a key written twice", Commit { records: vec![put(rec.clone(), None), put(rec.clone(), None)], ..at(&o, 1) }),
         (
             "a record put under another key",
@@ -343,7 +348,10 @@ pub async fn check_invalid_commits<S: AsyncStore>(s: &S) {
                 ..at(&o, 1)
             },
         ),
-        ("a dimension the configuration lacks", Commit { deltas: vec![(Dim::Tier(tier("zz")), held(1))], ..at(&o, 1) }),
+        (
+            "a dimension the configuration lacks",
+            Commit { deltas: vec![(Dim::Tier(tier("zz")), held(1))].into(), ..at(&o, 1) },
+        ),
     ];
     for (what, c) in bad {
         match commit_err(s, c, CLAUSE).await {
@@ -376,7 +384,7 @@ pub async fn check_guard_order<S: AsyncStore>(s: &S) {
     // record that is not there.
     let e = commit_err(
         s,
-        Commit { deltas: vec![(total(), held(-1))], records: vec![stale_record.clone()], ..at(&o, 1) },
+        Commit { deltas: vec![(total(), held(-1))].into(), records: vec![stale_record.clone()], ..at(&o, 1) },
         CLAUSE,
     )
     .await;
@@ -399,9 +407,9 @@ pub async fn check_guard_order<S: AsyncStore>(s: &S) {
     let e = commit_err(
         s,
         Commit {
-            deltas: vec![(total(), held(-1))],
+            deltas: vec![(total(), held(-1))].into(),
             unchanged: vec![(total(), stale_usage)],
-            admits: vec![total()],
+            admits: vec![total()].into(),
             ..at(&o, 1)
         },
         CLAUSE,
@@ -415,8 +423,8 @@ pub async fn check_guard_order<S: AsyncStore>(s: &S) {
     let e = commit_err(
         s,
         Commit {
-            deltas: vec![(total(), UsageDelta { held: 3, confirmed: -1, ..UsageDelta::default() })],
-            admits: vec![total()],
+            deltas: vec![(total(), UsageDelta { held: 3, confirmed: -1, ..UsageDelta::default() })].into(),
+            admits: vec![total()].into(),
             ..at(&o, 1)
         },
         CLAUSE,

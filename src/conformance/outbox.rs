@@ -11,7 +11,8 @@ const CLAUSE: &str = "store contract 5 (ordered outbox)";
 pub async fn check_outbox_order<S: AsyncStore>(s: &S) {
     let (a, b) = (occ("a"), occ("b"));
     for (o, q) in [(&a, 1), (&b, 2), (&a, 3), (&a, 4), (&b, 5)] {
-        let c = Commit { events: vec![event(o, "x", "r", q), event(o, "x", "r", q * 10)], ..Commit::new(o.clone()) };
+        let c =
+            Commit { events: vec![event(o, "x", "r", q), event(o, "x", "r", q * 10)].into(), ..Commit::new(o.clone()) };
         commit_ok(s, c, CLAUSE).await;
     }
     let all = s.pending_events(100).await.unwrap_or_else(|e| panic!("{e}"));
@@ -40,7 +41,7 @@ pub async fn check_outbox_order<S: AsyncStore>(s: &S) {
 pub async fn check_outbox_ack<S: AsyncStore>(s: &S) {
     let o = occ("a");
     for q in 1..=5 {
-        commit_ok(s, Commit { events: vec![event(&o, "x", "r", q)], ..Commit::new(o.clone()) }, CLAUSE).await;
+        commit_ok(s, Commit { events: vec![event(&o, "x", "r", q)].into(), ..Commit::new(o.clone()) }, CLAUSE).await;
     }
     let all = s.pending_events(10).await.unwrap_or_else(|e| panic!("{e}"));
     let ack = [all[3].id, all[0].id, EventId(u64::MAX), EventId(987_654_321)];
@@ -63,7 +64,7 @@ pub async fn check_event_ids_never_repeat_after_ack<S: AsyncStore>(s: &S) {
         for q in 1..=3 {
             commit_ok(
                 s,
-                Commit { events: vec![event(&a, "x", "r", round * 10 + q)], ..Commit::new(a.clone()) },
+                Commit { events: vec![event(&a, "x", "r", round * 10 + q)].into(), ..Commit::new(a.clone()) },
                 CLAUSE,
             )
             .await;
@@ -81,7 +82,7 @@ pub async fn check_event_ids_never_repeat_after_ack<S: AsyncStore>(s: &S) {
         let ids: Vec<EventId> = batch.iter().map(|e| e.id).collect();
         s.ack_events(&ids).await.unwrap_or_else(|e| panic!("{e}"));
     }
-    commit_ok(s, Commit { events: vec![event(&b, "y", "r", 1)], ..Commit::new(b.clone()) }, CLAUSE).await;
+    commit_ok(s, Commit { events: vec![event(&b, "y", "r", 1)].into(), ..Commit::new(b.clone()) }, CLAUSE).await;
     let other = s.pending_events(10).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(other.len(), 1, "{CLAUSE}: one pending event");
     assert!(!seen.contains(&other[0].id), "{CLAUSE}: another occurrence reused acknowledged id {}", other[0].id.0);

@@ -194,7 +194,7 @@ impl View {
         Ok(Commit {
             occ_key: occ_key.clone(),
             occurrence,
-            deltas: change.deltas.into_vec(),
+            deltas: change.deltas.into_few(),
             admits: change.admits,
             unchanged: change.unchanged,
             at_least: change.at_least,

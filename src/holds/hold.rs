@@ -258,15 +258,16 @@ impl Hold {
     }
 
     /// Confirm this hold: its `Confirmed` form (with tickets when `config` issues them), the
-    /// seats moving to sold (from held if it is still held), and its events: `hold_confirmed`
-    /// then one `ticket_issued` per ticket. `revived` marks a late payment confirming a hold
+    /// seats moving to sold (from held if it is still held); its events, `hold_confirmed`
+    /// then one `ticket_issued` per ticket, are appended to `events`. `revived` marks a late payment confirming a hold
     /// that had lapsed or ended.
     pub fn confirm(
         &self,
         config: &OccurrenceConfig,
         now: OffsetDateTime,
         revived: bool,
-    ) -> (Hold, Deltas, Vec<DomainEvent>) {
+        events: &mut crate::records::Events,
+    ) -> (Hold, Deltas) {
         let mut confirmed = self.ended(HoldState::Confirmed, now);
         confirmed.revived = revived;
         let mut per_seat = UsageDelta::confirmed(1);
@@ -274,7 +275,7 @@ impl Hold {
             per_seat.held = -1;
         }
         let deltas = self.deltas(config, per_seat);
-        let mut events = vec![self.event(now, EventKind::HoldConfirmed { quantity: self.quantity, revived })];
+        events.push(self.event(now, EventKind::HoldConfirmed { quantity: self.quantity, revived }));
         if config.issue_tickets() {
             confirmed.tickets = vec![TicketState::Valid; self.quantity as usize];
             events.extend((0..self.quantity).map(|i| {
@@ -284,7 +285,7 @@ impl Hold {
                 )
             }));
         }
-        (confirmed, deltas, events)
+        (confirmed, deltas)
     }
 
     /// Release a live hold: its `Released` form, the seats it frees, and its `hold_released`

@@ -480,8 +480,8 @@ pub fn decide_request(
             change.events.push(event);
         }
     }
-    let needs: Vec<Need> = if lines.is_empty() {
-        vec![(smallvec::smallvec![Dim::Total], UsageDelta::held(quantity))]
+    let needs: smallvec::SmallVec<[Need; 1]> = if lines.is_empty() {
+        smallvec::smallvec![(smallvec::smallvec![Dim::Total], UsageDelta::held(quantity))]
     } else {
         lines.iter().map(|l| (cfg.seat_dims(Some(&l.tier)), UsageDelta::held(l.quantity))).collect()
     };
@@ -554,9 +554,8 @@ pub fn decide_request(
     summary.holds = summary.holds.saturating_add(1);
     let free = !hold.lines.is_empty() && hold.price.amount.is_zero();
     let outcome = if free {
-        let (confirmed, deltas, events) = hold.confirm(cfg, now, false);
+        let (confirmed, deltas) = hold.confirm(cfg, now, false, &mut change.events);
         change.deltas.extend(&deltas);
-        change.events.extend(events);
         summary.live = None;
         summary = summary.confirmed(&hold.hold_ref, quantity);
         let seat_ids = hold.seat_ids.to_vec();

@@ -23,6 +23,13 @@
 //! [`tickets`]: crate::tickets
 //! [`waitlist`]: crate::waitlist
 
+mod few;
+pub use few::Few;
+
+/// The events of one change or commit, in order: one kept inline (most operations emit one),
+/// more on the heap.
+pub type Events = Few<DomainEvent, 1>;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -187,6 +194,12 @@ impl Deltas {
     /// one).
     pub fn into_vec(self) -> Vec<(Dim, UsageDelta)> {
         self.0.into_vec()
+    }
+
+    /// The changes as a commit carries them (zero ones included, as [`Deltas::into_vec`]),
+    /// without an allocation for the usual few.
+    pub fn into_few(self) -> Few<(Dim, UsageDelta), 4> {
+        Few::from_small(self.0)
     }
 }
 
@@ -608,7 +621,7 @@ pub struct Change {
     /// The dimensions the change admits seats to (it places a hold, confirms a late payment,
     /// blocks, offers): the store refuses it unless each of them ends within its cap. A
     /// dimension it only frees seats on is not listed (lowering a cap revokes nothing).
-    pub admits: Vec<Dim>,
+    pub admits: Few<Dim, 2>,
     /// Counter guards: each listed dimension's counters must still be exactly these when the
     /// change is committed (before its deltas). A decision that concluded from what the
     /// counters did *not* hold (no held seats to lock a price, nothing counted on a tier
@@ -628,7 +641,7 @@ pub struct Change {
     /// A new configuration for the occurrence.
     pub config: Option<OccurrenceConfig>,
     /// Events, in order.
-    pub events: Vec<DomainEvent>,
+    pub events: Events,
     /// Whether the decision settled the waiting list itself (a decision that takes seats
     /// serves the list first, before the one asking). Otherwise the engine settles it after
     /// the decision whenever the change frees seats: the list's claim is one rule, applied

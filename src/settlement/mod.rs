@@ -450,9 +450,8 @@ fn decide_paid(
         if let Some(reason) = money_mismatch(hold, result) {
             return reject(view, result, reason, cfg.rejection_alarm(), now);
         }
-        let (confirmed, deltas, events) = hold.confirm(cfg, now, false);
+        let (confirmed, deltas) = hold.confirm(cfg, now, false, &mut change.events);
         change.deltas.extend(&deltas);
-        change.events.extend(events);
         if let Some(a) = actor {
             change.put(Record::Actor(a.confirmed(&hold.hold_ref, hold.quantity)));
         }
@@ -545,8 +544,7 @@ fn revive(view: &impl Loaded, result: &PaymentResult, hold: &Hold, now: OffsetDa
         Room::NeedDue(n) => return Some(Step::LoadDue(n)),
         Room::Full { .. } => return None,
     }
-    let (confirmed, _, events) = as_ended.confirm(cfg, now, true);
-    change.events.extend(events);
+    let (confirmed, _) = as_ended.confirm(cfg, now, true, &mut change.events);
     change.put(Record::Booking(confirmed));
     let summary =
         actor.cloned().unwrap_or_else(|| crate::holds::ActorRecord::new(hold.occ_key.clone(), hold.actor.clone()));

@@ -117,8 +117,10 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::catalogue::{Dim, OccurrenceConfig};
-use crate::contract::{DomainEvent, EventId, OccKey, OutboxEvent};
-pub use crate::records::{Occurrence, Record, RecordKey, RecordKind, Usage, UsageDelta, Version, Versioned};
+use crate::contract::{EventId, OccKey, OutboxEvent};
+pub use crate::records::{
+    Events, Few, Occurrence, Record, RecordKey, RecordKind, Usage, UsageDelta, Version, Versioned,
+};
 
 /// What a [`Store::load`] found: the occurrence, and one entry per key asked for (in order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -190,12 +192,12 @@ pub struct Commit {
     /// What the occurrence must be, and any configuration written.
     pub occurrence: OccurrenceGuard,
     /// Changes to the seat counters, per dimension (one entry per dimension).
-    pub deltas: Vec<(Dim, UsageDelta)>,
+    pub deltas: Few<(Dim, UsageDelta), 4>,
     /// The dimensions the commit admits seats to. After the deltas, each must be within its
     /// cap in the configuration the commit leaves, otherwise [`Conflict::Capacity`]. A
     /// dimension not listed here is never refused for capacity, even if it ends over its
     /// cap (seats only leave it, or a lowered cap is still being shed).
-    pub admits: Vec<Dim>,
+    pub admits: Few<Dim, 2>,
     /// Counter guards: each listed dimension's counters must be exactly these before the
     /// commit, otherwise [`Conflict::Usage`].
     pub unchanged: Vec<(Dim, Usage)>,
@@ -205,7 +207,7 @@ pub struct Commit {
     /// Conditional record writes (one per key).
     pub records: Vec<RecordWrite>,
     /// Events to append to the outbox, in order.
-    pub events: Vec<DomainEvent>,
+    pub events: Events,
 }
 
 impl Commit {
@@ -214,12 +216,12 @@ impl Commit {
         Self {
             occ_key,
             occurrence: OccurrenceGuard::Unchecked,
-            deltas: Vec::new(),
-            admits: Vec::new(),
+            deltas: Few::new(),
+            admits: Few::new(),
             unchanged: Vec::new(),
             at_least: Vec::new(),
             records: Vec::new(),
-            events: Vec::new(),
+            events: Events::new(),
         }
     }
 }

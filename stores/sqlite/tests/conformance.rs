@@ -89,7 +89,7 @@ fn acked_all(s: &SqliteStore) -> Vec<EventId> {
 
 /// A commit at config version 1 of `occ` writing `records` and appending `events`.
 fn at1(occ: &OccKey, records: Vec<RecordWrite>, events: Vec<DomainEvent>) -> Commit {
-    Commit { occurrence: OccurrenceGuard::At(1), records, events, ..Commit::new(occ.clone()) }
+    Commit { occurrence: OccurrenceGuard::At(1), records, events: events.into(), ..Commit::new(occ.clone()) }
 }
 
 /// A new handle on the same file keeps the occurrence, the records and their versions; a
