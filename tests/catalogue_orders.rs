@@ -174,6 +174,7 @@ async fn prices_are_server_side<S: AsyncStore>(h: H<S>) {
             CheckoutLine { tier: t("adult"), quantity: 2, unit_price: amt("30.00") },
             CheckoutLine { tier: t("child"), quantity: 1, unit_price: amt("15.00") },
         ]
+        .into()
     );
     assert_eq!(h.booking("show", "a1").await.price, eur("75.00"));
     // The same request again is its replay.

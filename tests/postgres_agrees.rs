@@ -133,7 +133,7 @@ fn record(o: &OccKey, key: &RecordKey, n: u32) -> Record {
             hold_ref: r.clone(),
             quantity: n.max(1),
             price: eur("10.00"),
-            lines: Vec::new(),
+            lines: Default::default(),
             metadata: None,
             placed_at: T0,
             expires_at: T0 + time::Duration::seconds(600 + i64::from(n)),

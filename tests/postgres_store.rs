@@ -37,7 +37,7 @@ fn hold(k: &OccKey, who: &str, expires_at: OffsetDateTime) -> Hold {
         hold_ref: Ref::new(format!("r-{who}")).unwrap(),
         quantity: 1,
         price: Money::parse("25.00", "EUR").unwrap(),
-        lines: Vec::new(),
+        lines: Default::default(),
         metadata: None,
         placed_at: expires_at - Duration::seconds(600),
         expires_at,

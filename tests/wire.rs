@@ -230,7 +230,7 @@ fn outbox_hold_placed_snapshot() {
             quantity: 2,
             price: money("50.00", "EUR"),
             expires_at: datetime!(2026-12-01 19:10 UTC),
-            lines: Vec::new(),
+            lines: Default::default(),
         },
     );
     insta::assert_snapshot!("outbox_hold_placed", e.to_json());
@@ -337,7 +337,7 @@ fn outbox_events_carry_design_fields_in_frozen_order() {
                 quantity: 1,
                 price: money("25.00", "EUR"),
                 expires_at: datetime!(2026-12-01 19:10 UTC),
-                lines: Vec::new(),
+                lines: Default::default(),
             },
             "hold_placed",
             vec!["quantity", "amount", "currency", "expires_at"],

@@ -1136,7 +1136,7 @@ async fn check<S: AsyncStore>(
             totals_only |= !h.lines.is_empty();
             add(None, h.standing_seats(), field);
         } else {
-            for l in &h.lines {
+            for l in h.lines.iter() {
                 add(Some(&l.tier), l.quantity, field);
             }
         }
@@ -1224,7 +1224,7 @@ async fn check<S: AsyncStore>(
     // A live hold on a tier locked while held is at the tier's price: its price never
     // changed under it.
     for h in bookings.iter().filter(|h| h.view(now) == crate::holds::HoldView::Live) {
-        for l in &h.lines {
+        for l in h.lines.iter() {
             if let Some(t) = cfg.tier(&l.tier).filter(|t| t.lock_price_while_held) {
                 if l.unit_price != t.price.amount {
                     fail(format!(

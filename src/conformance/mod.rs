@@ -309,7 +309,7 @@ pub(crate) mod fixtures {
             hold_ref: r(hr),
             quantity,
             price: eur("10.00"),
-            lines: Vec::new(),
+            lines: crate::contract::Lines::default(),
             metadata: None,
             placed_at: T0,
             expires_at,

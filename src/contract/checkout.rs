@@ -45,8 +45,23 @@ pub struct CheckoutRequest {
     pub expires_at: OffsetDateTime,
     /// The order's lines, for an order of tiers (empty, and not written, otherwise): what
     /// the amount is made of.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub lines: Vec<CheckoutLine>,
+    #[serde(skip_serializing_if = "no_lines")]
+    pub lines: Lines,
+}
+
+/// An order's lines, shared: a hold, its checkout request and its `hold_placed` event carry
+/// the same list without copying it (cloning is a reference count; an empty list allocates
+/// nothing). Serialized as a JSON array of lines. Build one from a `Vec` with
+/// [`lines_of`].
+pub type Lines = std::sync::Arc<[CheckoutLine]>;
+
+/// `lines` as [`Lines`]; no allocation when empty.
+pub fn lines_of(lines: Vec<CheckoutLine>) -> Lines {
+    if lines.is_empty() { Lines::default() } else { Lines::from(lines) }
+}
+
+pub(crate) fn no_lines(lines: &Lines) -> bool {
+    lines.is_empty()
 }
 
 /// One line of a tiered order, as the checkout request carries it.
@@ -112,12 +127,12 @@ impl CheckoutRequest {
             hold_ref,
             quantity,
             expires_at,
-            lines: Vec::new(),
+            lines: Lines::default(),
         }
     }
 
     /// The same request, carrying the lines of a tiered order.
-    pub fn with_lines(mut self, lines: Vec<CheckoutLine>) -> Self {
+    pub fn with_lines(mut self, lines: Lines) -> Self {
         self.lines = lines;
         self
     }
@@ -152,7 +167,7 @@ impl CheckoutRequest {
             hold_ref: f.hold_ref()?,
             quantity: f.quantity()?,
             expires_at,
-            lines: f.opt_lines()?,
+            lines: lines_of(f.opt_lines()?),
         })
     }
 

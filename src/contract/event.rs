@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::checkout::CheckoutLine;
+use super::checkout::Lines;
 use super::error::ParseError;
 use super::fields::rfc3339;
 use super::ids::{ActorId, OccKey, ProviderRef, Ref, TierName};
@@ -106,7 +106,7 @@ pub enum EventKind {
         /// When the hold lapses.
         expires_at: OffsetDateTime,
         /// The order's lines (tiered orders only; not written when empty).
-        lines: Vec<CheckoutLine>,
+        lines: Lines,
     },
     /// A hold was paid (or needed no payment) and its seats are sold (`hold_confirmed`).
     /// Terminal — except that with `late_payment: revive` a hold that had ended
@@ -310,7 +310,7 @@ impl DomainEvent {
                     currency: currency.ok_or(ParseError::MissingField { field: "currency" })?,
                 },
                 expires_at: expires_at()?,
-                lines: f.opt_lines()?,
+                lines: super::checkout::lines_of(f.opt_lines()?),
             },
             "hold_confirmed" => EventKind::HoldConfirmed { quantity: qty()?, revived: f.opt_bool("revived")? },
             "hold_released" => EventKind::HoldReleased { quantity: qty()? },

@@ -33,7 +33,8 @@ mod metadata;
 mod money;
 mod payment;
 
-pub use checkout::{CHECKOUT_KIND, CheckoutLine, CheckoutRequest};
+pub(crate) use checkout::no_lines;
+pub use checkout::{CHECKOUT_KIND, CheckoutLine, CheckoutRequest, Lines, lines_of};
 pub use error::{IdError, MoneyError, ParseError};
 pub use event::{DomainEvent, EventId, EventKind, NoHoldReason, OutboxEvent, RefundReason};
 pub use ids::{

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use crate::catalogue::{Dim, OccurrenceConfig};
 use crate::contract::{
-    ActorId, Amount, CheckoutLine, CheckoutRequest, DomainEvent, EventKind, Metadata, Money, OccKey, Ref, TierName,
+    ActorId, Amount, CheckoutRequest, DomainEvent, EventKind, Lines, Metadata, Money, OccKey, Ref, TierName,
 };
 use crate::records::{Deltas, UsageDelta, nanos};
 use crate::seating::SeatList;
@@ -89,8 +89,8 @@ pub struct Hold {
     /// The total price, fixed when the hold was placed.
     pub price: Money,
     /// The lines of a tiered order, with their unit prices (empty for a plain hold).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub lines: Vec<CheckoutLine>,
+    #[serde(default, skip_serializing_if = "crate::contract::no_lines")]
+    pub lines: Lines,
     /// The caller's metadata snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
@@ -199,7 +199,7 @@ impl Hold {
     /// The tier of seat `i` (in line order), for a tiered hold.
     pub fn seat_tier(&self, i: u32) -> Option<&TierName> {
         let mut seen = 0u32;
-        for l in &self.lines {
+        for l in self.lines.iter() {
             seen = seen.saturating_add(l.quantity);
             if i < seen {
                 return Some(&l.tier);
@@ -211,7 +211,7 @@ impl Hold {
     /// The unit price of seat `i`: its line's, or for a plain hold its share of the total.
     pub fn seat_tier_price(&self, i: u32) -> Option<Amount> {
         let mut seen = 0u32;
-        for l in &self.lines {
+        for l in self.lines.iter() {
             seen = seen.saturating_add(l.quantity);
             if i < seen {
                 return Some(l.unit_price);
@@ -227,7 +227,7 @@ impl Hold {
         if self.lines.is_empty() {
             d.add(&[Dim::Total], scale(per_seat, self.quantity));
         } else {
-            for l in &self.lines {
+            for l in self.lines.iter() {
                 d.add(&config.seat_dims(Some(&l.tier)), scale(per_seat, l.quantity));
             }
         }

@@ -480,7 +480,7 @@ pub fn decide_request(
             change.events.push(event);
         }
     }
-    let needs: smallvec::SmallVec<[Need; 1]> = if lines.is_empty() {
+    let needs: smallvec::SmallVec<[Need; 4]> = if lines.is_empty() {
         smallvec::smallvec![(smallvec::smallvec![Dim::Total], UsageDelta::held(quantity))]
     } else {
         lines.iter().map(|l| (cfg.seat_dims(Some(&l.tier)), UsageDelta::held(l.quantity))).collect()
@@ -533,7 +533,7 @@ pub fn decide_request(
         hold_ref: req.hold_ref.clone(),
         quantity,
         price,
-        lines,
+        lines: crate::contract::lines_of(lines),
         metadata: req.metadata.clone(),
         placed_at: now,
         expires_at: cfg.expiry_for(now),
@@ -548,7 +548,7 @@ pub fn decide_request(
         seat_ids: seat_ids.into(),
     };
     change.events.push(hold.placed_event());
-    let hold_tiers: Vec<TierName> = hold.lines.iter().map(|l| l.tier.clone()).collect();
+    let hold_tiers: smallvec::SmallVec<[TierName; 4]> = hold.lines.iter().map(|l| l.tier.clone()).collect();
     let mut summary = actor.cloned().unwrap_or_else(|| ActorRecord::new(req.occ_key.clone(), req.actor.clone()));
     summary.current = Some(hold.hold_ref.clone());
     summary.holds = summary.holds.saturating_add(1);

@@ -74,7 +74,7 @@ impl BookingView {
             state,
             quantity: hold.quantity,
             price: hold.price,
-            lines: hold.lines.clone(),
+            lines: hold.lines.to_vec(),
             seat_ids: hold.seat_ids.to_vec(),
             placed_at: hold.placed_at,
             expires_at: hold.expires_at,

@@ -149,7 +149,7 @@ impl UsageDelta {
 
 /// Seat changes per dimension, merged (one entry per dimension, in dimension order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Deltas(SmallVec<[(Dim, UsageDelta); 4]>);
+pub struct Deltas(SmallVec<[(Dim, UsageDelta); 6]>);
 
 impl Deltas {
     /// No change.
@@ -198,7 +198,7 @@ impl Deltas {
 
     /// The changes as a commit carries them (zero ones included, as [`Deltas::into_vec`]),
     /// without an allocation for the usual few.
-    pub fn into_few(self) -> Few<(Dim, UsageDelta), 4> {
+    pub fn into_few(self) -> Few<(Dim, UsageDelta), 6> {
         Few::from_small(self.0)
     }
 }
@@ -621,7 +621,7 @@ pub struct Change {
     /// The dimensions the change admits seats to (it places a hold, confirms a late payment,
     /// blocks, offers): the store refuses it unless each of them ends within its cap. A
     /// dimension it only frees seats on is not listed (lowering a cap revokes nothing).
-    pub admits: Few<Dim, 2>,
+    pub admits: Few<Dim, 6>,
     /// Counter guards: each listed dimension's counters must still be exactly these when the
     /// change is committed (before its deltas). A decision that concluded from what the
     /// counters did *not* hold (no held seats to lock a price, nothing counted on a tier

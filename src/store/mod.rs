@@ -192,12 +192,12 @@ pub struct Commit {
     /// What the occurrence must be, and any configuration written.
     pub occurrence: OccurrenceGuard,
     /// Changes to the seat counters, per dimension (one entry per dimension).
-    pub deltas: Few<(Dim, UsageDelta), 4>,
+    pub deltas: Few<(Dim, UsageDelta), 6>,
     /// The dimensions the commit admits seats to. After the deltas, each must be within its
     /// cap in the configuration the commit leaves, otherwise [`Conflict::Capacity`]. A
     /// dimension not listed here is never refused for capacity, even if it ends over its
     /// cap (seats only leave it, or a lowered cap is still being shed).
-    pub admits: Few<Dim, 2>,
+    pub admits: Few<Dim, 6>,
     /// Counter guards: each listed dimension's counters must be exactly these before the
     /// commit, otherwise [`Conflict::Usage`].
     pub unchanged: Vec<(Dim, Usage)>,
