@@ -205,7 +205,7 @@ async fn a_revived_late_payment_issues_tickets_once<S: AsyncStore>(h: H<S>) {
 #[test]
 fn tickets_are_not_issued_twice_when_a_confirmation_is_retried() {
     seathold::conformance::block_on(async {
-        let h = H::new(FaultyStore::new());
+        let h = H::new(FaultyStore::default());
         h.open("hall", hall(10)).await;
         h.open("late", std_tier(5, 60).with_late_payment(LatePayment::Revive).with_tickets(true)).await;
         h.hold(&order("hall", "ann", "a1", &[("std", 2)])).await;
@@ -214,15 +214,15 @@ fn tickets_are_not_issued_twice_when_a_confirmation_is_retried() {
         h.advance(60);
         h.drain().await;
 
-        h.store().plan(&[Fault::After]);
+        h.store().hook.plan(&[Fault::After]);
         assert!(is_unavailable(&h.e.settle(&paid("hall", "ann", "a1")).await.unwrap_err()));
         assert_eq!(h.settle(&paid("hall", "ann", "a1")).await, Settlement::Confirmed { replayed: true });
 
-        h.store().plan(&[Fault::Before]);
+        h.store().hook.plan(&[Fault::Before]);
         assert!(is_unavailable(&h.e.settle(&paid("hall", "bob", "b1")).await.unwrap_err()));
         assert_eq!(h.settle(&paid("hall", "bob", "b1")).await, Settlement::Confirmed { replayed: false });
 
-        h.store().plan(&[Fault::After]);
+        h.store().hook.plan(&[Fault::After]);
         assert!(is_unavailable(&h.e.settle(&paid("late", "cat", "c1")).await.unwrap_err()));
         assert_eq!(h.settle(&paid("late", "cat", "c1")).await, Settlement::Confirmed { replayed: true });
 

@@ -19,15 +19,15 @@
 use std::sync::Arc;
 
 use seathold::catalogue::{Block, Dim, OccurrenceConfig};
-use seathold::contract::{ActorId, BlockName, EventId, Money, OccKey, OutboxEvent, Ref};
+use seathold::contract::{ActorId, BlockName, Money, OccKey, Ref};
 use seathold::holds::{HoldRequest, HoldState, RequestOutcome};
 use seathold::store::{
-    Commit, CommitError, Committed, Conflict, Due, Few, OccurrenceGuard, Record, RecordKey, RecordKind, RecordWrite,
-    Snapshot, StoreError, UsageDelta, Versioned, WriteOp,
+    Call, Commit, CommitError, Conflict, Few, Intercept, Intercepted, OccurrenceGuard, Record, RecordKey, RecordWrite,
+    StoreError, UsageDelta, WriteOp,
 };
 use seathold::{Engine, ManualClock, MemoryStore, Store};
+use time::Duration;
 use time::macros::datetime;
-use time::{Duration, OffsetDateTime};
 
 /// Which commits a race waits for.
 type When = fn(&Commit) -> bool;
@@ -35,20 +35,16 @@ type When = fn(&Commit) -> bool;
 /// Another caller's work, run once.
 type Race = Box<dyn FnOnce() + Send>;
 
-/// A store over a shared MemoryStore where, once armed, another caller's work (`race`) runs
-/// right before the next commit that `when` picks: the race every test here stages.
-struct RaceBeforeCommit {
-    inner: Arc<MemoryStore>,
+/// Once armed, another caller's work (`race`) runs right before the next commit that `when`
+/// picks (or the next read of due records): the race every test here stages.
+#[derive(Default)]
+struct Races {
     armed: std::sync::Mutex<Option<(When, Race)>>,
     /// Run right before the next read of due records instead.
     before_due: std::sync::Mutex<Option<Race>>,
 }
 
-impl RaceBeforeCommit {
-    fn new(inner: Arc<MemoryStore>) -> Self {
-        Self { inner, armed: std::sync::Mutex::new(None), before_due: std::sync::Mutex::new(None) }
-    }
-
+impl Races {
     /// Run `race` right before the next commit `when` picks.
     fn arm(&self, when: When, race: impl FnOnce() + Send + 'static) {
         *self.armed.lock().expect("lock") = Some((when, Box::new(race)));
@@ -65,6 +61,36 @@ impl RaceBeforeCommit {
     }
 }
 
+impl Intercept for Races {
+    fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+        let race = match call {
+            Call::Due { .. } => self.before_due.lock().expect("lock").take(),
+            Call::Commit(commit) => {
+                let mut armed = self.armed.lock().expect("lock");
+                match armed.take() {
+                    Some((when, race)) if when(commit) => Some(race),
+                    other => {
+                        *armed = other;
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        if let Some(race) = race {
+            race();
+        }
+        Ok(())
+    }
+}
+
+/// A store over a shared MemoryStore with [`Races`] around its calls.
+type RaceBeforeCommit = Intercepted<Arc<MemoryStore>, Races>;
+
+fn racing(inner: Arc<MemoryStore>) -> RaceBeforeCommit {
+    Intercepted::new(inner, Races::default())
+}
+
 /// Whether `commit` places a new hold (puts a booking in state `Held` that did not exist).
 fn places_a_hold(commit: &Commit) -> bool {
     commit.records.iter().any(|w| {
@@ -77,58 +103,11 @@ fn reconfigures(commit: &Commit) -> bool {
     matches!(commit.occurrence, OccurrenceGuard::Update { .. })
 }
 
-impl Store for RaceBeforeCommit {
-    fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError> {
-        self.inner.load(occ_key, keys)
-    }
-    fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError> {
-        let race = self.before_due.lock().expect("lock").take();
-        if let Some(race) = race {
-            race();
-        }
-        self.inner.due(occ_key, now, limit)
-    }
-    fn scan(
-        &self,
-        occ_key: &OccKey,
-        kind: RecordKind,
-        after: Option<&RecordKey>,
-        limit: usize,
-    ) -> Result<Vec<Versioned<Record>>, StoreError> {
-        self.inner.scan(occ_key, kind, after, limit)
-    }
-    fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
-        self.inner.occurrences(after, limit)
-    }
-    fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
-        let race = {
-            let mut armed = self.armed.lock().expect("lock");
-            match armed.take() {
-                Some((when, race)) if when(&commit) => Some(race),
-                other => {
-                    *armed = other;
-                    None
-                }
-            }
-        };
-        if let Some(race) = race {
-            race();
-        }
-        self.inner.commit(commit)
-    }
-    fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        self.inner.pending_events(limit)
-    }
-    fn ack_events(&self, ids: &[EventId]) -> Result<(), StoreError> {
-        self.inner.ack_events(ids)
-    }
-}
-
 #[test]
 fn capacity_lowered_while_a_request_replaces_a_lapsed_hold_is_never_oversold() {
     let occ = OccKey::new("gig").expect("key");
     let inner = Arc::new(MemoryStore::new());
-    let store = RaceBeforeCommit::new(inner.clone());
+    let store = racing(inner.clone());
     let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
     let engine = Engine::with_clock(store, clock.clone());
     engine.open(&occ, OccurrenceConfig::new(3, 60).expect("config")).expect("open");
@@ -145,7 +124,7 @@ fn capacity_lowered_while_a_request_replaces_a_lapsed_hold_is_never_oversold() {
 
     // d would take a's lapsed seat, but the capacity drops to 1 between d's load and commit.
     let lowered = occ.clone();
-    engine.store().arm(places_a_hold, move || {
+    engine.store().hook.arm(places_a_hold, move || {
         let occ = inner.load(&lowered, &[]).expect("load").occurrence.expect("the occurrence exists");
         let mut lower = Commit::new(lowered.clone());
         lower.occurrence = OccurrenceGuard::Update {
@@ -160,7 +139,7 @@ fn capacity_lowered_while_a_request_replaces_a_lapsed_hold_is_never_oversold() {
         RequestOutcome::Full { capacity: 1, tier: None, short: Dim::Total },
         "the retry sees the lowered capacity"
     );
-    assert!(engine.store().fired(), "the capacity was lowered mid-request");
+    assert!(engine.store().hook.fired(), "the capacity was lowered mid-request");
     let a = engine.availability(&occ).expect("availability");
     // Lowering the capacity revokes nothing (b and c keep their seats) and admits nothing: d
     // holds no seat. Before the fix this read held 3 (b, c and d) against a capacity of 1.
@@ -245,7 +224,7 @@ fn a_result_that_loses_the_race_for_its_hold_is_decided_again_not_an_internal_er
     let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
     let inner = Arc::new(MemoryStore::new());
     let other = Engine::with_clock(inner.clone(), clock.clone());
-    let store = RaceBeforeCommit::new(inner);
+    let store = racing(inner);
     let engine = Engine::with_clock(store, clock.clone());
     engine.open(&occ, OccurrenceConfig::new(10, 60).expect("config")).expect("open");
     let (ann, r1) = (ActorId::new("ann").expect("actor"), Ref::new("r1").expect("ref"));
@@ -254,7 +233,7 @@ fn a_result_that_loses_the_race_for_its_hold_is_decided_again_not_an_internal_er
     assert!(matches!(placed, RequestOutcome::AwaitingPayment { replayed: false, .. }));
 
     let result = PaymentResult::paid(occ.clone(), ann.clone(), r1.clone());
-    engine.store().arm(
+    engine.store().hook.arm(
         |_| true,
         move || {
             let answer = other.settle(&result).expect("the racing settlement");
@@ -262,7 +241,7 @@ fn a_result_that_loses_the_race_for_its_hold_is_decided_again_not_an_internal_er
         },
     );
     let failed = engine.settle(&PaymentResult::failed(occ.clone(), ann.clone(), r1.clone()));
-    assert!(engine.store().fired(), "the paid result went in first");
+    assert!(engine.store().hook.fired(), "the paid result went in first");
     assert!(matches!(failed, Ok(Settlement::Noop)), "the failure, decided again, finds the hold paid: {failed:?}");
     let a = engine.availability(&occ).expect("availability");
     assert_eq!((a.held, a.confirmed), (0, 1), "sold once, released never");
@@ -321,7 +300,7 @@ fn racing_engines() -> Racing {
     let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
     let inner = Arc::new(MemoryStore::new());
     let other = Engine::with_clock(inner.clone(), clock.clone());
-    (Engine::with_clock(RaceBeforeCommit::new(inner), clock), other)
+    (Engine::with_clock(racing(inner), clock), other)
 }
 
 fn tier_name(s: &str) -> seathold::contract::TierName {
@@ -346,12 +325,12 @@ fn a_price_change_decided_before_a_hold_lands_is_refused_as_locked() {
     engine.open(&occ, config).expect("open");
     // The seller's change reads an unlocked listing; a buyer's hold lands before it commits.
     let buyer = one_seat_of(&occ, "bob", "r1", "listing");
-    engine.store().arm(reconfigures, move || {
+    engine.store().hook.arm(reconfigures, move || {
         let placed = other.request(&buyer).expect("the racing request");
         assert!(matches!(placed, RequestOutcome::AwaitingPayment { replayed: false, .. }), "{placed:?}");
     });
     let got = engine.set_price(&occ, &tier_name("listing"), Money::parse("80.00", "EUR").expect("price"));
-    assert!(engine.store().fired(), "the buyer's hold went in first");
+    assert!(engine.store().hook.fired(), "the buyer's hold went in first");
     assert!(
         matches!(got, Err(seathold::OpError::Refused(PriceRefusal::Price(SetPriceError::Locked(_))))),
         "the change, decided again, finds the listing held: {got:?}"
@@ -381,12 +360,12 @@ fn a_tier_whose_pools_change_is_refused_when_a_hold_lands_first() {
     // Moving an empty tier out of its pool is allowed; a hold landing meanwhile makes it
     // in use, and its seat must not leave the pool it was counted against.
     let buyer = one_seat_of(&occ, "ann", "r1", "vip");
-    engine.store().arm(reconfigures, move || {
+    engine.store().hook.arm(reconfigures, move || {
         let placed = other.request(&buyer).expect("the racing request");
         assert!(matches!(placed, RequestOutcome::AwaitingPayment { replayed: false, .. }), "{placed:?}");
     });
     let got = engine.open(&occ, tiered(Vec::new()));
-    assert!(engine.store().fired(), "the hold went in first");
+    assert!(engine.store().hook.fired(), "the hold went in first");
     assert!(
         matches!(got, Err(seathold::OpError::Refused(OpenRefusal::Config(ConfigError::TierInUse(_))))),
         "the change, decided again, finds the tier in use: {got:?}"
@@ -413,11 +392,11 @@ fn a_price_change_is_not_refused_on_a_hold_a_sweep_expired_between_its_reads() {
     let placed = engine.request(&one_seat_of(&occ, "bob", "r1", "listing")).expect("request");
     assert!(matches!(placed, RequestOutcome::AwaitingPayment { .. }), "{placed:?}");
     engine.clock().advance(Duration::seconds(61));
-    engine.store().arm_due(move || {
+    engine.store().hook.arm_due(move || {
         assert_eq!(other.expire_due(100).expect("the racing sweep"), 1, "the sweep expires bob's lapsed hold");
     });
     let got = engine.set_price(&occ, &tier_name("listing"), Money::parse("80.00", "EUR").expect("price"));
-    assert!(engine.store().fired(), "the sweep ran between the price change's reads");
+    assert!(engine.store().hook.fired(), "the sweep ran between the price change's reads");
     assert!(got.is_ok(), "no live hold had the listing at any instant: {got:?}");
     let now = engine.occurrence(&occ).expect("occurrence");
     assert_eq!(now.config.tier(&tier_name("listing")).expect("tier").price.to_string(), "80.00 EUR");

@@ -746,7 +746,7 @@ fn a_crash_between_basket_parts_is_safe_to_retry() {
         let basket = [order("fri", "ann", "bf1", &[("std", 2)]), order("sun", "ann", "bu1", &[("std", 1)])];
 
         // The second part's hold is committed, the caller sees an error; the retry replays both.
-        store.plan(&[Fault::None, Fault::After]);
+        store.hook.plan(&[Fault::None, Fault::After]);
         let err = h.e.request_basket(&basket).await.unwrap_err();
         assert!(is_unavailable(&err), "{err:?}");
         assert_eq!(placed(&h.e.request_basket(&basket).await.unwrap()), [(eur("40.00"), true), (eur("30.00"), true)]);
@@ -754,7 +754,7 @@ fn a_crash_between_basket_parts_is_safe_to_retry() {
 
         // The first part's hold fails before it is written; the retry places both.
         let basket2 = [order("fri", "bob", "bf2", &[("std", 1)]), order("sun", "bob", "bu2", &[("std", 1)])];
-        store.plan(&[Fault::Before]);
+        store.hook.plan(&[Fault::Before]);
         assert!(is_unavailable(&h.e.request_basket(&basket2).await.unwrap_err()));
         assert_eq!(
             placed(&h.e.request_basket(&basket2).await.unwrap()),
@@ -767,7 +767,7 @@ fn a_crash_between_basket_parts_is_safe_to_retry() {
             paid_with("sun", "ann", "bu1", eur("30.00"), "pi_1"),
         ];
         // Crash right after the first part's confirmation.
-        store.plan(&[Fault::After]);
+        store.hook.plan(&[Fault::After]);
         assert!(is_unavailable(&h.e.settle_basket(&pay).await.unwrap_err()));
         assert_eq!(h.e.settle_basket(&pay).await.unwrap(), [conf(true), conf(false)]);
 
@@ -777,11 +777,11 @@ fn a_crash_between_basket_parts_is_safe_to_retry() {
         ];
         // Crash right after the second part's confirmation; then the first part of a retry
         // fails before it is written; then a clean retry.
-        store.plan(&[Fault::None, Fault::After]);
+        store.hook.plan(&[Fault::None, Fault::After]);
         assert!(is_unavailable(&h.e.settle_basket(&pay2).await.unwrap_err()));
         assert_eq!(h.e.settle_basket(&pay2).await.unwrap(), [conf(true), conf(true)]);
-        assert!(store.plan_used());
-        assert!(store.lost_acks.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+        assert!(store.hook.plan_used());
+        assert!(store.hook.lost_acks.load(std::sync::atomic::Ordering::Relaxed) >= 3);
 
         // Exactly once: one payment record, one hold_confirmed per part; nothing refunded.
         let events = h.drain().await;
@@ -809,7 +809,7 @@ where
     F: FnOnce(H<FaultyStore>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    seathold::conformance::block_on(body(H::new(FaultyStore::new())));
+    seathold::conformance::block_on(body(H::new(FaultyStore::default())));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -481,14 +481,14 @@ fn long_hall(seats: u16) -> OccurrenceConfig {
 #[test]
 fn an_operation_reads_and_writes_only_the_rows_it_touches() {
     seathold::conformance::block_on(async {
-        let h = H::new(FaultyStore::new());
+        let h = H::new(FaultyStore::default());
         let store = h.store();
         h.open(O, long_hall(20)).await;
         let take = |s: &FaultyStore| -> (Vec<String>, Vec<String>) {
             let keys = |m: &std::sync::Mutex<Vec<seathold::store::RecordKey>>| {
                 std::mem::take(&mut *m.lock().unwrap()).iter().map(ToString::to_string).collect::<Vec<_>>()
             };
-            (keys(&s.rows_read), keys(&s.rows_written))
+            (keys(&s.hook.rows_read), keys(&s.hook.rows_written))
         };
         take(store);
 
@@ -528,7 +528,7 @@ fn an_operation_reads_and_writes_only_the_rows_it_touches() {
 #[test]
 fn best_available_skips_sold_out_rows_without_reading_them() {
     seathold::conformance::block_on(async {
-        let h = H::new(FaultyStore::new());
+        let h = H::new(FaultyStore::default());
         let store = h.store();
         h.open(O, long_hall(4)).await;
         let row_seats = |row: u32| -> Vec<String> { (1..=4).map(|n| format!("A-{row}-{n}")).collect() };
@@ -541,7 +541,7 @@ fn best_available_skips_sold_out_rows_without_reading_them() {
         // Row 151 is full of a hold (not sold out: it may lapse).
         h.seats_of(&chosen("held", "h151", &["A-151-1", "A-151-2", "A-151-3", "A-151-4"])).await;
         let read_rows = |s: &FaultyStore| -> Vec<u32> {
-            std::mem::take(&mut *s.rows_read.lock().unwrap())
+            std::mem::take(&mut *s.hook.rows_read.lock().unwrap())
                 .iter()
                 .filter_map(|k| match k {
                     seathold::store::RecordKey::SeatRow { row, .. } => row.as_str().parse().ok(),

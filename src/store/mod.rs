@@ -101,12 +101,14 @@
 //! the checks and the broken stores (*mutants*) each check is seen to catch.
 
 mod check;
+mod intercept;
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod sharded;
 
 pub use check::{NextOccurrence, check_commit};
+pub use intercept::{Call, Intercept, Intercepted};
 pub use memory::MemoryStore;
 pub use sharded::{NoShards, ShardedStore};
 

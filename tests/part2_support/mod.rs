@@ -19,10 +19,11 @@ use seathold::holds::{Hold, HoldRequest, HoldState, RequestOutcome};
 use seathold::records::Usage;
 use seathold::settlement::Settlement;
 use seathold::store::{
-    AsyncStore, Commit, CommitError, Committed, Due, Record, RecordKey, RecordKind, Snapshot, StoreError, Versioned,
+    AsyncStore, Call, Commit, CommitError, Committed, Intercept, Intercepted, Record, RecordKey, RecordKind,
+    StoreError, Versioned,
 };
 use seathold::tickets::{TicketKey, TicketState};
-use seathold::{AsyncEngine, ManualClock, MemoryStore, Store};
+use seathold::{AsyncEngine, ManualClock, MemoryStore};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -438,10 +439,10 @@ pub enum Fault {
     After,
 }
 
-/// MemoryStore, with commits failing as scripted (one entry per commit, then none).
+/// Commits failing as scripted (one entry per commit, then none), and the seat rows read
+/// and written, counted.
 #[derive(Default)]
-pub struct FaultyStore {
-    pub inner: MemoryStore,
+pub struct Faults {
     script: Mutex<VecDeque<Fault>>,
     pub commits: AtomicU64,
     pub lost_acks: AtomicU64,
@@ -451,11 +452,10 @@ pub struct FaultyStore {
     pub rows_written: Mutex<Vec<RecordKey>>,
 }
 
-impl FaultyStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// MemoryStore, with [`Faults`] around its calls.
+pub type FaultyStore = Intercepted<MemoryStore, Faults>;
 
+impl Faults {
     /// The next commits suffer `faults`, in order.
     pub fn plan(&self, faults: &[Fault]) {
         self.script.lock().unwrap().extend(faults.iter().copied());
@@ -471,55 +471,46 @@ fn injected(what: &str) -> StoreError {
     StoreError::Unavailable(format!("injected fault: {what}").into())
 }
 
-impl Store for FaultyStore {
-    fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError> {
-        let rows = keys.iter().filter(|k| k.kind() == RecordKind::SeatRow).cloned();
-        self.rows_read.lock().unwrap().extend(rows);
-        Store::load(&self.inner, occ_key, keys)
+impl Intercept for Faults {
+    fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+        match call {
+            Call::Load { keys, .. } => {
+                let rows = keys.iter().filter(|k| k.kind() == RecordKind::SeatRow).cloned();
+                self.rows_read.lock().unwrap().extend(rows);
+            }
+            Call::Commit(commit) => {
+                let rows = commit
+                    .records
+                    .iter()
+                    .filter(|w| w.key.kind() == RecordKind::SeatRow && !matches!(w.op, seathold::store::WriteOp::Check))
+                    .map(|w| w.key.clone());
+                self.rows_written.lock().unwrap().extend(rows);
+            }
+            _ => {}
+        }
+        Ok(())
     }
-    fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError> {
-        Store::due(&self.inner, occ_key, now, limit)
-    }
-    fn scan(
+
+    fn commit(
         &self,
-        occ_key: &OccKey,
-        kind: RecordKind,
-        after: Option<&RecordKey>,
-        limit: usize,
-    ) -> Result<Vec<Versioned<Record>>, StoreError> {
-        Store::scan(&self.inner, occ_key, kind, after, limit)
-    }
-    fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
-        Store::occurrences(&self.inner, after, limit)
-    }
-    fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
-        let rows = commit
-            .records
-            .iter()
-            .filter(|w| w.key.kind() == RecordKind::SeatRow && !matches!(w.op, seathold::store::WriteOp::Check))
-            .map(|w| w.key.clone());
-        self.rows_written.lock().unwrap().extend(rows);
+        commit: Commit,
+        apply: &dyn Fn(Commit) -> Result<Committed, CommitError>,
+    ) -> Result<Committed, CommitError> {
         let fault = self.script.lock().unwrap().pop_front().unwrap_or(Fault::None);
         match fault {
             Fault::None => {
-                let done = Store::commit(&self.inner, commit)?;
+                let done = apply(commit)?;
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 Ok(done)
             }
             Fault::Before => Err(CommitError::Store(injected("commit not applied"))),
             Fault::After => {
-                Store::commit(&self.inner, commit)?;
+                apply(commit)?;
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 self.lost_acks.fetch_add(1, Ordering::Relaxed);
                 Err(CommitError::Store(injected("commit applied, acknowledgement lost")))
             }
         }
-    }
-    fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        Store::pending_events(&self.inner, limit)
-    }
-    fn ack_events(&self, ids: &[EventId]) -> Result<(), StoreError> {
-        Store::ack_events(&self.inner, ids)
     }
 }
 
