@@ -3,8 +3,10 @@
 //! Layout: occurrences live in cells, one `Mutex` per occurrence, found through a fixed
 //! number of read-mostly shards. Different occurrences never wait on one another's lock;
 //! the only state all threads share is the outbox id counter (one atomic add per commit).
-//! Each cell keeps its occurrence, its records in a hash map, its expiry index (records by
-//! due time, kept in step with every write) and its slice of the outbox.
+//! Each cell keeps its occurrence, its records (bookings and actor summaries in maps keyed by
+//! their id alone, every other kind by its key; the commonest bodies in per-kind slabs), its
+//! expiry index (records by due time, kept in step with every write) and its slice of the
+//! outbox.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashSet, VecDeque};
@@ -20,7 +22,7 @@ use super::{
     Commit, CommitError, Committed, Due, NextOccurrence, RecordWrite, Snapshot, Store, StoreError, WriteOp,
     check_commit,
 };
-use crate::contract::{EventId, OccKey, OutboxEvent};
+use crate::contract::{ActorId, EventId, OccKey, OutboxEvent, Ref};
 use crate::records::{Occurrence, Record, RecordKey, RecordKind, Version, Versioned};
 
 const SHARDS: usize = 64;
@@ -49,12 +51,9 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Cell {
     occurrence: Option<Occurrence>,
-    /// Records by key: the map's slots stay small (a key, a version, a slot or a pointer),
-    /// so growing the map moves little; the bodies are in `bodies`, rewritten in place.
-    records: HashMap<RecordKey, Versioned<Stored>>,
-    bodies: Bodies,
+    records: Kept,
     /// The expiry index: every record with a due time, by (due time, key).
-    due: BTreeSet<(i128, RecordKey)>,
+    due: BTreeSet<(i128, DueKey)>,
     outbox: VecDeque<OutboxEvent>,
     /// The last version a commit stored records at (clause 7): every commit that puts a
     /// record takes the next one. The cell outlives every record it deletes, so a version
@@ -206,9 +205,169 @@ impl Stored {
     }
 }
 
-impl Cell {
-    fn unboxed(&self, r: &Versioned<Stored>) -> Versioned<Record> {
-        Versioned { version: r.version, value: r.value.to_record(&self.bodies) }
+/// A key of the expiry index: a booking (what nearly every due record is) by its ref alone,
+/// any other kind boxed — 24 bytes instead of a `RecordKey`'s 56. Ordered as the
+/// `RecordKey`s they stand for: bookings (the first kind) first, by ref.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum DueKey {
+    Booking(Ref),
+    Other(Box<RecordKey>),
+}
+
+impl DueKey {
+    fn of(key: &RecordKey) -> Self {
+        match key {
+            RecordKey::Booking(r) => Self::Booking(r.clone()),
+            k => Self::Other(Box::new(k.clone())),
+        }
+    }
+}
+
+/// One occurrence's records. The two every hold has — its booking and its actor's summary —
+/// are kept by their id alone (a 16-byte shared name, not a 56-byte `RecordKey`) with their
+/// bodies in slabs; every other kind by its key.
+#[derive(Debug, Default)]
+struct Kept {
+    bookings: HashMap<Ref, Versioned<u32>>,
+    actors: HashMap<ActorId, Versioned<u32>>,
+    others: HashMap<RecordKey, Versioned<Stored>>,
+    bodies: Bodies,
+}
+
+impl Kept {
+    fn booking(&self, v: &Versioned<u32>) -> Versioned<Record> {
+        Versioned { version: v.version, value: Record::Booking(self.bodies.bookings.get(v.value).clone()) }
+    }
+
+    fn actor(&self, v: &Versioned<u32>) -> Versioned<Record> {
+        Versioned { version: v.version, value: Record::Actor(self.bodies.actors.get(v.value).clone()) }
+    }
+
+    fn other(&self, v: &Versioned<Stored>) -> Versioned<Record> {
+        Versioned { version: v.version, value: v.value.to_record(&self.bodies) }
+    }
+
+    fn version(&self, key: &RecordKey) -> Option<Version> {
+        match key {
+            RecordKey::Booking(r) => self.bookings.get(r).map(|v| v.version),
+            RecordKey::Actor(a) => self.actors.get(a).map(|v| v.version),
+            k => self.others.get(k).map(|v| v.version),
+        }
+    }
+
+    fn get(&self, key: &RecordKey) -> Option<Versioned<Record>> {
+        match key {
+            RecordKey::Booking(r) => self.bookings.get(r).map(|v| self.booking(v)),
+            RecordKey::Actor(a) => self.actors.get(a).map(|v| self.actor(v)),
+            k => self.others.get(k).map(|v| self.other(v)),
+        }
+    }
+
+    fn get_due(&self, key: &DueKey) -> Option<Versioned<Record>> {
+        match key {
+            DueKey::Booking(r) => self.bookings.get(r).map(|v| self.booking(v)),
+            DueKey::Other(k) => self.get(k),
+        }
+    }
+
+    /// Store `record` under `key` (its own key) at `version`; answers the due time of the
+    /// record it replaced, if it replaced one that had one.
+    fn put(&mut self, key: &RecordKey, version: Version, record: Record) -> Option<OffsetDateTime> {
+        match (key, record) {
+            (RecordKey::Booking(r), Record::Booking(h)) => match self.bookings.entry(r.clone()) {
+                Entry::Occupied(mut e) => {
+                    let slot = e.get_mut();
+                    slot.version = version;
+                    let body = self.bodies.bookings.get_mut(slot.value);
+                    let old = body.due();
+                    *body = h;
+                    old
+                }
+                Entry::Vacant(e) => {
+                    e.insert(Versioned { version, value: self.bodies.bookings.insert(h) });
+                    None
+                }
+            },
+            (RecordKey::Actor(a), Record::Actor(x)) => match self.actors.entry(a.clone()) {
+                Entry::Occupied(mut e) => {
+                    let slot = e.get_mut();
+                    slot.version = version;
+                    *self.bodies.actors.get_mut(slot.value) = x;
+                    None
+                }
+                Entry::Vacant(e) => {
+                    e.insert(Versioned { version, value: self.bodies.actors.insert(x) });
+                    None
+                }
+            },
+            // Any other kind (and, never in a valid commit, a record under another kind's key).
+            (key, record) => match self.others.get_mut(key) {
+                Some(slot) => {
+                    let old = slot.value.due(&self.bodies);
+                    slot.version = version;
+                    slot.value.set(record, &mut self.bodies);
+                    old
+                }
+                None => {
+                    let value = Stored::new(record, &mut self.bodies);
+                    self.others.insert(key.clone(), Versioned { version, value });
+                    None
+                }
+            },
+        }
+    }
+
+    /// Remove the record under `key`: `None` if there was none, else its due time.
+    fn delete(&mut self, key: &RecordKey) -> Option<Option<OffsetDateTime>> {
+        match key {
+            RecordKey::Booking(r) => self.bookings.remove(r).map(|v| {
+                let due = self.bodies.bookings.get(v.value).due();
+                self.bodies.bookings.remove(v.value);
+                due
+            }),
+            RecordKey::Actor(a) => self.actors.remove(a).map(|v| {
+                self.bodies.actors.remove(v.value);
+                None
+            }),
+            k => self.others.remove(k).map(|v| {
+                let due = v.value.due(&self.bodies);
+                v.value.free(&mut self.bodies);
+                due
+            }),
+        }
+    }
+
+    /// Up to `limit` records of `kind` with keys after `after`, in key order.
+    fn scan(&self, kind: RecordKind, after: Option<&RecordKey>, limit: usize) -> Vec<Versioned<Record>> {
+        let after_ok = |k: &RecordKey| after.is_none_or(|a| k > a);
+        match kind {
+            RecordKind::Booking => {
+                let mut found: Vec<(RecordKey, &Versioned<u32>)> = self
+                    .bookings
+                    .iter()
+                    .map(|(r, v)| (RecordKey::Booking(r.clone()), v))
+                    .filter(|(k, _)| after_ok(k))
+                    .collect();
+                found.sort_by(|a, b| a.0.cmp(&b.0));
+                found.into_iter().take(limit).map(|(_, v)| self.booking(v)).collect()
+            }
+            RecordKind::Actor => {
+                let mut found: Vec<(RecordKey, &Versioned<u32>)> = self
+                    .actors
+                    .iter()
+                    .map(|(a, v)| (RecordKey::Actor(a.clone()), v))
+                    .filter(|(k, _)| after_ok(k))
+                    .collect();
+                found.sort_by(|a, b| a.0.cmp(&b.0));
+                found.into_iter().take(limit).map(|(_, v)| self.actor(v)).collect()
+            }
+            kind => {
+                let mut found: Vec<(&RecordKey, &Versioned<Stored>)> =
+                    self.others.iter().filter(|(k, _)| k.kind() == kind && after_ok(k)).collect();
+                found.sort_by(|a, b| a.0.cmp(b.0));
+                found.into_iter().take(limit).map(|(_, v)| self.other(v)).collect()
+            }
+        }
     }
 }
 
@@ -267,8 +426,7 @@ impl Cell {
         let now = due_key(now);
         let due = self.due.iter().take_while(|(t, _)| *t <= now).take(limit);
         out.extend(
-            due.filter_map(|(_, key)| self.records.get(key).map(|r| self.unboxed(r)))
-                .map(|record| Due { occ_key: occ_key.clone(), record }),
+            due.filter_map(|(_, key)| self.records.get_due(key)).map(|record| Due { occ_key: occ_key.clone(), record }),
         );
     }
 
@@ -283,35 +441,20 @@ impl Cell {
                 WriteOp::Check => {}
                 WriteOp::Put(record) => {
                     let new_due = record.due().map(due_key);
-                    match self.records.entry(key) {
-                        Entry::Occupied(mut e) => {
-                            let old_due = e.get().value.due(&self.bodies).map(due_key);
-                            if old_due != new_due {
-                                if let Some(t) = old_due {
-                                    self.due.remove(&(t, e.key().clone()));
-                                }
-                                if let Some(t) = new_due {
-                                    self.due.insert((t, e.key().clone()));
-                                }
-                            }
-                            let slot = e.get_mut();
-                            slot.version = version;
-                            slot.value.set(record, &mut self.bodies);
+                    let old_due = self.records.put(&key, version, record).map(due_key);
+                    if old_due != new_due {
+                        let dk = DueKey::of(&key);
+                        if let Some(t) = old_due {
+                            self.due.remove(&(t, dk.clone()));
                         }
-                        Entry::Vacant(e) => {
-                            if let Some(t) = new_due {
-                                self.due.insert((t, e.key().clone()));
-                            }
-                            e.insert(Versioned { version, value: Stored::new(record, &mut self.bodies) });
+                        if let Some(t) = new_due {
+                            self.due.insert((t, dk));
                         }
                     }
                 }
                 WriteOp::Delete => {
-                    if let Some(old) = self.records.remove(&key) {
-                        if let Some(t) = old.value.due(&self.bodies) {
-                            self.due.remove(&(due_key(t), key));
-                        }
-                        old.value.free(&mut self.bodies);
+                    if let Some(Some(t)) = self.records.delete(&key) {
+                        self.due.remove(&(due_key(t), DueKey::of(&key)));
                     }
                 }
             }
@@ -331,7 +474,7 @@ impl Store for MemoryStore {
         let cell = lock(&cell);
         Ok(Snapshot {
             occurrence: cell.occurrence.clone(),
-            records: keys.iter().map(|k| cell.records.get(k).map(|r| cell.unboxed(r))).collect(),
+            records: keys.iter().map(|k| cell.records.get(k)).collect(),
         })
     }
 
@@ -373,10 +516,7 @@ impl Store for MemoryStore {
     ) -> Result<Vec<Versioned<Record>>, StoreError> {
         let Some(cell) = self.cell(occ_key) else { return Ok(Vec::new()) };
         let cell = lock(&cell);
-        let mut found: Vec<(&RecordKey, &Versioned<Stored>)> =
-            cell.records.iter().filter(|(k, _)| k.kind() == kind && after.is_none_or(|a| *k > a)).collect();
-        found.sort_by(|a, b| a.0.cmp(b.0));
-        Ok(found.into_iter().take(limit).map(|(_, r)| cell.unboxed(r)).collect())
+        Ok(cell.records.scan(kind, after, limit))
     }
 
     fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
@@ -394,7 +534,7 @@ impl Store for MemoryStore {
     fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
         let cell = self.cell_or_create(&commit.occ_key);
         let mut cell = lock(&cell);
-        let occ = check_commit(cell.occurrence.as_ref(), |k| cell.records.get(k).map(|r| r.version), &commit)?;
+        let occ = check_commit(cell.occurrence.as_ref(), |k| cell.records.version(k), &commit)?;
         let first = if commit.events.is_empty() {
             0
         } else {
@@ -448,7 +588,27 @@ impl Store for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    use super::Slab;
+    use super::{DueKey, Slab};
+    use crate::contract::{BlockName, OpKey, Ref};
+    use crate::records::RecordKey;
+
+    #[test]
+    fn expiry_index_keys_order_as_the_record_keys_they_stand_for() {
+        let r = |s: &str| Ref::new(s).expect("ref");
+        let keys = vec![
+            RecordKey::Waitlist,
+            RecordKey::Booking(r("r-2")),
+            RecordKey::Block(BlockName::new("vip").expect("name")),
+            RecordKey::Booking(r("r-10")),
+            RecordKey::Op(OpKey::new("k").expect("key")),
+            RecordKey::Booking(r("a")),
+        ];
+        let mut by_record = keys.clone();
+        by_record.sort();
+        let mut by_due: Vec<DueKey> = keys.iter().map(DueKey::of).collect();
+        by_due.sort();
+        assert_eq!(by_due, by_record.iter().map(DueKey::of).collect::<Vec<_>>());
+    }
 
     #[test]
     fn a_slab_keeps_every_value_at_its_slot_across_chunks_and_reuses_freed_slots() {
