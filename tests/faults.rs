@@ -1,5 +1,6 @@
-//! Fault injection: a `Store` wrapper around `MemoryStore` that fails loads, fails commits
-//! before applying them, and applies commits then reports failure (a lost acknowledgement).
+//! Fault injection: hooks around `MemoryStore` (`seathold::store::Intercepted`) that fail
+//! loads, fail commits before applying them, and apply commits then report failure (a lost
+//! acknowledgement).
 //! A caller that retries every operation until it gets a non-store answer must converge on
 //! the state a fault-free run reaches: nothing lost, nothing doubled (a lost acknowledgement
 //! is safe to retry: clause 6 of the store contract, `seathold::store`).
@@ -19,11 +20,9 @@ use seathold::contract::{
 use seathold::holds::{HoldRequest, RequestOutcome, RequestRefusal};
 use seathold::ledger::EntryKind;
 use seathold::settlement::Settlement;
-use seathold::store::{
-    Commit, CommitError, Committed, Due, Record, RecordKey, RecordKind, Snapshot, StoreError, Versioned,
-};
-use seathold::{AvailabilityError, Clock, Engine, ManualClock, MemoryStore, OpError, RequestError, Store, SweepError};
-use time::{Duration, OffsetDateTime};
+use seathold::store::{Call, Commit, CommitError, Committed, Intercept, Intercepted, StoreError};
+use seathold::{AvailabilityError, Clock, Engine, ManualClock, MemoryStore, OpError, RequestError, SweepError};
+use time::Duration;
 
 // ---------------------------------------------------------------------------------------
 // The fault-injecting store
@@ -46,8 +45,7 @@ struct Stats {
 }
 
 /// Fails per a script first, then at random with the given percentages.
-struct FaultyStore {
-    inner: MemoryStore,
+struct Faults {
     rng: Mutex<Rng>,
     /// Percent of reads that fail.
     p_read: u64,
@@ -64,10 +62,16 @@ fn unavailable(what: &str) -> StoreError {
     StoreError::Unavailable(format!("injected fault: {what}").into())
 }
 
-impl FaultyStore {
+/// MemoryStore with [`Faults`] around its calls.
+type FaultyStore = Intercepted<MemoryStore, Faults>;
+
+fn faulty_store(seed: u64, p_read: u64, p_before: u64, p_after: u64) -> FaultyStore {
+    Intercepted::new(MemoryStore::new(), Faults::new(seed, p_read, p_before, p_after))
+}
+
+impl Faults {
     fn new(seed: u64, p_read: u64, p_before: u64, p_after: u64) -> Self {
         Self {
-            inner: MemoryStore::new(),
             rng: Mutex::new(Rng::new(seed)),
             p_read,
             p_before,
@@ -118,66 +122,56 @@ impl FaultyStore {
     }
 }
 
-impl Store for FaultyStore {
-    fn load(&self, occ_key: &OccKey, keys: &[RecordKey]) -> Result<Snapshot, StoreError> {
-        self.read_fault("load")?;
-        self.inner.load(occ_key, keys)
+impl Intercept for Faults {
+    fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+        let what = match call {
+            Call::Load { .. } => "load",
+            Call::Due { .. } => "due",
+            Call::Scan { .. } => "scan",
+            Call::Occurrences => "occurrences",
+            Call::PendingEvents => "pending_events",
+            // Writes draw their fault around the write (below).
+            _ => return Ok(()),
+        };
+        self.read_fault(what)
     }
 
-    fn due(&self, occ_key: Option<&OccKey>, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>, StoreError> {
-        self.read_fault("due")?;
-        self.inner.due(occ_key, now, limit)
-    }
-
-    fn scan(
+    fn commit(
         &self,
-        occ_key: &OccKey,
-        kind: RecordKind,
-        after: Option<&RecordKey>,
-        limit: usize,
-    ) -> Result<Vec<Versioned<Record>>, StoreError> {
-        self.read_fault("scan")?;
-        self.inner.scan(occ_key, kind, after, limit)
-    }
-
-    fn occurrences(&self, after: Option<&OccKey>, limit: usize) -> Result<Vec<OccKey>, StoreError> {
-        self.read_fault("occurrences")?;
-        self.inner.occurrences(after, limit)
-    }
-
-    fn commit(&self, commit: Commit) -> Result<Committed, CommitError> {
+        commit: Commit,
+        apply: &dyn Fn(Commit) -> Result<Committed, CommitError>,
+    ) -> Result<Committed, CommitError> {
         match self.write_fault() {
             Fault::Before => {
                 self.stats.before_faults.fetch_add(1, Ordering::Relaxed);
                 Err(CommitError::Store(unavailable("commit not applied")))
             }
             Fault::After => {
-                self.inner.commit(commit)?;
+                apply(commit)?;
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 self.stats.lost_acks.fetch_add(1, Ordering::Relaxed);
                 Err(CommitError::Store(unavailable("commit applied, acknowledgement lost")))
             }
             Fault::None => {
-                let done = self.inner.commit(commit)?;
+                let done = apply(commit)?;
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 Ok(done)
             }
         }
     }
 
-    fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        self.read_fault("pending_events")?;
-        self.inner.pending_events(limit)
-    }
-
-    fn ack_events(&self, ids: &[EventId]) -> Result<(), StoreError> {
+    fn ack_events(
+        &self,
+        ids: &[EventId],
+        apply: &dyn Fn(&[EventId]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         match self.write_fault() {
             Fault::Before => Err(unavailable("ack not applied")),
             Fault::After => {
-                self.inner.ack_events(ids)?;
+                apply(ids)?;
                 Err(unavailable("ack applied, acknowledgement lost"))
             }
-            Fault::None => self.inner.ack_events(ids),
+            Fault::None => apply(ids),
         }
     }
 }
@@ -262,7 +256,7 @@ fn drain(engine: &Faulty) -> Vec<OutboxEvent> {
 
 fn faulty_engine(seed: u64, p_read: u64, p_before: u64, p_after: u64) -> (Faulty, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(start()));
-    (Engine::with_clock(FaultyStore::new(seed, p_read, p_before, p_after), clock.clone()), clock)
+    (Engine::with_clock(faulty_store(seed, p_read, p_before, p_after), clock.clone()), clock)
 }
 
 fn gig() -> OccKey {
@@ -286,7 +280,7 @@ fn request_retried_after_lost_ack_answers_same_checkout_and_holds_once() {
     let (engine, clock) = faulty_engine(1, 0, 0, 0);
     open(&engine, &gig(), &OccurrenceConfig::new(10, 600).unwrap());
     let req = hold_req("ann", "r-1", 3);
-    engine.store().script_commits(&[Fault::After]);
+    engine.store().hook.script_commits(&[Fault::After]);
     assert!(
         matches!(engine.request(&req), Err(OpError::Store(StoreError::Unavailable(_)))),
         "the lost ack must surface as Store"
@@ -310,11 +304,11 @@ fn request_failed_before_commit_places_on_retry() {
     let (engine, _) = faulty_engine(2, 0, 0, 0);
     open(&engine, &gig(), &OccurrenceConfig::new(10, 600).unwrap());
     let req = hold_req("ann", "r-1", 1);
-    engine.store().script_commits(&[Fault::Before]);
+    engine.store().hook.script_commits(&[Fault::Before]);
     assert!(matches!(engine.request(&req), Err(OpError::Store(StoreError::Unavailable(_)))));
     assert_eq!(availability(&engine, &gig()).unwrap().held, 0, "a commit failed before applying changed nothing");
     assert!(matches!(request(&engine, &req), Ok(RequestOutcome::AwaitingPayment { replayed: false, .. })));
-    engine.store().script_reads(&[Fault::Before]);
+    engine.store().hook.script_reads(&[Fault::Before]);
     assert!(matches!(engine.request(&hold_req("bob", "r-2", 1)), Err(OpError::Store(StoreError::Unavailable(_)))));
     assert_eq!(availability(&engine, &gig()).unwrap().held, 1, "a failed load changed nothing");
     assert_eq!(kinds(&drain(&engine)), ["hold_placed"]);
@@ -327,7 +321,7 @@ fn paid_settle_retried_after_lost_ack_confirms_once() {
     let req = hold_req("ann", "r-1", 2);
     assert!(matches!(request(&engine, &req), Ok(RequestOutcome::AwaitingPayment { replayed: false, .. })));
     let paid = PaymentResult::paid(gig(), req.actor.clone(), req.hold_ref.clone());
-    engine.store().script_commits(&[Fault::After]);
+    engine.store().hook.script_commits(&[Fault::After]);
     assert!(matches!(engine.settle(&paid), Err(OpError::Store(StoreError::Unavailable(_)))));
     assert_eq!(settle(&engine, &paid), Settlement::Confirmed { replayed: true });
     assert_eq!(settle(&engine, &paid), Settlement::Confirmed { replayed: true });
@@ -346,7 +340,7 @@ fn late_paid_retried_after_lost_ack_refunds_once() {
     clock.advance(Duration::seconds(61));
     let paid = PaymentResult::paid(gig(), req.actor.clone(), req.hold_ref.clone())
         .with_provider_ref(ProviderRef::new("pi_1").unwrap());
-    engine.store().script_commits(&[Fault::After]);
+    engine.store().hook.script_commits(&[Fault::After]);
     assert!(matches!(engine.settle(&paid), Err(OpError::Store(StoreError::Unavailable(_)))));
     let Settlement::PaidButNoHold { refund, replayed: true } = settle(&engine, &paid) else { panic!() };
     assert_eq!(refund.reason.as_str(), "expired");
@@ -363,11 +357,11 @@ fn failed_and_sweep_retried_after_lost_ack_end_the_hold_once() {
     request(&engine, &ann).unwrap();
     request(&engine, &bob).unwrap();
     let failed = PaymentResult::failed(gig(), ann.actor.clone(), ann.hold_ref.clone());
-    engine.store().script_commits(&[Fault::After]);
+    engine.store().hook.script_commits(&[Fault::After]);
     assert!(matches!(engine.settle(&failed), Err(OpError::Store(StoreError::Unavailable(_)))));
     assert_eq!(settle(&engine, &failed), Settlement::Noop, "a redelivered failure answers Noop");
     clock.advance(Duration::seconds(60));
-    engine.store().script_commits(&[Fault::After]);
+    engine.store().hook.script_commits(&[Fault::After]);
     assert!(matches!(engine.expire_due(10), Err(SweepError::Store { expired: 0, .. })));
     assert_eq!(sweep(&engine, 10), 0, "the retried sweep finds the expiry already committed");
     let a = availability(&engine, &gig()).unwrap();
@@ -382,7 +376,7 @@ fn lost_ack_on_outbox_acknowledgement_does_not_redeliver() {
     request(&engine, &hold_req("ann", "r-1", 1)).unwrap();
     let events = retry("pending", || engine.pending_events(10), injected_store);
     let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
-    engine.store().script_commits(&[Fault::After]);
+    engine.store().hook.script_commits(&[Fault::After]);
     assert!(engine.ack_events(&ids).is_err());
     retry("ack", || engine.ack_events(&ids), injected_store);
     assert!(retry("pending", || engine.pending_events(10), injected_store).is_empty());
@@ -431,7 +425,7 @@ impl Run {
         let clock = Arc::new(ManualClock::new(start()));
         let mut run = Self {
             rng: Rng::new(seed),
-            faulty: Engine::with_clock(FaultyStore::new(seed ^ 0xFA17, 15, 10, 15), clock.clone()),
+            faulty: Engine::with_clock(faulty_store(seed ^ 0xFA17, 15, 10, 15), clock.clone()),
             twin: Engine::with_clock(MemoryStore::new(), clock.clone()),
             clock,
             ledger: Ledger::default(),
@@ -467,10 +461,10 @@ impl Run {
 
     fn step(&mut self) {
         self.ops += 1;
-        let lost_before = self.faulty.store().lost_acks();
+        let lost_before = self.faulty.store().hook.lost_acks();
         let roll = self.rng.below(100);
         let (o, a) = (self.rng.below(OCCS as u64) as usize, self.rng.below(ACTORS as u64) as usize);
-        let lost = |run: &Self| run.faulty.store().lost_acks() > lost_before;
+        let lost = |run: &Self| run.faulty.store().hook.lost_acks() > lost_before;
         match roll {
             0..35 => {
                 // The actor's current ref (a replay, or a used ref), another actor's or an
@@ -598,9 +592,9 @@ impl Run {
                 // Unlimited sweeps only: a limited one may pick different occurrences in two
                 // stores (their maps iterate in different orders); model.rs covers limits.
                 let want = self.twin.expire_due(usize::MAX).unwrap();
-                let lost_now = self.faulty.store().lost_acks();
+                let lost_now = self.faulty.store().hook.lost_acks();
                 let told = sweep(&self.faulty, usize::MAX);
-                let lost_in_sweep = (self.faulty.store().lost_acks() - lost_now) as usize;
+                let lost_in_sweep = (self.faulty.store().hook.lost_acks() - lost_now) as usize;
                 assert_eq!(told + lost_in_sweep, want, "op {}: sweep expired a different number", self.ops);
             }
             90..97 => self.drain_and_compare(),
@@ -643,9 +637,9 @@ impl Run {
     fn finish(&mut self) {
         self.clock.advance(Duration::seconds(1_000));
         let want = self.twin.expire_due(usize::MAX).unwrap();
-        let lost_now = self.faulty.store().lost_acks();
+        let lost_now = self.faulty.store().hook.lost_acks();
         let told = sweep(&self.faulty, usize::MAX);
-        assert_eq!(told + (self.faulty.store().lost_acks() - lost_now) as usize, want);
+        assert_eq!(told + (self.faulty.store().hook.lost_acks() - lost_now) as usize, want);
         self.drain_and_compare();
         self.expired_twin.sort();
         self.expired_faulty.sort();
@@ -680,7 +674,7 @@ fn randomized_faults_converge_to_the_fault_free_run() {
         for (k, n) in &run.seen {
             *seen.entry(k).or_default() += n;
         }
-        let s = &run.faulty.store().stats;
+        let s = &run.faulty.store().hook.stats;
         total.0 += run.ops;
         total.1 += s.load_faults.load(Ordering::Relaxed);
         total.2 += s.before_faults.load(Ordering::Relaxed);

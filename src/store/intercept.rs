@@ -1,5 +1,6 @@
 //! [`Intercepted`]: any [`Store`] with a hook around each call — to count calls, inject
-//! faults (a lost connection before a commit, a lost acknowledgement after one), or run a
+//! faults (a lost connection before a commit or an acknowledgement of events, a lost answer
+//! after one), or run a
 //! competing write at the moment a race matters, without re-implementing the trait.
 //!
 //! Owns: the wrapper and its hook trait. May not touch: the rules, or what the inner store
@@ -66,6 +67,17 @@ pub trait Intercept: Send + Sync {
         apply: &dyn Fn(Commit) -> Result<Committed, CommitError>,
     ) -> Result<Committed, CommitError> {
         apply(commit)
+    }
+
+    /// Around an acknowledgement, after [`Intercept::before`] let it through: `apply` hands
+    /// it to the inner store. As [`Intercept::commit`]: the default applies it; a hook may
+    /// apply it and then answer an error, or not apply it at all.
+    fn ack_events(
+        &self,
+        ids: &[EventId],
+        apply: &dyn Fn(&[EventId]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        apply(ids)
     }
 }
 
@@ -140,7 +152,7 @@ impl<S: Store, I: Intercept> Store for Intercepted<S, I> {
     }
     fn ack_events(&self, ids: &[EventId]) -> Result<(), StoreError> {
         self.hook.before(Call::AckEvents(ids))?;
-        self.inner.ack_events(ids)
+        self.hook.ack_events(ids, &|ids| self.inner.ack_events(ids))
     }
 }
 
