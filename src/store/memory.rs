@@ -138,12 +138,10 @@ struct Bodies {
     payments: Slab<crate::settlement::PaymentRecord>,
 }
 
-/// A record as a cell keeps it: the common kinds as a slot in their slab, the rest boxed at
-/// their own size.
+/// A record other than a booking or an actor summary (those are in maps of their own), as a
+/// cell keeps it: a payment as a slot in its slab, the rest boxed at their own size.
 #[derive(Debug)]
 enum Stored {
-    Booking(u32),
-    Actor(u32),
     Payment(u32),
     /// A stadium keeps one per row for the whole sale; rows are few per write.
     Row(Box<crate::seating::SeatRow>),
@@ -153,8 +151,6 @@ enum Stored {
 impl Stored {
     fn new(r: Record, b: &mut Bodies) -> Self {
         match r {
-            Record::Booking(h) => Self::Booking(b.bookings.insert(h)),
-            Record::Actor(a) => Self::Actor(b.actors.insert(a)),
             Record::Payment(p) => Self::Payment(b.payments.insert(p)),
             Record::SeatRow(r) => Self::Row(Box::new(r)),
             other => Self::Other(Box::new(other)),
@@ -164,8 +160,6 @@ impl Stored {
     /// Overwrite with `r`, in place when the kind is the same (keys fix the kind).
     fn set(&mut self, r: Record, b: &mut Bodies) {
         match (&mut *self, r) {
-            (Self::Booking(id), Record::Booking(h)) => *b.bookings.get_mut(*id) = h,
-            (Self::Actor(id), Record::Actor(a)) => *b.actors.get_mut(*id) = a,
             (Self::Payment(id), Record::Payment(p)) => *b.payments.get_mut(*id) = p,
             (Self::Row(x), Record::SeatRow(r)) => **x = r,
             (Self::Other(x), r) => **x = r,
@@ -179,8 +173,6 @@ impl Stored {
     /// Give its slot back (the record is being removed or replaced).
     fn free(&self, b: &mut Bodies) {
         match self {
-            Self::Booking(id) => b.bookings.remove(*id),
-            Self::Actor(id) => b.actors.remove(*id),
             Self::Payment(id) => b.payments.remove(*id),
             Self::Row(_) | Self::Other(_) => {}
         }
@@ -188,19 +180,16 @@ impl Stored {
 
     fn to_record(&self, b: &Bodies) -> Record {
         match self {
-            Self::Booking(id) => Record::Booking(b.bookings.get(*id).clone()),
-            Self::Actor(id) => Record::Actor(b.actors.get(*id).clone()),
             Self::Payment(id) => Record::Payment(b.payments.get(*id).clone()),
             Self::Row(r) => Record::SeatRow(crate::seating::SeatRow::clone(r)),
             Self::Other(r) => Record::clone(r),
         }
     }
 
-    fn due(&self, b: &Bodies) -> Option<OffsetDateTime> {
+    fn due(&self) -> Option<OffsetDateTime> {
         match self {
-            Self::Booking(id) => b.bookings.get(*id).due(),
             Self::Other(r) => r.due(),
-            Self::Actor(_) | Self::Payment(_) | Self::Row(_) => None,
+            Self::Payment(_) | Self::Row(_) => None,
         }
     }
 }
@@ -303,7 +292,7 @@ impl Kept {
             // Any other kind (and, never in a valid commit, a record under another kind's key).
             (key, record) => match self.others.get_mut(key) {
                 Some(slot) => {
-                    let old = slot.value.due(&self.bodies);
+                    let old = slot.value.due();
                     slot.version = version;
                     slot.value.set(record, &mut self.bodies);
                     old
@@ -330,7 +319,7 @@ impl Kept {
                 None
             }),
             k => self.others.remove(k).map(|v| {
-                let due = v.value.due(&self.bodies);
+                let due = v.value.due();
                 v.value.free(&mut self.bodies);
                 due
             }),
