@@ -40,6 +40,7 @@ use time::OffsetDateTime;
 use crate::Never;
 use crate::catalogue::OccurrenceConfig;
 use crate::contract::OccKey;
+use crate::operation::Operation;
 use crate::records::{Change, Loaded, Occurrence, Record, RecordKey, Step};
 
 /// An occurrence and its records, held in memory: the state a decision reads. Every key is
@@ -110,6 +111,22 @@ impl Given {
     /// The record under `key`, as it stands.
     pub fn record(&self, key: &RecordKey) -> Option<&Record> {
         self.records.get(key)
+    }
+
+    /// When `op` at `now` ([`crate::operation`]): run its decision over these records, as
+    /// the engine would at that instant, and apply what it writes. The `Given` is at `now`
+    /// from then on ([`Given::at`]).
+    ///
+    /// # Errors
+    /// [`WhenError::Refused`] with the operation's refusal (nothing applied),
+    /// [`WhenError::OtherOccurrence`] if `op` names another occurrence than this one, or
+    /// [`WhenError::KeptAsking`].
+    pub fn run<O: Operation>(&mut self, op: &O, now: OffsetDateTime) -> Result<Then<O::Output>, WhenError<O::Refusal>> {
+        if op.occ_key() != &self.occ_key {
+            return Err(WhenError::OtherOccurrence(op.occ_key().clone()));
+        }
+        self.now = Some(now);
+        self.try_when(|v| op.decide(v, now))
     }
 
     /// Run a decision that cannot refuse (`decide_settlement`, `decide_expiry`, …), and
@@ -207,6 +224,7 @@ impl Given {
 
 /// Why [`Given::try_when`] has no [`Then`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WhenError<R> {
     /// The decision refused: this is its refusal. Nothing was applied.
     #[error("refused: {0}")]
@@ -214,6 +232,10 @@ pub enum WhenError<R> {
     /// The decision kept asking for records though every key was readable: a bug in it.
     #[error("the decision kept asking for records")]
     KeptAsking,
+    /// [`Given::run`] was handed an operation on another occurrence (named here): nothing
+    /// was decided.
+    #[error("the operation is on occurrence {0}, not the one given")]
+    OtherOccurrence(OccKey),
 }
 
 impl Loaded for Given {

@@ -17,10 +17,11 @@
 //! | [`opkeys`] | operation keys: a write's first answer, replayed to its retries | the rules of the writes it wraps, storage |
 //! | [`webhooks`] | signed payment results (Standard Webhooks), provider adapters | bookings, storage, the clock |
 //! | [`records`] | the records stores keep, and the change a decision makes | the rules |
+//! | [`operation`] | the unit the engine runs: an occurrence, keys to load, a pure decision (each operation lives in its lifecycle module) | the rules, storage, the clock |
 //! | [`store`] | the [`Store`] / [`AsyncStore`] contract, [`MemoryStore`], PostgreSQL, sharding | the rules |
-//! | engine ([`Engine`], [`AsyncEngine`]) | load -> decide -> commit, retry on a lost race | the rules, storage details |
+//! | engine ([`Engine`], [`AsyncEngine`]) | load -> decide -> commit, retry on a lost race, for any operation ([`Engine::run`]; the named methods are sugar) | the rules, storage details |
 //! | [`clock`] | where "now" comes from ([`SystemClock`], [`ManualClock`]) | |
-//! | [`given`] | a pure test seam: given records, when a decision, then its answer and change | the rules, storage, the clock |
+//! | [`given`] | a pure test seam: given records, when an operation or a decision, then its answer and change | the rules, storage, the clock |
 //!
 //! The engine reads the clock once per operation and hands the instant to the pure code, so
 //! tests and simulations run on a [`ManualClock`] and every decision is reproducible.
@@ -73,7 +74,9 @@ pub mod given;
 pub mod holds;
 #[cfg(feature = "http")]
 pub mod http;
+mod kind;
 pub mod ledger;
+pub mod operation;
 pub mod opkeys;
 pub mod records;
 pub mod seating;

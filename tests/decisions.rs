@@ -219,3 +219,48 @@ fn a_seat_freeing_decision_serves_the_waiting_list_without_mentioning_it() {
     assert_eq!((counters.blocked, counters.offered), (0, 2), "{counters:?}");
     assert!(g.record(&RecordKey::Waitlist).is_some(), "the waiting list was written");
 }
+
+/// An operation, the unit the engine runs, decides on a `Given` as through the engine: the
+/// same answer, the same events, the same seats (and an operation key replays its first
+/// answer there too). The engine here is only the yardstick.
+#[test]
+fn an_operation_decides_on_given_records_as_it_does_through_the_engine() {
+    use seathold::catalogue::{BlockCount, Configure};
+    use seathold::contract::{BlockName, OpKey};
+    use seathold::opkeys::{Keyed, Replayed};
+    use seathold::{Engine, ManualClock, MemoryStore};
+
+    let config = OccurrenceConfig::new(3, TTL as u64).expect("config");
+    let engine = Engine::with_clock(MemoryStore::new(), ManualClock::new(T0));
+    let mut g = Given::nothing(gig());
+
+    let open = Configure { occ_key: &gig(), config: &config, create_only: true };
+    assert!(g.run(&open, T0).expect("opened on the given").answer);
+    engine.run(&open).expect("opened on the engine");
+    let again = g.run(&open, T0).expect_err("created twice");
+    assert!(matches!(again, seathold::given::WhenError::Refused(seathold::OpenRefusal::Exists)), "{again:?}");
+
+    let req = HoldRequest::new(gig(), ann(), r("r1"), Money::parse("20.00", "EUR").expect("money"));
+    let placed = g.run(&seathold::holds::Request(&req), T0).expect("request decided");
+    let through = engine.run(&seathold::holds::Request(&req)).expect("request on the engine");
+    assert_eq!(placed.answer, through);
+    assert_eq!(placed.event_types(), ["hold_placed"]);
+
+    let press = BlockName::new("press").expect("block");
+    let key = OpKey::new("desk-1").expect("op key");
+    let block = BlockCount { occ_key: &gig(), block: &press, seats: 2, tier: None };
+    let first = g.run(&Keyed { op: &block, op_key: &key }, T0).expect("keyed block");
+    let retry = g.run(&Keyed { op: &block, op_key: &key }, T0).expect("keyed retry");
+    assert_eq!(retry.answer, Replayed { answer: first.answer.answer.clone(), replayed: true });
+    assert!(retry.change.is_none(), "a replay writes nothing");
+    let engine_first = engine.with_op_key(&key).run(&block).expect("keyed block on the engine");
+    assert_eq!(engine_first, first.answer);
+
+    let occ = g.current().expect("occurrence");
+    let on_engine = engine.occurrence(&gig()).expect("occurrence on the engine");
+    assert_eq!(occ.counters, on_engine.counters, "the same seats held and blocked");
+
+    let other = OccKey::new("other").expect("occ");
+    let elsewhere = Configure { occ_key: &other, config: &config, create_only: true };
+    assert!(matches!(g.run(&elsewhere, T0), Err(seathold::given::WhenError::OtherOccurrence(k)) if k == other));
+}

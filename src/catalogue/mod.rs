@@ -13,6 +13,8 @@
 //! all of them have room (pretix's quotas). A seat of an occurrence without tiers counts
 //! against `capacity` only.
 
+mod ops;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -20,8 +22,11 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
 
+pub use ops::{BlockCount, BlockSeats, Configure, OpenRefusal, PriceRefusal, SetPrice, Unblock};
+
 use crate::contract::{BlockName, CheckoutLine, Currency, Money, PoolName, TierName};
 use crate::holds::{Need, Room, make_room, offer_before_deciding};
+use crate::kind::{Classify, ErrorKind};
 use crate::records::{Change, Deltas, Loaded, LoadedExt, Occurrence, Record, RecordKey, Step, UsageDelta};
 use crate::seating::{SeatError, SeatId, SeatMap, SeatMapError};
 use crate::waitlist;
@@ -121,6 +126,19 @@ pub enum ConfigError {
     /// sold, blocked or offered. Keep the map until they are gone (or cancel them).
     #[error("the seat map is in use: it cannot change while its seats are taken")]
     SeatingInUse,
+}
+
+impl Classify for ConfigError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::TierInUse(_)
+            | Self::PoolInUse(_)
+            | Self::PlainSeatsInUse
+            | Self::PriceLocked(_)
+            | Self::SeatingInUse => ErrorKind::Conflict,
+            _ => ErrorKind::Unprocessable,
+        }
+    }
 }
 
 /// What happens to a `paid` result that arrives for a hold that lapsed or was released.
@@ -638,6 +656,15 @@ pub enum PricingError {
     NoLines,
 }
 
+impl Classify for PricingError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NoLines => ErrorKind::BadRequest,
+            _ => ErrorKind::Unprocessable,
+        }
+    }
+}
+
 /// The price of an order's lines at the current tier prices: the total, and each line with
 /// its unit price (for the checkout request).
 ///
@@ -673,6 +700,15 @@ pub enum SetPriceError {
     /// again once nobody is paying for it.
     #[error("tier {0} is locked: a live hold has seats of it")]
     Locked(TierName),
+}
+
+impl Classify for SetPriceError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownTier(_) => ErrorKind::Unprocessable,
+            Self::Locked(_) => ErrorKind::Conflict,
+        }
+    }
 }
 
 /// Decide a price change: the new configuration, or why not. `live_held` is the number of
@@ -834,6 +870,18 @@ pub enum BlockRefusal {
     /// counted block of a seated tier (name its seats instead).
     #[error(transparent)]
     Seat(#[from] SeatError),
+}
+
+impl Classify for BlockRefusal {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownOccurrence | Self::Unknown(_) => ErrorKind::NotFound,
+            Self::Exists(_) => ErrorKind::Conflict,
+            Self::BadSeats { .. } => ErrorKind::BadRequest,
+            Self::Seat(s) => s.kind(),
+            _ => ErrorKind::Unprocessable,
+        }
+    }
 }
 
 /// What a block answered.

@@ -1,5 +1,6 @@
 //! Typed errors for everything that can be wrong with a wire message or one of its fields.
 
+use crate::kind::{Classify, ErrorKind};
 use thiserror::Error;
 
 /// Why an identifier (`occ_key`, `actor`, `ref`, `provider_ref`) was refused.
@@ -24,6 +25,15 @@ pub enum IdError {
     /// corrupt logs and keys. Strip it at the source.
     #[error("contains a control character")]
     ControlCharacter,
+}
+
+impl Classify for IdError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::TooLong { .. } => ErrorKind::PayloadTooLarge,
+            _ => ErrorKind::BadRequest,
+        }
+    }
 }
 
 /// Why an amount or a currency was refused.
@@ -58,6 +68,15 @@ pub enum MoneyError {
         /// Its minor unit, in decimals.
         minor_unit: u32,
     },
+}
+
+impl Classify for MoneyError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownCurrency(_) | Self::TooPrecise { .. } => ErrorKind::Unprocessable,
+            _ => ErrorKind::BadRequest,
+        }
+    }
 }
 
 /// Everything that can be wrong with a wire message. Returned by
@@ -152,6 +171,17 @@ pub enum ParseError {
         /// The field's name.
         field: &'static str,
     },
+}
+
+impl Classify for ParseError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::TooLarge { .. } => ErrorKind::PayloadTooLarge,
+            Self::BadId { source, .. } => source.kind(),
+            Self::BadMoney { source, .. } => source.kind(),
+            _ => ErrorKind::BadRequest,
+        }
+    }
 }
 
 /// Cut a caller-supplied string for inclusion in an error, on a character boundary.

@@ -1,5 +1,6 @@
 //! The engine's errors: one generic shape, typed per operation by what the rules refuse.
 
+use crate::kind::{Classify, ErrorKind};
 use thiserror::Error;
 
 use crate::contract::{OccKey, OpKey};
@@ -71,6 +72,12 @@ impl<R> OpError<R> {
 pub struct UnknownOccurrence {
     /// The key asked for.
     pub occ_key: OccKey,
+}
+
+impl Classify for UnknownOccurrence {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::NotFound
+    }
 }
 
 /// Why [`expire_due`](crate::Engine::expire_due) stopped early.

@@ -1,7 +1,7 @@
 //! Writes under an operation key ([`crate::opkeys`]): [`AsyncEngine::with_op_key`] and
 //! [`Engine::with_op_key`] lend a handle whose writes answer [`Replayed`]. One generic path
-//! ([`AsyncEngine::write`]) runs every write, keyed or not; the named methods here and on
-//! the engines are thin sugar over it.
+//! ([`WithOpKey::run`], over [`AsyncEngine::run`]) runs every write, keyed or not; the named
+//! methods here and on the engines are thin sugar over it.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -9,42 +9,21 @@ use time::Duration;
 
 use super::block_on::block_on;
 use super::error::OpError;
-use super::ops::{self, Command, Never, WaitOutcome};
 use super::{
     AsyncEngine, BlockError, CancelError, Engine, ExtendError, PriceError, TicketError, TicketRefusal, WaitlistError,
 };
-use crate::catalogue::BlockOutcome;
+use crate::catalogue::{BlockCount, BlockOutcome, BlockSeats, SetPrice, Unblock};
 use crate::clock::Clock;
 use crate::contract::{ActorId, BlockName, CheckoutRequest, Money, OccKey, OpKey, Ref, TierName};
-use crate::holds::{AbandonOutcome, CancelOutcome};
-use crate::opkeys::{KeyedRefusal, Replayed};
+use crate::holds::{Abandon, AbandonOutcome, Cancel, CancelOutcome, Extend};
+use crate::operation::{Command, Never};
+use crate::opkeys::{Keyed, KeyedRefusal, Replayed};
 use crate::seating::SeatId;
 use crate::store::{AsyncStore, Store, StoreError};
-use crate::tickets::{CheckIn, at_door};
-use crate::waitlist::Joined;
+use crate::tickets::{CheckIn, Scan};
+use crate::waitlist::{Join, Joined, Leave};
 
 impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
-    /// Run a write, under `op_key` if one is given (its first answer recorded in the same
-    /// commit, and replayed to every retry of the same command).
-    pub(super) async fn write<O>(
-        &self,
-        op: &O,
-        op_key: Option<&OpKey>,
-    ) -> Result<Replayed<O::Output>, OpError<O::Refusal>>
-    where
-        O: Command,
-        O::Output: Serialize + DeserializeOwned,
-    {
-        let Some(op_key) = op_key else { return self.run(op).await.map(Replayed::first) };
-        self.run(&ops::Keyed { op, op_key }).await.map_err(|e| {
-            e.map_refused(|r| match r {
-                KeyedRefusal::Refused(r) => OpError::Refused(r),
-                KeyedRefusal::KeyReused { first } => OpError::OpKeyReused { op_key: op_key.clone(), first },
-                KeyedRefusal::Corrupt(why) => OpError::Store(StoreError::Corrupt(why)),
-            })
-        })
-    }
-
     /// The writes of this engine under the operation key `op_key` (every write is safe to
     /// retry): the first call is carried out and its answer recorded in
     /// the same commit; a later call with the same key and the same command answers that
@@ -87,6 +66,28 @@ pub struct WithOpKey<'a, S, C> {
 }
 
 impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
+    /// Run any write ([`Command`]) under this handle's operation key, if it has one: its
+    /// first answer is recorded in the same commit ([`Keyed`]) and replayed to every retry
+    /// of the same command. The named methods below are this call with their operation.
+    ///
+    /// # Errors
+    /// [`OpError`] over the command's refusal; [`OpError::OpKeyReused`] for a key used for
+    /// another command.
+    pub async fn run<O>(&self, op: &O) -> Result<Replayed<O::Output>, OpError<O::Refusal>>
+    where
+        O: Command,
+        O::Output: Serialize + DeserializeOwned,
+    {
+        let Some(op_key) = self.op_key else { return self.engine.run(op).await.map(Replayed::first) };
+        self.engine.run(&Keyed { op, op_key }).await.map_err(|e| {
+            e.map_refused(|r| match r {
+                KeyedRefusal::Refused(r) => OpError::Refused(r),
+                KeyedRefusal::KeyReused { first } => OpError::OpKeyReused { op_key: op_key.clone(), first },
+                KeyedRefusal::Corrupt(why) => OpError::Store(StoreError::Corrupt(why)),
+            })
+        })
+    }
+
     /// As [`AsyncEngine::check_in`]. `Invalid` and `WrongOccurrence` are answered from the
     /// credential alone, before the store is touched, and are not recorded.
     ///
@@ -94,12 +95,11 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
     /// As [`AsyncEngine::check_in`], and [`OpError::OpKeyReused`].
     pub async fn check_in(&self, occ_key: &OccKey, credential: &str) -> Result<Replayed<CheckIn>, TicketError> {
         let key = self.engine.ticket_key.as_ref().ok_or(OpError::Refused(TicketRefusal::NoTicketKey))?;
-        let (hold_ref, index) = match at_door(key, occ_key, credential) {
-            Ok(named) => named,
+        let op = match Scan::at_door(key, occ_key, credential) {
+            Ok(op) => op,
             Err(answer) => return Ok(Replayed::first(answer)),
         };
-        let op = ops::CheckInOp { occ_key, hold_ref: &hold_ref, index };
-        self.engine.write(&op, self.op_key).await.map_err(|e| e.map_refused(|never| match never {}))
+        self.run(&op).await.map_err(|e| e.map_refused(|never| match never {}))
     }
 
     /// As [`AsyncEngine::cancel`].
@@ -112,7 +112,7 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
         hold_ref: &Ref,
         tickets: Option<&[u32]>,
     ) -> Result<Replayed<CancelOutcome>, CancelError> {
-        self.engine.write(&ops::Cancel { occ_key, hold_ref, tickets, refund: None }, self.op_key).await
+        self.run(&Cancel { occ_key, hold_ref, tickets, refund: None }).await
     }
 
     /// As [`AsyncEngine::cancel_refunding`].
@@ -126,7 +126,7 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
         tickets: Option<&[u32]>,
         refund: Money,
     ) -> Result<Replayed<CancelOutcome>, CancelError> {
-        self.engine.write(&ops::Cancel { occ_key, hold_ref, tickets, refund: Some(refund) }, self.op_key).await
+        self.run(&Cancel { occ_key, hold_ref, tickets, refund: Some(refund) }).await
     }
 
     /// As [`AsyncEngine::block`].
@@ -140,7 +140,7 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
         seats: u32,
         tier: Option<&TierName>,
     ) -> Result<Replayed<BlockOutcome>, BlockError> {
-        self.engine.write(&ops::BlockOp { occ_key, block, what: ops::BlockWhat::Count(seats, tier) }, self.op_key).await
+        self.run(&BlockCount { occ_key, block, seats, tier }).await
     }
 
     /// As [`AsyncEngine::block_seats`].
@@ -153,7 +153,7 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
         block: &BlockName,
         seat_ids: &[SeatId],
     ) -> Result<Replayed<BlockOutcome>, BlockError> {
-        self.engine.write(&ops::BlockOp { occ_key, block, what: ops::BlockWhat::Seats(seat_ids) }, self.op_key).await
+        self.run(&BlockSeats { occ_key, block, seats: seat_ids }).await
     }
 
     /// As [`AsyncEngine::unblock`].
@@ -161,7 +161,7 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
     /// # Errors
     /// As [`AsyncEngine::unblock`], and [`OpError::OpKeyReused`].
     pub async fn unblock(&self, occ_key: &OccKey, block: &BlockName) -> Result<Replayed<BlockOutcome>, BlockError> {
-        self.engine.write(&ops::BlockOp { occ_key, block, what: ops::BlockWhat::Unblock }, self.op_key).await
+        self.run(&Unblock { occ_key, block }).await
     }
 
     /// As [`AsyncEngine::set_price`].
@@ -169,7 +169,7 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
     /// # Errors
     /// As [`AsyncEngine::set_price`], and [`OpError::OpKeyReused`].
     pub async fn set_price(&self, occ_key: &OccKey, tier: &TierName, price: Money) -> Result<Replayed<()>, PriceError> {
-        self.engine.write(&ops::SetPrice { occ_key, tier, price }, self.op_key).await
+        self.run(&SetPrice { occ_key, tier, price }).await
     }
 
     /// As [`AsyncEngine::join_waitlist`].
@@ -183,11 +183,7 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
         tier: Option<&TierName>,
         seats: u32,
     ) -> Result<Replayed<Joined>, WaitlistError> {
-        let got = self.engine.write(&ops::Wait { occ_key, actor, tier, seats: Some(seats) }, self.op_key).await?;
-        match got.answer {
-            WaitOutcome::Joined(j) => Ok(Replayed { answer: j, replayed: got.replayed }),
-            WaitOutcome::Left(_) => Err(OpError::Store(StoreError::Internal("join answered leave".into()))),
-        }
+        self.run(&Join { occ_key, actor, tier, seats }).await
     }
 
     /// As [`AsyncEngine::leave_waitlist`].
@@ -200,11 +196,7 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
         actor: &ActorId,
         tier: Option<&TierName>,
     ) -> Result<Replayed<bool>, WaitlistError> {
-        let got = self.engine.write(&ops::Wait { occ_key, actor, tier, seats: None }, self.op_key).await?;
-        match got.answer {
-            WaitOutcome::Left(b) => Ok(Replayed { answer: b, replayed: got.replayed }),
-            WaitOutcome::Joined(_) => Err(OpError::Store(StoreError::Internal("leave answered join".into()))),
-        }
+        self.run(&Leave { occ_key, actor, tier }).await
     }
 
     /// As [`AsyncEngine::extend`].
@@ -217,7 +209,7 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
         hold_ref: &Ref,
         by: Duration,
     ) -> Result<Replayed<CheckoutRequest>, ExtendError> {
-        self.engine.write(&ops::Extend { occ_key, hold_ref, by }, self.op_key).await
+        self.run(&Extend { occ_key, hold_ref, by }).await
     }
 
     /// As [`AsyncEngine::abandon`].
@@ -230,7 +222,7 @@ impl<S: AsyncStore, C: Clock> WithOpKey<'_, S, C> {
         actor: &ActorId,
         hold_ref: &Ref,
     ) -> Result<Replayed<AbandonOutcome>, OpError<Never>> {
-        self.engine.write(&ops::Abandon { occ_key, actor, hold_ref }, self.op_key).await
+        self.run(&Abandon { occ_key, actor, hold_ref }).await
     }
 }
 
@@ -260,6 +252,18 @@ macro_rules! blocking_keyed {
 }
 
 impl<S: Store, C: Clock> BlockingWithOpKey<'_, S, C> {
+    /// Blocking form of [`WithOpKey::run`].
+    ///
+    /// # Errors
+    /// As the async form.
+    pub fn run<O>(&self, op: &O) -> Result<Replayed<O::Output>, OpError<O::Refusal>>
+    where
+        O: Command,
+        O::Output: Serialize + DeserializeOwned,
+    {
+        block_on(self.0.run(op))
+    }
+
     blocking_keyed! {
         fn check_in(&self, occ_key: &OccKey, credential: &str) -> Result<Replayed<CheckIn>, TicketError>;
         fn cancel(&self, occ_key: &OccKey, hold_ref: &Ref, tickets: Option<&[u32]>) -> Result<Replayed<CancelOutcome>, CancelError>;

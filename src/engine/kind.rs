@@ -1,73 +1,9 @@
-//! A stable classification of every error, for a web layer: each [`ErrorKind`] maps to one
-//! HTTP status, with no catch-all.
+//! The engine's own errors classified ([`OpError`], the webhook and ticket refusals): every
+//! other error implements [`Classify`] beside its own definition.
 
-use serde::Serialize;
-
-use super::error::{OpError, UnknownOccurrence};
-use super::ops::{Never, OpenRefusal, PriceRefusal};
+use super::error::OpError;
 use super::{TicketRefusal, WebhookRefusal};
-use crate::catalogue::{BlockRefusal, ConfigError, PricingError, SetPriceError};
-use crate::contract::{IdError, MoneyError, ParseError};
-use crate::holds::{CancelRefusal, ExtendRefusal, RequestRefusal};
-use crate::store::StoreError;
-use crate::waitlist::WaitlistRefusal;
-use crate::webhooks::{AdapterError, SignatureError};
-
-/// What kind of failure an error is. Stable: a new error maps to one of these.
-///
-/// | kind | HTTP | retry? | meaning |
-/// | --- | --- | --- | --- |
-/// | `BadRequest` | 400 | no | malformed input: fix the request |
-/// | `Unauthorized` | 401 | no | a webhook's signature does not verify |
-/// | `NotFound` | 404 | no | no such occurrence or booking |
-/// | `Conflict` | 409 | no | the request conflicts with state (a used ref, a locked price, a booking to cancel that is not paid…) |
-/// | `PayloadTooLarge` | 413 | no | a body or value over its documented limit |
-/// | `Unprocessable` | 422 | no | well-formed, but the rules refuse it (unknown tier, bad configuration…) |
-/// | `Unavailable` | 503 | yes | contention or the store is down: retry with backoff |
-/// | `Internal` | 500 | no | corrupt data or a bug (in seathold or the store): needs an operator |
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// 400.
-    BadRequest,
-    /// 401.
-    Unauthorized,
-    /// 404.
-    NotFound,
-    /// 409.
-    Conflict,
-    /// 413.
-    PayloadTooLarge,
-    /// 422.
-    Unprocessable,
-    /// 503.
-    Unavailable,
-    /// 500.
-    Internal,
-}
-
-impl ErrorKind {
-    /// The HTTP status code.
-    pub fn http_status(self) -> u16 {
-        match self {
-            Self::BadRequest => 400,
-            Self::Unauthorized => 401,
-            Self::NotFound => 404,
-            Self::Conflict => 409,
-            Self::PayloadTooLarge => 413,
-            Self::Unprocessable => 422,
-            Self::Unavailable => 503,
-            Self::Internal => 500,
-        }
-    }
-}
-
-/// Errors that know their [`ErrorKind`].
-pub trait Classify {
-    /// The kind.
-    fn kind(&self) -> ErrorKind;
-}
+use crate::kind::{Classify, ErrorKind};
 
 impl<R: Classify> Classify for OpError<R> {
     fn kind(&self) -> ErrorKind {
@@ -87,195 +23,12 @@ impl<R: Classify> OpError<R> {
     }
 }
 
-impl Classify for StoreError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::Unavailable(_) => ErrorKind::Unavailable,
-            _ => ErrorKind::Internal,
-        }
-    }
-}
-
-impl Classify for Never {
-    fn kind(&self) -> ErrorKind {
-        match *self {}
-    }
-}
-
-impl Classify for UnknownOccurrence {
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::NotFound
-    }
-}
-
-impl Classify for IdError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::TooLong { .. } => ErrorKind::PayloadTooLarge,
-            _ => ErrorKind::BadRequest,
-        }
-    }
-}
-
-impl Classify for MoneyError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::UnknownCurrency(_) | Self::TooPrecise { .. } => ErrorKind::Unprocessable,
-            _ => ErrorKind::BadRequest,
-        }
-    }
-}
-
-impl Classify for ParseError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::TooLarge { .. } => ErrorKind::PayloadTooLarge,
-            Self::BadId { source, .. } => source.kind(),
-            Self::BadMoney { source, .. } => source.kind(),
-            _ => ErrorKind::BadRequest,
-        }
-    }
-}
-
-impl Classify for SignatureError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::BadSecret | Self::NoSecret => ErrorKind::Internal,
-            _ => ErrorKind::Unauthorized,
-        }
-    }
-}
-
-impl Classify for AdapterError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::Parse(p) => p.kind(),
-            _ => ErrorKind::Unprocessable,
-        }
-    }
-}
-
 impl Classify for WebhookRefusal {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Signature(s) => s.kind(),
             Self::Parse(p) => p.kind(),
             Self::Provider(p) => p.kind(),
-        }
-    }
-}
-
-impl Classify for ConfigError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::TierInUse(_)
-            | Self::PoolInUse(_)
-            | Self::PlainSeatsInUse
-            | Self::PriceLocked(_)
-            | Self::SeatingInUse => ErrorKind::Conflict,
-            _ => ErrorKind::Unprocessable,
-        }
-    }
-}
-
-impl Classify for OpenRefusal {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::Config(c) => c.kind(),
-            Self::Exists => ErrorKind::Conflict,
-        }
-    }
-}
-
-impl Classify for PricingError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::NoLines => ErrorKind::BadRequest,
-            _ => ErrorKind::Unprocessable,
-        }
-    }
-}
-
-impl Classify for RequestRefusal {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::UnknownOccurrence => ErrorKind::NotFound,
-            Self::RefUsed | Self::RequestChanged => ErrorKind::Conflict,
-            Self::BadQuantity { .. } | Self::NoLines | Self::TooManyLines { .. } => ErrorKind::BadRequest,
-            Self::LinesNeedTiers | Self::TiersNeedLines | Self::PriceRequired => ErrorKind::Unprocessable,
-            Self::Pricing(p) => p.kind(),
-            Self::Seat(s) => s.kind(),
-        }
-    }
-}
-
-impl Classify for crate::seating::SeatError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::UnknownSeat(_) | Self::DuplicateSeat(_) | Self::NoSeats => ErrorKind::BadRequest,
-            _ => ErrorKind::Unprocessable,
-        }
-    }
-}
-
-impl Classify for SetPriceError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::UnknownTier(_) => ErrorKind::Unprocessable,
-            Self::Locked(_) => ErrorKind::Conflict,
-        }
-    }
-}
-
-impl Classify for PriceRefusal {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::UnknownOccurrence => ErrorKind::NotFound,
-            Self::Price(p) => p.kind(),
-        }
-    }
-}
-
-impl Classify for BlockRefusal {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::UnknownOccurrence | Self::Unknown(_) => ErrorKind::NotFound,
-            Self::Exists(_) => ErrorKind::Conflict,
-            Self::BadSeats { .. } => ErrorKind::BadRequest,
-            Self::Seat(s) => s.kind(),
-            _ => ErrorKind::Unprocessable,
-        }
-    }
-}
-
-impl Classify for CancelRefusal {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::UnknownOccurrence | Self::UnknownBooking => ErrorKind::NotFound,
-            Self::NotConfirmed => ErrorKind::Conflict,
-            Self::BadTicket { .. } => ErrorKind::BadRequest,
-            _ => ErrorKind::Unprocessable,
-        }
-    }
-}
-
-impl Classify for ExtendRefusal {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::UnknownOccurrence | Self::UnknownHold => ErrorKind::NotFound,
-            Self::NotLive => ErrorKind::Conflict,
-            _ => ErrorKind::Unprocessable,
-        }
-    }
-}
-
-impl Classify for WaitlistRefusal {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::UnknownOccurrence => ErrorKind::NotFound,
-            Self::BadSeats { .. } => ErrorKind::BadRequest,
-            Self::ListFull { .. } => ErrorKind::Conflict,
-            _ => ErrorKind::Unprocessable,
         }
     }
 }
@@ -292,6 +45,9 @@ impl Classify for TicketRefusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::ParseError;
+    use crate::holds::RequestRefusal;
+    use crate::store::StoreError;
 
     #[test]
     fn every_kind_has_its_status() {

@@ -1,8 +1,9 @@
 //! The engine: the thin shell that ties the pure rules to a store.
 //!
-//! Owns: [`AsyncEngine`] — every operation, each run through the one loop in `run.rs`
-//! (read the clock once, load, decide in pure code, commit; on a lost race load and decide
-//! again, a bounded number of times) — and [`Engine`], its blocking face for blocking
+//! Owns: [`AsyncEngine`] — it runs any [`Operation`](crate::operation::Operation) through
+//! the one loop in `run.rs` ([`AsyncEngine::run`]: read the clock once, load, decide in pure
+//! code, commit; on a lost race load and decide again, a bounded number of times); its named
+//! methods are sugar naming an operation — and [`Engine`], its blocking face for blocking
 //! stores (the same futures, driven to completion on the calling thread). Errors:
 //! [`OpError`], typed per operation by what the rules refuse.
 //!
@@ -15,14 +16,14 @@ mod cache;
 mod error;
 mod keyed;
 mod kind;
-mod ops;
 mod run;
 
+pub use crate::catalogue::{OpenRefusal, PriceRefusal};
+pub use crate::kind::{Classify, ErrorKind};
+pub use crate::operation::Never;
 pub use cache::ReadCacheStats;
 pub use error::{OpError, SweepError, UnknownOccurrence};
 pub use keyed::{BlockingWithOpKey, WithOpKey};
-pub use kind::{Classify, ErrorKind};
-pub use ops::{Never, OpenRefusal, PriceRefusal};
 pub use run::unplanned_loads;
 
 use serde::{Deserialize, Serialize};
@@ -239,7 +240,18 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         &self.clock
     }
 
-    async fn run<O: run::Operation>(&self, op: &O) -> Result<O::Output, OpError<O::Refusal>> {
+    /// Run any [`Operation`](crate::operation::Operation) at the engine's clock: load its
+    /// records, decide, commit the change in one guarded write, and on a lost race load and
+    /// decide again (up to [`with_max_attempts`](Self::with_max_attempts) times). Every named
+    /// write (`request`, `settle`, `cancel`…) is this call with its operation; under an
+    /// operation key, run it through [`with_op_key`](Self::with_op_key)'s
+    /// [`run`](WithOpKey::run).
+    ///
+    /// [`Engine::run`] shows it, blocking.
+    ///
+    /// # Errors
+    /// [`OpError`] over the operation's refusal.
+    pub async fn run<O: crate::operation::Operation>(&self, op: &O) -> Result<O::Output, OpError<O::Refusal>> {
         run::run(&self.store, op, self.clock.now(), self.max_attempts, self.cache.as_ref()).await
     }
 
@@ -251,7 +263,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     /// # Errors
     /// [`OpenError`].
     pub async fn open(&self, occ_key: &OccKey, config: OccurrenceConfig) -> Result<(), OpenError> {
-        self.run(&ops::Configure { occ_key, config: &config, create_only: false }).await.map(|_| ())
+        self.run(&crate::catalogue::Configure { occ_key, config: &config, create_only: false }).await.map(|_| ())
     }
 
     /// Create an occurrence; refused with [`OpenRefusal::Exists`] if it exists already (a
@@ -260,7 +272,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     /// # Errors
     /// [`OpenError`].
     pub async fn create(&self, occ_key: &OccKey, config: OccurrenceConfig) -> Result<(), OpenError> {
-        self.run(&ops::Configure { occ_key, config: &config, create_only: true }).await.map(|_| ())
+        self.run(&crate::catalogue::Configure { occ_key, config: &config, create_only: true }).await.map(|_| ())
     }
 
     /// Ask for a hold. Answers `AwaitingPayment` with the checkout request to send,
@@ -275,7 +287,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     /// # Errors
     /// [`RequestError`].
     pub async fn request(&self, req: &HoldRequest) -> Result<RequestOutcome, RequestError> {
-        self.run(&ops::Request(req)).await
+        self.run(&crate::holds::Request(req)).await
     }
 
     /// Settle a payment result (see the [`settlement`](crate::settlement) truth table).
@@ -283,7 +295,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
     /// # Errors
     /// [`SettleError`].
     pub async fn settle(&self, result: &PaymentResult) -> Result<Settlement, SettleError> {
-        self.run(&ops::Settle(result)).await.map_err(|e| e.map_refused(|never| match never {}))
+        self.run(&crate::settlement::Settle(result)).await.map_err(|e| e.map_refused(|never| match never {}))
     }
 
     /// Parse a raw payment-result body (a webhook's) and settle it. Bad bytes answer
@@ -356,7 +368,7 @@ impl<S: AsyncStore, C: Clock> AsyncEngine<S, C> {
         let mut expired = 0usize;
         for d in due {
             let key = d.record.value.key();
-            let op = ops::Expire { occ_key: &d.occ_key, key: &key };
+            let op = crate::holds::Expire { occ_key: &d.occ_key, key: &key };
             match run::run(&self.store, &op, now, self.max_attempts, self.cache.as_ref()).await {
                 Ok(n) => expired += n as usize,
                 // Others kept changing it: it is theirs to finish; the next sweep sees it.
@@ -920,6 +932,30 @@ impl<S: Store, C: Clock> Engine<S, C> {
     /// As [`AsyncEngine::read_cache_stats`].
     pub fn read_cache_stats(&self) -> Option<ReadCacheStats> {
         self.inner.read_cache_stats()
+    }
+
+    /// Run any [`Operation`](crate::operation::Operation): the blocking form of
+    /// [`AsyncEngine::run`], the one entry point every named write is sugar over.
+    ///
+    /// ```
+    /// # use seathold::{Engine, MemoryStore};
+    /// # use seathold::catalogue::{Configure, OccurrenceConfig};
+    /// # use seathold::contract::{ActorId, Money, OccKey, Ref};
+    /// # use seathold::holds::{HoldRequest, Request, RequestOutcome};
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let gig = OccKey::new("gig")?;
+    /// let config = OccurrenceConfig::new(10, 600)?;
+    /// engine.run(&Configure { occ_key: &gig, config: &config, create_only: true })?;
+    /// let req = HoldRequest::new(gig, ActorId::new("ann")?, Ref::new("r1")?, Money::parse("20.00", "EUR")?);
+    /// let outcome = engine.run(&Request(&req))?;
+    /// assert!(matches!(outcome, RequestOutcome::AwaitingPayment { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`OpError`] over the operation's refusal.
+    pub fn run<O: crate::operation::Operation>(&self, op: &O) -> Result<O::Output, OpError<O::Refusal>> {
+        block_on(self.inner.run(op))
     }
 
     /// The async engine this one drives.

@@ -7,22 +7,9 @@ use time::OffsetDateTime;
 use super::cache::ReadCache;
 use super::error::OpError;
 use crate::contract::OccKey;
+use crate::operation::Operation;
 use crate::records::{Change, Loaded, Occurrence, Record, RecordKey, Step, Versioned};
 use crate::store::{AsyncStore, Commit, CommitError, OccurrenceGuard, RecordWrite, StoreError, WriteOp};
-
-/// One engine operation: which occurrence, what to load first, and the pure decision.
-pub(crate) trait Operation {
-    /// What it answers.
-    type Output;
-    /// What the rules may refuse.
-    type Refusal;
-    /// The occurrence it reads and writes.
-    fn occ_key(&self) -> &OccKey;
-    /// The records to load first.
-    fn keys(&self) -> crate::records::Keys;
-    /// Decide on what was loaded.
-    fn decide(&self, view: &View, now: OffsetDateTime) -> Result<Step<Self::Output>, Self::Refusal>;
-}
 
 /// The records one attempt loaded, by key: a few, so a vector searched linearly, with a
 /// hash index added once it grows (a decision that loaded many due records).

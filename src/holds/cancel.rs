@@ -1,6 +1,7 @@
 //! Cancelling a confirmed booking, or some of its tickets: the one way a paid seat is
 //! released (invariant 4 as amended).
 
+use crate::kind::{Classify, ErrorKind};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -106,6 +107,17 @@ pub enum CancelRefusal {
         /// The booking's currency.
         currency: crate::contract::Currency,
     },
+}
+
+impl Classify for CancelRefusal {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownOccurrence | Self::UnknownBooking => ErrorKind::NotFound,
+            Self::NotConfirmed => ErrorKind::Conflict,
+            Self::BadTicket { .. } => ErrorKind::BadRequest,
+            _ => ErrorKind::Unprocessable,
+        }
+    }
 }
 
 /// Decide cancelling booking `hold_ref` — all of it, or the seats `tickets` names (ticket
@@ -258,5 +270,43 @@ impl crate::records::RecordBody for Cancellation {
     }
     fn has_key(&self, key: &RecordKey) -> bool {
         matches!(key, RecordKey::Cancellation { hold_ref, n } if *hold_ref == self.hold_ref && *n == self.n)
+    }
+}
+
+/// Cancel a confirmed booking or some of its tickets
+/// ([`AsyncEngine::cancel`](crate::AsyncEngine::cancel)): the operation around
+/// [`decide_cancel`].
+#[derive(Debug, Clone, Copy)]
+pub struct Cancel<'a> {
+    /// The occurrence.
+    pub occ_key: &'a OccKey,
+    /// The booking.
+    pub hold_ref: &'a Ref,
+    /// Which tickets (`None`: all).
+    pub tickets: Option<&'a [u32]>,
+    /// The refund under the shop's own policy (`None`: the cancelled seats' whole share).
+    pub refund: Option<Money>,
+}
+
+impl crate::operation::sealed::Sealed for Cancel<'_> {}
+
+impl crate::operation::Command for Cancel<'_> {
+    fn command(&self) -> String {
+        let refund = self.refund.map(|m| m.to_string());
+        format!("cancel {} tickets={:?} refund={refund:?}", self.hold_ref, self.tickets)
+    }
+}
+
+impl crate::operation::Operation for Cancel<'_> {
+    type Output = CancelOutcome;
+    type Refusal = CancelRefusal;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> crate::records::Keys {
+        smallvec::smallvec![RecordKey::Booking(self.hold_ref.clone()), RecordKey::Waitlist]
+    }
+    fn decide<L: Loaded>(&self, view: &L, now: OffsetDateTime) -> Result<Step<CancelOutcome>, CancelRefusal> {
+        decide_cancel(view, self.hold_ref, self.tickets, self.refund, now)
     }
 }

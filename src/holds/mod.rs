@@ -30,13 +30,12 @@ mod request;
 mod room;
 
 pub use actor::{ActorRecord, LiveHold};
-pub use cancel::{CancelOutcome, CancelRefusal, Cancellation, decide_cancel};
+pub use cancel::{Cancel, CancelOutcome, CancelRefusal, Cancellation, decide_cancel};
 pub use hold::{Hold, HoldState, HoldView};
-pub use ops::{AbandonOutcome, ExtendRefusal, decide_abandon, decide_expiry, decide_extend};
-pub use request::{HoldRequest, Order, RequestOutcome, RequestRefusal, decide_request};
+pub use ops::{Abandon, AbandonOutcome, Expire, Extend, ExtendRefusal, decide_abandon, decide_expiry, decide_extend};
+pub use request::{HoldRequest, Order, Request, RequestOutcome, RequestRefusal, decide_request};
 
 pub(crate) use ops::release as ops_release;
-pub(crate) use request::request_keys;
 pub(crate) use room::{Need, Room, make_room, offer_before_deciding};
 
 #[allow(unused_imports)]

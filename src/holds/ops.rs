@@ -1,13 +1,15 @@
 //! What happens to a hold besides a request and a payment: the sweep meeting it lapsed,
 //! the buyer abandoning it, the buyer getting more time.
 
+use crate::kind::{Classify, ErrorKind};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
 
 use super::HoldView;
-use crate::contract::{CheckoutRequest, EventKind, Ref};
-use crate::records::{Change, Loaded, LoadedExt, Record, RecordKey, Step};
+use crate::contract::{ActorId, CheckoutRequest, EventKind, OccKey, Ref};
+use crate::operation::{Command, Never, Operation, sealed::Sealed};
+use crate::records::{Change, Keys, Loaded, LoadedExt, Record, RecordKey, Step};
 use crate::waitlist;
 
 /// Decide what the sweep does with a due record it found (the expiry index's `key`): a
@@ -107,6 +109,16 @@ pub enum ExtendRefusal {
     NotAllowed,
 }
 
+impl Classify for ExtendRefusal {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownOccurrence | Self::UnknownHold => ErrorKind::NotFound,
+            Self::NotLive => ErrorKind::Conflict,
+            _ => ErrorKind::Unprocessable,
+        }
+    }
+}
+
 /// Decide extending the live hold `hold_ref` by `by`, never past its first expiry plus the
 /// occurrence's `max_extension`. Answers the checkout request with the new expiry (send it
 /// to the payment side). At the cap already, nothing is written and the same expiry comes
@@ -153,4 +165,107 @@ pub fn decide_extend(
     let checkout = next.checkout_request();
     change.put(Record::Booking(next));
     Ok(Step::Write(change, checkout))
+}
+
+/// Expire one due record (a lapsed hold, a lapsed waiting-list offer): the sweep's
+/// operation ([`AsyncEngine::expire_due`](crate::AsyncEngine::expire_due)) around
+/// [`decide_expiry`]. Answers how many holds it moved to `Expired`.
+#[derive(Debug, Clone, Copy)]
+pub struct Expire<'a> {
+    /// The occurrence.
+    pub occ_key: &'a OccKey,
+    /// The due record's key.
+    pub key: &'a RecordKey,
+}
+
+impl Sealed for Expire<'_> {}
+
+impl Operation for Expire<'_> {
+    type Output = u32;
+    type Refusal = Never;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Keys {
+        let mut keys = smallvec::smallvec![self.key.clone()];
+        if self.key != &RecordKey::Waitlist {
+            keys.push(RecordKey::Waitlist);
+        }
+        keys
+    }
+    fn decide<L: Loaded>(&self, view: &L, now: OffsetDateTime) -> Result<Step<u32>, Never> {
+        Ok(decide_expiry(view, self.key, now))
+    }
+}
+
+/// Give a live hold more time ([`AsyncEngine::extend`](crate::AsyncEngine::extend)): the
+/// operation around [`decide_extend`].
+#[derive(Debug, Clone, Copy)]
+pub struct Extend<'a> {
+    /// The occurrence.
+    pub occ_key: &'a OccKey,
+    /// The hold.
+    pub hold_ref: &'a Ref,
+    /// How much more time.
+    pub by: Duration,
+}
+
+impl Sealed for Extend<'_> {}
+
+impl Command for Extend<'_> {
+    fn command(&self) -> String {
+        format!("extend {} by={}", self.hold_ref, self.by)
+    }
+}
+
+impl Operation for Extend<'_> {
+    type Output = CheckoutRequest;
+    type Refusal = ExtendRefusal;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Keys {
+        smallvec::smallvec![RecordKey::Booking(self.hold_ref.clone())]
+    }
+    fn decide<L: Loaded>(&self, view: &L, now: OffsetDateTime) -> Result<Step<CheckoutRequest>, ExtendRefusal> {
+        decide_extend(view, self.hold_ref, self.by, now)
+    }
+}
+
+/// The buyer abandons a checkout ([`AsyncEngine::abandon`](crate::AsyncEngine::abandon)):
+/// the operation around [`decide_abandon`].
+#[derive(Debug, Clone, Copy)]
+pub struct Abandon<'a> {
+    /// The occurrence.
+    pub occ_key: &'a OccKey,
+    /// The buyer.
+    pub actor: &'a ActorId,
+    /// The hold.
+    pub hold_ref: &'a Ref,
+}
+
+impl Sealed for Abandon<'_> {}
+
+impl Command for Abandon<'_> {
+    fn command(&self) -> String {
+        format!("abandon {} {}", self.actor, self.hold_ref)
+    }
+}
+
+impl Operation for Abandon<'_> {
+    type Output = AbandonOutcome;
+    type Refusal = Never;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> Keys {
+        smallvec::smallvec![
+            RecordKey::Booking(self.hold_ref.clone()),
+            RecordKey::Actor(self.actor.clone()),
+            RecordKey::Waitlist
+        ]
+    }
+    fn decide<L: Loaded>(&self, view: &L, now: OffsetDateTime) -> Result<Step<AbandonOutcome>, Never> {
+        Ok(decide_abandon(view, self.actor, self.hold_ref, now))
+    }
 }

@@ -1,6 +1,7 @@
 //! The request decision: place a hold (or, for a free order, a confirmed booking), answer
 //! `Already`, `PriceChanged`, `LimitReached` or `Full`, or refuse.
 
+use crate::kind::{Classify, ErrorKind};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -328,6 +329,19 @@ pub enum RequestRefusal {
     Seat(#[from] SeatError),
 }
 
+impl Classify for RequestRefusal {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownOccurrence => ErrorKind::NotFound,
+            Self::RefUsed | Self::RequestChanged => ErrorKind::Conflict,
+            Self::BadQuantity { .. } | Self::NoLines | Self::TooManyLines { .. } => ErrorKind::BadRequest,
+            Self::LinesNeedTiers | Self::TiersNeedLines | Self::PriceRequired => ErrorKind::Unprocessable,
+            Self::Pricing(p) => p.kind(),
+            Self::Seat(s) => s.kind(),
+        }
+    }
+}
+
 /// The keys a request loads first.
 pub(crate) fn request_keys(req: &HoldRequest) -> crate::records::Keys {
     smallvec::smallvec![
@@ -606,4 +620,25 @@ fn in_line_order(map: &seating::SeatMap, mut seats: Vec<SeatId>, lines: &[Checko
     let line_of = |s: &SeatId| map.tier_of(s).and_then(|t| lines.iter().position(|l| &l.tier == t)).unwrap_or(0);
     seats.sort_by_key(|s| line_of(s));
     seats
+}
+
+/// Ask for a hold ([`AsyncEngine::request`](crate::AsyncEngine::request)): the operation
+/// around [`decide_request`].
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a>(pub &'a HoldRequest);
+
+impl crate::operation::sealed::Sealed for Request<'_> {}
+
+impl crate::operation::Operation for Request<'_> {
+    type Output = RequestOutcome;
+    type Refusal = RequestRefusal;
+    fn occ_key(&self) -> &OccKey {
+        &self.0.occ_key
+    }
+    fn keys(&self) -> crate::records::Keys {
+        request_keys(self.0)
+    }
+    fn decide<L: Loaded>(&self, view: &L, now: OffsetDateTime) -> Result<Step<RequestOutcome>, RequestRefusal> {
+        decide_request(view, self.0, now)
+    }
 }

@@ -139,3 +139,46 @@ impl crate::records::RecordBody for OpRecord {
         matches!(key, RecordKey::Op(k) if *k == self.op_key)
     }
 }
+
+impl<R: crate::Classify> crate::Classify for KeyedRefusal<R> {
+    fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Self::Refused(r) => r.kind(),
+            Self::KeyReused { .. } => crate::ErrorKind::Unprocessable,
+            Self::Corrupt(_) => crate::ErrorKind::Internal,
+        }
+    }
+}
+
+/// Any [`Command`](crate::operation::Command) under an operation key: the operation
+/// [`WithOpKey::run`](crate::WithOpKey::run) runs, around [`decide_keyed`]. It loads the
+/// key's record with the command's own keys, and answers [`Replayed`].
+#[derive(Debug, Clone, Copy)]
+pub struct Keyed<'a, O> {
+    /// The command.
+    pub op: &'a O,
+    /// Its operation key.
+    pub op_key: &'a OpKey,
+}
+
+impl<O> crate::operation::sealed::Sealed for Keyed<'_, O> {}
+
+impl<O> crate::operation::Operation for Keyed<'_, O>
+where
+    O: crate::operation::Command,
+    O::Output: Serialize + DeserializeOwned,
+{
+    type Output = Replayed<O::Output>;
+    type Refusal = KeyedRefusal<O::Refusal>;
+    fn occ_key(&self) -> &OccKey {
+        self.op.occ_key()
+    }
+    fn keys(&self) -> crate::records::Keys {
+        let mut keys = self.op.keys();
+        keys.push(RecordKey::Op(self.op_key.clone()));
+        keys
+    }
+    fn decide<L: Loaded>(&self, view: &L, now: OffsetDateTime) -> Result<Step<Self::Output>, Self::Refusal> {
+        decide_keyed(view, self.op.occ_key(), self.op_key, &self.op.command(), now, || self.op.decide(view, now))
+    }
+}

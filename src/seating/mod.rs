@@ -26,6 +26,7 @@
 //! reading them. Sold out is a state no clock changes (a held seat may lapse; a sold or
 //! blocked one does not), so the index never goes stale between writes.
 
+use crate::kind::{Classify, ErrorKind};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -690,6 +691,15 @@ pub enum SeatError {
     /// in the map: name the seats or ask for the best available.
     #[error("tier {0} is seated: name seats or ask for the best available")]
     SeatedTier(TierName),
+}
+
+impl Classify for SeatError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownSeat(_) | Self::DuplicateSeat(_) | Self::NoSeats => ErrorKind::BadRequest,
+            _ => ErrorKind::Unprocessable,
+        }
+    }
 }
 
 /// What choosing seats found.

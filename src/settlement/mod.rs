@@ -699,3 +699,24 @@ impl crate::records::RecordBody for Rejection {
             if *hold_ref == self.hold_ref && *actor == self.actor && *provider_ref == self.provider_ref)
     }
 }
+
+/// Settle a payment result ([`AsyncEngine::settle`](crate::AsyncEngine::settle)): the
+/// operation around [`decide_settlement`]. Never refused.
+#[derive(Debug, Clone, Copy)]
+pub struct Settle<'a>(pub &'a PaymentResult);
+
+impl crate::operation::sealed::Sealed for Settle<'_> {}
+
+impl crate::operation::Operation for Settle<'_> {
+    type Output = Settlement;
+    type Refusal = crate::Never;
+    fn occ_key(&self) -> &OccKey {
+        &self.0.occ_key
+    }
+    fn keys(&self) -> crate::records::Keys {
+        settle_keys(self.0)
+    }
+    fn decide<L: Loaded>(&self, view: &L, now: OffsetDateTime) -> Result<Step<Settlement>, crate::Never> {
+        Ok(decide_settlement(view, self.0, now))
+    }
+}

@@ -112,6 +112,7 @@ pub use intercept::{Call, Intercept, Intercepted};
 pub use memory::MemoryStore;
 pub use sharded::{NoShards, ShardedStore};
 
+use crate::kind::{Classify, ErrorKind};
 use std::error::Error as StdError;
 use std::future::Future;
 
@@ -245,6 +246,15 @@ pub enum StoreError {
     /// in the store, not a race. Not retryable: report it.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl Classify for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Unavailable(_) => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        }
+    }
 }
 
 /// Which guard of a [`Commit`] failed. Nothing was written; reload and decide again.

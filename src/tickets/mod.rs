@@ -364,3 +364,47 @@ pub fn decide_check_in(view: &impl Loaded, hold_ref: &Ref, index: u32, now: Offs
         }
     }
 }
+
+/// Scan a ticket at the door ([`AsyncEngine::check_in`](crate::AsyncEngine::check_in)): the
+/// operation around [`decide_check_in`], made only from a credential verified at this door
+/// ([`Scan::at_door`]), so no caller admits a seat without one.
+#[derive(Debug, Clone)]
+pub struct Scan<'a> {
+    occ_key: &'a OccKey,
+    hold_ref: Ref,
+    index: u32,
+}
+
+impl<'a> Scan<'a> {
+    /// The scan of `credential` at the door of `door` ([`at_door`]).
+    ///
+    /// # Errors
+    /// The answer to give at once, without touching the store: `Invalid` or
+    /// `WrongOccurrence`.
+    pub fn at_door(key: &TicketKey, door: &'a OccKey, credential: &str) -> Result<Self, CheckIn> {
+        let (hold_ref, index) = at_door(key, door, credential)?;
+        Ok(Self { occ_key: door, hold_ref, index })
+    }
+}
+
+impl crate::operation::sealed::Sealed for Scan<'_> {}
+
+impl crate::operation::Command for Scan<'_> {
+    fn command(&self) -> String {
+        format!("check_in {}", ticket_id(&self.hold_ref, self.index))
+    }
+}
+
+impl crate::operation::Operation for Scan<'_> {
+    type Output = CheckIn;
+    type Refusal = crate::Never;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> crate::records::Keys {
+        smallvec::smallvec![crate::records::RecordKey::Booking(self.hold_ref.clone())]
+    }
+    fn decide<L: Loaded>(&self, view: &L, now: OffsetDateTime) -> Result<Step<CheckIn>, crate::Never> {
+        Ok(decide_check_in(view, &self.hold_ref, self.index, now))
+    }
+}

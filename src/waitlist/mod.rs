@@ -10,6 +10,7 @@
 //! on every dimension their tier touches ([`Usage::offered`](crate::records::Usage)), so a
 //! walk-in request cannot take them; only the offered actor's next request does.
 
+use crate::kind::{Classify, ErrorKind};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -394,6 +395,17 @@ pub enum WaitlistRefusal {
     SeatedTier(TierName),
 }
 
+impl Classify for WaitlistRefusal {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownOccurrence => ErrorKind::NotFound,
+            Self::BadSeats { .. } => ErrorKind::BadRequest,
+            Self::ListFull { .. } => ErrorKind::Conflict,
+            _ => ErrorKind::Unprocessable,
+        }
+    }
+}
+
 /// Decide `actor` joining the waiting list for `seats` seats (of `tier`). Joining again for
 /// the same tier answers the existing entry's position. If seats are free at once, the new
 /// entry is offered them in the same commit.
@@ -488,5 +500,75 @@ impl crate::records::RecordBody for Waitlist {
     }
     fn due(&self) -> Option<OffsetDateTime> {
         Waitlist::due(self)
+    }
+}
+
+/// Join the waiting list ([`AsyncEngine::join_waitlist`](crate::AsyncEngine::join_waitlist)):
+/// the operation around [`decide_join`].
+#[derive(Debug, Clone, Copy)]
+pub struct Join<'a> {
+    /// The occurrence.
+    pub occ_key: &'a OccKey,
+    /// Who joins.
+    pub actor: &'a ActorId,
+    /// For which tier (`None`: plain seats).
+    pub tier: Option<&'a TierName>,
+    /// How many seats.
+    pub seats: u32,
+}
+
+/// Leave the waiting list
+/// ([`AsyncEngine::leave_waitlist`](crate::AsyncEngine::leave_waitlist)): the operation
+/// around [`decide_leave`]. Answers whether there was an entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Leave<'a> {
+    /// The occurrence.
+    pub occ_key: &'a OccKey,
+    /// Who leaves.
+    pub actor: &'a ActorId,
+    /// The entry's tier (`None`: plain seats).
+    pub tier: Option<&'a TierName>,
+}
+
+impl crate::operation::sealed::Sealed for Join<'_> {}
+impl crate::operation::sealed::Sealed for Leave<'_> {}
+
+impl crate::operation::Command for Join<'_> {
+    fn command(&self) -> String {
+        format!("join {} tier={:?} x{}", self.actor, self.tier, self.seats)
+    }
+}
+
+impl crate::operation::Command for Leave<'_> {
+    fn command(&self) -> String {
+        format!("leave {} tier={:?}", self.actor, self.tier)
+    }
+}
+
+impl crate::operation::Operation for Join<'_> {
+    type Output = Joined;
+    type Refusal = WaitlistRefusal;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> crate::records::Keys {
+        smallvec::smallvec![RecordKey::Waitlist]
+    }
+    fn decide<L: Loaded>(&self, view: &L, now: OffsetDateTime) -> Result<Step<Joined>, WaitlistRefusal> {
+        decide_join(view, self.actor, self.tier, self.seats, now)
+    }
+}
+
+impl crate::operation::Operation for Leave<'_> {
+    type Output = bool;
+    type Refusal = WaitlistRefusal;
+    fn occ_key(&self) -> &OccKey {
+        self.occ_key
+    }
+    fn keys(&self) -> crate::records::Keys {
+        smallvec::smallvec![RecordKey::Waitlist]
+    }
+    fn decide<L: Loaded>(&self, view: &L, now: OffsetDateTime) -> Result<Step<bool>, WaitlistRefusal> {
+        decide_leave(view, self.actor, self.tier, now)
     }
 }

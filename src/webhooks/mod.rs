@@ -17,6 +17,7 @@
 //! constant time. The cryptography is the RustCrypto `hmac` and `sha2` crates; base64 is the
 //! `base64` crate.
 
+use crate::kind::{Classify, ErrorKind};
 use std::fmt;
 
 use base64::Engine as _;
@@ -72,6 +73,15 @@ pub enum SignatureError {
     /// The verifier has no secret.
     #[error("no webhook secret configured")]
     NoSecret,
+}
+
+impl Classify for SignatureError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::BadSecret | Self::NoSecret => ErrorKind::Internal,
+            _ => ErrorKind::Unauthorized,
+        }
+    }
 }
 
 /// A webhook signing secret. Debug output never shows it.
@@ -267,6 +277,15 @@ pub enum AdapterError {
     /// The provider's status code is none this adapter knows.
     #[error("unknown provider status {0:?}")]
     UnknownStatus(String),
+}
+
+impl Classify for AdapterError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Parse(p) => p.kind(),
+            _ => ErrorKind::Unprocessable,
+        }
+    }
 }
 
 /// Maps one provider's webhook bodies to payment results.
