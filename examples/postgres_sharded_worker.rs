@@ -9,6 +9,8 @@
 
 #[path = "../tests/postgres_support/mod.rs"]
 mod postgres_support;
+#[path = "../tests/common/rng.rs"]
+mod rng;
 
 use std::sync::Arc;
 

@@ -10,6 +10,8 @@
 
 #[path = "../tests/postgres_support/mod.rs"]
 mod postgres_support;
+#[path = "../tests/common/rng.rs"]
+mod rng;
 #[path = "../tests/postgres_support/tiered.rs"]
 mod tiered;
 

@@ -8,10 +8,7 @@
 //! on PostgreSQL. Fault injection and the thread race run on memory; the two-process scan
 //! race and the raw-SQL check for credentials run on PostgreSQL.
 
-#[cfg(feature = "postgres")]
-mod postgres_support;
-#[macro_use]
-mod part2_support;
+use crate::part2_support;
 
 use std::sync::{Arc, Barrier};
 

@@ -8,13 +8,11 @@
 //! on PostgreSQL (`on_both_stores!`). The fault-injection and thread-race tests run on
 //! memory; the two-process race runs on PostgreSQL (`examples/postgres_tiered_worker.rs`).
 
+use crate::part2_support;
 #[cfg(feature = "postgres")]
-mod postgres_support;
+use crate::postgres_support;
 #[cfg(feature = "postgres")]
-#[path = "postgres_support/tiered.rs"]
-mod tiered;
-#[macro_use]
-mod part2_support;
+use crate::tiered;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;

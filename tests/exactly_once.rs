@@ -5,7 +5,7 @@
 //! which also checks every invariant after them.
 
 #[cfg(feature = "postgres")]
-mod postgres_support;
+use crate::postgres_support;
 
 use seathold::MemoryStore;
 use seathold::conformance::{self, block_on, interleave};

@@ -5,7 +5,7 @@
 //! the state a fault-free run reaches: nothing lost, nothing doubled (a lost acknowledgement
 //! is safe to retry: clause 6 of the store contract, `seathold::store`).
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! its problem body, retries under `Idempotency-Key` — on the in-memory store and on
 //! PostgreSQL (a fresh schema) when `SEATHOLD_PG_URL` is set.
 
-mod postgres_support;
+use crate::postgres_support;
 
 use std::sync::Arc;
 

@@ -8,9 +8,8 @@
 //! `SEATHOLD_MODEL_SEED=<u64>` to explore another deterministic sequence. The same model runs
 //! on PostgreSQL in `tests/postgres_model.rs`.
 
-mod common;
-#[path = "common/model.rs"]
-mod model;
+use crate::common;
+use crate::model_support as model;
 
 use seathold::catalogue::OccurrenceConfig;
 use seathold::contract::{ActorId, Money, OccKey, PaymentResult, Ref};

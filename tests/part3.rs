@@ -11,10 +11,9 @@
 //! 6. two charges were answered as one when the first delivery named no provider ref;
 //! 7. a walk-in (or a block) took seats the waiting list was owed when no sweep had run.
 
+use crate::part2_support;
 #[cfg(feature = "postgres")]
-mod postgres_support;
-#[macro_use]
-mod part2_support;
+use crate::postgres_support;
 
 use std::sync::Arc;
 

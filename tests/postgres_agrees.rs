@@ -23,7 +23,7 @@
 //!
 //! The named tests after the generated one pin each disagreement found, minimized.
 
-mod postgres_support;
+use crate::postgres_support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -5,7 +5,7 @@
 //! decides, thousands of commits one after another; what survives a crash is
 //! `tests/postgres_crash.rs`'s subject.
 
-mod postgres_support;
+use crate::postgres_support;
 
 use postgres_support::{fresh_store, pg_url, without_waiting_for_flush};
 use seathold::conformance::{self, interleave};

@@ -17,7 +17,7 @@
 //! everywhere, `SEATHOLD_PG_URL` to be set (it does not use that server). Run longer with
 //! `SEATHOLD_CRASH_SECS` (default 20) and `SEATHOLD_CRASH_KILLS` (default 3).
 
-mod postgres_support;
+use crate::postgres_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -3,10 +3,9 @@
 //! `postgres_support`); without it the test prints a loud skip message and passes (and
 //! fails under `CI`).
 
-mod common;
-#[path = "common/model.rs"]
-mod model;
-mod postgres_support;
+use crate::common;
+use crate::model_support as model;
+use crate::postgres_support;
 
 use std::future::Future;
 

@@ -20,7 +20,7 @@
 //! same audit after recovery: operations retried after `Unavailable` (as a service and a
 //! payment provider do), the killed worker's unanswered payments redelivered, and a sweep.
 
-mod postgres_support;
+use crate::postgres_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};

@@ -4,7 +4,7 @@
 //! shards — oversells nothing and accounts every payment exactly once, audited in SQL on the
 //! shard each occurrence lives on.
 
-mod postgres_support;
+use crate::postgres_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};

@@ -1,7 +1,7 @@
 //! What is particular to `PostgresStore`, on a live server (`SEATHOLD_PG_URL`): migrations,
 //! exact timestamps, the sweep's lease, error mapping, and the guards under concurrency.
 
-mod postgres_support;
+use crate::postgres_support;
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;

@@ -5,7 +5,7 @@
 //! database at version 4 (the last with the PL/pgSQL commit function), dumped from that
 //! version's code with its data, migrated to this one.
 
-mod postgres_support;
+use crate::postgres_support;
 
 use std::sync::Arc;
 

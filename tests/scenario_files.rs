@@ -9,7 +9,7 @@
 //! target/debug/examples/scenario tests/scenarios`.
 
 #[cfg(feature = "postgres")]
-mod postgres_support;
+use crate::postgres_support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

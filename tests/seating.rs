@@ -11,10 +11,7 @@
 //! in `seathold::conformance::interleave` (tests/store_conformance.rs and the PostgreSQL and
 //! SQLite suites).
 
-#[cfg(feature = "postgres")]
-mod postgres_support;
-#[macro_use]
-mod part2_support;
+use crate::part2_support;
 
 use part2_support::*;
 use seathold::catalogue::{BlockOutcome, BlockRefusal, ConfigError, LatePayment, OccurrenceConfig};

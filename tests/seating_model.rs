@@ -19,15 +19,9 @@
 //! Runs on MemoryStore (512 cases) and, with `SEATHOLD_PG_URL`, on PostgreSQL (24 cases in
 //! one schema, an occurrence per case).
 
-#[cfg(feature = "postgres")]
-mod postgres_support;
-#[macro_use]
-#[allow(unused_macros)]
-mod part2_support;
-
 use std::collections::BTreeMap;
 
-use part2_support::*;
+use crate::part2_support::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use seathold::catalogue::{BlockOutcome, LatePayment, OccurrenceConfig};

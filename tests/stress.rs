@@ -4,7 +4,7 @@
 //! once; a sweeper expires lapsed holds and a sampler reads availability all along. Then every
 //! answer is reconciled with the drained outbox (invariants 1, 3, 4, 5, 7).
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -7,7 +7,7 @@
 //!
 //! `cargo test --all-features` builds the binary first (examples are built for tests).
 
-mod postgres_support;
+use crate::postgres_support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -42,7 +42,7 @@ fn binary() -> std::path::PathBuf {
          (alone: `cargo build --features http,postgres --example ticket_service`)",
         bin.display()
     );
-    // `cargo test --test ticket_service` alone does not rebuild examples: refuse a stale one.
+    // `cargo test --test suite -- ticket_service::` alone does not rebuild examples: refuse a stale one.
     let built = bin.metadata().and_then(|m| m.modified()).unwrap();
     for src in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ticket_service")).unwrap() {
         let changed = src.unwrap().metadata().and_then(|m| m.modified()).unwrap();

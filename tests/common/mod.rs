@@ -17,29 +17,7 @@ pub(crate) fn start() -> OffsetDateTime {
     datetime!(2026-01-01 00:00:00 UTC)
 }
 
-/// The tests' seeded generator: `rand`'s `StdRng`, seeded so a run replays from its seed.
-#[derive(Debug, Clone)]
-pub(crate) struct Rng(rand::rngs::StdRng);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(rand::SeedableRng::seed_from_u64(seed))
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        rand::RngCore::next_u64(&mut self.0)
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        rand::Rng::random_range(&mut self.0, 0..n)
-    }
-
-    /// True with probability `percent`/100.
-    pub(crate) fn percent(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+pub(crate) use crate::rng::Rng;
 
 /// `cents` as a decimal string, written in one of several equivalent ways (`form`): all of
 /// them must compare equal as amounts ("25.0" == "25.00").

@@ -13,6 +13,7 @@ use seathold::store::postgres::{PostgresOptions, PostgresStore};
 use seathold::{AsyncEngine, RequestError, SettleError};
 
 use super::{store_with, with_app_name};
+use crate::rng::Rng;
 
 pub const WORKER_ENV: &str = "SEATHOLD_RACE_WORKER";
 pub const OCC: &str = "race-gig";
@@ -88,18 +89,6 @@ pub fn parse_ledger_line(line: &str) -> Option<LedgerLine> {
         ("intent", a, r) => Some(LedgerLine::Intent { actor: a.into(), r: r.into() }),
         ("answer", a, r) => Some(LedgerLine::Answer { actor: a.into(), r: r.into(), answer: f.next()?.into() }),
         _ => None,
-    }
-}
-
-/// The seeded generator (`rand`'s `StdRng`), so runs can be replayed by seed.
-pub struct Rng(rand::rngs::StdRng);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(rand::SeedableRng::seed_from_u64(seed))
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        rand::Rng::random_range(&mut self.0, 0..n)
     }
 }
 

@@ -27,6 +27,7 @@ use seathold::{OpError, RequestError, SettleError};
 use crate::postgres_support::audit::{Paid, audit};
 use crate::postgres_support::race::{Ledger, LedgerLine, MemLedger, answer_str, parse_ledger_line};
 use crate::postgres_support::{fresh_schema, store_with, with_app_name};
+use crate::rng::Rng;
 
 pub const WORKER_ENV: &str = "SEATHOLD_TIERED_WORKER";
 pub const OCC: &str = "tiered-gig";
@@ -65,18 +66,6 @@ pub async fn tiered_store(url: &str, schema: &str, app: &str) -> PostgresStore {
     let options =
         PostgresOptions { sweep_lease: SWEEP_LEASE, ..PostgresOptions::new(schema).with_pool_size(CONNECTIONS) };
     store_with(&with_app_name(url, app), options).await
-}
-
-/// The seeded generator (`rand`'s `StdRng`).
-struct Rng(rand::rngs::StdRng);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(rand::SeedableRng::seed_from_u64(seed))
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        rand::Rng::random_range(&mut self.0, 0..n)
-    }
 }
 
 async fn settle(engine: &Engine, result: &PaymentResult) -> Settlement {
