@@ -12,10 +12,10 @@
 //! [`Commit`](crate::store::Commit).
 //!
 //! Adding a kind of record costs its own module (the type and its [`RecordBody`]: key, due
-//! time) plus, here, its line in the one list of kinds (which generates [`RecordKind`],
-//! [`Record`] and every dispatch over them), its [`RecordKey`] variant and that key's text
-//! form ([`RecordKey::id`] / [`RecordKey::parse`]): no new store method, no new SQL
-//! parameter.
+//! time) plus, here, its entry in the one list of kinds — its stored name and its key's
+//! shape —, which generates [`RecordKind`], [`Record`], [`RecordKey`] and every dispatch
+//! over them, the key's text form ([`RecordKey::id`] / [`RecordKey::parse`]) included: no
+//! new store method, no new SQL parameter.
 //!
 //! [`catalogue`]: crate::catalogue
 //! [`holds`]: crate::holds
@@ -329,63 +329,10 @@ impl Occurrence {
     }
 }
 
-/// Which record, within one occurrence.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RecordKey {
-    /// A hold / booking, by its ref (refs are single-use per occurrence).
-    Booking(Ref),
-    /// An actor's summary at the occurrence: its live hold, its current and confirmed
-    /// bookings, its seats.
-    Actor(ActorId),
-    /// The accounting of a `paid` result for (ref, actor); with a provider ref, a second,
-    /// different payment for an already accounted ref.
-    Payment {
-        /// The ref the payment came under.
-        hold_ref: Ref,
-        /// Who paid.
-        actor: ActorId,
-        /// `None` for the first payment accounted under (ref, actor); the provider's id for
-        /// each further, different payment.
-        provider_ref: Option<ProviderRef>,
-    },
-    /// The `n`-th cancellation of a booking (from 1).
-    Cancellation {
-        /// The booking.
-        hold_ref: Ref,
-        /// Which cancellation.
-        n: u32,
-    },
-    /// A block of seats.
-    Block(BlockName),
-    /// The occurrence's waiting list (one record).
-    Waitlist,
-    /// A `paid` result refused for its money, by (ref, actor, provider ref): raises its
-    /// alarm once.
-    Rejection {
-        /// The ref the payment came under.
-        hold_ref: Ref,
-        /// Who paid.
-        actor: ActorId,
-        /// The provider's payment id, if the result carried one.
-        provider_ref: Option<ProviderRef>,
-    },
-    /// The first answer of a write made under an operation key.
-    Op(OpKey),
-    /// One row of a seat map: which seats are claimed, by whom.
-    SeatRow {
-        /// The section.
-        section: SectionName,
-        /// The row.
-        row: RowName,
-    },
-    /// Which rows of a seated tier are sold out (every seat sold or blocked).
-    SoldOutRows(TierName),
-}
-
 /// One kind of stored record, declared by its own module beside its rules: how its key is
 /// built from it, and when (if ever) the sweep must look at it. Its stored name and its
-/// variant of [`Record`] come from the one list of kinds in this module, so adding a kind
-/// is its module, its line in that list and its [`RecordKey`] (with the key's text form).
+/// variant of [`Record`] and of [`RecordKey`] come from the one list of kinds in this
+/// module, so adding a kind is its module and its entry in that list.
 pub trait RecordBody: Sized {
     /// The record's key.
     fn key(&self) -> RecordKey;
@@ -400,11 +347,148 @@ pub trait RecordBody: Sized {
     }
 }
 
-/// The list of record kinds, each declared once: `Variant(Body) = "stored name"`. Generates
+/// Builds [`RecordKey`] from the kinds' key shapes (a tuple of one part, named parts, or
+/// `unit`), in the list's order (the order keys sort in).
+macro_rules! key_enum {
+    (@acc [$($out:tt)*]) => {
+        /// Which record, within one occurrence. Each variant is declared with its record kind
+        /// in the one list of kinds (`record_kinds!`), with its text form.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum RecordKey { $($out)* }
+    };
+    (@acc [$($out:tt)*] $(#[$d:meta])* $kind:ident unit, $($rest:tt)*) => {
+        key_enum!(@acc [$($out)* $(#[$d])* $kind,] $($rest)*);
+    };
+    (@acc [$($out:tt)*] $(#[$d:meta])* $kind:ident ($ty:ty), $($rest:tt)*) => {
+        key_enum!(@acc [$($out)* $(#[$d])* $kind($ty),] $($rest)*);
+    };
+    (@acc [$($out:tt)*] $(#[$d:meta])* $kind:ident { $($fields:tt)* }, $($rest:tt)*) => {
+        key_enum!(@acc [$($out)* $(#[$d])* $kind { $($fields)* },] $($rest)*);
+    };
+}
+
+/// Writes one kind's key parts ([`RecordKey::id`]).
+macro_rules! key_text {
+    ($key:ident, $out:ident, $kind:ident unit) => {{}};
+    ($key:ident, $out:ident, $kind:ident ($ty:ty)) => {
+        if let RecordKey::$kind(part) = $key {
+            KeyPart::write(part, &mut $out);
+        }
+    };
+    ($key:ident, $out:ident, $kind:ident { $( $(#[$fd:meta])* $f:ident : $fty:ty ),* $(,)? }) => {
+        if let RecordKey::$kind { $($f),* } = $key {
+            $( KeyPart::write($f, &mut $out); )*
+        }
+    };
+}
+
+/// Reads one kind's key parts, in declaration order ([`RecordKey::parse`]).
+macro_rules! key_parse {
+    ($parts:ident, $kind:ident unit) => {
+        RecordKey::$kind
+    };
+    ($parts:ident, $kind:ident ($ty:ty)) => {
+        RecordKey::$kind(<$ty as KeyPart>::read(&mut $parts)?)
+    };
+    ($parts:ident, $kind:ident { $( $(#[$fd:meta])* $f:ident : $fty:ty ),* $(,)? }) => {
+        RecordKey::$kind { $( $f: <$fty as KeyPart>::read(&mut $parts)? ),* }
+    };
+}
+
+/// A key's text form, as it is written part by part.
+#[derive(Default)]
+struct KeyText {
+    text: String,
+    parts: usize,
+}
+
+impl KeyText {
+    fn push(&mut self, part: &str) {
+        if self.parts > 0 {
+            self.text.push(SEP);
+        }
+        self.text.push_str(part);
+        self.parts += 1;
+    }
+}
+
+/// One part of a record key's text form: an identifier, a number, or an optional last part.
+trait KeyPart: Sized {
+    fn write(&self, out: &mut KeyText);
+    /// The next part, parsed (`None`: absent or not valid).
+    fn read<'a>(parts: &mut impl Iterator<Item = &'a str>) -> Option<Self>;
+}
+
+macro_rules! id_key_parts {
+    ($($t:ty),*) => {$(
+        impl KeyPart for $t {
+            fn write(&self, out: &mut KeyText) {
+                out.push(self.as_str());
+            }
+            fn read<'a>(parts: &mut impl Iterator<Item = &'a str>) -> Option<Self> {
+                <$t>::new(parts.next()?).ok()
+            }
+        }
+    )*};
+}
+
+id_key_parts!(Ref, ActorId, ProviderRef, BlockName, OpKey, TierName, SectionName, RowName);
+
+impl KeyPart for u32 {
+    fn write(&self, out: &mut KeyText) {
+        out.push(&self.to_string());
+    }
+    fn read<'a>(parts: &mut impl Iterator<Item = &'a str>) -> Option<Self> {
+        parts.next()?.parse().ok()
+    }
+}
+
+/// An optional part, last in its key: written only when present; read when there is one.
+impl<T: KeyPart> KeyPart for Option<T> {
+    fn write(&self, out: &mut KeyText) {
+        if let Some(part) = self {
+            part.write(out);
+        }
+    }
+    fn read<'a>(parts: &mut impl Iterator<Item = &'a str>) -> Option<Self> {
+        match parts.next() {
+            None => Some(None),
+            Some(part) => T::read(&mut std::iter::once(part)).map(Some),
+        }
+    }
+}
+
+/// The list of record kinds, each declared once: `Variant(Body) = "stored name", key
+/// SHAPE;` where the key's shape is `(Part)`, `{ name: Part, … }` or `unit`. Generates
 /// [`RecordKind`] (with [`RecordKind::ALL`] and the stored names), [`Record`] and every
-/// dispatch over it (key, due time, JSON codec), and [`RecordKey::kind`].
+/// dispatch over it (key, due time, JSON codec), and [`RecordKey`] with its kind and its
+/// text form ([`RecordKey::id`], [`RecordKey::parse`]: the parts in declaration order).
 macro_rules! record_kinds {
-    ($( $(#[$doc:meta])* $kind:ident($body:ty) = $name:literal, )*) => {
+    ($( $(#[$doc:meta])* $kind:ident($body:ty) = $name:literal, $(#[$kdoc:meta])* key $key:tt; )*) => {
+        key_enum!(@acc [] $( $(#[$kdoc])* $kind $key, )*);
+
+        impl RecordKey {
+            /// The key's text form within its kind (stable: stores keep it): its parts in
+            /// declaration order, separated by `SEP` (an absent optional part, last, is left
+            /// out with its separator).
+            pub fn id(&self) -> String {
+                let mut out = KeyText::default();
+                match self.kind() {
+                    $( RecordKind::$kind => key_text!(self, out, $kind $key), )*
+                }
+                out.text
+            }
+
+            /// Parse a kind and [`RecordKey::id`]'s form.
+            pub fn parse(kind: RecordKind, id: &str) -> Option<Self> {
+                let mut parts = (!id.is_empty()).then(|| id.split(SEP)).into_iter().flatten();
+                let key = match kind {
+                    $( RecordKind::$kind => key_parse!(parts, $kind $key), )*
+                };
+                parts.next().is_none().then_some(key)
+            }
+        }
+
         /// The kinds of [`RecordKey`] / [`Record`].
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[non_exhaustive]
@@ -500,24 +584,72 @@ macro_rules! record_kinds {
 record_kinds! {
     /// A hold, which becomes a booking when paid.
     Booking(Hold) = "booking",
+        /// A hold / booking, by its ref (refs are single-use per occurrence).
+        key (Ref);
     /// An actor's summary at the occurrence.
     Actor(ActorRecord) = "actor",
+        /// An actor's summary at the occurrence: its live hold, its current and confirmed
+        /// bookings, its seats.
+        key (ActorId);
     /// How a `paid` result was accounted.
     Payment(PaymentRecord) = "payment",
+        /// The accounting of a `paid` result for (ref, actor); with a provider ref, a second,
+        /// different payment for an already accounted ref.
+        key {
+            /// The ref the payment came under.
+            hold_ref: Ref,
+            /// Who paid.
+            actor: ActorId,
+            /// `None` for the first payment accounted under (ref, actor); the provider's id
+            /// for each further, different payment.
+            provider_ref: Option<ProviderRef>,
+        };
     /// A cancellation of (some of) a booking.
     Cancellation(Cancellation) = "cancellation",
+        /// The `n`-th cancellation of a booking (from 1).
+        key {
+            /// The booking.
+            hold_ref: Ref,
+            /// Which cancellation.
+            n: u32,
+        };
     /// Seats blocked by the organiser.
     Block(Block) = "block",
+        /// A block of seats.
+        key (BlockName);
     /// The waiting list.
     Waitlist(Waitlist) = "waitlist",
+        /// The occurrence's waiting list (one record).
+        key unit;
     /// A `paid` result refused for its money.
     Rejection(Rejection) = "rejection",
+        /// A `paid` result refused for its money, by (ref, actor, provider ref): raises its
+        /// alarm once.
+        key {
+            /// The ref the payment came under.
+            hold_ref: Ref,
+            /// Who paid.
+            actor: ActorId,
+            /// The provider's payment id, if the result carried one.
+            provider_ref: Option<ProviderRef>,
+        };
     /// The first answer of a write made under an operation key.
     Op(OpRecord) = "op",
+        /// The first answer of a write made under an operation key.
+        key (OpKey);
     /// One row of a seat map.
     SeatRow(SeatRow) = "seat_row",
+        /// One row of a seat map: which seats are claimed, by whom.
+        key {
+            /// The section.
+            section: SectionName,
+            /// The row.
+            row: RowName,
+        };
     /// Which rows of a seated tier are sold out.
     SoldOutRows(SoldOutRows) = "sold_out_rows",
+        /// Which rows of a seated tier are sold out (every seat sold or blocked).
+        key (TierName);
 }
 
 impl RecordKind {
@@ -536,70 +668,6 @@ impl fmt::Display for RecordKind {
 /// Separates the parts of a key's text form. Identifiers cannot contain control characters,
 /// so it never appears inside a part.
 const SEP: char = '\u{1f}';
-
-impl RecordKey {
-    /// The key's text form within its kind (stable: stores keep it).
-    pub fn id(&self) -> String {
-        match self {
-            Self::Booking(r) => r.to_string(),
-            Self::Actor(a) => a.to_string(),
-            Self::Payment { hold_ref, actor, provider_ref: None } => format!("{hold_ref}{SEP}{actor}"),
-            Self::Payment { hold_ref, actor, provider_ref: Some(p) } => format!("{hold_ref}{SEP}{actor}{SEP}{p}"),
-            Self::Cancellation { hold_ref, n } => format!("{hold_ref}{SEP}{n}"),
-            Self::Block(b) => b.to_string(),
-            Self::Waitlist => String::new(),
-            Self::Rejection { hold_ref, actor, provider_ref: None } => format!("{hold_ref}{SEP}{actor}"),
-            Self::Rejection { hold_ref, actor, provider_ref: Some(p) } => format!("{hold_ref}{SEP}{actor}{SEP}{p}"),
-            Self::Op(k) => k.to_string(),
-            Self::SeatRow { section, row } => format!("{section}{SEP}{row}"),
-            Self::SoldOutRows(t) => t.to_string(),
-        }
-    }
-
-    /// Parse a kind and [`RecordKey::id`]'s form.
-    pub fn parse(kind: RecordKind, id: &str) -> Option<Self> {
-        let mut parts = id.split(SEP);
-        let key = match kind {
-            RecordKind::Booking => Self::Booking(Ref::new(id).ok()?),
-            RecordKind::Actor => Self::Actor(ActorId::new(id).ok()?),
-            RecordKind::Payment | RecordKind::Rejection => {
-                let hold_ref = Ref::new(parts.next()?).ok()?;
-                let actor = ActorId::new(parts.next()?).ok()?;
-                let provider_ref = parts.next().map(ProviderRef::new).transpose().ok()?;
-                if parts.next().is_some() {
-                    return None;
-                }
-                if kind == RecordKind::Payment {
-                    Self::Payment { hold_ref, actor, provider_ref }
-                } else {
-                    Self::Rejection { hold_ref, actor, provider_ref }
-                }
-            }
-            RecordKind::Cancellation => {
-                let hold_ref = Ref::new(parts.next()?).ok()?;
-                let n = parts.next()?.parse().ok()?;
-                if parts.next().is_some() {
-                    return None;
-                }
-                Self::Cancellation { hold_ref, n }
-            }
-            RecordKind::Block => Self::Block(BlockName::new(id).ok()?),
-            RecordKind::Waitlist if id.is_empty() => Self::Waitlist,
-            RecordKind::Waitlist => return None,
-            RecordKind::Op => Self::Op(OpKey::new(id).ok()?),
-            RecordKind::SeatRow => {
-                let section = SectionName::new(parts.next()?).ok()?;
-                let row = RowName::new(parts.next()?).ok()?;
-                if parts.next().is_some() {
-                    return None;
-                }
-                Self::SeatRow { section, row }
-            }
-            RecordKind::SoldOutRows => Self::SoldOutRows(TierName::new(id).ok()?),
-        };
-        Some(key)
-    }
-}
 
 impl fmt::Display for RecordKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -809,6 +877,73 @@ pub mod nanos {
         /// Deserialize.
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
             Ok(Option::<i64>::deserialize(d)?.map(super::at))
+        }
+    }
+}
+
+#[cfg(test)]
+mod key_text_tests {
+    use super::*;
+
+    /// Every kind's key, and the text form stores keep for it: written by the hand-written
+    /// `id` these forms come from, so the generated one reads and writes what stores hold.
+    fn pinned() -> Vec<(RecordKey, &'static str)> {
+        let r = Ref::new("r1").expect("ref");
+        let a = ActorId::new("ann").expect("actor");
+        let p = ProviderRef::new("pi_1").expect("provider ref");
+        vec![
+            (RecordKey::Booking(r.clone()), "r1"),
+            (RecordKey::Actor(a.clone()), "ann"),
+            (RecordKey::Payment { hold_ref: r.clone(), actor: a.clone(), provider_ref: None }, "r1\u{1f}ann"),
+            (
+                RecordKey::Payment { hold_ref: r.clone(), actor: a.clone(), provider_ref: Some(p.clone()) },
+                "r1\u{1f}ann\u{1f}pi_1",
+            ),
+            (RecordKey::Cancellation { hold_ref: r.clone(), n: 12 }, "r1\u{1f}12"),
+            (RecordKey::Block(BlockName::new("press").expect("block")), "press"),
+            (RecordKey::Waitlist, ""),
+            (RecordKey::Rejection { hold_ref: r.clone(), actor: a.clone(), provider_ref: None }, "r1\u{1f}ann"),
+            (RecordKey::Rejection { hold_ref: r, actor: a, provider_ref: Some(p) }, "r1\u{1f}ann\u{1f}pi_1"),
+            (RecordKey::Op(OpKey::new("desk-1").expect("op key")), "desk-1"),
+            (
+                RecordKey::SeatRow {
+                    section: SectionName::new("A").expect("section"),
+                    row: RowName::new("3").expect("row"),
+                },
+                "A\u{1f}3",
+            ),
+            (RecordKey::SoldOutRows(TierName::new("vip").expect("tier")), "vip"),
+        ]
+    }
+
+    #[test]
+    fn every_key_keeps_its_stored_text_form_and_reads_back() {
+        let pinned = pinned();
+        let mut kinds: Vec<RecordKind> = pinned.iter().map(|(k, _)| k.kind()).collect();
+        kinds.dedup();
+        assert_eq!(kinds, RecordKind::ALL, "a kind without a pinned key: add it above");
+        for (key, text) in pinned {
+            assert_eq!(key.id(), text, "{key:?}");
+            assert_eq!(RecordKey::parse(key.kind(), text), Some(key.clone()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_key_text_is_refused() {
+        let refused = [
+            (RecordKind::Waitlist, "x"),
+            (RecordKind::Booking, ""),
+            (RecordKind::Booking, "r1\u{1f}r2"),
+            (RecordKind::Payment, "r1"),
+            (RecordKind::Payment, "r1\u{1f}ann\u{1f}"),
+            (RecordKind::Payment, "r1\u{1f}ann\u{1f}pi_1\u{1f}more"),
+            (RecordKind::Cancellation, "r1\u{1f}one"),
+            (RecordKind::Cancellation, "r1"),
+            (RecordKind::SeatRow, "A"),
+            (RecordKind::Actor, "\u{7}"),
+        ];
+        for (kind, text) in refused {
+            assert_eq!(RecordKey::parse(kind, text), None, "{kind} {text:?}");
         }
     }
 }
