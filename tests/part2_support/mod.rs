@@ -519,24 +519,5 @@ pub fn is_unavailable<R>(e: &seathold::OpError<R>) -> bool {
     matches!(e, seathold::OpError::Store(StoreError::Unavailable(_)))
 }
 
-// ---------------------------------------------------------------------------------------
-// A small seeded generator
-
-/// The seeded generator: `rand`'s `StdRng`, seeded so a run replays from its seed.
-#[derive(Debug, Clone)]
-pub struct Rng(rand::rngs::StdRng);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(rand::SeedableRng::seed_from_u64(seed))
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        rand::RngCore::next_u64(&mut self.0)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        rand::Rng::random_range(&mut self.0, 0..n)
-    }
-    pub fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-}
+/// The tests' one seeded generator (`tests/common/rng.rs`).
+pub use crate::rng::Rng;
