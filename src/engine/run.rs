@@ -297,6 +297,10 @@ pub(crate) async fn run<S: AsyncStore, O: Operation>(
                         Err(crate::finish::Unfinished::Bug(why)) => return Err(StoreError::Internal(why).into()),
                     }
                     let commit = view.commit(occ_key, change)?;
+                    // Nothing reads the view past here (every way on answers or starts a new
+                    // attempt): dropped now, the counters it copied are no longer shared
+                    // when the store adds the commit's deltas to its own.
+                    drop(view);
                     let update = cache.and_then(|c| c.prepare(&commit));
                     let result = store.commit(commit).await;
                     if let Some(c) = cache {

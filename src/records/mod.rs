@@ -204,16 +204,18 @@ impl Deltas {
 }
 
 /// Seat counters of one occurrence, per dimension. Serialized as an object keyed by
-/// dimension (`total`, `tier:NAME`, `pool:NAME`). An occurrence without tiers counts one
-/// dimension, kept inline: copying its counters out of a store allocates nothing.
+/// dimension (`total`, `tier:NAME`, `pool:NAME`). Shared, copied on write: an occurrence's
+/// counters copied out of a store for a decision cost one reference count however many
+/// dimensions it counts (a tiered occurrence counts one per tier and pool), and a store
+/// that adds a commit's deltas to its own copy, no longer shared, does so in place.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Counters(smallvec::SmallVec<[(Dim, Usage); 1]>);
+pub struct Counters(std::sync::Arc<smallvec::SmallVec<[(Dim, Usage); 1]>>);
 
 impl Serialize for Counters {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (d, u) in &self.0 {
+        for (d, u) in self.0.iter() {
             m.serialize_entry(d, u)?;
         }
         m.end()
@@ -232,7 +234,7 @@ impl Counters {
     pub fn from_vec(mut v: Vec<(Dim, Usage)>) -> Self {
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v.dedup_by(|a, b| a.0 == b.0);
-        Self(v.into_iter().collect())
+        Self(std::sync::Arc::new(v.into_iter().collect()))
     }
 
     /// The usage of `dim` (zero if never counted).
@@ -248,15 +250,16 @@ impl Counters {
     /// The counters after `deltas`, or the first dimension that would go negative.
     pub fn apply(&self, deltas: &[(Dim, UsageDelta)]) -> Result<Counters, Dim> {
         let mut next = self.clone();
+        let v = std::sync::Arc::make_mut(&mut next.0);
         for (dim, d) in deltas {
-            let i = match next.0.binary_search_by(|(k, _)| k.cmp(dim)) {
+            let i = match v.binary_search_by(|(k, _)| k.cmp(dim)) {
                 Ok(i) => i,
                 Err(i) => {
-                    next.0.insert(i, (dim.clone(), Usage::default()));
+                    v.insert(i, (dim.clone(), Usage::default()));
                     i
                 }
             };
-            next.0[i].1 = next.0[i].1.plus(d).ok_or_else(|| dim.clone())?;
+            v[i].1 = v[i].1.plus(d).ok_or_else(|| dim.clone())?;
         }
         Ok(next)
     }
@@ -270,10 +273,11 @@ impl Counters {
     /// counter, none goes negative): a delta that would still break that is left out, so the
     /// counters are never wrong by a wrap.
     pub(crate) fn add_checked(&mut self, deltas: &[(Dim, UsageDelta)]) {
+        let v = std::sync::Arc::make_mut(&mut self.0);
         for (dim, d) in deltas {
-            if let Ok(i) = self.0.binary_search_by(|(k, _)| k.cmp(dim)) {
-                if let Some(next) = self.0[i].1.plus(d) {
-                    self.0[i].1 = next;
+            if let Ok(i) = v.binary_search_by(|(k, _)| k.cmp(dim)) {
+                if let Some(next) = v[i].1.plus(d) {
+                    v[i].1 = next;
                 }
             }
         }
@@ -281,7 +285,7 @@ impl Counters {
 
     /// Drop dimensions with nothing counted that `keep` rejects (after a reconfiguration).
     pub fn retain(&mut self, keep: impl Fn(&Dim) -> bool) {
-        self.0.retain(|(d, u)| keep(d) || u.total() > 0);
+        std::sync::Arc::make_mut(&mut self.0).retain(|(d, u)| keep(d) || u.total() > 0);
     }
 }
 
@@ -945,5 +949,31 @@ mod key_text_tests {
         for (kind, text) in refused {
             assert_eq!(RecordKey::parse(kind, text), None, "{kind} {text:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod counters_tests {
+    use super::*;
+    use crate::contract::TierName;
+
+    /// Counters are shared between copies, and a write to one copy never shows in another
+    /// (a decision's copy, taken from the store, keeps what it read).
+    #[test]
+    fn a_copy_of_the_counters_never_sees_a_write_to_another() {
+        let vip = Dim::Tier(TierName::new("vip").expect("tier"));
+        let stored = Counters::from_vec(vec![(Dim::Total, Usage::default()), (vip.clone(), Usage::default())]);
+        let read = stored.clone();
+        let mut next = stored.clone();
+        next.add_checked(&[(Dim::Total, UsageDelta::held(2)), (vip.clone(), UsageDelta::held(2))]);
+        assert_eq!(next.get(&Dim::Total).held, 2);
+        assert_eq!(read.get(&Dim::Total).held, 0, "the reader's copy changed under it");
+        assert_eq!(stored.get(&vip).held, 0);
+        let applied = read.apply(&[(vip.clone(), UsageDelta::held(1))]).expect("applies");
+        assert_eq!((applied.get(&vip).held, read.get(&vip).held), (1, 0));
+        let mut kept = applied.clone();
+        kept.retain(|d| *d == Dim::Total);
+        assert!(kept.has(&vip), "a dimension with seats counted is kept");
+        assert_eq!(read.apply(&[]).expect("nothing to apply"), read);
     }
 }
