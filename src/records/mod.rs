@@ -399,20 +399,19 @@ macro_rules! key_parse {
     };
 }
 
-/// A key's text form, as it is written part by part.
+/// A key's text form, as it is written part by part. Every part is non-empty (identifiers
+/// are validated so, numbers print a digit), so an empty text means no part yet.
 #[derive(Default)]
 struct KeyText {
     text: String,
-    parts: usize,
 }
 
 impl KeyText {
     fn push(&mut self, part: &str) {
-        if self.parts > 0 {
+        if !self.text.is_empty() {
             self.text.push(SEP);
         }
         self.text.push_str(part);
-        self.parts += 1;
     }
 }
 
